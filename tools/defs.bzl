@@ -1,0 +1,119 @@
+"""The one facade every nestbed BUILD file loads its macros from.
+
+Copts live here and nowhere else (NB_DEFAULT_COPTS for project code, NB_TEST_COPTS for tests).
+"""
+
+NB_DEFAULT_COPTS = [
+    "-std=c++20",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    # KJ's headers use these freely; they are not bugs in our code.
+    "-Wno-unused-parameter",
+    "-Wno-missing-field-initializers",
+]
+
+NB_TEST_COPTS = NB_DEFAULT_COPTS + [
+    "-Wno-unused-variable",
+    "-Wno-sign-compare",
+]
+
+# Generated capnp code is third-party code: compile it without -Werror.
+_NB_CAPNP_COPTS = ["-std=c++20", "-w"]
+
+def nb_cc_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kwargs):
+    """A project C++ library.
+
+    Args:
+      name: target name.
+      srcs: .c++ sources.
+      hdrs: public headers.
+      deps: dependencies.
+      copts: extra copts appended to NB_DEFAULT_COPTS.
+      **kwargs: passed to cc_library (visibility, testonly, ...).
+    """
+    native.cc_library(
+        name = name,
+        srcs = srcs,
+        hdrs = hdrs,
+        deps = deps,
+        copts = NB_DEFAULT_COPTS + copts,
+        **kwargs
+    )
+
+def nb_cc_binary(name, srcs = [], deps = [], copts = [], **kwargs):
+    """A project C++ binary.
+
+    Args:
+      name: target name.
+      srcs: sources.
+      deps: dependencies.
+      copts: extra copts appended to NB_DEFAULT_COPTS.
+      **kwargs: passed to cc_binary.
+    """
+    native.cc_binary(
+        name = name,
+        srcs = srcs,
+        deps = deps,
+        copts = NB_DEFAULT_COPTS + copts,
+        **kwargs
+    )
+
+def nb_capnp_library(src, deps = [], **kwargs):
+    """Compiles one Cap'n Proto schema into a cc_library named after it.
+
+    `interfaces/foo-bar.capnp` becomes `:foo-bar_capnp` with header `foo-bar.capnp.h`.
+    Schemas import each other by absolute path from the workspace root
+    (`import "/interfaces/common.capnp"`).
+
+    Args:
+      src: the .capnp file in this package.
+      deps: other nb_capnp_library targets this schema imports.
+      **kwargs: passed to the cc_library (visibility, testonly, ...).
+    """
+    base = src[:-len(".capnp")]
+    name = base + "_capnp"
+    native.genrule(
+        name = name + "_gen",
+        srcs = [src] + [d + "_srcs" for d in deps],
+        outs = [src + ".h", src + ".c++"],
+        cmd = ("capnp compile -I/usr/include -I. --no-standard-import " +
+               "-oc++:$(GENDIR) $(location %s)") % src,
+        message = "capnp " + src,
+    )
+    native.filegroup(
+        name = name + "_srcs",
+        srcs = [src] + [d + "_srcs" for d in deps],
+        visibility = kwargs.get("visibility", None),
+    )
+    native.cc_library(
+        name = name,
+        srcs = [src + ".c++"],
+        hdrs = [src + ".h"],
+        deps = deps + ["@capnp"],
+        copts = _NB_CAPNP_COPTS,
+        # Generated code includes imported schemas as <interfaces/foo.capnp.h>: expose the
+        # headers under their workspace-relative path.
+        strip_include_prefix = "/",
+        **kwargs
+    )
+
+def nb_test(src, deps = [], copts = [], size = "small", **kwargs):
+    """A Catch2 test named after its source (`foo-test.c++` -> `:foo-test`).
+
+    Args:
+      src: the test source.
+      deps: dependencies; Catch2's main is added.
+      copts: extra copts appended to NB_TEST_COPTS.
+      size: Bazel test size.
+      **kwargs: passed to cc_test (data, args, tags, ...).
+    """
+    name = src.rsplit(".", 1)[0]
+    native.cc_test(
+        name = name,
+        srcs = [src],
+        deps = deps + ["//tests:catch_main"],
+        copts = NB_TEST_COPTS + copts,
+        size = size,
+        **kwargs
+    )
