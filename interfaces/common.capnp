@@ -8,21 +8,22 @@ $Cxx.namespace("nb::rpc");
 
 enum Errno {
   # Linux errno meanings (include/uapi/asm-generic/errno-base.h); `ok` stands for 0.
+  # C++ names are E_PERM, E_INVAL, ... (the bare names are libc macros).
   ok @0;
-  eperm @1;       # not the owner (DMA ownership held by someone else)
-  enoent @2;      # no such object
-  eio @3;         # invalid data from a guest (vSTE, guest command)
-  enomem @4;      # out of memory (frames, IDs)
-  ebusy @5;       # resource in use (group not on its default domain, pinned range)
-  eexist @6;      # already exists (mapping over a leaf, duplicate vSID)
-  einval @7;      # invalid argument
-  enospc @8;      # no space left (ID space exhausted)
-  erange @9;      # out of range (IOVA or PA beyond the table's IAS/OAS)
-  eopnotsupp @10; # operation not supported (DIRTY + NEST_PARENT)
-  etimedout @11;  # a CMD_SYNC that never completed
-  eoverflow @12;  # a queue overflowed
-  efault @13;     # bad address (a guest pointer outside guest memory)
-  enodev @14;     # no such device
+  ePerm @1;       # not the owner (DMA ownership held by someone else)
+  eNoEnt @2;      # no such object
+  eIo @3;         # invalid data from a guest (vSTE, guest command)
+  eNoMem @4;      # out of memory (frames, IDs)
+  eBusy @5;       # resource in use (group not on its default domain, pinned range)
+  eExist @6;      # already exists (mapping over a leaf, duplicate vSID)
+  eInval @7;      # invalid argument
+  eNoSpc @8;      # no space left (ID space exhausted)
+  eRange @9;      # out of range (IOVA or PA beyond the table's IAS/OAS)
+  eOpNotSupp @10; # operation not supported (DIRTY + NEST_PARENT)
+  eTimedOut @11;  # a CMD_SYNC that never completed
+  eOverflow @12;  # a queue overflowed
+  eFault @13;     # bad address (a guest pointer outside guest memory)
+  eNoDev @14;     # no such device
 }
 
 struct Status {

@@ -93,6 +93,15 @@ void FrameAllocator::freeFrames(PhysAddr pa, uint64_t bytes) {
   mark(first, count, false);
 }
 
+bool FrameAllocator::isAllocated(PhysAddr pa, uint64_t bytes) const {
+  checkRun(pa, bytes);
+  uint64_t first = (pa - base_) / FRAME_SIZE;
+  for (uint64_t f = first; f < first + bytes / FRAME_SIZE; f++) {
+    if (!(bitmap_[f / 64] & (uint64_t(1) << (f % 64)))) return false;
+  }
+  return true;
+}
+
 bool FrameAllocator::reserve(PhysAddr pa, uint64_t bytes) {
   checkRun(pa, bytes);
   uint64_t first = (pa - base_) / FRAME_SIZE, count = bytes / FRAME_SIZE;

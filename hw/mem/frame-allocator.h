@@ -39,6 +39,8 @@ public:
   // Marks a specific run in use (memory the manifest places: guest RAM at a fixed PA).
   // Returns false if any frame of it is already in use.
   bool reserve(PhysAddr pa, uint64_t bytes);
+  // True if every frame of the run is in use.
+  bool isAllocated(PhysAddr pa, uint64_t bytes) const;
 
   PhysAddr base() const { return base_; }
   uint64_t size() const { return frames_ * FRAME_SIZE; }

@@ -1,0 +1,79 @@
+// hw/mem: FrameAllocator over RPC. Errors are data (errno), never exceptions: a component that
+// runs out of memory gets eNoMem and decides what to do.
+
+#include "hw/mem/frame-allocator-server.h"
+
+#include "util/bits.h"
+
+namespace nb {
+namespace {
+
+class FrameAllocatorServer final : public rpc::FrameAllocator::Server {
+public:
+  explicit FrameAllocatorServer(FrameAllocator& allocator) : allocator_(allocator) {}
+
+protected:
+  kj::Promise<void> alloc(AllocContext context) override {
+    auto params = context.getParams();
+    uint64_t bytes = params.getBytes(), align = params.getAlign();
+    uint32_t count = params.getCount();
+    auto results = context.getResults();
+    if (bytes == 0 || !isAligned(bytes, FRAME_SIZE) || !isPow2(align) || align < FRAME_SIZE) {
+      results.setErrno(rpc::Errno::E_INVAL);
+      return kj::READY_NOW;
+    }
+    kj::Vector<PhysAddr> got;
+    for (uint32_t i = 0; i < count; i++) {
+      KJ_IF_MAYBE(pa, allocator_.allocFrames(bytes, align)) {
+        got.add(*pa);
+      } else {
+        for (auto pa : got) allocator_.freeFrames(pa, bytes);  // all or nothing
+        results.setErrno(rpc::Errno::E_NO_MEM);
+        return kj::READY_NOW;
+      }
+    }
+    auto runs = results.initRuns(got.size());
+    for (auto i : kj::indices(got)) {
+      runs[i].setPa(got[i]);
+      runs[i].setBytes(bytes);
+    }
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> free(FreeContext context) override {
+    auto runs = context.getParams().getRuns();
+    // Validate everything first so a bad request frees nothing.
+    for (auto r : runs) {
+      PhysAddr pa = r.getPa();
+      uint64_t bytes = r.getBytes();
+      bool inRange = pa >= allocator_.base() && bytes > 0 && isAligned(pa, FRAME_SIZE) &&
+                     isAligned(bytes, FRAME_SIZE) && pa - allocator_.base() <= allocator_.size() &&
+                     bytes <= allocator_.size() - (pa - allocator_.base());
+      if (!inRange || !allocator_.isAllocated(pa, bytes)) {
+        context.getResults().setErrno(rpc::Errno::E_INVAL);
+        return kj::READY_NOW;
+      }
+    }
+    for (auto r : runs) allocator_.freeFrames(r.getPa(), r.getBytes());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> info(InfoContext context) override {
+    auto results = context.getResults();
+    results.setBase(allocator_.base());
+    results.setSize(allocator_.size());
+    results.setUsedBytes(allocator_.usedBytes());
+    return kj::READY_NOW;
+  }
+
+private:
+  FrameAllocator& allocator_;
+};
+
+}  // namespace
+
+rpc::FrameAllocator::Client serveFrameAllocator(FrameAllocator& allocator) {
+  return kj::heap<FrameAllocatorServer>(allocator);
+}
+
+}  // namespace nb

@@ -1,0 +1,24 @@
+@0xa6c1f3e29b8d4c03;
+# Physical memory services (hw/mem). The bytes themselves never cross RPC: every process maps
+# the same memfd. What crosses is ownership of frames.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("nb::rpc");
+
+using Common = import "/interfaces/common.capnp";
+
+struct FrameRun {
+  pa @0 :UInt64;      # physical address, 4 KiB aligned
+  bytes @1 :UInt64;   # length, a multiple of 4 KiB
+}
+
+interface FrameAllocator {
+  alloc @0 (bytes :UInt64, align :UInt64, count :UInt32 = 1) -> (errno :Common.Errno, runs :List(FrameRun));
+  # `count` runs of `bytes` each, aligned to `align` (a power of two >= 4096). All or nothing:
+  # `eNoMem` (and no runs) when memory is exhausted; `eInval` for a bad size or alignment.
+
+  free @1 (runs :List(FrameRun)) -> (errno :Common.Errno);
+  # Returns runs. Freeing frames that are not allocated is `eInval` and frees nothing.
+
+  info @2 () -> (base :UInt64, size :UInt64, usedBytes :UInt64);
+}

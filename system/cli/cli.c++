@@ -1,0 +1,343 @@
+// The nestbed CLI. See cli.h.
+
+#include "system/cli/cli.h"
+
+#include "interfaces/report.capnp.h"
+#include "system/composer/composer.h"
+
+#include <capnp/compat/json.h>
+#include <capnp/message.h>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+#include <kj/main.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nb {
+
+kj::String findHostBinary(kj::StringPtr name) {
+  if (const char* env = getenv("NESTBED_HOST")) return kj::str(env);
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  KJ_REQUIRE(n > 0, "cannot find this executable's path");
+  self[n] = '\0';
+  kj::StringPtr path(self);
+  KJ_IF_MAYBE(slash, path.findLast('/')) { return kj::str(path.slice(0, *slash + 1), name); }
+  return kj::heapString(name);
+}
+
+namespace {
+
+constexpr int EXIT_FAILED = 1;
+constexpr int EXIT_USAGE = 2;
+
+// MainBuilder reports usage errors through exitError(): those exit 2. Run-time failures go
+// through fail(), which exits 1.
+class CliContext final : public kj::ProcessContext {
+public:
+  explicit CliContext(const char* program) : program_(program) {}
+  kj::StringPtr getProgramName() override { return program_; }
+  KJ_NORETURN(void exit() override) { finish(failed_ ? EXIT_FAILED : 0); }
+  void warning(kj::StringPtr message) override { print(message); }
+  void error(kj::StringPtr message) override { print(message); failed_ = true; }
+  KJ_NORETURN(void exitError(kj::StringPtr message) override) { print(message); finish(EXIT_USAGE); }
+  KJ_NORETURN(void exitInfo(kj::StringPtr message) override) {
+    fputs(message.cStr(), stdout);
+    if (!message.endsWith("\n")) fputc('\n', stdout);
+    finish(0);
+  }
+  void increaseLoggingVerbosity() override { kj::_::Debug::setLogLevel(kj::LogSeverity::INFO); }
+  KJ_NORETURN(void finish(int code)) {
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code);
+  }
+
+private:
+  void print(kj::StringPtr message) {
+    fputs(message.cStr(), stderr);
+    if (!message.endsWith("\n")) fputc('\n', stderr);
+  }
+  kj::StringPtr program_;
+  bool failed_ = false;
+};
+
+kj::String resolvePath(kj::StringPtr path) {
+  // Under `bazel run`, the working directory is the runfiles tree; paths the user typed are
+  // relative to where they typed them.
+  if (path.startsWith("/")) return kj::heapString(path);
+  if (const char* wd = getenv("BUILD_WORKING_DIRECTORY")) {
+    auto candidate = kj::str(wd, "/", path);
+    struct stat st;
+    if (stat(candidate.cStr(), &st) == 0) return candidate;
+  }
+  return kj::heapString(path);
+}
+
+constexpr kj::StringPtr DEFAULT_MANIFEST = "system/manifests/default.toml"_kj;
+
+class Cli {
+public:
+  Cli(CliContext& context, CliConfig config) : context_(context), config_(config) {}
+
+  kj::MainFunc getMain() {
+    return kj::MainBuilder(context_, "nestbed",
+                           "A laboratory for IOMMU virtualization designs: composes the Arm "
+                           "SMMUv3 stack from a TOML manifest and runs experiments on it.")
+        .addSubCommand("check", KJ_BIND_METHOD(*this, checkMain), "validate a manifest and print its plan")
+        .addSubCommand("graph", KJ_BIND_METHOD(*this, graphMain), "print a manifest's topology as graphviz DOT")
+        .addSubCommand("run", KJ_BIND_METHOD(*this, runMain), "compose a manifest, run scenarios, report")
+        .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
+        .build();
+  }
+
+private:
+  // ---- shared options
+
+  kj::MainBuilder& addSetOption(kj::MainBuilder& b) {
+    return b.addOptionWithArg({"set"}, KJ_BIND_METHOD(*this, addOverride), "<key>=<value>",
+                              "override one manifest value, e.g. "
+                              "components.page_table.partial_unmap=split (repeatable)");
+  }
+  kj::MainBuilder::Validity addOverride(kj::StringPtr text) {
+    KJ_IF_MAYBE(o, parseOverride(text)) {
+      overrides_.add(kj::mv(*o));
+      return true;
+    }
+    return "expected --set <key>=<value>";
+  }
+  kj::MainBuilder::Validity setManifest(kj::StringPtr path) {
+    manifest_ = resolvePath(path);
+    return true;
+  }
+
+  kj::Maybe<Plan> load() {
+    auto path = manifest_ == nullptr ? kj::str(DEFAULT_MANIFEST) : kj::heapString(manifest_);
+    auto result = loadManifest(path, config_.registry, overrides_);
+    KJ_SWITCH_ONEOF(result) {
+      KJ_CASE_ONEOF(plan, Plan) { return kj::mv(plan); }
+      KJ_CASE_ONEOF(errors, kj::Array<ManifestError>) {
+        for (auto& e : errors) context_.error(kj::str(e));
+        context_.error(kj::str(errors.size(), errors.size() == 1 ? " error" : " errors", " in ", path));
+        return nullptr;
+      }
+    }
+    KJ_UNREACHABLE;
+  }
+
+  KJ_NORETURN(void fail(kj::StringPtr message)) {
+    context_.error(message);
+    context_.finish(EXIT_FAILED);
+  }
+
+  // ---- check
+
+  kj::MainFunc checkMain() {
+    kj::MainBuilder b(context_, "nestbed check", "Validates MANIFEST and prints the start plan.");
+    return addSetOption(b)
+        .expectArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
+        .callAfterParsing(KJ_BIND_METHOD(*this, check))
+        .build();
+  }
+  kj::MainBuilder::Validity check() {
+    KJ_IF_MAYBE(plan, load()) {
+      fputs(formatPlan(*plan).cStr(), stdout);
+      context_.finish(0);
+    }
+    context_.finish(EXIT_FAILED);
+  }
+
+  // ---- graph
+
+  kj::MainFunc graphMain() {
+    kj::MainBuilder b(context_, "nestbed graph",
+                      "Prints MANIFEST's components, placements and wiring as graphviz DOT "
+                      "(try: nestbed graph M | dot -Tsvg > topology.svg).");
+    return addSetOption(b)
+        .expectArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
+        .callAfterParsing(KJ_BIND_METHOD(*this, graph))
+        .build();
+  }
+  kj::MainBuilder::Validity graph() {
+    KJ_IF_MAYBE(plan, load()) {
+      fputs(planToDot(*plan).cStr(), stdout);
+      context_.finish(0);
+    }
+    context_.finish(EXIT_FAILED);
+  }
+
+  // ---- run
+
+  kj::MainFunc runMain() {
+    kj::MainBuilder b(context_, "nestbed run",
+                      "Composes MANIFEST (default: system/manifests/default.toml), runs the "
+                      "scenarios, and reports every component's stats.");
+    return addSetOption(b)
+        .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the report as JSON")
+        .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
+                          "write physical memory to <file> at exit, and <file>.json describing it")
+        .expectOptionalArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
+        .callAfterParsing(KJ_BIND_METHOD(*this, run))
+        .build();
+  }
+  kj::MainBuilder::Validity setJson() { json_ = true; return true; }
+  kj::MainBuilder::Validity setDump(kj::StringPtr path) { dump_ = resolvePath(path); return true; }
+
+  kj::MainBuilder::Validity run() {
+    KJ_IF_MAYBE(plan, load()) {
+      kj::UnixEventPort::captureChildExit();
+      auto io = kj::setupAsyncIo();
+      kj::Vector<kj::String> events;
+      Composer composer(io, config_.registry, kj::mv(*plan),
+                        ComposerOptions{findHostBinary(config_.hostBinaryName), [&events](kj::StringPtr e) {
+                                          fprintf(stderr, "nestbed: %s\n", e.cStr());
+                                          events.add(kj::heapString(e));
+                                        }});
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
+        composer.shutdown().wait(io.waitScope);
+        fail(kj::str("nestbed: ", e->getDescription()));
+      }
+      auto stats = composer.stats().wait(io.waitScope);
+      KJ_IF_MAYBE(path, dump_) { dumpMemory(composer, *path, io.waitScope); }
+      composer.shutdown().wait(io.waitScope);
+      printReport(composer.plan(), stats, events);
+      context_.finish(0);
+    }
+    context_.finish(EXIT_FAILED);
+  }
+
+  void printReport(const Plan& plan, kj::ArrayPtr<InstanceStats> stats, kj::ArrayPtr<kj::String> events) {
+    capnp::MallocMessageBuilder message;
+    auto report = message.initRoot<rpc::RunReport>();
+    report.setManifest(plan.file);
+    report.setOk(true);
+    auto components = report.initComponents(stats.size());
+    for (auto i : kj::indices(stats)) {
+      components[i].setName(stats[i].name);
+      components[i].setImpl(stats[i].impl);
+      auto counters = components[i].initCounters(stats[i].counters.size());
+      for (auto j : kj::indices(stats[i].counters)) {
+        counters[j].setName(stats[i].counters[j].name);
+        counters[j].setValue(stats[i].counters[j].value);
+      }
+    }
+    auto ev = report.initEvents(events.size());
+    for (auto i : kj::indices(events)) ev.set(i, events[i]);
+
+    if (json_) {
+      capnp::JsonCodec codec;
+      codec.setPrettyPrint(true);
+      puts(codec.encode(report.asReader()).cStr());
+      return;
+    }
+    printf("manifest %s\n", plan.file.cStr());
+    for (auto c : report.getComponents()) {
+      printf("\n%s (%s)\n", c.getName().cStr(), c.getImpl().cStr());
+      for (auto counter : c.getCounters()) {
+        printf("  %-40s %llu\n", counter.getName().cStr(), (unsigned long long)counter.getValue());
+      }
+    }
+  }
+
+  void dumpMemory(Composer& composer, kj::StringPtr path, kj::WaitScope& waitScope) {
+    auto structures = composer.structures().wait(waitScope);
+    auto& mem = composer.memory();
+    FILE* f = fopen(path.cStr(), "wb");
+    if (f == nullptr || fwrite(mem.bytes().begin(), 1, mem.size(), f) != mem.size() || fclose(f) != 0) {
+      fail(kj::str("nestbed: cannot write memory image ", path, ": ", strerror(errno)));
+    }
+    capnp::MallocMessageBuilder message;
+    auto dump = message.initRoot<rpc::MemoryDump>();
+    KJ_IF_MAYBE(slash, path.findLast('/')) { dump.setImage(path.slice(*slash + 1)); } else { dump.setImage(path); }
+    dump.setBase(mem.base());
+    dump.setSize(mem.size());
+    size_t total = 0;
+    for (auto& s : structures) total += kj::get<1>(s).size();
+    auto entries = dump.initStructures(total);
+    size_t k = 0;
+    for (auto& s : structures) {
+      for (auto& info : kj::get<1>(s)) {
+        entries[k].setInstance(kj::get<0>(s));
+        auto st = entries[k].initStructure();
+        st.setKind(info.kind);
+        st.setName(info.name);
+        st.setPa(info.pa);
+        st.setSize(info.size);
+        st.setDetail(info.detail);
+        k++;
+      }
+    }
+    capnp::JsonCodec codec;
+    codec.setPrettyPrint(true);
+    auto sidecar = kj::str(path, ".json");
+    FILE* j = fopen(sidecar.cStr(), "w");
+    if (j == nullptr) fail(kj::str("nestbed: cannot write ", sidecar, ": ", strerror(errno)));
+    auto text = codec.encode(dump.asReader());
+    fputs(text.cStr(), j);
+    fputc('\n', j);
+    fclose(j);
+  }
+
+  // ---- serve
+
+  kj::MainFunc serveMain() {
+    kj::MainBuilder b(context_, "nestbed serve",
+                      "Composes MANIFEST and serves the composer's root capability "
+                      "(interfaces/composer.capnp Root) on a unix socket until interrupted.");
+    return addSetOption(b)
+        .addOptionWithArg({"socket"}, KJ_BIND_METHOD(*this, setSocket), "<path>", "unix socket path (required)")
+        .expectArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
+        .callAfterParsing(KJ_BIND_METHOD(*this, serve))
+        .build();
+  }
+  kj::MainBuilder::Validity setSocket(kj::StringPtr path) { socket_ = resolvePath(path); return true; }
+
+  kj::MainBuilder::Validity serve() {
+    if (socket_ == nullptr) return "--socket <path> is required";
+    KJ_IF_MAYBE(plan, load()) {
+      kj::UnixEventPort::captureChildExit();
+      auto io = kj::setupAsyncIo();
+      Composer composer(io, config_.registry, kj::mv(*plan),
+                        ComposerOptions{findHostBinary(config_.hostBinaryName), [](kj::StringPtr e) {
+                                          fprintf(stderr, "nestbed: %s\n", e.cStr());
+                                        }});
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
+        fail(kj::str("nestbed: ", e->getDescription()));
+      }
+      unlink(socket_.cStr());
+      auto address = io.provider->getNetwork().parseAddress(kj::str("unix:", socket_)).wait(io.waitScope);
+      auto listener = address->listen();
+      capnp::TwoPartyServer server(composer.root());
+      fprintf(stderr, "nestbed: serving %s on %s\n", composer.plan().file.cStr(), socket_.cStr());
+      io.unixEventPort.captureSignal(SIGINT);
+      io.unixEventPort.captureSignal(SIGTERM);
+      auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
+      server.listen(*listener).exclusiveJoin(stop.ignoreResult()).wait(io.waitScope);
+      composer.shutdown().wait(io.waitScope);
+      unlink(socket_.cStr());
+      context_.finish(0);
+    }
+    context_.finish(EXIT_FAILED);
+  }
+
+  CliContext& context_;
+  CliConfig config_;
+  kj::Vector<Override> overrides_;
+  kj::String manifest_;
+  kj::Maybe<kj::String> dump_;
+  kj::String socket_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+int nestbedMain(int argc, char* argv[], CliConfig config) {
+  CliContext context(argv[0]);
+  Cli cli(context, config);
+  return kj::runMainAndExit(context, cli.getMain(), argc, argv);
+}
+
+}  // namespace nb

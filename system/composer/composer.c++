@@ -1,0 +1,375 @@
+// The composer. See composer.h.
+
+#include "system/composer/composer.h"
+
+#include "hw/mem/frame-allocator-server.h"
+#include "interfaces/host.capnp.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+#include <signal.h>
+#include <sstream>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace nb {
+
+namespace {
+
+// A capability whose target can be replaced: what dependants of a restartable component hold,
+// so a restart rewires them without their noticing (calls in flight when the old process died
+// still fail with DISCONNECTED, as they must).
+class Redirector final : public capnp::Capability::Server {
+public:
+  explicit Redirector(capnp::Capability::Client target) : target_(kj::mv(target)) {}
+  void retarget(capnp::Capability::Client target) { target_ = kj::mv(target); }
+
+  DispatchCallResult dispatchCall(uint64_t interfaceId, uint16_t methodId,
+                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    auto params = context.getParams();
+    auto request = target_.typelessRequest(interfaceId, methodId, params.targetSize());
+    request.set(params);
+    context.releaseParams();
+    return {context.tailCall(kj::mv(request)), false};
+  }
+
+private:
+  capnp::Capability::Client target_;
+};
+
+kj::String describeExit(int status) {
+  if (WIFEXITED(status)) return kj::str("exited with status ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return kj::str("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)), ")");
+  }
+  return kj::str("ended with wait status ", status);
+}
+
+}  // namespace
+
+struct Composer::Instance {
+  const InstancePlan& plan;
+  kj::Maybe<rpc::Component::Client> component;
+  kj::Maybe<capnp::Capability::Client> main;  // what dependants and the root hand out
+  kj::Maybe<Redirector&> redirector;          // set when restart = on-failure
+  kj::Own<ComponentContext> context;          // inline only: outlives the factory's promise
+
+  // Process placement.
+  kj::Maybe<pid_t> pid;                       // cleared by onChildExit when the child is reaped
+  pid_t lastPid = 0;
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> rpc;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> exited;
+  kj::ForkedPromise<void> exitPromise = kj::Promise<void>(kj::READY_NOW).fork();
+  unsigned restarts = 0;
+  bool started = false;
+
+  explicit Instance(const InstancePlan& plan) : plan(plan) {}
+};
+
+Composer::Composer(kj::AsyncIoContext& io, const Registry& registry, Plan plan, ComposerOptions options)
+    : io_(io), registry_(registry), plan_(kj::mv(plan)), options_(kj::mv(options)) {
+  struct ErrorHandler final : public kj::TaskSet::ErrorHandler {
+    Composer& composer;
+    explicit ErrorHandler(Composer& c) : composer(c) {}
+    void taskFailed(kj::Exception&& e) override {
+      composer.options_.report(kj::str("composer task failed: ", e.getDescription()));
+    }
+  };
+  auto handler = kj::heap<ErrorHandler>(*this);
+  tasks_ = kj::heap<kj::TaskSet>(*handler).attach(kj::mv(handler));
+  for (auto& p : plan_.instances) instances_.add(kj::heap<Instance>(p));
+}
+
+Composer::~Composer() noexcept(false) {
+  // Children still running (a failed start, an abandoned run) must not outlive us.
+  for (auto& inst : instances_) {
+    KJ_IF_MAYBE(pid, inst->pid) { kill(*pid, SIGKILL); }
+  }
+}
+
+PhysMem& Composer::memory() { return *mem_; }
+FrameAllocator& Composer::frames() { return *frameAllocator_; }
+
+Composer::Instance& Composer::instance(kj::StringPtr name) {
+  for (auto& i : instances_) if (i->plan.name == name) return *i;
+  KJ_FAIL_REQUIRE("no such instance", name);
+}
+
+kj::Maybe<pid_t> Composer::pidOf(kj::StringPtr name) { return instance(name).pid; }
+
+kj::Promise<void> Composer::start() {
+  auto& m = plan_.memory;
+  KJ_IF_MAYBE(file, m.file) {
+    mem_ = PhysMem::createFile(*file, m.base, m.size);
+  } else {
+    mem_ = PhysMem::createAnonymous(m.base, m.size);
+  }
+  frameAllocator_ = kj::heap<FrameAllocator>(m.base, m.size);
+  frames_ = serveFrameAllocator(*frameAllocator_);
+
+  kj::Promise<void> chain = kj::READY_NOW;
+  for (auto& inst : instances_) {
+    chain = chain.then([this, &inst = *inst]() { return startInstance(inst); });
+  }
+  return chain;
+}
+
+kj::Promise<void> Composer::startInstance(Instance& inst) {
+  auto started = inst.plan.placement == Placement::INLINE ? startInline(inst) : startProcess(inst);
+  return started.then([this, &inst]() {
+    auto component = KJ_ASSERT_NONNULL(inst.component);
+    return component.mainRequest(capnp::MessageSize{4, 0}).send().then([this, &inst](auto response) {
+      auto main = response.getCap();
+      KJ_IF_MAYBE(r, inst.redirector) {
+        r->retarget(kj::mv(main));
+      } else if (inst.plan.restart == Restart::ON_FAILURE) {
+        auto redirector = kj::heap<Redirector>(kj::mv(main));
+        inst.redirector = *redirector;
+        inst.main = capnp::Capability::Client(kj::mv(redirector));
+      } else {
+        inst.main = kj::mv(main);
+      }
+      inst.started = true;
+    });
+  }, [&inst](kj::Exception&& e) -> kj::Promise<void> {
+    return kj::Exception(e.getType(), e.getFile(), e.getLine(),
+                         kj::str("starting '", inst.plan.name, "' (", inst.plan.impl, "): ",
+                                 e.getDescription()));
+  });
+}
+
+kj::Promise<void> Composer::startInline(Instance& inst) {
+  inst.context = kj::heap<ComponentContext>(inst.plan.name, *inst.plan.type, inst.plan.settings,
+                                            *mem_, KJ_ASSERT_NONNULL(frames_), io_.provider->getTimer());
+  for (auto& w : inst.plan.uses) {
+    inst.context->bind(w.role, KJ_ASSERT_NONNULL(instance(w.target).main));
+  }
+  return inst.plan.type->factory(*inst.context).then([&inst](rpc::Component::Client c) {
+    inst.component = kj::mv(c);
+  });
+}
+
+kj::Promise<void> Composer::startProcess(Instance& inst) {
+  int fds[2];
+  KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
+  // Arguments are built before fork: the child only dup()s and exec()s.
+  auto sockArg = kj::str("--socket-fd=", 3);
+  kj::String memArgs[] = {kj::str("--mem-fd=", 4), kj::str("--mem-base=", mem_->base()),
+                          kj::str("--mem-size=", mem_->size()), kj::str("--name=", inst.plan.name)};
+  const char* argv[] = {options_.hostBinary.cStr(), sockArg.cStr(), memArgs[0].cStr(),
+                        memArgs[1].cStr(),          memArgs[2].cStr(), memArgs[3].cStr(), nullptr};
+  int memFd = mem_->fd();
+  pid_t pid;
+  KJ_SYSCALL(pid = fork());
+  if (pid == 0) {
+    // Child: fds 3 and 4 become the socket and the memory; everything else is close-on-exec.
+    int sock = dup(fds[1]);
+    int mem = dup(memFd);
+    if (sock < 0 || mem < 0 || dup2(sock, 3) < 0 || dup2(mem, 4) < 0) _exit(126);
+    execv(argv[0], const_cast<char* const*>(argv));
+    _exit(127);
+  }
+  close(fds[1]);
+  inst.pid = pid;
+  inst.lastPid = pid;
+  watchChild(inst);
+
+  inst.stream = io_.lowLevelProvider->wrapSocketFd(fds[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  inst.rpc = kj::heap<capnp::TwoPartyClient>(*inst.stream);
+  auto host = inst.rpc->bootstrap().castAs<rpc::ComponentHost>();
+
+  auto req = host.startRequest();
+  req.setInstance(inst.plan.name);
+  req.setImpl(inst.plan.impl);
+  std::ostringstream settings;
+  settings << inst.plan.settings;
+  req.setSettings(settings.str().c_str());
+  auto uses = req.initUses(inst.plan.uses.size());
+  for (auto i : kj::indices(inst.plan.uses)) {
+    auto& w = inst.plan.uses[i];
+    uses[i].setRole(w.role);
+    uses[i].setCap(KJ_ASSERT_NONNULL(instance(w.target).main));
+  }
+  req.setFrames(KJ_ASSERT_NONNULL(frames_));
+  return req.send().then([&inst](auto response) { inst.component = response.getComponent(); });
+}
+
+void Composer::watchChild(Instance& inst) {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  inst.exited = kj::mv(paf.fulfiller);
+  inst.exitPromise = paf.promise.fork();
+  tasks_->add(io_.unixEventPort.onChildExit(inst.pid).then([this, &inst](int status) -> kj::Promise<void> {
+    KJ_IF_MAYBE(f, inst.exited) { (*f)->fulfill(); }
+    inst.exited = nullptr;
+    if (stopping_) return kj::READY_NOW;
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    options_.report(kj::str("component '", inst.plan.name, "' (pid ", inst.lastPid, ") ",
+                            describeExit(status)));
+    // Everyone holding its capabilities now gets DISCONNECTED; drop ours.
+    inst.component = nullptr;
+    inst.rpc = nullptr;
+    inst.stream = nullptr;
+    if (inst.plan.restart != Restart::ON_FAILURE || clean || !inst.started) {
+      if (inst.redirector == nullptr) inst.main = nullptr;
+      return kj::READY_NOW;
+    }
+    // Restart, and rewire: the redirector waits for the new process, then forwards to it.
+    inst.restarts++;
+    auto paf = kj::newPromiseAndFulfiller<capnp::Capability::Client>();
+    KJ_ASSERT_NONNULL(inst.redirector).retarget(capnp::Capability::Client(kj::mv(paf.promise)));
+    auto fulfiller = kj::mv(paf.fulfiller);
+    return startProcess(inst)
+        .then([&inst]() {
+          return KJ_ASSERT_NONNULL(inst.component).mainRequest().send();
+        })
+        .then([this, &inst, fulfiller = kj::mv(fulfiller)](auto response) mutable {
+          auto main = response.getCap();
+          KJ_ASSERT_NONNULL(inst.redirector).retarget(main);
+          fulfiller->fulfill(kj::mv(main));
+          options_.report(kj::str("component '", inst.plan.name, "' restarted (pid ", inst.lastPid,
+                                  ", restart ", inst.restarts, ")"));
+        });
+  }));
+}
+
+kj::Promise<void> Composer::shutdown() {
+  stopping_ = true;
+  kj::Promise<void> chain = kj::READY_NOW;
+  for (size_t i = instances_.size(); i-- > 0;) {
+    auto& inst = *instances_[i];
+    chain = chain.then([this, &inst]() -> kj::Promise<void> {
+      KJ_IF_MAYBE(c, inst.component) {
+        auto done = c->shutdownRequest().send().ignoreResult().catch_([](kj::Exception&&) {});
+        if (inst.pid == nullptr) return done;
+        // A process-placed host exits after shutdown; give it a moment, then insist.
+        return done.then([this, &inst]() {
+          return inst.exitPromise.addBranch().exclusiveJoin(
+              io_.provider->getTimer().afterDelay(2 * kj::SECONDS).then([&inst]() {
+                KJ_IF_MAYBE(pid, inst.pid) { kill(*pid, SIGKILL); }
+                return inst.exitPromise.addBranch();
+              }));
+        });
+      }
+      return kj::READY_NOW;
+    }).then([&inst]() {
+      inst.component = nullptr;
+      inst.main = nullptr;
+      inst.rpc = nullptr;
+      inst.stream = nullptr;
+      inst.context = nullptr;
+    });
+  }
+  return chain;
+}
+
+kj::Promise<kj::Array<InstanceStats>> Composer::stats() {
+  auto promises = kj::heapArrayBuilder<kj::Promise<InstanceStats>>(instances_.size());
+  for (auto& inst : instances_) {
+    KJ_IF_MAYBE(c, inst->component) {
+      promises.add(c->statsRequest().send().then([&inst = *inst](auto response) {
+        InstanceStats s{kj::heapString(inst.plan.name), kj::heapString(inst.plan.impl), {}};
+        for (auto c : response.getCounters()) s.counters.add(Stat{kj::heapString(c.getName()), c.getValue()});
+        return s;
+      }));
+    } else {
+      promises.add(InstanceStats{kj::heapString(inst->plan.name), kj::heapString(inst->plan.impl), {}});
+    }
+  }
+  return kj::joinPromises(promises.finish()).then([this](kj::Array<InstanceStats> all) {
+    auto out = kj::heapArrayBuilder<InstanceStats>(all.size() + 1);
+    InstanceStats mem{kj::str("memory"), kj::str("hw/mem"), {}};
+    mem.counters.add(Stat{kj::str("size_bytes"), frameAllocator_->size()});
+    mem.counters.add(Stat{kj::str("used_bytes"), frameAllocator_->usedBytes()});
+    out.add(kj::mv(mem));
+    for (auto& s : all) out.add(kj::mv(s));
+    return out.finish();
+  });
+}
+
+kj::Promise<kj::Array<kj::Tuple<kj::String, kj::Array<StructureInfo>>>> Composer::structures() {
+  using Entry = kj::Tuple<kj::String, kj::Array<StructureInfo>>;
+  auto promises = kj::heapArrayBuilder<kj::Promise<Entry>>(instances_.size());
+  for (auto& inst : instances_) {
+    KJ_IF_MAYBE(c, inst->component) {
+      promises.add(c->structuresRequest().send().then([&inst = *inst](auto response) {
+        kj::Vector<StructureInfo> out;
+        for (auto s : response.getStructures()) {
+          out.add(StructureInfo{kj::heapString(s.getKind()), kj::heapString(s.getName()), s.getPa(),
+                                s.getSize(), kj::heapString(s.getDetail())});
+        }
+        return kj::tuple(kj::heapString(inst.plan.name), out.releaseAsArray());
+      }));
+    }
+  }
+  return kj::joinPromises(promises.finish());
+}
+
+// ---- The root capability
+
+namespace {
+
+class RootServer final : public rpc::Root::Server {
+public:
+  RootServer(Composer& composer, kj::ArrayPtr<kj::Own<Composer::Instance>> instances)
+      : composer_(composer), instances_(instances) {}
+
+protected:
+  kj::Promise<void> list(ListContext context) override;
+  kj::Promise<void> get(GetContext context) override;
+  kj::Promise<void> memory(MemoryContext context) override;
+
+private:
+  Composer& composer_;
+  kj::ArrayPtr<kj::Own<Composer::Instance>> instances_;
+};
+
+}  // namespace
+
+kj::Promise<void> RootServer::list(ListContext context) {
+  auto list = context.getResults().initInstances(instances_.size());
+  for (auto i : kj::indices(instances_)) {
+    auto& p = instances_[i]->plan;
+    auto out = list[i];
+    out.setName(p.name);
+    out.setImpl(p.impl);
+    out.setPlacement(p.placement == Placement::INLINE ? rpc::Placement::INLINE : rpc::Placement::PROCESS);
+    out.setInterfaceId(p.type->interfaceId);
+    out.setIsHardware(p.type->isHardware);
+    auto wires = out.initUses(p.uses.size());
+    for (auto j : kj::indices(p.uses)) {
+      wires[j].setRole(p.uses[j].role);
+      wires[j].setInstance(p.uses[j].target);
+    }
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> RootServer::get(GetContext context) {
+  auto name = context.getParams().getName();
+  for (auto& inst : instances_) {
+    if (inst->plan.name == name) {
+      auto results = context.getResults();
+      KJ_IF_MAYBE(c, inst->component) { results.setComponent(*c); }
+      KJ_IF_MAYBE(m, inst->main) { results.setMain(*m); }
+      KJ_REQUIRE(inst->main != nullptr, "instance is not running", name);
+      return kj::READY_NOW;
+    }
+  }
+  KJ_FAIL_REQUIRE("no instance with this name in the manifest", name);
+}
+
+kj::Promise<void> RootServer::memory(MemoryContext context) {
+  auto results = context.getResults();
+  results.setBase(composer_.memory().base());
+  results.setSize(composer_.memory().size());
+  results.setFrames(serveFrameAllocator(composer_.frames()));
+  return kj::READY_NOW;
+}
+
+rpc::Root::Client Composer::root() { return kj::heap<RootServer>(*this, instances_.asPtr()); }
+
+}  // namespace nb

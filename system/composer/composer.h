@@ -1,0 +1,79 @@
+// The composer: a validated Plan -> physical memory -> hardware models and components started in
+// dependency order -> wiring -> a root capability.
+//
+// Owns: every instance's lifetime — inline (a local capability in this process) or process (a
+// system/host child over a socketpair carrying two-party RPC), the child-exit watch, the restart
+// policy and rewiring, orderly shutdown in reverse order, and the root capability
+// (interfaces/composer.capnp Root). Does not own: manifest validation (manifest.h) or any
+// component's behaviour.
+
+#pragma once
+
+#include "hw/mem/frame-allocator.h"
+#include "interfaces/composer.capnp.h"
+#include "system/composer/manifest.h"
+
+#include <kj/async-io.h>
+
+namespace nb {
+
+struct ComposerOptions {
+  kj::String hostBinary;                      // the component host executable
+  kj::Function<void(kj::StringPtr)> report;   // composer events: exits, signals, restarts
+};
+
+struct InstanceStats {
+  kj::String name;
+  kj::String impl;
+  kj::Vector<Stat> counters;
+};
+
+class Composer {
+public:
+  // The caller must have called kj::UnixEventPort::captureChildExit() before creating `io`.
+  Composer(kj::AsyncIoContext& io, const Registry& registry, Plan plan, ComposerOptions options);
+  ~Composer() noexcept(false);
+  KJ_DISALLOW_COPY(Composer);
+
+  // Creates memory and starts every instance in order. Rejects (naming the instance) if one
+  // cannot be started; instances already started are shut down again.
+  kj::Promise<void> start();
+
+  // Shuts every instance down in reverse start order; children are waited for (and killed if
+  // they do not exit).
+  kj::Promise<void> shutdown();
+
+  rpc::Root::Client root();
+  const Plan& plan() const { return plan_; }
+  PhysMem& memory();
+  FrameAllocator& frames();
+
+  // Every instance's counters, plus hw/mem's own, in start order.
+  kj::Promise<kj::Array<InstanceStats>> stats();
+  kj::Promise<kj::Array<kj::Tuple<kj::String, kj::Array<StructureInfo>>>> structures();
+
+  // Test hook: the pid serving a process-placed instance (null for inline).
+  kj::Maybe<pid_t> pidOf(kj::StringPtr name);
+
+  struct Instance;
+
+private:
+  kj::Promise<void> startInstance(Instance& inst);
+  kj::Promise<void> startInline(Instance& inst);
+  kj::Promise<void> startProcess(Instance& inst);
+  void watchChild(Instance& inst);
+  Instance& instance(kj::StringPtr name);
+
+  kj::AsyncIoContext& io_;
+  const Registry& registry_;
+  Plan plan_;
+  ComposerOptions options_;
+  kj::Own<PhysMem> mem_;
+  kj::Own<FrameAllocator> frameAllocator_;
+  kj::Maybe<rpc::FrameAllocator::Client> frames_;
+  kj::Vector<kj::Own<Instance>> instances_;
+  kj::Own<kj::TaskSet> tasks_;
+  bool stopping_ = false;
+};
+
+}  // namespace nb

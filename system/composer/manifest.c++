@@ -1,0 +1,573 @@
+// Manifest parsing and validation. See manifest.h.
+
+#include "system/composer/manifest.h"
+
+#include "system/runtime/sizes.h"
+
+#include <kj/debug.h>
+#include <kj/map.h>
+#include <fstream>
+#include <sstream>
+
+namespace nb {
+
+namespace {
+
+const kj::StringPtr INSTANCE_KEYS[] = {"impl", "placement", "restart", "uses"};
+const kj::StringPtr HW_KEYS[] = {"name", "placement", "restart", "uses"};
+const kj::StringPtr MEMORY_KEYS[] = {"base", "size", "file"};
+
+std::string_view sv(kj::StringPtr s) { return std::string_view(s.begin(), s.size()); }
+kj::String ks(std::string_view s) { return kj::heapString(s.data(), s.size()); }
+
+size_t editDistance(kj::StringPtr a, kj::StringPtr b) {
+  kj::Vector<size_t> prev, cur;
+  for (size_t j = 0; j <= b.size(); j++) prev.add(j);
+  for (size_t i = 1; i <= a.size(); i++) {
+    cur.clear();
+    cur.add(i);
+    for (size_t j = 1; j <= b.size(); j++) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur.add(kj::min(sub, kj::min(prev[j] + 1, cur[j - 1] + 1)));
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+kj::String suggestion(kj::StringPtr key, kj::ArrayPtr<const kj::StringPtr> known) {
+  kj::Maybe<kj::StringPtr> best;
+  size_t bestDist = 3;
+  for (auto k : known) {
+    size_t d = editDistance(key, k);
+    if (d < bestDist) { bestDist = d; best = k; }
+  }
+  KJ_IF_MAYBE(b, best) { return kj::str(" (did you mean '", *b, "'?)"); }
+  return kj::str();
+}
+
+class Validator {
+public:
+  Validator(kj::StringPtr path, const Registry& registry) : path_(path), registry_(registry) {}
+
+  SourcePos posOf(const toml::source_region& src) {
+    if (src.begin.line == 0) return SourcePos{kj::str("--set"), 0, 0};
+    return SourcePos{kj::heapString(path_), src.begin.line, src.begin.column};
+  }
+  SourcePos posOf(const toml::node& node) { return posOf(node.source()); }
+
+  void error(SourcePos pos, kj::StringPtr key, kj::String message) {
+    errors_.add(ManifestError{kj::mv(pos), kj::heapString(key), kj::mv(message)});
+  }
+
+  kj::Vector<ManifestError> errors_;
+
+  kj::Maybe<MemoryPlan> memory(const toml::table& root) {
+    auto node = root.get("memory");
+    if (node == nullptr) {
+      error(SourcePos{kj::heapString(path_), 1, 1}, "memory", kj::str("missing required table [memory]"));
+      return nullptr;
+    }
+    auto table = node->as_table();
+    if (table == nullptr) {
+      error(posOf(*node), "memory", kj::str("must be a table"));
+      return nullptr;
+    }
+    checkKeys(*table, "memory", MEMORY_KEYS);
+    MemoryPlan plan{0, 0, nullptr};
+    bool ok = true;
+    KJ_IF_MAYBE(b, sizeValue(*table, "memory", "base", true)) { plan.base = *b; } else { ok = false; }
+    KJ_IF_MAYBE(s, sizeValue(*table, "memory", "size", true)) { plan.size = *s; } else { ok = false; }
+    if (ok) {
+      if (plan.base % 4096 != 0) error(posOf(*table->get("base")), "memory.base", kj::str("must be 4 KiB aligned"));
+      if (plan.size == 0 || plan.size % 4096 != 0) {
+        error(posOf(*table->get("size")), "memory.size", kj::str("must be a non-zero multiple of 4 KiB"));
+      }
+      if (plan.base + plan.size < plan.base) {
+        error(posOf(*table->get("size")), "memory.size", kj::str("range wraps past 2^64"));
+      }
+    }
+    if (auto f = table->get("file")) {
+      if (auto s = f->value<std::string>()) {
+        plan.file = ks(*s);
+      } else {
+        error(posOf(*f), "memory.file", kj::str("must be a string (a path)"));
+      }
+    }
+    if (!ok) return nullptr;
+    return kj::mv(plan);
+  }
+
+  void checkKeys(const toml::table& table, kj::StringPtr prefix,
+                 kj::ArrayPtr<const kj::StringPtr> known) {
+    for (auto&& [k, v] : table) {
+      kj::StringPtr key(k.str().data(), k.str().size());
+      bool found = false;
+      for (auto n : known) found = found || n == key;
+      if (!found) {
+        // toml::key is not null-terminated in general: copy it.
+        auto keyStr = ks(k.str());
+        error(posOf(k.source()), kj::str(prefix, ".", keyStr),
+              kj::str("unknown key '", keyStr, "'", suggestion(keyStr, known)));
+      }
+    }
+  }
+
+  kj::Maybe<uint64_t> sizeValue(const toml::table& table, kj::StringPtr prefix, kj::StringPtr key,
+                                bool required) {
+    auto node = table.get(sv(key));
+    auto full = kj::str(prefix, ".", key);
+    if (node == nullptr) {
+      if (required) error(posOf(table), full, kj::str("missing required key '", key, "'"));
+      return nullptr;
+    }
+    if (auto i = node->value<int64_t>()) {
+      if (*i >= 0) return uint64_t(*i);
+    } else if (auto s = node->value<std::string>()) {
+      KJ_IF_MAYBE(v, parseSize(kj::StringPtr(s->c_str()))) { return *v; }
+    }
+    error(posOf(*node), full, kj::str("must be a byte size: an integer or a string like \"256MiB\""));
+    return nullptr;
+  }
+
+  // The common keys of an instance table; `known` are the reserved keys of its kind.
+  kj::Maybe<InstancePlan> instance(const toml::table& table, kj::StringPtr name,
+                                   kj::StringPtr impl, kj::StringPtr prefix,
+                                   kj::ArrayPtr<const kj::StringPtr> reserved) {
+    auto maybeType = registry_.find(impl);
+    const ComponentType* type = nullptr;
+    KJ_IF_MAYBE(t, maybeType) { type = &*t; }
+    if (type == nullptr) {
+      auto names = registry_.names();
+      auto implNode = table.get("impl");
+      error(posOf(implNode ? *implNode : static_cast<const toml::node&>(table)), kj::str(prefix, ".impl"),
+            kj::str("unknown implementation '", impl, "'", suggestion(impl, names),
+                    "; known: ", kj::strArray(names, ", ")));
+      return nullptr;
+    }
+
+    InstancePlan plan{kj::heapString(name), kj::heapString(impl), type, Placement::INLINE,
+                      Restart::NEVER, {}, {}, posOf(table)};
+
+    if (auto p = table.get("placement")) {
+      auto s = p->value<std::string>();
+      if (s && *s == "inline") plan.placement = Placement::INLINE;
+      else if (s && *s == "process") plan.placement = Placement::PROCESS;
+      else error(posOf(*p), kj::str(prefix, ".placement"), kj::str("must be \"inline\" or \"process\""));
+    }
+    if (auto r = table.get("restart")) {
+      auto s = r->value<std::string>();
+      if (s && *s == "never") plan.restart = Restart::NEVER;
+      else if (s && *s == "on-failure") plan.restart = Restart::ON_FAILURE;
+      else error(posOf(*r), kj::str(prefix, ".restart"), kj::str("must be \"never\" or \"on-failure\""));
+      if (plan.restart == Restart::ON_FAILURE && plan.placement == Placement::INLINE) {
+        error(posOf(*r), kj::str(prefix, ".restart"),
+              kj::str("\"on-failure\" needs placement = \"process\" (an inline component cannot "
+                      "fail apart from the composer)"));
+      }
+    }
+    if (auto u = table.get("uses")) {
+      if (auto ut = u->as_table()) {
+        for (auto&& [k, v] : *ut) {
+          auto role = ks(k.str());
+          auto target = v.value<std::string>();
+          if (!target) {
+            error(posOf(v), kj::str(prefix, ".uses.", role), kj::str("must be an instance name (a string)"));
+            continue;
+          }
+          bool known = false;
+          for (auto& r : type->roles) known = known || r.role == role;
+          if (!known) {
+            kj::Vector<kj::StringPtr> roles;
+            for (auto& r : type->roles) roles.add(r.role);
+            error(posOf(k.source()), kj::str(prefix, ".uses.", role),
+                  kj::str("'", impl, "' has no role '", role, "'", suggestion(role, roles),
+                          roles.size() ? kj::str("; roles: ", kj::strArray(roles, ", ")) : kj::str("; it uses nothing")));
+            continue;
+          }
+          plan.uses.add(Wire{kj::mv(role), ks(*target)});
+          usePos_.insert(kj::str(name, ".", plan.uses.back().role), posOf(v));
+        }
+      } else {
+        error(posOf(*u), kj::str(prefix, ".uses"), kj::str("must be a table: uses = { role = \"instance\" }"));
+      }
+    }
+    for (auto& r : type->roles) {
+      bool wired = false;
+      for (auto& w : plan.uses) wired = wired || w.role == r.role;
+      if (r.required && !wired) {
+        error(posOf(table), kj::str(prefix, ".uses"),
+              kj::str("missing required role '", r.role, "' (", r.doc, ")"));
+      }
+    }
+
+    // Own settings: everything that is not a reserved key.
+    kj::Vector<kj::StringPtr> known;
+    for (auto k : reserved) known.add(k);
+    for (auto& s : type->settings) known.add(s.key);
+    for (auto&& [k, v] : table) {
+      auto key = ks(k.str());
+      bool isReserved = false;
+      for (auto r : reserved) isReserved = isReserved || r == key;
+      if (isReserved) continue;
+      const SettingSpec* spec = nullptr;
+      for (auto& s : type->settings) if (s.key == key) spec = &s;
+      if (spec == nullptr) {
+        error(posOf(k.source()), kj::str(prefix, ".", key),
+              kj::str("unknown key '", key, "' for '", impl, "'", suggestion(key, known)));
+        continue;
+      }
+      if (checkSetting(*spec, v, kj::str(prefix, ".", key))) {
+        plan.settings.insert(k, v);
+      }
+    }
+    for (auto& s : type->settings) {
+      if (s.required && !table.contains(sv(s.key))) {
+        error(posOf(table), kj::str(prefix, ".", s.key), kj::str("missing required key '", s.key, "'"));
+      }
+    }
+    return kj::mv(plan);
+  }
+
+  bool checkSetting(const SettingSpec& spec, const toml::node& v, kj::StringPtr key) {
+    switch (spec.type) {
+      case SettingType::INTEGER:
+        if (v.is_integer()) return true;
+        error(posOf(v), key, kj::str("must be an integer"));
+        return false;
+      case SettingType::BOOLEAN:
+        if (v.is_boolean()) return true;
+        error(posOf(v), key, kj::str("must be true or false"));
+        return false;
+      case SettingType::STRING:
+        if (v.is_string()) return true;
+        error(posOf(v), key, kj::str("must be a string"));
+        return false;
+      case SettingType::CHOICE: {
+        if (auto s = v.value<std::string>()) {
+          for (auto c : spec.choices) if (c == kj::StringPtr(s->c_str())) return true;
+        }
+        kj::Vector<kj::String> quoted;
+        for (auto c : spec.choices) quoted.add(kj::str('"', c, '"'));
+        error(posOf(v), key, kj::str("must be one of ", kj::strArray(quoted, ", ")));
+        return false;
+      }
+      case SettingType::SIZE:
+        if (auto i = v.value<int64_t>()) {
+          if (*i >= 0) return true;
+        } else if (auto s = v.value<std::string>()) {
+          if (parseSize(kj::StringPtr(s->c_str())) != nullptr) return true;
+        }
+        error(posOf(v), key, kj::str("must be a byte size: an integer or a string like \"64KiB\""));
+        return false;
+    }
+    KJ_UNREACHABLE;
+  }
+
+  // Checks wiring targets and interfaces, then orders instances so each follows what it uses.
+  kj::Vector<InstancePlan> order(kj::Vector<InstancePlan> instances) {
+    kj::HashMap<kj::StringPtr, size_t> index;
+    for (auto i : kj::indices(instances)) index.insert(instances[i].name, i);
+    bool wiringOk = true;
+    for (auto& inst : instances) {
+      for (auto& w : inst.uses) {
+        auto pos = kj::mv(KJ_ASSERT_NONNULL(usePos_.find(kj::str(inst.name, ".", w.role))));
+        auto key = kj::str(keyPrefix(inst), ".uses.", w.role);
+        KJ_IF_MAYBE(t, index.find(w.target)) {
+          auto& target = instances[*t];
+          const RoleSpec* role = nullptr;
+          for (auto& r : inst.type->roles) if (r.role == w.role) role = &r;
+          if (role != nullptr && role->interfaceId != target.type->interfaceId) {
+            error(kj::mv(pos), key,
+                  kj::str("'", w.target, "' (", target.impl, ") does not serve the interface role '",
+                          w.role, "' needs"));
+            wiringOk = false;
+          }
+        } else {
+          kj::Vector<kj::StringPtr> names;
+          for (auto& i : instances) names.add(i.name);
+          error(kj::mv(pos), key,
+                kj::str("no instance named '", w.target, "'", suggestion(w.target, names)));
+          wiringOk = false;
+        }
+      }
+    }
+    if (!wiringOk) return kj::mv(instances);
+
+    // Depth-first topological sort; a back edge is a cycle, reported with its path.
+    enum State : uint8_t { NEW, VISITING, DONE };
+    kj::Vector<State> state;
+    state.resize(instances.size());
+    for (auto& s : state) s = NEW;
+    kj::Vector<size_t> ordered, stack;
+    bool cyclic = false;
+    kj::Function<void(size_t)> visit = [&](size_t i) {
+      if (state[i] == DONE || cyclic) return;
+      if (state[i] == VISITING) {
+        kj::Vector<kj::StringPtr> path;
+        bool on = false;
+        for (auto s : stack) {
+          if (s == i) on = true;
+          if (on) path.add(instances[s].name);
+        }
+        path.add(instances[i].name);
+        auto& from = instances[stack.back()];
+        error(posOf(from), kj::str(keyPrefix(from), ".uses"),
+              kj::str("wiring cycle: ", kj::strArray(path, " -> ")));
+        cyclic = true;
+        return;
+      }
+      state[i] = VISITING;
+      stack.add(i);
+      for (auto& w : instances[i].uses) visit(KJ_ASSERT_NONNULL(index.find(w.target)));
+      stack.removeLast();
+      state[i] = DONE;
+      ordered.add(i);
+    };
+    for (auto i : kj::indices(instances)) visit(i);
+    if (cyclic) return kj::mv(instances);
+
+    kj::Vector<InstancePlan> out;
+    for (auto i : ordered) out.add(kj::mv(instances[i]));
+    return out;
+  }
+
+  static kj::String keyPrefix(const InstancePlan& inst) {
+    return inst.type->isHardware ? kj::str("hw.", inst.name) : kj::str("components.", inst.name);
+  }
+
+  SourcePos posOf(const InstancePlan& inst) {
+    return SourcePos{kj::heapString(inst.pos.file), inst.pos.line, inst.pos.column};
+  }
+
+private:
+  kj::StringPtr path_;
+  const Registry& registry_;
+  kj::HashMap<kj::String, SourcePos> usePos_;
+};
+
+// Applies one override to the parsed document. Instances are addressed by name:
+// `components.<name>.<key>`, `hw.<name>.<key>`, `memory.<key>`.
+kj::Maybe<kj::String> applyOverride(toml::table& root, const Override& o) {
+  auto parts = kj::Vector<kj::String>();
+  size_t start = 0;
+  for (size_t i = 0; i <= o.key.size(); i++) {
+    if (i == o.key.size() || o.key[i] == '.') {
+      parts.add(kj::heapString(o.key.slice(start, i)));
+      start = i + 1;
+    }
+  }
+  toml::table* target = nullptr;
+  kj::StringPtr leaf;
+  if (parts.size() == 2 && parts[0] == "memory") {
+    target = root["memory"].as_table();
+    leaf = parts[1];
+  } else if (parts.size() == 3 && parts[0] == "components") {
+    if (auto c = root["components"].as_table()) target = (*c)[sv(parts[1])].as_table();
+    leaf = parts[2];
+  } else if (parts.size() == 3 && parts[0] == "hw") {
+    if (auto hw = root["hw"].as_table()) {
+      for (auto&& [kind, arr] : *hw) {
+        if (auto a = arr.as_array()) {
+          for (auto& e : *a) {
+            auto t = e.as_table();
+            if (t && (*t)["name"].value<std::string>() == std::string(parts[1].cStr())) target = t;
+          }
+        }
+      }
+    }
+    leaf = parts[2];
+  } else {
+    return kj::str("key must be memory.<key>, components.<instance>.<key> or hw.<instance>.<key>");
+  }
+  if (target == nullptr) return kj::str("no such table in the manifest");
+  toml::table parsed;
+  try {
+    std::string doc = std::string("v = ") + o.value.cStr();
+    parsed = toml::parse(std::string_view(doc), std::string_view("--set"));
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"v", std::string(o.value.cStr())}};  // a bare word is a string
+  }
+  // Overridden values carry no source position: errors about them name "--set".
+  toml::node& v = *parsed.get("v");
+  v.visit([&](auto& n) {
+    using T = std::remove_cvref_t<decltype(n)>;
+    T copy(n);
+    target->insert_or_assign(sv(leaf), std::move(copy));
+  });
+  return nullptr;
+}
+
+}  // namespace
+
+kj::String KJ_STRINGIFY(const ManifestError& e) {
+  if (e.pos.line == 0) return kj::str(e.pos.file, ": ", e.key, ": ", e.message);
+  return kj::str(e.pos.file, ":", e.pos.line, ":", e.pos.column, ": ", e.key, ": ", e.message);
+}
+
+kj::Maybe<Override> parseOverride(kj::StringPtr text) {
+  KJ_IF_MAYBE(eq, text.findFirst('=')) {
+    if (*eq == 0) return nullptr;
+    return Override{kj::heapString(text.slice(0, *eq)), kj::heapString(text.slice(*eq + 1))};
+  }
+  return nullptr;
+}
+
+kj::Maybe<const InstancePlan&> Plan::find(kj::StringPtr name) const {
+  for (auto& i : instances) if (i.name == name) return i;
+  return nullptr;
+}
+
+kj::StringPtr placementName(Placement p) { return p == Placement::INLINE ? "inline" : "process"; }
+
+ManifestResult loadManifest(kj::StringPtr path, const Registry& registry,
+                            kj::ArrayPtr<const Override> overrides) {
+  std::ifstream in(path.cStr());
+  if (!in) {
+    auto errors = kj::heapArrayBuilder<ManifestError>(1);
+    errors.add(ManifestError{SourcePos{kj::heapString(path), 0, 0}, kj::str("manifest"),
+                             kj::str("cannot read file: ", strerror(errno))});
+    return errors.finish();
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parseManifest(kj::StringPtr(buf.str().c_str()), path, registry, overrides);
+}
+
+ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Registry& registry,
+                             kj::ArrayPtr<const Override> overrides) {
+  Validator v(path, registry);
+  toml::table root;
+  try {
+    root = toml::parse(sv(text), sv(path));
+  } catch (const toml::parse_error& e) {
+    v.error(v.posOf(e.source()), "", kj::str("TOML syntax error: ", ks(e.description())));
+    return v.errors_.releaseAsArray();
+  }
+  for (auto& o : overrides) {
+    KJ_IF_MAYBE(err, applyOverride(root, o)) {
+      v.error(SourcePos{kj::str("--set"), 0, 0}, o.key, kj::mv(*err));
+    }
+  }
+
+  static const kj::StringPtr TOP_KEYS[] = {"memory", "hw", "components"};
+  for (auto&& [k, node] : root) {
+    auto key = ks(k.str());
+    bool known = false;
+    for (auto t : TOP_KEYS) known = known || t == key;
+    if (!known) v.error(v.posOf(k.source()), key, kj::str("unknown top-level table '", key, "'", suggestion(key, TOP_KEYS)));
+  }
+
+  auto memory = v.memory(root);
+  kj::Vector<InstancePlan> instances;
+  kj::HashMap<kj::String, SourcePos> seen;
+  auto addInstance = [&](kj::Maybe<InstancePlan> p) {
+    KJ_IF_MAYBE(plan, p) {
+      KJ_IF_MAYBE(prev, seen.find(plan->name)) {
+        v.error(v.posOf(*plan), plan->name,
+                kj::str("instance name '", plan->name, "' already used at line ", prev->line));
+        return;
+      }
+      seen.insert(kj::heapString(plan->name), v.posOf(*plan));
+      instances.add(kj::mv(*plan));
+    }
+  };
+
+  if (auto hw = root.get("hw")) {
+    if (auto hwt = hw->as_table()) {
+      for (auto&& [kindKey, arr] : *hwt) {
+        auto kind = ks(kindKey.str());
+        auto a = arr.as_array();
+        if (a == nullptr) {
+          v.error(v.posOf(arr), kj::str("hw.", kind), kj::str("must be an array of tables: [[hw.", kind, "]]"));
+          continue;
+        }
+        for (auto& e : *a) {
+          auto t = e.as_table();
+          if (t == nullptr) {
+            v.error(v.posOf(e), kj::str("hw.", kind), kj::str("entries must be tables"));
+            continue;
+          }
+          auto name = (*t)["name"].value<std::string>();
+          if (!name) {
+            v.error(v.posOf(*t), kj::str("hw.", kind, ".name"), kj::str("missing required key 'name'"));
+            continue;
+          }
+          addInstance(v.instance(*t, ks(*name), kj::str("hw/", kind), kj::str("hw.", ks(*name)), HW_KEYS));
+        }
+      }
+    } else {
+      v.error(v.posOf(*hw), "hw", kj::str("must be a table of [[hw.<model>]] arrays"));
+    }
+  }
+  if (auto comps = root.get("components")) {
+    if (auto ct = comps->as_table()) {
+      for (auto&& [nameKey, node] : *ct) {
+        auto name = ks(nameKey.str());
+        auto prefix = kj::str("components.", name);
+        auto t = node.as_table();
+        if (t == nullptr) {
+          v.error(v.posOf(node), prefix, kj::str("must be a table: [components.", name, "]"));
+          continue;
+        }
+        auto impl = (*t)["impl"].value<std::string>();
+        if (!impl) {
+          v.error(v.posOf(*t), kj::str(prefix, ".impl"), kj::str("missing required key 'impl'"));
+          continue;
+        }
+        addInstance(v.instance(*t, name, ks(*impl), prefix, INSTANCE_KEYS));
+      }
+    } else {
+      v.error(v.posOf(*comps), "components", kj::str("must be a table of [components.<name>] tables"));
+    }
+  }
+
+  auto ordered = v.order(kj::mv(instances));
+  if (!v.errors_.empty()) return v.errors_.releaseAsArray();
+  return Plan{kj::heapString(path), kj::mv(KJ_ASSERT_NONNULL(memory)), kj::mv(ordered)};
+}
+
+kj::String formatPlan(const Plan& plan) {
+  kj::Vector<kj::String> lines;
+  lines.add(kj::str("manifest ", plan.file));
+  lines.add(kj::str("memory   base 0x", kj::hex(plan.memory.base), " size ",
+                    formatSize(plan.memory.size),
+                    plan.memory.file.map([](const kj::String& f) { return kj::str(" file ", f); })
+                        .orDefault(kj::str(" (anonymous memfd)"))));
+  lines.add(kj::str("start order:"));
+  for (auto i : kj::indices(plan.instances)) {
+    auto& inst = plan.instances[i];
+    kj::Vector<kj::String> wires;
+    for (auto& w : inst.uses) wires.add(kj::str(w.role, "=", w.target));
+    lines.add(kj::str("  ", i + 1, ". ", inst.name, "  ", inst.impl, "  ", placementName(inst.placement),
+                      inst.restart == Restart::ON_FAILURE ? "  restart=on-failure" : "",
+                      wires.size() ? kj::str("  uses ", kj::strArray(wires, ", ")) : kj::str()));
+  }
+  return kj::str(kj::strArray(lines, "\n"), "\n");
+}
+
+kj::String planToDot(const Plan& plan) {
+  kj::Vector<kj::String> out;
+  out.add(kj::str("digraph nestbed {"));
+  out.add(kj::str("  rankdir=BT;"));
+  out.add(kj::str("  node [fontname=\"Helvetica\", fontsize=11];"));
+  out.add(kj::str("  memory [shape=cylinder, label=\"memory\\n0x", kj::hex(plan.memory.base), " +",
+                  formatSize(plan.memory.size), "\"];"));
+  for (auto& inst : plan.instances) {
+    bool proc = inst.placement == Placement::PROCESS;
+    out.add(kj::str("  \"", inst.name, "\" [shape=", inst.type->isHardware ? "box3d" : "box",
+                    ", style=\"", proc ? "bold,filled" : "filled", "\", fillcolor=\"",
+                    inst.type->isHardware ? "#e8e8e8" : (proc ? "#cfe2ff" : "#ffffff"),
+                    "\", label=\"", inst.name, "\\n", inst.impl, "\\n", placementName(inst.placement), "\"];"));
+    out.add(kj::str("  \"", inst.name, "\" -> memory [style=dotted, arrowhead=none];"));
+  }
+  for (auto& inst : plan.instances) {
+    for (auto& w : inst.uses) {
+      out.add(kj::str("  \"", inst.name, "\" -> \"", w.target, "\" [label=\"", w.role, "\"];"));
+    }
+  }
+  out.add(kj::str("}"));
+  return kj::str(kj::strArray(out, "\n"), "\n");
+}
+
+}  // namespace nb
