@@ -13,7 +13,7 @@ struct FrameRun {
 }
 
 interface FrameAllocator {
-  alloc @0 (bytes :UInt64, align :UInt64, count :UInt32 = 1) -> (errno :Common.Errno, runs :List(FrameRun));
+  alloc @0 (bytes :UInt64 = 4096, align :UInt64 = 4096, count :UInt32 = 1) -> (errno :Common.Errno, runs :List(FrameRun));
   # `count` runs of `bytes` each, aligned to `align` (a power of two >= 4096). All or nothing:
   # `eNoMem` (and no runs) when memory is exhausted; `eInval` for a bad size or alignment.
 

@@ -11,6 +11,8 @@ NB_DEFAULT_COPTS = [
     # KJ's headers use these freely; they are not bugs in our code.
     "-Wno-unused-parameter",
     "-Wno-missing-field-initializers",
+    # GCC 12 reports false positives inside kj::Maybe/kj::Own at -O1 and above.
+    "-Wno-maybe-uninitialized",
 ]
 
 NB_TEST_COPTS = NB_DEFAULT_COPTS + [

@@ -1,0 +1,161 @@
+// The composer's runtime guarantees: placement equivalence, faults (DISCONNECTED, never a
+// hang, and a report naming the component), restart with rewiring, shared physical memory.
+
+#include "tests/system/compose-testing.h"
+
+#include "tests/fixtures/fixture.capnp.h"
+
+#include <signal.h>
+
+namespace nb {
+namespace {
+
+using fixture::Counter;
+using fixture::Relay;
+
+kj::String manifest(kj::StringPtr counterPlacement, kj::StringPtr relayPlacement,
+                    kj::StringPtr extra = "") {
+  return kj::str(
+      "[memory]\nbase = 0x100000000\nsize = \"64MiB\"\n"
+      "[components.counter]\nimpl = \"fixture/counter\"\nplacement = \"", counterPlacement, "\"\nstart = 5\n", extra,
+      "[components.relay]\nimpl = \"fixture/relay\"\nplacement = \"", relayPlacement, "\"\n"
+      "uses = { counter = \"counter\" }\n");
+}
+
+// The same calls; returns the totals seen and every instance's stats, flattened.
+kj::String exercise(testing::TestSystem& sys) {
+  auto relay = sys.main<Relay>("relay");
+  auto counter = sys.main<Counter>("counter");
+  kj::Vector<kj::String> out;
+  for (uint64_t n = 1; n <= 20; n++) {
+    auto req = relay.addViaRequest();
+    req.setN(n);
+    out.add(kj::str(req.send().wait(sys.io.waitScope).getTotal()));
+  }
+  auto frame = counter.allocFrameRequest().send().wait(sys.io.waitScope).getPa();
+  out.add(kj::str("frame@", frame - sys.composer.memory().base()));
+  for (auto& s : sys.stats()) {
+    for (auto& c : s.counters) out.add(kj::str(s.name, ".", c.name, "=", c.value));
+  }
+  return kj::strArray(out, " ");
+}
+
+TEST_CASE("Composer: the same manifest gives identical results inline and in processes", "[composer]") {
+  kj::String inlineResult, processResult, mixedResult;
+  {
+    testing::TestSystem sys(manifest("inline", "inline"));
+    inlineResult = exercise(sys);
+    CHECK(sys.composer.pidOf("counter") == nullptr);
+  }
+  {
+    testing::TestSystem sys(manifest("process", "process"));
+    processResult = exercise(sys);
+    CHECK(KJ_ASSERT_NONNULL(sys.composer.pidOf("counter")) != getpid());
+    // Each process-placed instance really runs in its own process.
+    auto pid = sys.main<Counter>("counter").pidRequest().send().wait(sys.io.waitScope).getPid();
+    CHECK(pid == KJ_ASSERT_NONNULL(sys.composer.pidOf("counter")));
+  }
+  {
+    testing::TestSystem sys(manifest("process", "inline"));
+    mixedResult = exercise(sys);
+  }
+  CHECK(inlineResult == processResult);
+  CHECK(inlineResult == mixedResult);
+  CHECK(std::string(inlineResult.cStr()).find("counter.total=215") != std::string::npos);
+}
+
+TEST_CASE("Composer: a store by one process is seen by another at the same physical address",
+          "[composer][memory]") {
+  auto text = kj::str("[memory]\nbase = 0x80000000\nsize = \"16MiB\"\n"
+                      "[components.a]\nimpl = \"fixture/counter\"\nplacement = \"process\"\n"
+                      "[components.b]\nimpl = \"fixture/counter\"\nplacement = \"process\"\n");
+  testing::TestSystem sys(text);
+  auto a = sys.main<Counter>("a");
+  auto b = sys.main<Counter>("b");
+  auto pa = a.allocFrameRequest().send().wait(sys.io.waitScope).getPa();
+  auto store = a.storeRequest();
+  store.setPa(pa + 8);
+  store.setValue(0x0123456789abcdefull);
+  store.send().wait(sys.io.waitScope);
+  auto load = b.loadRequest();
+  load.setPa(pa + 8);
+  CHECK(load.send().wait(sys.io.waitScope).getValue() == 0x0123456789abcdefull);
+  // And the composer's own mapping agrees.
+  CHECK(sys.composer.memory().load64(pa + 8) == 0x0123456789abcdefull);
+
+  // An out-of-range address is refused with a clear error naming it, and the component lives.
+  auto bad = b.loadRequest();
+  bad.setPa(0x10);
+  auto e = KJ_ASSERT_NONNULL(kj::runCatchingExceptions([&]() { bad.send().wait(sys.io.waitScope); }));
+  CHECK(std::string(e.getDescription().cStr()).find("physical address outside memory") != std::string::npos);
+  CHECK(b.getRequest().send().wait(sys.io.waitScope).getTotal() == 0);
+}
+
+TEST_CASE("Composer: frames return to hw/mem when a component shuts down", "[composer][memory]") {
+  testing::TestSystem sys(manifest("process", "inline"));
+  auto counter = sys.main<Counter>("counter");
+  for (int i = 0; i < 3; i++) counter.allocFrameRequest().send().wait(sys.io.waitScope);
+  CHECK(sys.composer.frames().usedBytes() == 3 * 4096);
+  sys.shutdown();
+  CHECK(sys.composer.frames().usedBytes() == 0);
+}
+
+TEST_CASE("Composer: killing a component process mid-call gives DISCONNECTED and a report",
+          "[composer][fault]") {
+  testing::TestSystem sys(manifest("process", "inline"));
+  auto counter = sys.main<Counter>("counter");
+  auto relay = sys.main<Relay>("relay");
+  auto pid = KJ_ASSERT_NONNULL(sys.composer.pidOf("counter"));
+
+  auto e = KJ_ASSERT_NONNULL(kj::runCatchingExceptions([&]() {
+    counter.crashRequest().send().wait(sys.io.waitScope);
+  }));
+  CHECK(e.getType() == kj::Exception::Type::DISCONNECTED);
+
+  // Dependants see DISCONNECTED too, never a hang.
+  auto req = relay.addViaRequest();
+  req.setN(1);
+  auto e2 = KJ_ASSERT_NONNULL(kj::runCatchingExceptions([&]() { req.send().wait(sys.io.waitScope); }));
+  CHECK(e2.getType() == kj::Exception::Type::DISCONNECTED);
+
+  sys.waitForEvents(1);
+  REQUIRE(sys.events.size() >= 1);
+  auto expected = kj::str("component 'counter' (pid ", pid, ") killed by signal ", SIGKILL);
+  INFO(sys.events[0].cStr());
+  CHECK(sys.events[0].startsWith(expected));
+}
+
+TEST_CASE("Composer: restart = on-failure restarts the process and rewires dependants",
+          "[composer][fault]") {
+  testing::TestSystem sys(manifest("process", "inline", "restart = \"on-failure\"\n"));
+  auto relay = sys.main<Relay>("relay");
+  auto addVia = [&](uint64_t n) {
+    auto req = relay.addViaRequest();
+    req.setN(n);
+    return req.send().wait(sys.io.waitScope).getTotal();
+  };
+  CHECK(addVia(1) == 6);
+  auto firstPid = KJ_ASSERT_NONNULL(sys.composer.pidOf("counter"));
+  kill(firstPid, SIGKILL);
+  sys.waitForEvents(2);
+  REQUIRE(sys.events.size() == 2);
+  CHECK(sys.events[0] == kj::str("component 'counter' (pid ", firstPid, ") killed by signal 9 (Killed)"));
+  CHECK(sys.events[1].startsWith("component 'counter' restarted"));
+  // The relay was never told: its capability now reaches the new process (state starts over).
+  CHECK(addVia(2) == 7);
+  CHECK(KJ_ASSERT_NONNULL(sys.composer.pidOf("counter")) != firstPid);
+}
+
+TEST_CASE("Composer: a component that fails to start names itself", "[composer]") {
+  kj::UnixEventPort::captureChildExit();
+  auto io = kj::setupAsyncIo();
+  // The test host does not exist at this path: the process exits 127 and start fails.
+  Composer composer(io, testing::testRegistry(), testing::planOf(manifest("process", "inline")),
+                    ComposerOptions{kj::str("/nonexistent/host"), [](kj::StringPtr) {}});
+  auto e = KJ_ASSERT_NONNULL(kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); }));
+  CHECK(std::string(e.getDescription().cStr()).find("starting 'counter' (fixture/counter)") != std::string::npos);
+  composer.shutdown().wait(io.waitScope);
+}
+
+}  // namespace
+}  // namespace nb
