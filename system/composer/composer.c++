@@ -337,7 +337,7 @@ kj::Promise<void> RootServer::list(ListContext context) {
     out.setName(p.name);
     out.setImpl(p.impl);
     out.setPlacement(p.placement == Placement::INLINE ? rpc::Placement::INLINE : rpc::Placement::PROCESS);
-    out.setInterfaceId(p.type->interfaceId);
+    out.setInterfaceId(p.type->interface.getProto().getId());
     out.setIsHardware(p.type->isHardware);
     auto wires = out.initUses(p.uses.size());
     for (auto j : kj::indices(p.uses)) {

@@ -277,7 +277,7 @@ public:
           auto& target = instances[*t];
           const RoleSpec* role = nullptr;
           for (auto& r : inst.type->roles) if (r.role == w.role) role = &r;
-          if (role != nullptr && role->interfaceId != target.type->interfaceId) {
+          if (role != nullptr && role->interface != target.type->interface) {
             error(kj::mv(pos), key,
                   kj::str("'", w.target, "' (", target.impl, ") does not serve the interface role '",
                           w.role, "' needs"));

@@ -16,6 +16,7 @@
 #include "interfaces/mem.capnp.h"
 
 #include <capnp/capability.h>
+#include <capnp/schema.h>
 #include <kj/async-io.h>
 #include <kj/debug.h>
 #include <kj/function.h>
@@ -51,7 +52,7 @@ struct SettingSpec {
 
 struct RoleSpec {
   kj::StringPtr role;        // key in the manifest's `uses` table
-  uint64_t interfaceId;      // the main interface the wired instance must serve
+  capnp::InterfaceSchema interface;  // the main interface the wired instance must serve
   bool required = true;
   kj::StringPtr doc = nullptr;
 };
@@ -89,7 +90,7 @@ using Factory = kj::Promise<rpc::Component::Client> (*)(ComponentContext&);
 struct ComponentType {
   kj::StringPtr name;          // registry key "<component>/<impl>", or "hw/<model>"
   kj::StringPtr doc;
-  uint64_t interfaceId;        // main capability's interface type ID
+  capnp::InterfaceSchema interface;  // the main capability's interface (compiled schema)
   kj::Array<SettingSpec> settings;
   kj::Array<RoleSpec> roles;
   Factory factory;
