@@ -7,6 +7,7 @@ $Cxx.namespace("nb::rpc");
 
 using Common = import "/interfaces/common.capnp";
 using Structure = import "/interfaces/component.capnp".Structure;
+using ScenarioReport = import "/interfaces/scenario.capnp".ScenarioReport;
 
 struct InstanceStats {
   name @0 :Text;            # instance name ("memory" for hw/mem itself)
@@ -19,6 +20,7 @@ struct RunReport {
   components @1 :List(InstanceStats);   # after the run, in start order
   ok @2 :Bool;                          # every expectation held
   events @3 :List(Text);                # composer events (exits, restarts) during the run
+  scenarios @4 :List(ScenarioReport);
 }
 
 struct MemoryDump {

@@ -4,6 +4,7 @@
 
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
+#include "system/script/runner.h"
 
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
@@ -78,6 +79,7 @@ kj::String resolvePath(kj::StringPtr path) {
 }
 
 constexpr kj::StringPtr DEFAULT_MANIFEST = "system/manifests/default.toml"_kj;
+constexpr kj::StringPtr DEFAULT_SCENARIO = "system/scenarios/default.capnp"_kj;
 
 class Cli {
 public:
@@ -90,6 +92,7 @@ public:
         .addSubCommand("check", KJ_BIND_METHOD(*this, checkMain), "validate a manifest and print its plan")
         .addSubCommand("graph", KJ_BIND_METHOD(*this, graphMain), "print a manifest's topology as graphviz DOT")
         .addSubCommand("run", KJ_BIND_METHOD(*this, runMain), "compose a manifest, run scenarios, report")
+        .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
         .build();
   }
@@ -180,14 +183,37 @@ private:
         .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
                           "write physical memory to <file> at exit, and <file>.json describing it")
         .expectOptionalArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
+        .expectZeroOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addScenario))
         .callAfterParsing(KJ_BIND_METHOD(*this, run))
         .build();
+  }
+  kj::MainBuilder::Validity addScenario(kj::StringPtr path) {
+    scenarios_.add(resolvePath(path));
+    return true;
   }
   kj::MainBuilder::Validity setJson() { json_ = true; return true; }
   kj::MainBuilder::Validity setDump(kj::StringPtr path) { dump_ = resolvePath(path); return true; }
 
   kj::MainBuilder::Validity run() {
+    // With no arguments at all, the default tour.
+    if (manifest_ == nullptr && scenarios_.empty()) scenarios_.add(kj::str(DEFAULT_SCENARIO));
     KJ_IF_MAYBE(plan, load()) {
+      // Scenario files are parsed before anything starts; their errors are file errors (exit 2).
+      ScenarioLoader loader(ScenarioLoader::defaultRoot());
+      kj::Vector<LoadedScenario> loaded;
+      bool fileErrors = false;
+      for (auto& path : scenarios_) {
+        auto result = loader.load(path);
+        KJ_SWITCH_ONEOF(result) {
+          KJ_CASE_ONEOF(s, LoadedScenario) { loaded.add(kj::mv(s)); }
+          KJ_CASE_ONEOF(errors, kj::Array<ScenarioError>) {
+            for (auto& e : errors) context_.warning(kj::str(e));
+            fileErrors = true;
+          }
+        }
+      }
+      if (fileErrors) context_.finish(EXIT_USAGE);
+
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
       kj::Vector<kj::String> events;
@@ -200,20 +226,40 @@ private:
         composer.shutdown().wait(io.waitScope);
         fail(kj::str("nestbed: ", e->getDescription()));
       }
+
+      capnp::MallocMessageBuilder message;
+      auto report = message.initRoot<rpc::RunReport>();
+      bool ok = true;
+      {
+        ScenarioRunner runner(io.waitScope, composer.root(), config_.registry);
+        kj::Vector<ScenarioError> checkErrors;
+        for (auto& s : loaded) {
+          for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));
+        }
+        if (!checkErrors.empty()) {
+          for (auto& e : checkErrors) context_.warning(kj::str(e));
+          composer.shutdown().wait(io.waitScope);
+          context_.finish(EXIT_USAGE);
+        }
+        auto reports = report.initScenarios(loaded.size());
+        for (auto i : kj::indices(loaded)) {
+          runner.run(loaded[i], reports[i]);
+          ok = ok && reports[i].getOk();
+        }
+      }
+      report.setOk(ok);
       auto stats = composer.stats().wait(io.waitScope);
       KJ_IF_MAYBE(path, dump_) { dumpMemory(composer, *path, io.waitScope); }
       composer.shutdown().wait(io.waitScope);
-      printReport(composer.plan(), stats, events);
-      context_.finish(0);
+      printReport(composer.plan(), stats, events, report);
+      context_.finish(ok ? 0 : EXIT_FAILED);
     }
     context_.finish(EXIT_FAILED);
   }
 
-  void printReport(const Plan& plan, kj::ArrayPtr<InstanceStats> stats, kj::ArrayPtr<kj::String> events) {
-    capnp::MallocMessageBuilder message;
-    auto report = message.initRoot<rpc::RunReport>();
+  void printReport(const Plan& plan, kj::ArrayPtr<InstanceStats> stats, kj::ArrayPtr<kj::String> events,
+                   rpc::RunReport::Builder report) {
     report.setManifest(plan.file);
-    report.setOk(true);
     auto components = report.initComponents(stats.size());
     for (auto i : kj::indices(stats)) {
       components[i].setName(stats[i].name);
@@ -233,7 +279,8 @@ private:
       puts(codec.encode(report.asReader()).cStr());
       return;
     }
-    printf("manifest %s\n", plan.file.cStr());
+    for (auto s : report.getScenarios()) fputs(formatScenarioReport(s).cStr(), stdout);
+    printf("\nmanifest %s\n", plan.file.cStr());
     for (auto c : report.getComponents()) {
       printf("\n%s (%s)\n", c.getName().cStr(), c.getImpl().cStr());
       for (auto counter : c.getCounters()) {
@@ -279,6 +326,47 @@ private:
     fputs(text.cStr(), j);
     fputc('\n', j);
     fclose(j);
+  }
+
+  // ---- call
+
+  kj::MainFunc callMain() {
+    kj::MainBuilder b(context_, "nestbed call",
+                      "Composes MANIFEST, calls METHOD of INSTANCE's main capability with ARGS "
+                      "(a Cap'n Proto struct literal, e.g. '(n = 5)'), and prints the results as "
+                      "Cap'n Proto text.");
+    return addSetOption(b)
+        .expectArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
+        .expectArg("<instance>", KJ_BIND_METHOD(*this, setCallInstance))
+        .expectArg("<method>", KJ_BIND_METHOD(*this, setCallMethod))
+        .expectOptionalArg("<args>", KJ_BIND_METHOD(*this, setCallArgs))
+        .callAfterParsing(KJ_BIND_METHOD(*this, callOnce))
+        .build();
+  }
+  kj::MainBuilder::Validity setCallInstance(kj::StringPtr v) { callInstance_ = kj::heapString(v); return true; }
+  kj::MainBuilder::Validity setCallMethod(kj::StringPtr v) { callMethod_ = kj::heapString(v); return true; }
+  kj::MainBuilder::Validity setCallArgs(kj::StringPtr v) { callArgs_ = kj::heapString(v); return true; }
+
+  kj::MainBuilder::Validity callOnce() {
+    KJ_IF_MAYBE(plan, load()) {
+      kj::UnixEventPort::captureChildExit();
+      auto io = kj::setupAsyncIo();
+      Composer composer(io, config_.registry, kj::mv(*plan),
+                        ComposerOptions{findHostBinary(config_.hostBinaryName), [](kj::StringPtr e) {
+                                          fprintf(stderr, "nestbed: %s\n", e.cStr());
+                                        }});
+      kj::Maybe<kj::String> result;
+      auto e = kj::runCatchingExceptions([&]() {
+        composer.start().wait(io.waitScope);
+        ScenarioRunner runner(io.waitScope, composer.root(), config_.registry);
+        result = runner.call(callInstance_, callMethod_, callArgs_ == nullptr ? kj::StringPtr("()") : callArgs_);
+      });
+      composer.shutdown().wait(io.waitScope);
+      KJ_IF_MAYBE(ex, e) { fail(kj::str("nestbed: ", ex->getDescription())); }
+      puts(KJ_ASSERT_NONNULL(result).cStr());
+      context_.finish(0);
+    }
+    context_.finish(EXIT_FAILED);
   }
 
   // ---- serve
@@ -329,6 +417,8 @@ private:
   kj::String manifest_;
   kj::Maybe<kj::String> dump_;
   kj::String socket_;
+  kj::Vector<kj::String> scenarios_;
+  kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
 };
 

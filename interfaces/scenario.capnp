@@ -1,0 +1,147 @@
+@0xb5a8d2c4e9f17308;
+# The scenario language: experiments as Cap'n Proto text, parsed at run time.
+#
+# A scenario file declares `const scenario :Scenario = (...)` after
+# `using import "/interfaces/scenario.capnp".Scenario;`. Steps run in order against a composed
+# system, only through the composer's root capability and components' interfaces — exactly what
+# an external client on `nestbed serve`'s socket could do.
+#
+# Adding a step kind: one field in `Step`'s union, one handler in system/script/steps.c++.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("nb::rpc");
+
+using Common = import "/interfaces/common.capnp";
+
+struct Scenario {
+  description @0 :Text;
+  steps @1 :List(Step);
+}
+
+struct Step {
+  label @0 :Text;
+  # Shown in the report; default: a summary such as "counter.add".
+
+  saveAs @1 :Text;
+  # Stores the step's result (see Call.result) under this name. Later steps use it as `$name`:
+  # in `args` text (numbers, text, enums are substituted textually), as a call target (a saved
+  # capability), or in `capArgs`.
+
+  expect @2 :Expect;
+  # Expectations checked after the step. Default: the step succeeds.
+
+  union {
+    call @3 :Call;
+    # Any method of any interface, by name, arguments in Cap'n Proto text.
+
+    repeat @4 :Repeat;
+    # Runs `steps` `count` times with a counter usable as `$<counter>` in their arguments.
+
+    check @5 :Void;
+    # Does nothing: only `expect` (counters) is checked. For invariants between steps.
+  }
+}
+
+struct Call {
+  target @0 :Text;
+  # An instance name from the manifest ("page_table"), or a saved capability ("$domain").
+
+  method @1 :Text;
+  # Method name of the target's interface ("map").
+
+  args @2 :Text = "()";
+  # The method's parameters as a Cap'n Proto struct literal: "(iova = 0x1000, size = 4096)".
+  # `$name` is replaced by a saved value, `$i` by a repeat counter.
+
+  capArgs @3 :List(CapArg);
+  # Capability-typed parameters, which text cannot express: field name and saved capability.
+
+  result @4 :Text;
+  # Dotted path selecting part of the results for `saveAs` and `expect.value`, e.g. "total" or
+  # "domain". Empty: the whole results struct.
+}
+
+struct CapArg {
+  field @0 :Text;   # parameter field name
+  value @1 :Text;   # "$name" of a saved capability
+}
+
+struct Repeat {
+  count @0 :UInt32;
+  counter @1 :Text = "i";   # the counter's name: `$i`
+  start @2 :UInt64 = 0;     # first value of the counter
+  stride @3 :UInt64 = 1;    # added each iteration (e.g. 4096 to step through pages)
+  steps @4 :List(Step);
+}
+
+struct Expect {
+  outcome :union {
+    success @0 :Void;
+    # The call returns; if its results carry an `errno` (at the top or at `result`), it is `ok`.
+
+    errno @1 :Common.Errno;
+    # The results' `errno` field equals this (Linux errno meanings, see common.capnp).
+
+    exception @2 :Text;
+    # The call throws; its description contains this text.
+  }
+
+  value @3 :Text;
+  # The selected result, printed as Cap'n Proto text, equals this (e.g. "42", "(a = 1)").
+
+  fields @4 :List(FieldCheck);
+  # Individual fields of the results (dotted paths from the results root), as text.
+
+  fault @5 :FaultCheck;
+  # The results carry a `fault` (an SMMU event record) of this type, with these fields.
+
+  counters @6 :List(CounterCheck);
+  # Component counters after the step.
+
+  struct FieldCheck {
+    path @0 :Text;     # "runs.0.bytes", "fault.sid"
+    equals @1 :Text;   # Cap'n Proto text of the expected value
+  }
+
+  struct FaultCheck {
+    type @0 :Text;                 # enumerant name of the event type, e.g. "fTranslation"
+    fields @1 :List(FieldCheck);   # paths relative to the fault
+  }
+
+  struct CounterCheck {
+    instance @0 :Text;   # manifest instance name ("memory" for hw/mem's own)
+    counter @1 :Text;
+    union {
+      equals @2 :UInt64;
+      atLeast @3 :UInt64;
+      atMost @4 :UInt64;
+    }
+  }
+}
+
+# ======================================================================================
+# Reports (what `nestbed run` prints, and `--json` encodes)
+
+struct StepReport {
+  line @0 :UInt32;        # scenario file line of the step
+  label @1 :Text;
+  ok @2 :Bool;
+  micros @3 :Float64;     # wall time (total over iterations for a repeat)
+  iterations @4 :UInt32;  # 1, or the repeat count
+  failures @5 :List(Failure);
+  depth @6 :UInt8;        # nesting level (steps inside a repeat are 1)
+
+  struct Failure {
+    what @0 :Text;        # "errno", "value", "fields.total", "counter page_table.maps", ...
+    expected @1 :Text;
+    actual @2 :Text;
+    iteration @3 :UInt32; # within a repeat
+  }
+}
+
+struct ScenarioReport {
+  file @0 :Text;
+  description @1 :Text;
+  ok @2 :Bool;
+  steps @3 :List(StepReport);
+}

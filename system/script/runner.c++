@@ -1,0 +1,632 @@
+// The scenario runner. See runner.h.
+
+#include "system/script/runner.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize-text.h>
+#include <kj/debug.h>
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <chrono>
+
+namespace nb {
+
+// One step of the scenario tree, with its source line and what happened when it ran.
+struct ScenarioRunner::Node {
+  rpc::Step::Reader step;
+  uint32_t line;
+  uint8_t depth;
+  kj::Vector<kj::Own<Node>> children;
+
+  // Results, accumulated over repeat iterations.
+  bool ok = true;
+  double micros = 0;
+  uint32_t iterations = 0;
+  struct Failure {
+    kj::String what, expected, actual;
+    uint32_t iteration;
+  };
+  kj::Vector<Failure> failures;
+};
+
+namespace {
+
+using Node = ScenarioRunner::Node;
+
+constexpr size_t MAX_FAILURES_PER_STEP = 8;
+
+// A named value: a capability (usable as a call target or capArg) or anything else as text.
+struct Saved {
+  kj::Maybe<capnp::DynamicCapability::Client> cap;
+  kj::String text;
+};
+
+kj::String enumerantName(rpc::Errno e) {
+  auto enumerants = capnp::Schema::from<rpc::Errno>().getEnumerants();
+  if (uint16_t(e) < enumerants.size()) return kj::heapString(enumerants[uint16_t(e)].getProto().getName());
+  return kj::str(uint16_t(e));
+}
+
+kj::String stepSummary(rpc::Step::Reader step) {
+  if (step.hasLabel()) return kj::heapString(step.getLabel());
+  switch (step.which()) {
+    case rpc::Step::CALL: return kj::str(step.getCall().getTarget(), ".", step.getCall().getMethod());
+    case rpc::Step::REPEAT: return kj::str("repeat ", step.getRepeat().getCount(), "x");
+    case rpc::Step::CHECK: return kj::str("check");
+  }
+  return kj::str("step");
+}
+
+// An exception's description as the report shows it: the same whichever process threw it.
+// (Two-party RPC prefixes errors from another vat with "remote exception: ".)
+kj::StringPtr describe(const kj::Exception& e) {
+  kj::StringPtr d = e.getDescription();
+  constexpr kj::StringPtr REMOTE = "remote exception: "_kj;
+  return d.startsWith(REMOTE) ? d.slice(REMOTE.size()) : d;
+}
+
+kj::Vector<kj::StringPtr> splitPath(kj::StringPtr path) {
+  kj::Vector<kj::StringPtr> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= path.size(); i++) {
+    if (i == path.size() || path[i] == '.') {
+      if (i > start) parts.add(kj::StringPtr(path.begin() + start, i - start));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+// `$name` tokens in `text`, for checks.
+kj::Vector<kj::String> referencedNames(kj::StringPtr text) {
+  kj::Vector<kj::String> names;
+  for (size_t i = 0; i < text.size(); i++) {
+    if (text[i] != '$') continue;
+    size_t start = i + 1, end = start;
+    while (end < text.size() && (isalnum(text[end]) || text[end] == '_')) end++;
+    if (end > start) names.add(kj::heapString(text.slice(start, end)));
+    i = end - 1;
+  }
+  return names;
+}
+
+}  // namespace
+
+struct ScenarioRunner::Impl {
+  kj::WaitScope& waitScope;
+  rpc::Root::Client root;
+  kj::HashMap<uint64_t, capnp::InterfaceSchema> schemas;    // by interface ID
+  kj::HashMap<kj::String, capnp::InterfaceSchema> instances; // instance -> main interface
+  kj::HashMap<kj::String, capnp::DynamicCapability::Client> mains;
+  kj::HashMap<kj::String, Saved> saved;
+  capnp::TextCodec codec;
+
+  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry) : waitScope(ws), root(kj::mv(r)) {
+    for (auto name : registry.names()) {
+      auto& type = KJ_ASSERT_NONNULL(registry.find(name));
+      schemas.upsert(type.interface.getProto().getId(), type.interface, [](auto&, auto&&) {});
+    }
+    for (auto inst : root.listRequest().send().wait(waitScope).getInstances()) {
+      KJ_IF_MAYBE(schema, schemas.find(inst.getInterfaceId())) {
+        instances.insert(kj::heapString(inst.getName()), *schema);
+      }
+    }
+  }
+
+  // ---- building and checking the tree
+
+  kj::Own<Node> build(rpc::Step::Reader step, kj::ArrayPtr<const uint32_t> lines, size_t& cursor, uint8_t depth) {
+    auto node = kj::heap<Node>();
+    node->step = step;
+    node->line = cursor < lines.size() ? lines[cursor] : 0;
+    node->depth = depth;
+    cursor++;
+    if (step.isRepeat()) {
+      for (auto s : step.getRepeat().getSteps()) node->children.add(build(s, lines, cursor, depth + 1));
+    }
+    return node;
+  }
+
+  // Statically known type of a saved name: a capability's interface, or unknown.
+  using Known = kj::HashMap<kj::String, kj::Maybe<capnp::InterfaceSchema>>;
+
+  void check(Node& node, Known& known, kj::StringPtr file, kj::Vector<ScenarioError>& errors) {
+    auto err = [&](kj::String message) {
+      errors.add(ScenarioError{kj::heapString(file), node.line, 1, kj::mv(message)});
+    };
+    auto step = node.step;
+    kj::Maybe<capnp::Type> resultType;
+    switch (step.which()) {
+      case rpc::Step::CALL: {
+        auto call = step.getCall();
+        kj::Maybe<capnp::InterfaceSchema> iface;
+        auto target = call.getTarget();
+        if (target.startsWith("$")) {
+          KJ_IF_MAYBE(k, known.find(target.slice(1))) {
+            iface = *k;
+            if (*k == nullptr) err(kj::str("'", target, "' is not known to hold a capability"));
+          } else {
+            err(kj::str("'", target, "' is used before it is set (saveAs)"));
+          }
+        } else KJ_IF_MAYBE(s, instances.find(target)) {
+          iface = *s;
+        } else {
+          err(kj::str("no instance '", target, "' in the manifest"));
+        }
+        for (auto& name : referencedNames(call.getArgs())) {
+          if (known.find(name) == nullptr) err(kj::str("'$", name, "' is used before it is set"));
+        }
+        KJ_IF_MAYBE(schema, iface) {
+          KJ_IF_MAYBE(method, schema->findMethodByName(call.getMethod())) {
+            auto params = method->getParamType();
+            for (auto c : call.getCapArgs()) {
+              KJ_IF_MAYBE(f, params.findFieldByName(c.getField())) {
+                if (!f->getType().isInterface()) err(kj::str("capArgs field '", c.getField(), "' is not a capability"));
+              } else {
+                err(kj::str("method '", call.getMethod(), "' has no parameter '", c.getField(), "'"));
+              }
+              if (!c.getValue().startsWith("$") || known.find(c.getValue().slice(1)) == nullptr) {
+                err(kj::str("capArgs value '", c.getValue(), "' must be a saved capability ($name)"));
+              }
+            }
+            capnp::Type type = method->getResultType();
+            for (auto part : splitPath(call.getResult())) {
+              if (!type.isStruct()) {
+                err(kj::str("result path '", call.getResult(), "' goes through a non-struct at '", part, "'"));
+                break;
+              }
+              KJ_IF_MAYBE(f, type.asStruct().findFieldByName(part)) {
+                type = f->getType();
+              } else {
+                err(kj::str("result path '", call.getResult(), "': no field '", part, "'"));
+                break;
+              }
+            }
+            resultType = type;
+          } else {
+            kj::Vector<kj::StringPtr> names;
+            for (auto m : schema->getMethods()) names.add(m.getProto().getName());
+            err(kj::str("interface ", schema->getShortDisplayName(), " has no method '", call.getMethod(),
+                        "'; methods: ", kj::strArray(names, ", ")));
+          }
+        }
+        break;
+      }
+      case rpc::Step::REPEAT: {
+        auto counter = kj::heapString(step.getRepeat().getCounter());
+        bool shadowed = known.find(counter) != nullptr;
+        if (!shadowed) known.insert(kj::heapString(counter), nullptr);
+        for (auto& child : node.children) check(*child, known, file, errors);
+        if (!shadowed) known.erase(counter);
+        break;
+      }
+      case rpc::Step::CHECK:
+        break;
+    }
+    for (auto c : step.getExpect().getCounters()) {
+      if (c.getInstance() != "memory" && instances.find(c.getInstance()) == nullptr) {
+        err(kj::str("counter check names instance '", c.getInstance(), "', which the manifest lacks"));
+      }
+    }
+    if (step.hasSaveAs()) {
+      kj::Maybe<capnp::InterfaceSchema> iface;
+      KJ_IF_MAYBE(t, resultType) {
+        if (t->isInterface()) iface = t->asInterface();
+      }
+      known.upsert(kj::heapString(step.getSaveAs()), iface, [](auto& a, auto&& b) { a = kj::mv(b); });
+    }
+  }
+
+  // ---- running
+
+  kj::String substitute(kj::StringPtr text) {
+    kj::Vector<char> out;
+    for (size_t i = 0; i < text.size(); i++) {
+      if (text[i] == '$') {
+        size_t start = i + 1, end = start;
+        while (end < text.size() && (isalnum(text[end]) || text[end] == '_')) end++;
+        auto name = text.slice(start, end);
+        auto& value = KJ_REQUIRE_NONNULL(saved.find(name), "name used before it is set", name);
+        out.addAll(value.text);
+        i = end - 1;
+        continue;
+      }
+      out.add(text[i]);
+    }
+    out.add('\0');
+    return kj::String(out.releaseAsArray());
+  }
+
+  capnp::DynamicCapability::Client target(kj::StringPtr name) {
+    if (name.startsWith("$")) {
+      auto& s = KJ_REQUIRE_NONNULL(saved.find(name.slice(1)), "name used before it is set", name);
+      return KJ_REQUIRE_NONNULL(s.cap, "named value is not a capability", name);
+    }
+    KJ_IF_MAYBE(m, mains.find(name)) { return *m; }
+    auto schema = KJ_REQUIRE_NONNULL(instances.find(name), "no such instance", name);
+    auto req = root.getRequest();
+    req.setName(name);
+    auto main = req.send().getMain().castAs<capnp::DynamicCapability>(schema);
+    mains.insert(kj::heapString(name), main);
+    return main;
+  }
+
+  struct Outcome {
+    kj::Maybe<capnp::Response<capnp::DynamicStruct>> response;
+    kj::Maybe<kj::Exception> exception;
+  };
+
+  Outcome doCall(rpc::Call::Reader call) {
+    Outcome outcome;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      auto cap = target(call.getTarget());
+      auto req = cap.newRequest(call.getMethod());
+      codec.decode(substitute(call.getArgs()), req);
+      for (auto c : call.getCapArgs()) {
+        auto& s = KJ_REQUIRE_NONNULL(saved.find(c.getValue().slice(1)), "name used before it is set");
+        req.set(c.getField(), KJ_REQUIRE_NONNULL(s.cap, "named value is not a capability"));
+      }
+      outcome.response = req.send().wait(waitScope);
+    })) {
+      outcome.exception = kj::mv(*e);
+    }
+    return outcome;
+  }
+
+  // Follows a dotted path (field names, list indexes) from a struct.
+  kj::Maybe<capnp::DynamicValue::Reader> select(capnp::DynamicValue::Reader value, kj::StringPtr path,
+                                                kj::String& error) {
+    for (auto part : splitPath(path)) {
+      if (value.getType() == capnp::DynamicValue::STRUCT) {
+        auto s = value.as<capnp::DynamicStruct>();
+        KJ_IF_MAYBE(f, s.getSchema().findFieldByName(part)) {
+          if (!s.has(*f, capnp::HasMode::NON_DEFAULT) && f->getProto().getDiscriminantValue() != 0xffff &&
+              s.which() != *f) {
+            error = kj::str("'", part, "' is not set (the union holds another member)");
+            return nullptr;
+          }
+          value = s.get(*f);
+        } else {
+          error = kj::str("no field '", part, "'");
+          return nullptr;
+        }
+      } else if (value.getType() == capnp::DynamicValue::LIST) {
+        auto l = value.as<capnp::DynamicList>();
+        kj::Maybe<uint> index;
+        if (part.size() > 0 && part.size() < 10 && std::all_of(part.begin(), part.end(), ::isdigit)) {
+          index = uint(strtoul(kj::heapString(part).cStr(), nullptr, 10));
+        }
+        KJ_IF_MAYBE(i, index) {
+          if (*i >= l.size()) {
+            error = kj::str("index ", *i, " beyond list of ", l.size());
+            return nullptr;
+          }
+          value = l[*i];
+        } else {
+          error = kj::str("'", part, "' is not a list index");
+          return nullptr;
+        }
+      } else {
+        error = kj::str("'", part, "' goes through a non-struct");
+        return nullptr;
+      }
+    }
+    return value;
+  }
+
+  kj::String text(capnp::DynamicValue::Reader v) {
+    if (v.getType() == capnp::DynamicValue::ENUM) {
+      KJ_IF_MAYBE(e, v.as<capnp::DynamicEnum>().getEnumerant()) { return kj::heapString(e->getProto().getName()); }
+    }
+    if (v.getType() == capnp::DynamicValue::CAPABILITY) return kj::str("<capability>");
+    return codec.encode(v);
+  }
+
+  // Canonical text of an expected value given as text: re-encoded through its type when the
+  // actual value's type is known, so "0x10" matches 16 and "(a=1)" matches "(a = 1)".
+  kj::String canonical(kj::StringPtr expected, capnp::DynamicValue::Reader actual) {
+    kj::Maybe<kj::String> result;
+    kj::runCatchingExceptions([&]() {
+      auto e = kj::heapString(expected);
+      char* end = nullptr;
+      switch (actual.getType()) {
+        case capnp::DynamicValue::UINT: {
+          auto v = strtoull(e.cStr(), &end, 0);
+          if (end != nullptr && *end == '\0' && end != e.cStr()) result = kj::str(v);
+          return;
+        }
+        case capnp::DynamicValue::INT: {
+          auto v = strtoll(e.cStr(), &end, 0);
+          if (end != nullptr && *end == '\0' && end != e.cStr()) result = kj::str(v);
+          return;
+        }
+        case capnp::DynamicValue::TEXT:
+          if (!expected.startsWith("\"")) result = codec.encode(capnp::DynamicValue::Reader(capnp::Text::Reader(e)));
+          return;
+        case capnp::DynamicValue::STRUCT: {
+          capnp::MallocMessageBuilder scratch;
+          auto root = scratch.initRoot<capnp::DynamicStruct>(actual.as<capnp::DynamicStruct>().getSchema());
+          codec.decode(expected, root);
+          result = codec.encode(root.asReader());
+          return;
+        }
+        default:
+          return;
+      }
+    });
+    KJ_IF_MAYBE(r, result) { return kj::mv(*r); }
+    return kj::heapString(expected);
+  }
+
+  void fail(Node& node, uint32_t iteration, kj::StringPtr what, kj::String expected, kj::String actual) {
+    node.ok = false;
+    if (node.failures.size() < MAX_FAILURES_PER_STEP) {
+      node.failures.add(Node::Failure{kj::heapString(what), kj::mv(expected), kj::mv(actual), iteration});
+    }
+  }
+
+  void checkField(Node& node, uint32_t iteration, capnp::DynamicValue::Reader root, kj::StringPtr path,
+                  kj::StringPtr expected, kj::StringPtr what) {
+    kj::String error;
+    KJ_IF_MAYBE(v, select(root, path, error)) {
+      auto actual = text(*v);
+      auto want = canonical(expected, *v);
+      if (actual != want) fail(node, iteration, what, kj::mv(want), kj::mv(actual));
+    } else {
+      fail(node, iteration, what, kj::heapString(expected), kj::mv(error));
+    }
+  }
+
+  kj::Maybe<kj::String> errnoOf(capnp::DynamicStruct::Reader results, kj::StringPtr resultPath) {
+    kj::String error;
+    auto check = [&](capnp::DynamicValue::Reader v) -> kj::Maybe<kj::String> {
+      if (v.getType() != capnp::DynamicValue::STRUCT) return nullptr;
+      auto s = v.as<capnp::DynamicStruct>();
+      KJ_IF_MAYBE(f, s.getSchema().findFieldByName("errno")) {
+        if (f->getType().isEnum()) return text(s.get(*f));
+      }
+      return nullptr;
+    };
+    KJ_IF_MAYBE(sel, select(results, resultPath, error)) {
+      KJ_IF_MAYBE(e, check(*sel)) { return kj::mv(*e); }
+    }
+    return check(results);
+  }
+
+  uint64_t counter(kj::StringPtr instance, kj::StringPtr name, kj::String& error) {
+    if (instance == "memory") {  // hw/mem's own counters, as `nestbed run` reports them
+      auto info = root.memoryRequest().send().getFrames().infoRequest().send().wait(waitScope);
+      if (name == "size_bytes") return info.getSize();
+      if (name == "used_bytes") return info.getUsedBytes();
+      error = kj::str("no counter '", name, "' (memory has size_bytes, used_bytes)");
+      return 0;
+    }
+    auto req = root.getRequest();
+    req.setName(instance);
+    auto stats = req.send().getComponent().statsRequest().send().wait(waitScope);
+    for (auto c : stats.getCounters()) {
+      if (c.getName() == name) return c.getValue();
+    }
+    error = kj::str("no counter '", name, "'");
+    return 0;
+  }
+
+  void expectations(Node& node, uint32_t iteration, Outcome& outcome) {
+    auto expect = node.step.getExpect();
+    auto step = node.step;
+    auto outcomeExpect = expect.getOutcome();
+    KJ_IF_MAYBE(e, outcome.exception) {
+      if (outcomeExpect.isException()) {
+        if (strstr(describe(*e).cStr(), kj::heapString(outcomeExpect.getException()).cStr()) == nullptr) {
+          fail(node, iteration, "exception", kj::str("containing \"", outcomeExpect.getException(), "\""),
+               kj::heapString(describe(*e)));
+        }
+      } else {
+        fail(node, iteration, "outcome",
+             outcomeExpect.isErrno() ? enumerantName(outcomeExpect.getErrno()) : kj::str("success"),
+             kj::str("exception: ", describe(*e)));
+      }
+      return;
+    }
+    if (outcomeExpect.isException()) {
+      fail(node, iteration, "outcome", kj::str("exception containing \"", outcomeExpect.getException(), "\""),
+           kj::str("success"));
+    }
+    KJ_IF_MAYBE(response, outcome.response) {
+      capnp::DynamicStruct::Reader results = *response;
+      auto resultPath = step.isCall() ? step.getCall().getResult() : "";
+      auto actualErrno = errnoOf(results, resultPath);
+      if (outcomeExpect.isErrno()) {
+        auto want = enumerantName(outcomeExpect.getErrno());
+        KJ_IF_MAYBE(a, actualErrno) {
+          if (*a != want) fail(node, iteration, "errno", kj::mv(want), kj::mv(*a));
+        } else {
+          fail(node, iteration, "errno", kj::mv(want), kj::str("(the results carry no errno)"));
+        }
+      } else if (outcomeExpect.isSuccess()) {
+        KJ_IF_MAYBE(a, actualErrno) {
+          if (*a != "ok") fail(node, iteration, "errno", kj::str("ok"), kj::mv(*a));
+        }
+      }
+      if (expect.hasValue()) checkField(node, iteration, results, resultPath, expect.getValue(), "value");
+      for (auto f : expect.getFields()) {
+        checkField(node, iteration, results, f.getPath(), f.getEquals(), kj::str("fields.", f.getPath()));
+      }
+      if (expect.hasFault()) {
+        auto fault = expect.getFault();
+        kj::String error;
+        KJ_IF_MAYBE(v, select(results, "fault", error)) {
+          checkField(node, iteration, *v, "type", fault.getType(), "fault.type");
+          for (auto f : fault.getFields()) {
+            checkField(node, iteration, *v, f.getPath(), f.getEquals(), kj::str("fault.", f.getPath()));
+          }
+        } else {
+          fail(node, iteration, "fault", kj::heapString(fault.getType()), kj::str("no fault: ", error));
+        }
+      }
+    }
+  }
+
+  void counters(Node& node, uint32_t iteration) {
+    for (auto c : node.step.getExpect().getCounters()) {
+      kj::String error;
+      uint64_t value = counter(c.getInstance(), c.getCounter(), error);
+      auto what = kj::str("counter ", c.getInstance(), ".", c.getCounter());
+      if (error != nullptr) {
+        fail(node, iteration, what, kj::str("a counter"), kj::mv(error));
+        continue;
+      }
+      switch (c.which()) {
+        case rpc::Expect::CounterCheck::EQUALS:
+          if (value != c.getEquals()) fail(node, iteration, what, kj::str("= ", c.getEquals()), kj::str(value));
+          break;
+        case rpc::Expect::CounterCheck::AT_LEAST:
+          if (value < c.getAtLeast()) fail(node, iteration, what, kj::str(">= ", c.getAtLeast()), kj::str(value));
+          break;
+        case rpc::Expect::CounterCheck::AT_MOST:
+          if (value > c.getAtMost()) fail(node, iteration, what, kj::str("<= ", c.getAtMost()), kj::str(value));
+          break;
+      }
+    }
+  }
+
+  void save(Node& node, Outcome& outcome) {
+    if (!node.step.hasSaveAs()) return;
+    Saved value{nullptr, kj::str()};
+    KJ_IF_MAYBE(response, outcome.response) {
+      kj::String error;
+      KJ_IF_MAYBE(v, select(capnp::DynamicStruct::Reader(*response), node.step.getCall().getResult(), error)) {
+        if (v->getType() == capnp::DynamicValue::CAPABILITY) {
+          value.cap = v->as<capnp::DynamicCapability>();
+        }
+        value.text = text(*v);
+      }
+    }
+    saved.upsert(kj::heapString(node.step.getSaveAs()), kj::mv(value), [](auto& a, auto&& b) { a = kj::mv(b); });
+  }
+
+  void runNode(Node& node, uint32_t iteration) {
+    using Clock = std::chrono::steady_clock;
+    node.iterations++;
+    switch (node.step.which()) {
+      case rpc::Step::CALL: {
+        auto t = Clock::now();
+        auto outcome = doCall(node.step.getCall());
+        node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        expectations(node, iteration, outcome);
+        save(node, outcome);
+        break;
+      }
+      case rpc::Step::REPEAT: {
+        auto r = node.step.getRepeat();
+        auto t = Clock::now();
+        auto counterName = kj::heapString(r.getCounter());
+        for (uint32_t k = 0; k < r.getCount(); k++) {
+          saved.upsert(kj::heapString(counterName), Saved{nullptr, kj::str(r.getStart() + k * r.getStride())},
+                       [](auto& a, auto&& b) { a = kj::mv(b); });
+          for (auto& child : node.children) runNode(*child, k);
+        }
+        saved.erase(counterName);
+        node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        node.iterations = r.getCount();
+        for (auto& child : node.children) node.ok = node.ok && child->ok;
+        break;
+      }
+      case rpc::Step::CHECK:
+        break;
+    }
+    counters(node, iteration);
+  }
+
+  void report(Node& node, kj::Vector<Node*>& flat) {
+    flat.add(&node);
+    for (auto& c : node.children) report(*c, flat);
+  }
+};
+
+ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry)
+    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry)) {}
+ScenarioRunner::~ScenarioRunner() noexcept(false) {}
+
+kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
+  kj::Vector<ScenarioError> errors;
+  size_t cursor = 0;
+  Impl::Known known;
+  for (auto step : scenario.scenario.getSteps()) {
+    auto node = impl_->build(step, scenario.stepLines, cursor, 0);
+    impl_->check(*node, known, scenario.file, errors);
+  }
+  return errors.releaseAsArray();
+}
+
+void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report) {
+  kj::Vector<kj::Own<Node>> roots;
+  size_t cursor = 0;
+  for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
+  for (auto& node : roots) impl_->runNode(*node, 0);
+  impl_->saved.clear();
+
+  kj::Vector<Node*> flat;
+  for (auto& node : roots) impl_->report(*node, flat);
+  report.setFile(scenario.file);
+  report.setDescription(scenario.scenario.getDescription());
+  bool ok = true;
+  auto steps = report.initSteps(flat.size());
+  for (auto i : kj::indices(flat)) {
+    auto& n = *flat[i];
+    auto s = steps[i];
+    s.setLine(n.line);
+    s.setLabel(stepSummary(n.step));
+    s.setOk(n.ok);
+    s.setMicros(n.micros);
+    s.setIterations(n.iterations);
+    s.setDepth(n.depth);
+    auto failures = s.initFailures(n.failures.size());
+    for (auto j : kj::indices(n.failures)) {
+      failures[j].setWhat(n.failures[j].what);
+      failures[j].setExpected(n.failures[j].expected);
+      failures[j].setActual(n.failures[j].actual);
+      failures[j].setIteration(n.failures[j].iteration);
+    }
+    ok = ok && n.ok;
+  }
+  report.setOk(ok);
+}
+
+kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args) {
+  auto cap = impl_->target(instance);
+  auto req = cap.newRequest(method);
+  impl_->codec.decode(args, req);
+  auto response = req.send().wait(impl_->waitScope);
+  capnp::TextCodec pretty;
+  pretty.setPrettyPrint(true);
+  return pretty.encode(capnp::DynamicStruct::Reader(response));
+}
+
+kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
+  kj::Vector<kj::String> lines;
+  lines.add(kj::str("scenario ", report.getFile(), report.getDescription().size() ? kj::str(": ", report.getDescription()) : kj::str()));
+  for (auto s : report.getSteps()) {
+    auto indent = kj::repeat(' ', 2 * s.getDepth());
+    auto label = kj::str(indent, s.getLabel(), s.getIterations() > 1 ? kj::str(" x", s.getIterations()) : kj::str());
+    char time[32];
+    double per = s.getIterations() > 0 ? s.getMicros() / s.getIterations() : 0;
+    snprintf(time, sizeof(time), "%10.1f us", per);
+    char buf[256];
+    snprintf(buf, sizeof(buf), "  %-4s line %-4u %-48s %s", s.getOk() ? "ok" : "FAIL", s.getLine(),
+             label.cStr(), time);
+    lines.add(kj::str(buf));
+    for (auto f : s.getFailures()) {
+      lines.add(kj::str("         ", report.getFile(), ":", s.getLine(), ": ", f.getWhat(), ": expected ",
+                        f.getExpected(), ", actual ", f.getActual(),
+                        s.getIterations() > 1 ? kj::str(" (iteration ", f.getIteration(), ")") : kj::str()));
+    }
+  }
+  size_t failed = 0;
+  for (auto s : report.getSteps()) failed += !s.getOk();
+  lines.add(kj::str("  ", report.getOk() ? "PASS" : "FAIL", ": ", report.getSteps().size(), " steps, ", failed, " failed"));
+  return kj::str(kj::strArray(lines, "\n"), "\n");
+}
+
+}  // namespace nb

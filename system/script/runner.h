@@ -1,0 +1,48 @@
+// The scenario runner: checks a loaded scenario against a composed system, runs its steps, and
+// builds the report.
+//
+// Owns: step semantics (call, repeat, check), named values, expectations, per-step timing and
+// the report. Drives the system only through the composer's root capability and components'
+// interfaces (dynamic calls by method name), as an external client would.
+// Does not own: parsing (scenario-file.h) or composing (system/composer).
+
+#pragma once
+
+#include "interfaces/composer.capnp.h"
+#include "interfaces/scenario.capnp.h"
+#include "system/runtime/contract.h"
+#include "system/script/scenario-file.h"
+
+#include <capnp/dynamic.h>
+#include <kj/map.h>
+
+namespace nb {
+
+class ScenarioRunner {
+public:
+  // `registry` maps the interface IDs the root reports to schemas.
+  ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry);
+  ~ScenarioRunner() noexcept(false);
+
+  // Semantic checks before anything runs: unknown instance or method, a step needing an
+  // instance the manifest lacks, a name used before it is set, bad result paths. All of them.
+  kj::Array<ScenarioError> check(const LoadedScenario& scenario);
+
+  // Runs every step; the report's `ok` says whether every expectation held.
+  void run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report);
+
+  // One call by instance name, method name and text arguments; returns the results as text.
+  kj::String call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
+
+  struct Node;
+  struct Impl;
+
+private:
+  kj::Own<Impl> impl_;
+};
+
+// The report as text, for people: each step with pass/fail, time and line, failed expectations
+// with expected vs actual.
+kj::String formatScenarioReport(rpc::ScenarioReport::Reader report);
+
+}  // namespace nb

@@ -1,0 +1,152 @@
+// Scenario file loading. See scenario-file.h.
+
+#include "system/script/scenario-file.h"
+
+#include <capnp/dynamic.h>
+#include <kj/debug.h>
+#include <cctype>
+#include <cstring>
+#include <stdlib.h>
+#include <unistd.h>
+
+namespace nb {
+
+kj::String KJ_STRINGIFY(const ScenarioError& e) {
+  if (e.line == 0) return kj::str(e.file, ": ", e.message);
+  return kj::str(e.file, ":", e.line, ":", e.column, ": ", e.message);
+}
+
+namespace {
+
+// Delegates to the disk file but collects errors instead of throwing at the first, so every
+// parse error is reported together.
+class CollectingFile final : public capnp::SchemaFile {
+public:
+  CollectingFile(kj::Own<capnp::SchemaFile> inner, kj::Vector<ScenarioError>& errors)
+      : inner_(kj::mv(inner)), errors_(errors) {}
+  kj::StringPtr getDisplayName() const override { return inner_->getDisplayName(); }
+  kj::Array<const char> readContent() const override { return inner_->readContent(); }
+  kj::Maybe<kj::Own<capnp::SchemaFile>> import(kj::StringPtr path) const override {
+    return inner_->import(path);
+  }
+  bool operator==(const capnp::SchemaFile& other) const override { return &other == this; }
+  bool operator!=(const capnp::SchemaFile& other) const override { return &other != this; }
+  size_t hashCode() const override { return reinterpret_cast<uintptr_t>(this); }
+  void reportError(SourcePos start, SourcePos end, kj::StringPtr message) const override {
+    errors_.add(ScenarioError{kj::heapString(getDisplayName()), start.line + 1, start.column + 1,
+                              kj::heapString(message)});
+  }
+
+private:
+  kj::Own<capnp::SchemaFile> inner_;
+  kj::Vector<ScenarioError>& errors_;
+};
+
+}  // namespace
+
+kj::String ScenarioLoader::defaultRoot() {
+  if (const char* env = getenv("NESTBED_ROOT")) return kj::str(env);
+  for (auto var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
+    if (const char* dir = getenv(var)) {
+      auto candidate = kj::str(dir, "/nestbed");
+      if (access(kj::str(candidate, "/interfaces/scenario.capnp").cStr(), R_OK) == 0) return candidate;
+    }
+  }
+  // `bazel run` executes in the runfiles tree; a plain run from the workspace works too.
+  char cwd[4096];
+  KJ_REQUIRE(getcwd(cwd, sizeof(cwd)) != nullptr);
+  return kj::str(cwd);
+}
+
+ScenarioLoader::ScenarioLoader(kj::StringPtr root) : fs_(kj::newDiskFilesystem()) {
+  auto& rootDir = fs_->getRoot();
+  root_ = rootDir.openSubdir(kj::Path::parse(root.startsWith("/") ? root.slice(1) : root));
+  system_ = rootDir.openSubdir(kj::Path({"usr", "include"}));
+  importPath_[0] = root_.get();
+  importPath_[1] = system_.get();
+}
+
+kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(kj::StringPtr path) {
+  kj::Vector<ScenarioError> errors;
+  auto& cwd = fs_->getCurrent();
+  auto fsPath = fs_->getCurrentPath().evalNative(path);
+  auto fileError = [&](kj::StringPtr message) {
+    errors.add(ScenarioError{kj::heapString(path), 0, 0, kj::heapString(message)});
+    return errors.releaseAsArray();
+  };
+  KJ_IF_MAYBE(file, fs_->getRoot().tryOpenFile(fsPath)) {
+    (void)cwd;
+    auto text = (*file)->readAllText();
+    auto parser = kj::heap<capnp::SchemaParser>();
+    parser->loadCompiledTypeAndDependencies<rpc::Scenario>();
+    auto inner = capnp::SchemaFile::newFromDirectory(fs_->getRoot(), kj::mv(fsPath), importPath_,
+                                                     kj::heapString(path));
+    capnp::ParsedSchema parsed;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      parsed = parser->parseFile(kj::heap<CollectingFile>(kj::mv(inner), errors));
+    })) {
+      if (errors.empty()) return fileError(e->getDescription());
+    }
+    if (!errors.empty()) return errors.releaseAsArray();
+
+    KJ_IF_MAYBE(c, parsed.findNested("scenario")) {
+      if (c->getProto().which() != capnp::schema::Node::CONST) {
+        return fileError("`scenario` must be a constant: const scenario :Scenario = (...)");
+      }
+      auto value = c->asConst();
+      if (value.getType().which() != capnp::schema::Type::STRUCT ||
+          value.getType().asStruct().getProto().getId() != capnp::typeId<rpc::Scenario>()) {
+        return fileError("`scenario` must have type Scenario (import \"/interfaces/scenario.capnp\")");
+      }
+      auto scenario = value.as<rpc::Scenario>();
+      return LoadedScenario{kj::heapString(path), kj::mv(parser), scenario, scanStepLines(text)};
+    }
+    return fileError("no `const scenario :Scenario` in this file");
+  }
+  return fileError("cannot open scenario file");
+}
+
+kj::Array<uint32_t> scanStepLines(kj::StringPtr text) {
+  enum Frame : uint8_t { STEPS_LIST, OTHER_LIST, PAREN };
+  kj::Vector<Frame> stack;
+  kj::Vector<uint32_t> lines;
+  uint32_t line = 1;
+  // State of "steps = [" recognition: 0 none, 1 saw `steps`, 2 saw `=`.
+  int pending = 0;
+  for (size_t i = 0; i < text.size(); i++) {
+    char c = text[i];
+    if (c == '\n') { line++; continue; }
+    if (c == ' ' || c == '\t' || c == '\r') continue;
+    if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') i++;
+      continue;
+    }
+    if (c == '"') {
+      for (i++; i < text.size() && text[i] != '"'; i++) {
+        if (text[i] == '\\') i++;
+        else if (text[i] == '\n') line++;
+      }
+      pending = 0;
+      continue;
+    }
+    if (isalpha(c) || c == '_') {
+      size_t start = i;
+      while (i + 1 < text.size() && (isalnum(text[i + 1]) || text[i + 1] == '_')) i++;
+      pending = (i + 1 - start == 5 && memcmp(text.begin() + start, "steps", 5) == 0) ? 1 : 0;
+      continue;
+    }
+    if (c == '=' && pending == 1) { pending = 2; continue; }
+    if (c == '[') {
+      stack.add(pending == 2 ? STEPS_LIST : OTHER_LIST);
+    } else if (c == '(') {
+      if (!stack.empty() && stack.back() == STEPS_LIST) lines.add(line);
+      stack.add(PAREN);
+    } else if ((c == ')' || c == ']') && !stack.empty()) {
+      stack.removeLast();
+    }
+    pending = 0;
+  }
+  return lines.releaseAsArray();
+}
+
+}  // namespace nb

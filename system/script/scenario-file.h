@@ -1,0 +1,54 @@
+// Loading a scenario file: Cap'n Proto text parsed at run time with capnp::SchemaParser.
+//
+// Owns: finding the schema import path (the workspace's interfaces/ and /usr/include), parsing,
+// collecting every parse error with file/line/column, reading the `scenario` constant, and
+// locating each step's line in the source (the parsed value carries no positions). Does not
+// own: semantic checks against a composed system, or running (runner.h).
+
+#pragma once
+
+#include "interfaces/scenario.capnp.h"
+
+#include <capnp/schema-parser.h>
+#include <kj/filesystem.h>
+#include <kj/one-of.h>
+#include <kj/vector.h>
+
+namespace nb {
+
+struct ScenarioError {
+  kj::String file;
+  uint32_t line;     // 1-based; 0 when the error is about the file as a whole
+  uint32_t column;   // 1-based
+  kj::String message;
+};
+kj::String KJ_STRINGIFY(const ScenarioError& e);
+
+struct LoadedScenario {
+  kj::String file;
+  kj::Own<capnp::SchemaParser> parser;  // owns the parsed constant
+  rpc::Scenario::Reader scenario;
+  kj::Array<uint32_t> stepLines;        // 1-based line of every step, in pre-order
+};
+
+class ScenarioLoader {
+public:
+  // `root` is the directory holding interfaces/*.capnp (the workspace or a runfiles tree).
+  explicit ScenarioLoader(kj::StringPtr root);
+  // The root found from $NESTBED_ROOT, the runfiles tree, or the working directory.
+  static kj::String defaultRoot();
+
+  kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> load(kj::StringPtr path);
+
+private:
+  kj::Own<kj::Filesystem> fs_;
+  kj::Own<const kj::ReadableDirectory> root_;
+  kj::Own<const kj::ReadableDirectory> system_;
+  const kj::ReadableDirectory* importPath_[2];
+};
+
+// The 1-based line of each element of every `steps = [...]` list in Cap'n Proto text, in
+// pre-order (the order a depth-first walk of the parsed steps visits them).
+kj::Array<uint32_t> scanStepLines(kj::StringPtr text);
+
+}  // namespace nb

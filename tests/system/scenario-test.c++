@@ -1,0 +1,180 @@
+// The scenario language and runner: every step and expectation kind passing and failing,
+// file and semantic errors with lines, determinism across runs and placements.
+
+#include "tests/system/compose-testing.h"
+
+#include "system/script/runner.h"
+
+#include <capnp/message.h>
+
+namespace nb {
+namespace {
+
+kj::String manifest(kj::StringPtr placement) {
+  return kj::str("[memory]\nbase = 0x40000000\nsize = \"16MiB\"\n"
+                 "[components.counter]\nimpl = \"fixture/counter\"\nstart = 5\nplacement = \"", placement, "\"\n"
+                 "[components.relay]\nimpl = \"fixture/relay\"\nplacement = \"", placement, "\"\n"
+                 "uses = { counter = \"counter\" }\n");
+}
+
+kj::String root() { return kj::str(getenv("TEST_SRCDIR"), "/nestbed"); }
+
+LoadedScenario load(kj::StringPtr name) {
+  ScenarioLoader loader(root());
+  auto result = loader.load(kj::str(root(), "/tests/system/scenarios/", name));
+  if (result.is<kj::Array<ScenarioError>>()) {
+    for (auto& e : result.get<kj::Array<ScenarioError>>()) FAIL_CHECK(kj::str(e).cStr());
+    FAIL("scenario did not load");
+  }
+  return kj::mv(result.get<LoadedScenario>());
+}
+
+struct Run {
+  capnp::MallocMessageBuilder message;
+  rpc::ScenarioReport::Reader report;
+};
+
+kj::Own<Run> runScenario(testing::TestSystem& sys, kj::StringPtr name) {
+  auto scenario = load(name);
+  ScenarioRunner runner(sys.io.waitScope, sys.root, testing::testRegistry());
+  auto errors = runner.check(scenario);
+  for (auto& e : errors) FAIL_CHECK(kj::str(e).cStr());
+  auto run = kj::heap<Run>();
+  auto builder = run->message.initRoot<rpc::ScenarioReport>();
+  runner.run(scenario, builder);
+  run->report = builder.asReader();
+  return run;
+}
+
+// The report without timings, for exact comparison.
+kj::String timeless(rpc::ScenarioReport::Reader report) {
+  capnp::MallocMessageBuilder copy;
+  copy.setRoot(report);
+  auto r = copy.getRoot<rpc::ScenarioReport>();
+  for (auto s : r.getSteps()) s.setMicros(0);
+  return kj::str(r.asReader());
+}
+
+TEST_CASE("Scenario: every step and expectation kind holds on a passing scenario", "[scenario]") {
+  auto placement = GENERATE(as<std::string>(), "inline", "process");
+  DYNAMIC_SECTION(placement) {
+    testing::TestSystem sys(manifest(placement.c_str()));
+    auto run = runScenario(sys, "all-pass.capnp");
+    INFO(formatScenarioReport(run->report).cStr());
+    CHECK(run->report.getOk());
+    auto steps = run->report.getSteps();
+    REQUIRE(steps.size() == 13);  // 12 steps plus the one inside the repeat
+    CHECK(steps[0].getLine() == 9);
+    CHECK(steps[3].getLabel() == "repeat 4x");
+    CHECK(steps[4].getDepth() == 1);
+    CHECK(steps[4].getIterations() == 4);
+    CHECK(steps[5].getLabel() == "sixteen added by the repeat");
+  }
+}
+
+TEST_CASE("Scenario: each failing expectation reports expected, actual and line", "[scenario]") {
+  testing::TestSystem sys(manifest("inline"));
+  auto run = runScenario(sys, "all-fail.capnp");
+  auto text = formatScenarioReport(run->report);
+  INFO(text.cStr());
+  CHECK(!run->report.getOk());
+  auto steps = run->report.getSteps();
+  REQUIRE(steps.size() == 10);
+  for (auto s : steps) CHECK(!s.getOk());
+
+  auto failure = [&](size_t step, size_t i = 0) { return steps[step].getFailures()[i]; };
+  CHECK(steps[0].getLine() == 8);
+  CHECK(failure(0).getWhat() == "value");
+  CHECK(failure(0).getExpected() == "(total = 7)");
+  CHECK(failure(0).getActual() == "(total = 6)");
+  CHECK(failure(1).getWhat() == "fields.total");
+  CHECK(failure(1).getActual() == "7");
+  CHECK(failure(2).getWhat() == "errno");
+  CHECK(failure(2).getExpected() == "eOverflow");
+  CHECK(failure(2).getActual() == "ok");
+  CHECK(failure(3).getExpected() == "ok");
+  CHECK(failure(3).getActual() == "eOverflow");
+  CHECK(failure(4).getWhat() == "fault.type");
+  CHECK(failure(4).getActual() == "none");
+  CHECK(failure(5).getWhat() == "outcome");
+  CHECK(failure(6).getWhat() == "outcome");
+  CHECK(steps[7].getFailures().size() == 3);
+  CHECK(failure(7, 0).getWhat() == "counter counter.total");
+  CHECK(failure(7, 1).getExpected() == "<= 1");
+  CHECK(failure(7, 2).getActual() == "no counter 'nonesuch'");
+  // Inside a repeat: one failure per iteration, with its index.
+  CHECK(steps[9].getFailures().size() == 3);
+  CHECK(failure(9, 2).getIteration() == 2);
+  CHECK(std::string(text.cStr()).find("all-fail.capnp:8: value: expected (total = 7), actual (total = 6)") !=
+        std::string::npos);
+}
+
+TEST_CASE("Scenario: semantic errors are all reported with their lines before anything runs", "[scenario]") {
+  testing::TestSystem sys(manifest("inline"));
+  auto scenario = load("bad-semantics.capnp");
+  ScenarioRunner runner(sys.io.waitScope, sys.root, testing::testRegistry());
+  auto errors = runner.check(scenario);
+  auto all = KJ_MAP(e, errors) { return kj::str(e); };
+  INFO(kj::strArray(all, "\n").cStr());
+  REQUIRE(errors.size() == 6);
+  CHECK(errors[0].line == 7);
+  CHECK(std::string(all[0].cStr()).find("no instance 'countr'") != std::string::npos);
+  CHECK(std::string(all[1].cStr()).find("has no method 'ad'") != std::string::npos);
+  CHECK(std::string(all[2].cStr()).find("'$later' is used before it is set") != std::string::npos);
+  CHECK(std::string(all[3].cStr()).find("'$c' is used before it is set") != std::string::npos);
+  CHECK(std::string(all[4].cStr()).find("no field 'totl'") != std::string::npos);
+  CHECK(errors[5].line == 12);
+  // Nothing ran.
+  CHECK(sys.stats()[1].counters[0].value == 0);
+}
+
+TEST_CASE("Scenario: parse errors are reported with file, line and column, several at once", "[scenario]") {
+  ScenarioLoader loader(root());
+  auto result = loader.load(kj::str(root(), "/tests/system/scenarios/bad-syntax.capnp"));
+  REQUIRE(result.is<kj::Array<ScenarioError>>());
+  auto& errors = result.get<kj::Array<ScenarioError>>();
+  auto all = KJ_MAP(e, errors) { return kj::str(e); };
+  INFO(kj::strArray(all, "\n").cStr());
+  REQUIRE(errors.size() >= 2);
+  CHECK(errors[0].line == 7);
+  CHECK(errors[1].line == 8);
+  CHECK(std::string(all[0].cStr()).find("bad-syntax.capnp:7:") != std::string::npos);
+}
+
+TEST_CASE("Scenario: a missing file is a file error", "[scenario]") {
+  ScenarioLoader loader(root());
+  auto result = loader.load("/nonexistent.capnp");
+  REQUIRE(result.is<kj::Array<ScenarioError>>());
+  CHECK(kj::str(result.get<kj::Array<ScenarioError>>()[0]) == "/nonexistent.capnp: cannot open scenario file");
+}
+
+TEST_CASE("Scenario: the same scenario gives identical reports across runs and placements", "[scenario]") {
+  kj::Vector<kj::String> reports;
+  for (auto placement : {"inline", "process", "inline", "process"}) {
+    testing::TestSystem sys(manifest(placement));
+    reports.add(timeless(runScenario(sys, "all-pass.capnp")->report));
+    reports.add(timeless(runScenario(sys, "all-fail.capnp")->report));
+  }
+  for (size_t i = 2; i < reports.size(); i++) {
+    CHECK(std::string(reports[i].cStr()) == std::string(reports[i % 2].cStr()));
+  }
+}
+
+TEST_CASE("Scenario: step line scanning follows nesting, comments and strings", "[scenario]") {
+  auto lines = scanStepLines(
+      "const s :Scenario = (steps = [  # steps = [ (\n"
+      "  (label = \"steps = [(\", call = (target = \"x\")),\n"
+      "  (repeat = (steps = [\n"
+      "    (check = void),\n"
+      "    (check = void)])),\n"
+      "  (fields = [(path = \"a\")], check = void)]);\n");
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == 2);
+  CHECK(lines[1] == 3);
+  CHECK(lines[2] == 4);
+  CHECK(lines[3] == 5);
+  CHECK(lines[4] == 6);
+}
+
+}  // namespace
+}  // namespace nb
