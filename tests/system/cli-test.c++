@@ -1,0 +1,136 @@
+// The nestbed CLI end to end (with the fixture registry): exit statuses, messages, DOT, JSON.
+
+#include <capnp/compat/json.h>
+#include <capnp/message.h>
+#include <catch2/catch.hpp>
+#include <kj/string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <string>
+
+namespace {
+
+struct Result {
+  int status;
+  std::string out;
+};
+
+std::string path(const char* rel) { return std::string(getenv("TEST_SRCDIR")) + "/nestbed/" + rel; }
+
+Result nestbed(const std::string& args) {
+  std::string cmd = path("tests/fixtures/fixture-nestbed") + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_CASE("CLI: check exits 0 and prints the plan", "[cli]") {
+  auto r = nestbed("check " + path("tests/system/manifests/fixture.toml"));
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("1. counter  fixture/counter  process") != std::string::npos);
+  CHECK(r.out.find("2. relay  fixture/relay  inline  uses counter=counter") != std::string::npos);
+}
+
+TEST_CASE("CLI: a typo'd key exits 1 and names the key, file and line", "[cli]") {
+  auto manifest = path("tests/system/manifests/typo.toml");
+  auto r = nestbed("check " + manifest);
+  INFO(r.out);
+  CHECK(r.status == 1);
+  CHECK(r.out.find(manifest + ":7:1: components.counter.strat: unknown key 'strat'") != std::string::npos);
+}
+
+TEST_CASE("CLI: usage errors exit 2", "[cli]") {
+  CHECK(nestbed("frobnicate").status == 2);
+  CHECK(nestbed("check").status == 2);
+  auto help = nestbed("run --help");
+  CHECK(help.status == 0);
+  CHECK(help.out.find("--dump-memory") != std::string::npos);
+}
+
+TEST_CASE("CLI: graph prints DOT that dot accepts", "[cli]") {
+  auto r = nestbed("graph " + path("tests/system/manifests/fixture.toml"));
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("\"relay\" -> \"counter\" [label=\"counter\"]") != std::string::npos);
+  FILE* dot = popen("dot -Tsvg > /dev/null", "w");
+  REQUIRE(dot != nullptr);
+  fputs(r.out.c_str(), dot);
+  int status = pclose(dot);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("CLI: run exits 0 when every expectation holds, 1 naming the line when one fails", "[cli]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto pass = nestbed("run " + manifest + " " + path("tests/system/scenarios/all-pass.capnp"));
+  INFO(pass.out);
+  CHECK(pass.status == 0);
+  CHECK(pass.out.find("PASS: 13 steps, 0 failed") != std::string::npos);
+  CHECK(pass.out.find("counter (fixture/counter)") != std::string::npos);  // stats follow
+
+  auto fail = nestbed("run " + manifest + " " + path("tests/system/scenarios/all-fail.capnp"));
+  INFO(fail.out);
+  CHECK(fail.status == 1);
+  CHECK(fail.out.find("all-fail.capnp:8: value: expected (total = 7), actual (total = 6)") != std::string::npos);
+}
+
+TEST_CASE("CLI: scenario file errors exit 2 before anything runs", "[cli]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto syntax = nestbed("run " + manifest + " " + path("tests/system/scenarios/bad-syntax.capnp"));
+  INFO(syntax.out);
+  CHECK(syntax.status == 2);
+  CHECK(syntax.out.find("bad-syntax.capnp:7:") != std::string::npos);
+  CHECK(syntax.out.find("bad-syntax.capnp:8:") != std::string::npos);
+  auto semantic = nestbed("run " + manifest + " " + path("tests/system/scenarios/bad-semantics.capnp"));
+  CHECK(semantic.status == 2);
+  CHECK(semantic.out.find("bad-semantics.capnp:7:1: no instance 'countr' in the manifest") != std::string::npos);
+}
+
+TEST_CASE("CLI: run --json prints the report through Cap'n Proto's JSON codec", "[cli]") {
+  auto r = nestbed("run --json " + path("tests/system/manifests/fixture.toml") + " " +
+                   path("tests/system/scenarios/all-pass.capnp"));
+  REQUIRE(r.status == 0);
+  auto start = r.out.find('{');
+  REQUIRE(start != std::string::npos);
+  capnp::JsonCodec codec;
+  capnp::MallocMessageBuilder message;
+  auto value = message.initRoot<capnp::JsonValue>();
+  codec.decodeRaw(kj::StringPtr(r.out.c_str() + start), value);
+  CHECK(value.isObject());
+  CHECK(r.out.find("\"ok\": true") != std::string::npos);
+}
+
+TEST_CASE("CLI: call prints the results as Cap'n Proto text; --set overrides", "[cli]") {
+  auto r = nestbed("call --set components.counter.start=40 " + path("tests/system/manifests/fixture.toml") +
+                   " counter add '(n = 2)'");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("(total = 42)") != std::string::npos);
+}
+
+TEST_CASE("CLI: --dump-memory writes the image and a JSON sidecar", "[cli]") {
+  std::string image = std::string(getenv("TEST_TMPDIR")) + "/mem.img";
+  auto r = nestbed("run --dump-memory " + image + " " + path("tests/system/manifests/fixture.toml"));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  FILE* f = fopen(image.c_str(), "rb");
+  REQUIRE(f != nullptr);
+  fseek(f, 0, SEEK_END);
+  CHECK(ftell(f) == 16 << 20);
+  fclose(f);
+  FILE* j = fopen((image + ".json").c_str(), "r");
+  REQUIRE(j != nullptr);
+  char buf[512] = {};
+  CHECK(fread(buf, 1, sizeof(buf) - 1, j) > 0);
+  fclose(j);
+  CHECK(std::string(buf).find("\"base\": \"1073741824\"") != std::string::npos);
+}
+
+}  // namespace
