@@ -1,0 +1,107 @@
+// hw/smmuv3: context descriptors — CD layout, choosing a CD for a transaction, fetching it from
+// linear or two-level CD tables, and decoding it into a typed `CdConfig`.
+//
+// Owns: the CD and L1 CD descriptor layouts (facts 2.5), the S1CDMax/S1DSS rules for which CD
+// (if any) a transaction uses, CD fetch (through stage 2 when nested: CLASS=CD faults) and the
+// CD validity checks (C_BAD_CD, C_BAD_SUBSTREAMID, F_CD_FETCH, F_STREAM_DISABLED).
+// Does not own: the STE (stream-table.h) or the stage-1 walk itself (walk.h).
+
+#pragma once
+
+#include "hw/mem/phys-mem.h"
+#include "hw/smmuv3/events.h"
+#include "hw/smmuv3/features.h"
+#include "hw/smmuv3/stream-table.h"
+#include "hw/smmuv3/walk.h"
+#include <kj/one-of.h>
+#include "util/bits.h"
+
+namespace nb::smmu {
+
+namespace cd {
+// Facts 2.5 (Linux CTXDESC_CD_<qword>_<field> naming; AFFD and TBI1 from QEMU, T1SZ/TG1/TTB1
+// likewise — the kernel never uses TTB1).
+constexpr Field CD_0_T0SZ = bits(5, 0);
+constexpr Field CD_0_TG0 = bits(7, 6);
+constexpr uint64_t TG0_4K = 0;
+constexpr uint64_t TG0_64K = 1;
+constexpr uint64_t TG0_16K = 2;
+constexpr Field CD_0_IRGN0 = bits(9, 8);
+constexpr Field CD_0_ORGN0 = bits(11, 10);
+constexpr Field CD_0_SH0 = bits(13, 12);
+constexpr Field CD_0_EPD0 = bit(14);
+constexpr Field CD_0_ENDI = bit(15);
+constexpr Field CD_0_T1SZ = bits(21, 16);
+constexpr Field CD_0_TG1 = bits(23, 22);
+constexpr uint64_t TG1_16K = 1;
+constexpr uint64_t TG1_4K = 2;
+constexpr uint64_t TG1_64K = 3;
+constexpr Field CD_0_EPD1 = bit(30);
+constexpr Field CD_0_V = bit(31);
+constexpr Field CD_0_IPS = bits(34, 32);
+constexpr Field CD_0_AFFD = bit(35);
+constexpr Field CD_0_TBI0 = bit(38);
+constexpr Field CD_0_TBI1 = bit(39);
+constexpr Field CD_0_AA64 = bit(41);
+constexpr Field CD_0_HD = bit(42);
+constexpr Field CD_0_HA = bit(43);
+constexpr Field CD_0_S = bit(44);
+constexpr Field CD_0_R = bit(45);
+constexpr Field CD_0_A = bit(46);
+constexpr Field CD_0_ASET = bit(47);
+constexpr Field CD_0_ASID = bits(63, 48);
+constexpr Field CD_1_TTB0 = bits(51, 4);
+constexpr Field CD_2_TTB1 = bits(51, 4);
+constexpr Field CD_3_MAIR = bits(63, 0);
+
+// Two-level CD table L1 descriptor (facts 2.5).
+constexpr Field L1CD_V = bit(0);
+constexpr Field L1CD_L2PTR = bits(51, 12);
+}  // namespace cd
+
+struct Cd {
+  // 64 bytes = 8 little-endian qwords.
+  uint64_t dw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+};
+
+struct TranslationRegion {
+  // One of the two stage-1 VA regions (TTB0: VA[55] = 0, TTB1: VA[55] = 1).
+  bool enabled = false;  // !EPDx
+  bool tbi = false;      // top byte ignored
+  StageConfig stage;
+};
+
+struct CdConfig {
+  // One CD decoded.
+  uint16_t asid = 0;
+  bool record = false;   // R: record stage-1 faults in the EVTQ
+  bool aset = false;
+  uint64_t mair = 0;     // decoded for completeness; memory attributes are not modelled
+  bool singleRegion = false;  // EL2 regime without E2H: TTB0 only
+  TranslationRegion region[2];
+};
+
+struct StageOneBypass {};
+// S1DSS=BYPASS for a transaction without a substream: stage 1 is skipped.
+
+kj::OneOf<uint32_t, StageOneBypass, Event> selectCd(const SteConfig& ste,
+                                                    kj::Maybe<uint32_t> ssid);
+// Which CD a transaction uses (facts 2.1, 2.5, 3.1):
+//  - SSID with S1CDMax = 0, SSID >= 2^S1CDMax, or SSID 0 with S1DSS=SSID0: C_BAD_SUBSTREAMID;
+//  - no SSID: CD 0 when S1CDMax = 0 or S1DSS=SSID0; StageOneBypass for S1DSS=BYPASS;
+//    F_STREAM_DISABLED for S1DSS=TERMINATE.
+
+kj::OneOf<Cd, Event> fetchCd(const PhysMem& mem, Walker& walker, const SteConfig& ste,
+                             uint32_t index);
+// Reads CD `index` from the linear or two-level table (S1Fmt; 4K leaves hold 64 CDs, 64K leaves
+// 1024). Nested: the L1 descriptor and the CD addresses are IPAs translated by the STE's stage 2
+// (faults S2=1, CLASS=CD). An invalid L1 descriptor is C_BAD_SUBSTREAMID; a read outside memory
+// is F_CD_FETCH with the physical fetch address.
+
+kj::OneOf<CdConfig, Event> decodeCd(const Cd& cd, const SteConfig& ste, const Features& features);
+// C_BAD_CD for: V = 0; AA64 = 0; ENDI = 1; S = 1 (no stall model); for an enabled region, a
+// reserved or unsupported granule or a TxSZ outside 16..39 (25- to 48-bit inputs; values
+// outside are CONSTRAINED UNPREDICTABLE, rejected here). IPS above the OAS behaves as the OAS.
+// The regime comes from the STE (STRW, E2H).
+
+}  // namespace nb::smmu
