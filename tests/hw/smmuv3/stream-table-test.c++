@@ -1,0 +1,185 @@
+// tests/hw/smmuv3: stream table fetch (linear, two-level) and STE validity (facts 2.1, 3.1).
+
+#include "smmu-testing.h"
+
+namespace nb::smmu::testing {
+namespace {
+
+EventId faultId(const TranslateResult& r) { return expectFault(r).id(); }
+
+TEST_CASE("Smmuv3: linear stream table", "[smmuv3][ste]") {
+  Harness h;
+  h.setUp(4);  // 16 STEs
+  h.writeSte(3, steBypass());
+  h.writeSte(4, steAbort());
+  CHECK(expectPa(h.translate(3, 0xdead000)) == 0xdead000);
+  auto aborted = h.translate(4, 0x1000);
+  REQUIRE(aborted.is<TranslateAbort>());
+  CHECK(aborted.get<TranslateAbort>().cause == AbortCause::STE_ABORT);
+  CHECK(h.drainEvents().size() == 0);  // an abort STE aborts silently
+
+  SECTION("a SID beyond the table is C_BAD_STREAMID") {
+    NB_REQUIRE_RECORD(expectFault(h.translate(16, 0x1000)), (Rec{0x02, 16}.make()));
+    NB_REQUIRE_RECORD(expectFault(h.translate(0xffffffff, 0x1000)),
+                      (Rec{0x02, 0xffffffff}.make()));
+  }
+  SECTION("Config values with bit 2 clear abort") {
+    for (uint64_t config : {1, 2, 3}) {
+      Words8 s;
+      s.w[0] = 1 | (config << 1);
+      h.writeSte(5, s);
+      h.invalidateAll();
+      CHECK(h.translate(5, 0x1000).is<TranslateAbort>());
+    }
+  }
+}
+
+TEST_CASE("Smmuv3: two-level stream table", "[smmuv3][ste]") {
+  Harness h;
+  // Facts 2.1: FMT=1, SPLIT=8, LOG2SIZE=16 -> 256 L1 descriptors of 256 STEs each.
+  uint64_t l1 = h.alloc(256 * 8, 4096);
+  h.write64(off::STRTAB_BASE, l1);
+  h.write32(off::STRTAB_BASE_CFG, (1u << 16) | (8u << 6) | 16);
+  h.setUpQueues();
+  h.enable();
+  uint64_t l2a = h.alloc(256 * 64, 4096);
+  uint64_t l2b = h.alloc(2 * 64, 64);
+  h.mem().store64(l1 + 1 * 8, l2a | 9);  // SPAN = 9: 256 STEs
+  h.mem().store64(l1 + 3 * 8, l2b | 2);  // SPAN = 2: 2 STEs
+  h.writeWords(l2a + 0x05 * 64, steBypass());
+  h.writeWords(l2b + 0x01 * 64, steBypass());
+
+  CHECK(expectPa(h.translate(0x105, 0x4000)) == 0x4000);
+  CHECK(expectPa(h.translate(0x301, 0x4000)) == 0x4000);
+  CHECK(faultId(h.translate(0x106, 0x4000)) == EventId::C_BAD_STE);        // V = 0
+  NB_REQUIRE_RECORD(expectFault(h.translate(0x205, 0x4000)), (Rec{0x02, 0x205}.make()));
+  NB_REQUIRE_RECORD(expectFault(h.translate(0x302, 0x4000)), (Rec{0x02, 0x302}.make()));
+  NB_REQUIRE_RECORD(expectFault(h.translate(0x10000, 0x4000)), (Rec{0x02, 0x10000}.make()));
+  SECTION("an L2 table outside memory is F_STE_FETCH") {
+    h.mem().store64(l1 + 4 * 8, 0x10'0000'0000 | 9);
+    Rec r{0x03, 0x407};
+    r.dw3 = fetchField(0x10'0000'0000 + 7 * 64);
+    NB_REQUIRE_RECORD(expectFault(h.translate(0x407, 0)), r.make());
+  }
+  SECTION("an L1 table outside memory is F_STE_FETCH") {
+    h.write32(off::CR0, 0);
+    h.write64(off::STRTAB_BASE, 0x20'0000'0000);
+    h.enable();
+    h.invalidateAll();  // disabling the SMMU does not empty its caches
+    Rec r{0x03, 0x105};
+    r.dw3 = fetchField(0x20'0000'0000 + 8);
+    NB_REQUIRE_RECORD(expectFault(h.translate(0x105, 0)), r.make());
+  }
+}
+
+TEST_CASE("Smmuv3: a linear table outside memory is F_STE_FETCH", "[smmuv3][ste]") {
+  Harness h;
+  h.write64(off::STRTAB_BASE, 0x40'0000'0000);
+  h.write32(off::STRTAB_BASE_CFG, 8);
+  h.setUpQueues();
+  h.enable();
+  Rec r{0x03, 9};
+  r.dw3 = fetchField(0x40'0000'0000 + 9 * 64);
+  NB_REQUIRE_RECORD(expectFault(h.translate(9, 0)), r.make());
+  auto events = h.drainEvents();
+  REQUIRE(events.size() == 1);
+  NB_REQUIRE_RECORD(events[0], r.make());
+}
+
+TEST_CASE("Smmuv3: illegal STEs are C_BAD_STE", "[smmuv3][ste]") {
+  struct Row {
+    const char* name;
+    Words8 ste;
+    Features features;
+  };
+  S2Params good;
+  Features def, noS1, noS2, no16k, noCd2l, smallSsid;
+  noS1.stage1 = false;
+  noS2.stage2 = false;
+  no16k.gran16k = false;
+  noCd2l.cd2l = false;
+  smallSsid.ssidBits = 4;
+  auto s2With = [&](auto change) {
+    S2Params p = good;
+    change(p);
+    return steS2(p);
+  };
+  Words8 s2Aa32 = steS2(good);
+  s2Aa32.w[2] &= ~(1ull << 51);
+  Words8 s2Be = steS2(good);
+  s2Be.w[2] |= 1ull << 52;
+  Words8 s2Stall = steS2(good);
+  s2Stall.w[2] |= 1ull << 57;
+  Words8 s2Tg3 = steS2(good);
+  s2Tg3.w[2] |= 3ull << 46;
+  Words8 strw1 = steS1(0x1000);
+  strw1.w[1] |= 1ull << 30;
+  Words8 strwEl2 = steS1(0x1000);
+  strwEl2.w[1] |= 2ull << 30;
+  Words8 invalid = steBypass();
+  invalid.w[0] &= ~1ull;
+
+  auto row = GENERATE_COPY(values<Row>({
+      {"V=0", invalid, def},
+      {"S1 without stage 1", steS1(0x1000), noS1},
+      {"S2 without stage 2", steS2(good), noS2},
+      {"nested without stage 2", steNested(0x1000, good), noS2},
+      {"S2AA64=0", s2Aa32, def},
+      {"S2ENDI=1", s2Be, def},
+      {"S2S=1 without stalls", s2Stall, def},
+      {"S2TG reserved", s2Tg3, def},
+      {"S2TG 16K unsupported", s2With([](S2Params& p) { p.pageShift = 14; p.ias = 40;
+                                                        p.sl0 = 1; }), no16k},
+      {"S2T0SZ above 48 bits", s2With([](S2Params& p) { p.ias = 49; }), def},
+      {"S2T0SZ below 25 bits", s2With([](S2Params& p) { p.ias = 24; p.sl0 = 0; }), def},
+      {"4K SL0=3", s2With([](S2Params& p) { p.sl0 = 3; }), def},
+      {"64K SL0=3", s2With([](S2Params& p) { p.pageShift = 16; p.sl0 = 3; }), def},
+      {"4K L2 start for 48 bits", s2With([](S2Params& p) { p.sl0 = 0; }), def},
+      {"4K L0 start for 39 bits", s2With([](S2Params& p) { p.ias = 39; p.sl0 = 2; }), def},
+      {"4K L1 start, 32 tables", s2With([](S2Params& p) { p.ias = 44; p.sl0 = 1; }), def},
+      {"S1Fmt=3", steS1(0x1000, 4, 3), def},
+      {"two-level CD without CD2L", steS1(0x1000, 4, 1), noCd2l},
+      {"S1CDMax above SSIDSIZE", steS1(0x1000, 5), smallSsid},
+      {"S1DSS=3", steS1(0x1000, 4, 0, 3), def},
+      {"STRW reserved", strw1, def},
+      {"STRW=EL2 without HYP", strwEl2, def},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    Harness h(row.features);
+    h.setUp();
+    h.writeSte(7, row.ste);
+    NB_REQUIRE_RECORD(expectFault(h.translate(7, 0x1000)), (Rec{0x04, 7}.make()));
+    NB_REQUIRE_RECORD(expectFault(h.translate(7, 0x1000, false, 1)),
+                      (Rec{0x04, 7, uint32_t(1)}.make()));
+    CHECK(h.drainEvents().size() == 2);
+  }
+}
+
+TEST_CASE("Smmuv3: legal stage-2 geometries are accepted", "[smmuv3][ste]") {
+  // Facts 4.4/4.5: the start level from SL0, with up to 16 concatenated tables.
+  struct Row {
+    unsigned pageShift, ias, sl0;
+  };
+  auto row = GENERATE(values<Row>({{12, 48, 2}, {12, 40, 1}, {12, 42, 1}, {12, 32, 1},
+                                   {12, 30, 0}, {16, 48, 2}, {16, 42, 1}, {16, 52, 2},
+                                   {14, 48, 2}, {14, 47, 2}, {14, 40, 1}, {14, 36, 1},
+                                   {14, 48, 3}}));
+  DYNAMIC_SECTION(row.pageShift << "/" << row.ias << "/SL0=" << row.sl0) {
+    Features f;
+    f.oas = 52;
+    Harness h(f);
+    h.setUp();
+    S2Params p;
+    p.pageShift = row.pageShift;
+    p.ias = row.ias;
+    p.sl0 = row.sl0;
+    p.ps = 6;
+    p.ttb = h.alloc(64 * 1024, 64 * 1024);
+    h.writeSte(1, steS2(p));
+    // Empty tables: the STE is legal, the walk finds nothing.
+    CHECK(faultId(h.translate(1, 0)) == EventId::F_TRANSLATION);
+  }
+}
+
+}  // namespace
+}  // namespace nb::smmu::testing
