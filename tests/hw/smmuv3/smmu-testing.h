@@ -19,7 +19,7 @@
 namespace nb::smmu::testing {
 
 constexpr uint64_t MEM_BASE = 0x80000000;
-constexpr uint64_t MEM_SIZE = 64ull << 20;
+constexpr uint64_t MEM_SIZE = 256ull << 20;  // memfd: only touched pages cost memory
 
 inline constexpr uint64_t mask(unsigned hi, unsigned lo) {
   return (hi >= 63 ? ~0ull : ((1ull << (hi + 1)) - 1)) & ~((1ull << lo) - 1);
