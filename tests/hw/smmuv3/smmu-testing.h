@@ -159,7 +159,11 @@ inline Cmd cmdTlbi(uint8_t op, uint16_t vmid = 0, uint16_t asid = 0, uint64_t ad
   Cmd c;
   c.dw0 = op | (uint64_t(num) << 12) | (uint64_t(scale) << 20) | (uint64_t(vmid) << 32) |
           (uint64_t(asid) << 48);
-  c.dw1 = uint64_t(leaf) | (uint64_t(ttl) << 8) | (uint64_t(tg) << 10) | (addr & mask(63, 12));
+  // Only the VA/IPA forms have a dw1 (facts 1.3); the others must leave it zero.
+  bool hasAddress = op == 0x12 || op == 0x13 || op == 0x22 || op == 0x23 || op == 0x2a;
+  if (hasAddress) {
+    c.dw1 = uint64_t(leaf) | (uint64_t(ttl) << 8) | (uint64_t(tg) << 10) | (addr & mask(63, 12));
+  }
   return c;
 }
 inline Cmd cmdSync(unsigned cs = 0, uint64_t msiAddr = 0, uint32_t msiData = 0) {
@@ -263,6 +267,7 @@ public:
   }
   void invalidateAll() {
     submit({cmdCfgiSteRange(0, 31), cmdTlbi(0x30), cmdSync()});
+    KJ_REQUIRE((read32(off::CMDQ_CONS) >> 24 & 0x7f) == 0, "invalidation commands failed");
   }
 
   // Reads and consumes every event in the EVTQ (as Linux's handler, facts 3.3).
