@@ -39,19 +39,20 @@ public:
     }
   }
 
-  // Inserts or replaces. Returns whether another entry was evicted to make room, and its key
-  // through `evictedKey` when given.
-  bool insert(const Key& key, const Value& value, Key* evictedKey = nullptr) {
-    if (capacity_ == 0) return false;
+  // Inserts or replaces; returns the stored value (null when the cache is disabled). When
+  // another entry had to be evicted to make room, `*evicted` is set and its key stored in
+  // `*evictedKey` (both optional).
+  Value* insert(const Key& key, const Value& value, Key* evictedKey = nullptr,
+                bool* evicted = nullptr) {
+    if (capacity_ == 0) return nullptr;
     if (Value* v = find(key)) {
       *v = value;
-      return false;
+      return v;
     }
-    bool evicted = false;
     if (count >= capacity_) {
       Key victim = evictOne();
       if (evictedKey != nullptr) *evictedKey = victim;
-      evicted = true;
+      if (evicted != nullptr) *evicted = true;
     }
     size_t i = Hash()(key) & mask;
     while (slots[i].used) i = (i + 1) & mask;
@@ -59,7 +60,7 @@ public:
     slots[i].key = key;
     slots[i].value = value;
     count++;
-    return evicted;
+    return &slots[i].value;
   }
 
   bool erase(const Key& key) {

@@ -95,8 +95,9 @@ const SteConfig* Smmuv3::lookupSte(const Transaction& t, kj::Maybe<EventRecord>&
     failure = fault(t, *e, true);
     return nullptr;
   }
-  configs.insertSte(t.sid, decoded.get<SteConfig>());
-  if (const SteConfig* cached = configs.findSte(t.sid)) return cached;
+  if (const SteConfig* cached = configs.insertSte(t.sid, decoded.get<SteConfig>())) {
+    return cached;
+  }
   // No configuration cache: keep the decoded STE for this translation only.
   uncachedSte = decoded.get<SteConfig>();
   return &uncachedSte;
@@ -189,8 +190,7 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
     }
     auto decoded = decodeCd(raw.get<Cd>(), ste, features_);
     KJ_IF_MAYBE(e, decoded.tryGet<Event>()) return fault(t, *e, true);
-    configs.insertCd(t.sid, cdIndex, decoded.get<CdConfig>());
-    cd = configs.findCd(t.sid, cdIndex);
+    cd = configs.insertCd(t.sid, cdIndex, decoded.get<CdConfig>());
     if (cd == nullptr) {
       uncachedCd = decoded.get<CdConfig>();
       cd = &uncachedCd;

@@ -46,6 +46,16 @@ size_t ConfigCache::invalidateAll() { return stes.clear() + cds.clear(); }
 // =============================================================================================
 // Iotlb
 
+namespace {
+uint64_t lastAddress(const IotlbScope& scope) {
+  // The range's last byte, saturating at the top of the address space (a TTB1 range may run
+  // past 2^64).
+  if (scope.length == 0) return scope.addr;
+  uint64_t last = scope.addr + (scope.length - 1);
+  return last < scope.addr ? ~uint64_t(0) : last;
+}
+}  // namespace
+
 IotlbKey Iotlb::makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global) {
   IotlbKey k;
   k.inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
@@ -89,7 +99,9 @@ void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bo
   IotlbKey key = makeKey(tag, inputAddr, sizeLog2, global && !tag.ipaSpace);
   bool existed = table.find(key) != nullptr;
   IotlbKey victim;
-  if (table.insert(key, entry, &victim)) {
+  bool evicted = false;
+  table.insert(key, entry, &victim, &evicted);
+  if (evicted) {
     noteRemoved(victim.sizeLog2);
     evictions++;
   }
@@ -121,7 +133,7 @@ bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEnt
   }
   if (scope.ranged) {
     const uint64_t size = uint64_t(1) << key.sizeLog2;
-    const uint64_t last = scope.length == 0 ? scope.addr : scope.addr + (scope.length - 1);
+    const uint64_t last = lastAddress(scope);
     // Overlap of [inBase, inBase + size) with [addr, last].
     if (key.inBase > last || key.inBase + (size - 1) < scope.addr) return false;
   }
@@ -143,7 +155,7 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
   if (scope.ranged && oneContext && (s2Space || (s1Space && scope.asidMatch !=
                                                                 IotlbScope::Asid::ANY))) {
     constexpr uint64_t MAX_PROBES = 64;
-    const uint64_t last = scope.length == 0 ? scope.addr : scope.addr + (scope.length - 1);
+    const uint64_t last = lastAddress(scope);
     uint64_t probes = 0;
     for (uint64_t sizes = sizesPresent; sizes != 0 && probes <= MAX_PROBES; sizes &= sizes - 1) {
       unsigned s = __builtin_ctzll(sizes);

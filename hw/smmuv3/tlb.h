@@ -24,10 +24,11 @@ public:
   explicit ConfigCache(uint32_t entries) : stes(entries), cds(entries) {}
 
   SteConfig* findSte(uint32_t sid);
-  void insertSte(uint32_t sid, const SteConfig& ste) { stes.insert(sid, ste); }
+  SteConfig* insertSte(uint32_t sid, const SteConfig& ste) { return stes.insert(sid, ste); }
+  // Returns the cached copy, or null when the cache is disabled.
   CdConfig* findCd(uint32_t sid, uint32_t cdIndex);
-  void insertCd(uint32_t sid, uint32_t cdIndex, const CdConfig& cd) {
-    cds.insert(cdKey(sid, cdIndex), cd);
+  CdConfig* insertCd(uint32_t sid, uint32_t cdIndex, const CdConfig& cd) {
+    return cds.insert(cdKey(sid, cdIndex), cd);
   }
 
   size_t invalidateSte(uint32_t sid);
