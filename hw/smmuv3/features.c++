@@ -32,9 +32,11 @@ uint8_t decodeAddressSize(uint8_t encoding, uint8_t cap) {
 
 void validateFeatures(const Features& features) {
   KJ_REQUIRE(features.stage1 || features.stage2, "an SMMU implements at least one stage");
-  KJ_REQUIRE(features.gran4k || features.gran16k || features.gran64k, "an SMMU implements at least one granule");
+  KJ_REQUIRE(features.gran4k || features.gran16k || features.gran64k,
+             "an SMMU implements at least one granule");
   encodeAddressSize(features.oas);
-  KJ_REQUIRE(features.oas != 52 || features.gran64k, "52-bit OAS needs the 64K granule (facts 4.3)");
+  KJ_REQUIRE(features.oas != 52 || features.gran64k,
+             "52-bit OAS needs the 64K granule (facts 4.3)");
   KJ_REQUIRE(features.sidBits <= 32, features.sidBits);
   KJ_REQUIRE(features.ssidBits <= 20, features.ssidBits);
   KJ_REQUIRE(features.cmdqLog2Max <= 19, features.cmdqLog2Max);

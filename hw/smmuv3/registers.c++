@@ -2,8 +2,8 @@
 //
 // 64-bit registers accept 64-bit accesses and 32-bit accesses to either half (a half write
 // merges into the current value and then goes through the register's handler). A 64-bit access
-// to a pair of 32-bit registers is CONSTRAINED UNPREDICTABLE (IHI 0070 §6.2); this model splits
-// it into two 32-bit accesses, low word first.
+// to a pair of 32-bit registers is CONSTRAINED UNPREDICTABLE (IHI 0070, register access rules);
+// this model splits it into two 32-bit accesses, low word first.
 
 #include "hw/smmuv3/registers.h"
 #include <kj/debug.h>
@@ -21,7 +21,7 @@ constexpr uint32_t GBPA_FIELDS = uint32_t(GBPA::MEMATTR.mask() | GBPA::MTCFG.mas
                                           GBPA::ALLOCCFG.mask() | GBPA::SHCFG.mask() |
                                           GBPA::PRIVCFG.mask() | GBPA::INSTCFG.mask() |
                                           GBPA::ABORT.mask());
-constexpr uint32_t GBPA_RESET = uint32_t(GBPA::SHCFG.with(0, 1));  // IHI 0070 §6.3.14: bypass,
+constexpr uint32_t GBPA_RESET = uint32_t(GBPA::SHCFG.with(0, 1));  // IHI 0070 SMMU_GBPA: bypass,
                                                                    // incoming shareability
 constexpr uint32_t IRQ_CFG2_FIELDS = uint32_t(IRQ_CFG2::MEMATTR.mask() | IRQ_CFG2::SH.mask());
 
@@ -104,7 +104,7 @@ const RegisterFile::Register RegisterFile::REGISTERS[] = {
   {STRTAB_BASE::OFFSET, 8, "STRTAB_BASE",
    [](const RegisterFile& r) -> uint64_t { return r.s.strtabBase; },
    [](RegisterFile& r, uint64_t v) {
-     if (r.smmuEnabled()) return;  // RO while SMMUEN (IHI 0070 §6.3.23)
+     if (r.smmuEnabled()) return;  // RO while SMMUEN (IHI 0070 SMMU_STRTAB_BASE)
      r.s.strtabBase = v & (addressMask(STRTAB_BASE::ADDR, r.features.oas) | STRTAB_BASE::RA.mask());
    }},
   {STRTAB_BASE_CFG::OFFSET, 4, "STRTAB_BASE_CFG",
@@ -116,23 +116,27 @@ const RegisterFile::Register RegisterFile::REGISTERS[] = {
      if (r.features.twoLevelStreamTable) mask |= STRTAB_BASE_CFG::FMT.mask();
      r.s.strtabBaseCfg = uint32_t(v & mask);
    }},
-  {CMDQ_BASE::OFFSET, 8, "CMDQ_BASE", [](const RegisterFile& r) -> uint64_t { return r.s.cmdqBase; },
+  {CMDQ_BASE::OFFSET, 8, "CMDQ_BASE",
+   [](const RegisterFile& r) -> uint64_t { return r.s.cmdqBase; },
    [](RegisterFile& r, uint64_t v) {
      if (r.cmdqEnabled()) return;  // RO while CMDQEN
      r.s.cmdqBase = v & (addressMask(Q_BASE::ADDR, r.features.oas) | Q_BASE::RA.mask() |
                          Q_BASE::LOG2SIZE.mask());
    }},
-  {CMDQ_PROD::OFFSET, 4, "CMDQ_PROD", [](const RegisterFile& r) -> uint64_t { return r.s.cmdqProd; },
+  {CMDQ_PROD::OFFSET, 4, "CMDQ_PROD",
+   [](const RegisterFile& r) -> uint64_t { return r.s.cmdqProd; },
    [](RegisterFile& r, uint64_t v) {
      r.s.cmdqProd = uint32_t(v & Q_PTR::WR_RD.mask());
      r.hooks.cmdqProdWritten();
    }},
-  {CMDQ_CONS::OFFSET, 4, "CMDQ_CONS", [](const RegisterFile& r) -> uint64_t { return r.s.cmdqCons; },
+  {CMDQ_CONS::OFFSET, 4, "CMDQ_CONS",
+   [](const RegisterFile& r) -> uint64_t { return r.s.cmdqCons; },
    [](RegisterFile& r, uint64_t v) {
      if (r.cmdqEnabled()) return;  // software sets CONS only while the queue is disabled
      r.s.cmdqCons = uint32_t(v & Q_PTR::WR_RD.mask());
    }},
-  {EVTQ_BASE::OFFSET, 8, "EVTQ_BASE", [](const RegisterFile& r) -> uint64_t { return r.s.evtqBase; },
+  {EVTQ_BASE::OFFSET, 8, "EVTQ_BASE",
+   [](const RegisterFile& r) -> uint64_t { return r.s.evtqBase; },
    [](RegisterFile& r, uint64_t v) {
      if (r.evtqEnabled()) return;  // RO while EVTQEN
      r.s.evtqBase = v & (addressMask(Q_BASE::ADDR, r.features.oas) | Q_BASE::RA.mask() |
@@ -151,12 +155,14 @@ const RegisterFile::Register RegisterFile::REGISTERS[] = {
    [](RegisterFile& r, uint64_t v) {
      if (r.features.msi) r.s.evtqIrqCfg2 = uint32_t(v & IRQ_CFG2_FIELDS);
    }},
-  {EVTQ_PROD::OFFSET, 4, "EVTQ_PROD", [](const RegisterFile& r) -> uint64_t { return r.s.evtqProd; },
+  {EVTQ_PROD::OFFSET, 4, "EVTQ_PROD",
+   [](const RegisterFile& r) -> uint64_t { return r.s.evtqProd; },
    [](RegisterFile& r, uint64_t v) {
      if (r.evtqEnabled()) return;  // the SMMU owns PROD while the queue is enabled
      r.s.evtqProd = uint32_t(v & (Q_PTR::WR_RD.mask() | Q_PTR::OVFLG.mask()));
    }},
-  {EVTQ_CONS::OFFSET, 4, "EVTQ_CONS", [](const RegisterFile& r) -> uint64_t { return r.s.evtqCons; },
+  {EVTQ_CONS::OFFSET, 4, "EVTQ_CONS",
+   [](const RegisterFile& r) -> uint64_t { return r.s.evtqCons; },
    [](RegisterFile& r, uint64_t v) {
      r.s.evtqCons = uint32_t(v & (Q_PTR::WR_RD.mask() | Q_PTR::OVFLG.mask()));
    }},
@@ -227,7 +233,7 @@ void RegisterFile::writeCr0(uint64_t value) {
 void RegisterFile::writeGbpa(uint64_t value) {
   // Facts 1.8: software writes the new fields with UPDATE=1 and waits for UPDATE to clear.
   // The update completes synchronously, so UPDATE never reads as 1. A write with UPDATE=0
-  // changes nothing (IHI 0070 §6.3.14).
+  // changes nothing (IHI 0070 SMMU_GBPA).
   if (!GBPA::UPDATE.test(value)) return;
   s.gbpa = uint32_t(value & GBPA_FIELDS);
 }

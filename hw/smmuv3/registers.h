@@ -1,10 +1,15 @@
 // hw/smmuv3: the SMMUv3 programming interface — register layouts and the register file.
 //
-// Owns: every register's offset and fields (declared once, facts 1.7 and 1.8, IHI 0070 §6.3),
-// the register file's state, and software's 32/64-bit MMIO access to it through a table of
+// Owns: every register's offset and fields (declared once, facts 1.7 and 1.8; IHI 0070 where
+// marked), the register file's state, and software's 32/64-bit MMIO access to it through a table of
 // registers with one handler each. Side effects that belong to other modules (consuming the
 // command queue, resuming after an error) are requested through `RegisterHooks`.
 // Does not own: queue processing (cmdq.h, evtq.h) or translation (smmuv3.h).
+//
+// References to IHI 0070 (the SMMUv3 architecture) and DDI0487 (the Arm ARM) in this directory
+// mark facts that are not in /work/shared/reference/smmuv3-iommu-facts.md (its section 9 lists
+// the specification as a gap); they are from knowledge of the architecture, to be checked
+// against the specification.
 //
 // Synchronous model: every write takes effect before the MMIO write returns, so CR0ACK mirrors
 // CR0 at once, GBPA.UPDATE reads back as 0 and IRQ_CTRL_ACK mirrors IRQ_CTRL.
@@ -44,7 +49,7 @@ constexpr Field PRI = bit(16);
 constexpr Field VMID16 = bit(18);
 constexpr Field CD2L = bit(19);
 constexpr Field TTENDIAN = bits(22, 21);   // 2 = little-endian only
-constexpr Field STALL_MODEL = bits(25, 24);  // 0 stall, 1 no stall (IHI 0070 §6.3.1), 2 force
+constexpr Field STALL_MODEL = bits(25, 24);  // 0 stall, 1 no stall (IHI 0070 SMMU_IDR0), 2 force
 constexpr Field ST_LVL = bits(28, 27);     // 1 = two-level stream table
 constexpr uint64_t TTF_AARCH64 = 2;
 constexpr uint64_t TTENDIAN_LE = 2;
@@ -82,7 +87,7 @@ constexpr Field STALL_MAX = bits(31, 16);
 namespace IIDR { constexpr uint32_t OFFSET = 0x18; }
 namespace AIDR {
 constexpr uint32_t OFFSET = 0x1c;
-constexpr Field ARCH_MINOR_REV = bits(3, 0);   // IHI 0070 §6.3.7
+constexpr Field ARCH_MINOR_REV = bits(3, 0);   // IHI 0070 SMMU_AIDR
 constexpr Field ARCH_MAJOR_REV = bits(7, 4);   // 0 = SMMUv3
 }  // namespace AIDR
 
@@ -113,7 +118,7 @@ constexpr Field PTM = bit(2);
 
 namespace GBPA {
 constexpr uint32_t OFFSET = 0x44;
-// Attribute fields below ABORT are from IHI 0070 §6.3.14; the model stores but does not apply
+// Attribute fields below ABORT are from IHI 0070 SMMU_GBPA; the model stores but does not apply
 // them (bypass attributes have no effect on a flat physical memory).
 constexpr Field MEMATTR = bits(3, 0);
 constexpr Field MTCFG = bit(4);
@@ -148,9 +153,9 @@ constexpr uint32_t MASK = 0x1fd;
 }  // namespace GERROR
 namespace GERRORN { constexpr uint32_t OFFSET = 0x64; }  // same fields as GERROR
 
-// MSI configuration of the GERROR and EVTQ interrupts (IHI 0070 §6.3.19-21, §6.3.27-29; the
-// Linux header agrees). Stored for software; interrupts are delivered through the model's
-// interrupt callback, not as MSI writes.
+// MSI configuration of the GERROR and EVTQ interrupts (IHI 0070 SMMU_GERROR_IRQ_CFGn and
+// SMMU_EVTQ_IRQ_CFGn; the Linux header agrees). Stored for software; interrupts are delivered
+// through the model's interrupt callback, not as MSI writes.
 namespace IRQ_CFG0 { constexpr Field ADDR = bits(51, 2); }
 namespace IRQ_CFG2 {
 constexpr Field MEMATTR = bits(3, 0);
@@ -223,8 +228,8 @@ struct QueueConfig {
 };
 
 QueueConfig decodeQueueBase(uint64_t qbase, uint8_t log2Max, unsigned entryBytes, uint8_t oas);
-// LOG2SIZE above the maximum behaves as the maximum (IHI 0070 §6.3.24); address bits below the
-// queue's size (at least 32 bytes) and above the OAS are treated as zero (CONSTRAINED
+// LOG2SIZE above the maximum behaves as the maximum (IHI 0070 SMMU_CMDQ_BASE); address bits
+// below the queue's size (at least 32 bytes) and above the OAS are treated as zero (CONSTRAINED
 // UNPREDICTABLE choice: the queue is naturally aligned).
 
 // =============================================================================================

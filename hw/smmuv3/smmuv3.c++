@@ -9,7 +9,7 @@ namespace {
 constexpr uint64_t BYPASS_LEAF_SIZE = 4096;
 
 bool isTranslationFault(EventId id) {
-  // The faults CD.R / STE.S2R govern (IHI 0070 §5.4 "R"): external aborts and configuration
+  // The faults CD.R / STE.S2R govern (IHI 0070 CD.R, STE.S2R): external aborts and configuration
   // errors are always recorded.
   return id == EventId::F_TRANSLATION || id == EventId::F_ADDR_SIZE ||
          id == EventId::F_ACCESS || id == EventId::F_PERMISSION;

@@ -20,8 +20,8 @@ Event fetchAbort(EventId id, uint64_t addr) {
   return e;
 }
 
-// TxSZ limits without FEAT_TTST / FEAT_LVA (DDI0487 D8.1.9): 25..48 bits of input, 52 with the
-// 64K granule when the SMMU has a 52-bit OAS (stage 2 IPA only).
+// TxSZ limits without FEAT_TTST / FEAT_LVA (DDI0487 TCR_ELx.TxSZ): 25..48 bits of input, 52
+// with the 64K granule when the SMMU has a 52-bit OAS (stage 2 IPA only).
 constexpr uint8_t MIN_INPUT_BITS = 25;
 
 kj::Maybe<Granule> decodeS2Tg(uint64_t tg, const Features& f) {

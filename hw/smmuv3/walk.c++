@@ -131,7 +131,7 @@ WalkOutcome Walker::walk(const StageConfig& cfg, uint64_t ia, Access access, Fau
       if ((oa >> cfg.outputBits) != 0) return fault(EventId::F_ADDR_SIZE);
 
       // Access flag: fault unless hardware manages it or AF faults are disabled. An access
-      // fault takes priority over a permission fault (DDI0487 D8.12 fault prioritization).
+      // fault takes priority over a permission fault (DDI0487 fault prioritization).
       const bool af = pte::AF.test(desc);
       if (!af && !cfg.ha && !cfg.affd) return fault(EventId::F_ACCESS);
 

@@ -21,7 +21,8 @@
 namespace nb::smmu {
 
 namespace pte {
-// Facts 4.1: 64-bit descriptor fields. Table-descriptor attributes are from DDI0487 D8.3.1.
+// Facts 4.1: 64-bit descriptor fields. Table-descriptor attributes (bits 59-63) are from DDI0487
+// (VMSAv8-64 table descriptors).
 constexpr Field TYPE = bits(1, 0);
 constexpr uint64_t TYPE_BLOCK = 1;       // levels 0-2
 constexpr uint64_t TYPE_TABLE = 3;       // levels 0-2
@@ -107,7 +108,9 @@ public:
     uint8_t need = a.write ? W_PRIV : a.exec ? X_PRIV : R_PRIV;
     return (bits >> shift) & need;
   }
-  constexpr Permissions operator&(Permissions other) const { return Permissions(bits & other.bits); }
+  constexpr Permissions operator&(Permissions other) const {
+    return Permissions(bits & other.bits);
+  }
   constexpr bool operator==(Permissions other) const { return bits == other.bits; }
   uint8_t bits;
 };
@@ -158,8 +161,8 @@ uint64_t descriptorOutputAddress(uint64_t desc, Granule granule, unsigned shift,
 
 Permissions s1Permissions(uint64_t desc, uint64_t tableAttrs, bool singlePrivilege);
 // AP[2:1], PXN, UXN (facts 4.1) combined with the hierarchical APTable/PXNTable/UXNTable
-// bits accumulated in `tableAttrs` (DDI0487 D8.4). An EL0-writable region is never
-// executable at EL1 (DDI0487 D8.4.1.2: implicit PXN).
+// bits accumulated in `tableAttrs` (DDI0487 hierarchical permissions). An EL0-writable region
+// is never executable at EL1 (DDI0487: implicit PXN).
 Permissions s2Permissions(uint64_t desc);
 // S2AP read/write and XN[1] (facts 4.1); the same for both privileges.
 

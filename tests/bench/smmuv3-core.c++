@@ -211,8 +211,8 @@ void benchMisses() {
       t.iova = VA_BASE + (i & (PAGES - 1)) * 4096;
       translateOrDie(*rig.smmu, t);
     });
-    printf("%s: %.1f ns\n", sid == 1 ? "translate_s1_4level_miss_ns" : "translate_nested_4k_miss_ns",
-           s * 1e9 / N);
+    printf("%s: %.1f ns\n",
+           sid == 1 ? "translate_s1_4level_miss_ns" : "translate_nested_4k_miss_ns", s * 1e9 / N);
   }
 }
 
