@@ -1,0 +1,212 @@
+// components/page_table/arm_lpae: one VMSAv8-64 long-descriptor IO page table built in nestbed
+// physical memory: the io-pgtable-arm engine (ARM_64_LPAE_S1 / ARM_64_LPAE_S2) without RPC.
+//
+// Owns: the table pages (taken from a FrameSource, returned on unmap and destruction), one
+// geometry-parameterised walker and its visitors (map, unmap, iova→phys, walk, dirty scan), the
+// invalidations a change needs, and counters.
+// Does not own: physical memory (PhysMem), the frames' allocator (FrameSource), issuing TLB
+// invalidations (the caller does that with the returned list), or any RPC face.
+//
+// Which Linux function each method mirrors:
+//   map()               iommu_map → io_pgtable_ops.map_pages   (arm_lpae_map_pages)
+//   unmap()             iommu_unmap → io_pgtable_ops.unmap_pages (arm_lpae_unmap_pages)
+//   iovaToPhys()        io_pgtable_ops.iova_to_phys
+//   readAndClearDirty() io_pgtable_ops.read_and_clear_dirty
+//   s1Config/s2Config   io_pgtable_cfg.arm_lpae_s1_cfg / arm_lpae_s2_cfg
+//
+// Deliberate differences from io-pgtable-arm (each is explained where it is implemented):
+//   - Tables are freed as soon as they hold no entries (Linux frees only at the pgsize level),
+//     so every non-root table holds at least one entry.
+//   - A block wanted where a table holding leaves sits gives EEXIST instead of silently
+//     discarding those leaves; an empty table there is freed and replaced (facts 4.6 step 5).
+//   - Partial unmap of a larger leaf follows a policy: REFUSE (current Linux), SPLIT (pre-6.14
+//     Linux) or WHOLE_LEAF (generic_pt).
+//   - Holes stop unmap and dirty scans skip them; Linux iommu_unmap also stops short, and Linux
+//     never asks for a dirty scan over a hole.
+//
+// Single-threaded: one owner calls in (a component's event loop). Descriptors are stored with
+// release semantics, so a walker in another process sees whole descriptors. Freed table pages
+// go back to the FrameSource at once; the caller must issue the returned invalidations before
+// handing those frames to anything that a stale walk cache could read through.
+
+#pragma once
+
+#include "components/page_table/arm_lpae/descriptor.h"
+#include "components/page_table/arm_lpae/geometry.h"
+#include "hw/mem/frame-allocator.h"
+#include "hw/mem/phys-mem.h"
+
+#include <kj/array.h>
+#include <kj/memory.h>
+#include <kj/one-of.h>
+#include <kj/vector.h>
+
+namespace nb::pt {
+
+enum class PartialUnmap : uint8_t {
+  // What unmap() does when a range covers only part of a leaf larger than the range.
+  REFUSE,      // unmap nothing of that leaf and stop (EINVAL): Linux since v6.14 (PT-RM).
+  SPLIT,       // replace the leaf with a next-level table lacking the piece: Linux before v6.14.
+  WHOLE_LEAF,  // unmap the whole leaf and count its full size: generic_pt (test_unmap_split).
+};
+
+struct TableConfig {
+  Format format = Format::STAGE1;
+  Granule granule = Granule::SIZE_4K;
+  uint32_t ias = 48;  // input address bits: 32, 36, 40, 42, 44, 48, 52 (52 needs 64K)
+  uint32_t oas = 48;  // output address bits, same set
+  bool hd = false;    // IO_PGTABLE_QUIRK_ARM_HD: DBM on writable leaves (stage 1 only)
+  PartialUnmap partialUnmap = PartialUnmap::REFUSE;
+};
+
+struct MapRun {
+  uint64_t iova;  // granule aligned
+  PhysAddr pa;    // granule aligned
+  uint64_t size;  // non-zero multiple of the granule
+  Prot prot;      // must include READ or WRITE
+};
+
+struct Invalidation {
+  // One TLB invalidation the caller must issue after a change (Linux tlb_add_page/flush_walk).
+  uint64_t iova;
+  uint64_t size;
+  uint64_t granule;  // leaf: the leaf size cached (for a split, the original block's size);
+                     // walk: the translation granule, as Linux flush_walk passes it.
+  bool leaf;         // true: leaf entries only (TLBI ... Leaf=1); false: walk caches too.
+};
+
+struct MapResult {
+  uint64_t bytesMapped = 0;     // runs before failedIndex, plus the mapped head of that run
+  kj::Maybe<size_t> failedIndex;  // the run that failed; null when all runs were mapped
+  Errno error = Errno::OK;        // why it failed: INVAL, RANGE, EXIST, NOMEM
+  kj::Vector<Invalidation> invalidations;  // walk flushes for tables freed (empty on success
+                                           // unless an empty table was replaced by a block)
+};
+
+struct UnmapRange {
+  uint64_t iova;  // granule aligned
+  uint64_t size;  // non-zero multiple of the granule
+};
+
+struct UnmapResult {
+  uint64_t bytesUnmapped = 0;  // with WHOLE_LEAF this can exceed the sizes asked for
+  kj::Vector<Invalidation> invalidations;  // in iova order; contiguous entries coalesced
+  kj::Maybe<size_t> stoppedIndex;  // the range where unmapping stopped; null when all done
+  Errno error = Errno::OK;  // NOENT hole, INVAL bad range / refused partial, RANGE beyond
+                            // IAS, NOMEM no table for a split
+};
+
+struct WalkStep {
+  uint32_t level;
+  PhysAddr descriptorPa;
+  uint64_t descriptor;
+};
+
+struct DirtyBitmap {
+  // One bit per granule page of [iova, iova + pages * pageSize), 64 pages per word, LSB first
+  // (the iommufd bitmap layout).
+  uint64_t iova;
+  uint64_t pageSize;
+  uint64_t pages;
+  kj::Array<uint64_t> words;
+
+  bool test(uint64_t page) const { return (words[page / 64] >> (page % 64)) & 1; }
+  uint64_t count() const;
+};
+
+class IoPageTable {
+public:
+  static kj::OneOf<kj::Own<IoPageTable>, Errno> create(PhysMem& mem, FrameSource& frames,
+                                                       const TableConfig& config);
+  // EINVAL for a bad geometry (makeGeometry), EOPNOTSUPP for HD on stage 2, ENOMEM if no PGD.
+
+  IoPageTable(PhysMem& mem, FrameSource& frames, const TableConfig& config);
+  // Same, but a bad config or no memory is the caller's broken contract (throws).
+
+  ~IoPageTable() noexcept(false);
+  // Frees every table page, the PGD included.
+  KJ_DISALLOW_COPY(IoPageTable);
+
+  // implements the io_pgtable_ops ---------------------------------------------------------
+
+  MapResult map(kj::ArrayPtr<const MapRun> runs);
+  // Maps the runs in order, each split into the largest aligned leaves the table allows. Stops
+  // at the first failure, leaving everything before it mapped.
+  UnmapResult unmap(kj::ArrayPtr<const UnmapRange> ranges);
+  // Unmaps the ranges in order, stopping at a hole or a refused partial leaf. Tables left
+  // without entries are freed.
+  kj::Maybe<uint64_t> iovaToPhys(uint64_t iova) const;
+  // Null when nothing is mapped there or the iova is beyond IAS.
+  kj::Vector<WalkStep> walk(uint64_t iova) const;
+  // The descriptors a hardware walk reads, down to the leaf or the first invalid one. Empty
+  // beyond IAS.
+  kj::OneOf<DirtyBitmap, Errno> readAndClearDirty(uint64_t iova, uint64_t size, bool noClear);
+  // Stage 1 with HD only (else EINVAL); granule-aligned range within IAS (else EINVAL).
+  // Dirty leaves set their pages' bits and, unless noClear, become writable-clean (AP[2] set).
+
+  // implements the io_pgtable_cfg outputs ---------------------------------------------------
+
+  S1Config s1Config() const;  // stage 1 only
+  S2Config s2Config() const;  // stage 2 only
+  PhysAddr rootPa() const { return root_; }
+  const Geometry& geometry() const { return geometry_; }
+  const TableConfig& config() const { return config_; }
+
+  // accounting ------------------------------------------------------------------------------
+
+  struct Stats {
+    uint64_t ptesWritten = 0;     // descriptor stores: leaves, tables and clears
+    uint64_t tablesAllocated = 0; // table pages taken from the FrameSource (PGD included)
+    uint64_t tablesFreed = 0;     // table pages given back
+  };
+  const Stats& stats() const { return stats_; }
+  uint64_t tablePagesInUse() const { return tablePages_; }
+  // Table pages held, the PGD counting as one.
+  uint64_t tableBytesInUse() const { return tableBytes_; }
+  // Frame bytes held (the PGD rounded up to 4 KiB).
+
+  class Passkey {
+    // Lets create() use kj::heap with a constructor nobody else can call.
+    Passkey() = default;
+    friend class IoPageTable;
+  };
+  IoPageTable(Passkey, PhysMem& mem, FrameSource& frames, const TableConfig& config,
+              const Geometry& geometry, PhysAddr pgd);
+
+private:
+  enum class Step : uint8_t { NEXT, DESCEND, STOP };
+  struct Slot;
+  struct MapVisitor;
+  struct UnmapVisitor;
+  struct LookupVisitor;
+  struct WalkVisitor;
+  struct DirtyVisitor;
+
+  template <typename Visitor>
+  Step walkTable(uint32_t level, PhysAddr table, uint64_t from, uint64_t to, Visitor& v) const;
+  // The one walker: visits every descriptor of `table` that [from, to) touches, in iova order;
+  // descends where the visitor says so.
+
+  static kj::OneOf<Geometry, Errno> checkConfig(const TableConfig& config);
+  uint64_t pgdAllocBytes() const;
+  kj::Maybe<PhysAddr> allocTable(bool zero = true);
+  void freeTable(PhysAddr table);
+  void freeSubtables(PhysAddr table, uint32_t level);
+  bool tableEmpty(PhysAddr table, uint32_t level, uint64_t hint) const;
+  bool subtreeHasLeaf(PhysAddr table, uint32_t level) const;
+  uint64_t* entriesOf(PhysAddr table, uint32_t level) const;
+  static uint64_t loadPte(const uint64_t* ptep);
+  void writePte(uint64_t* ptep, uint64_t pte);
+  PhysAddr tableAddress(uint64_t pte) const;
+
+  PhysMem& mem_;
+  FrameSource& frames_;
+  TableConfig config_;
+  Geometry geometry_;
+  PhysAddr root_;
+  Stats stats_;
+  uint64_t tablePages_ = 0;
+  uint64_t tableBytes_ = 0;
+};
+
+}  // namespace nb::pt
