@@ -60,9 +60,9 @@ uint64_t DirtyBitmap::count() const {
 }
 
 // =======================================================================================
-// Descriptor access
+// Descriptor access (inline: the project builds with -O1, which inlines only what says so)
 
-uint64_t* IoPageTable::entriesOf(PhysAddr table, uint32_t level) const {
+inline uint64_t* IoPageTable::entriesOf(PhysAddr table, uint32_t level) const {
   // Descriptor access goes through the PhysMem mapping with the same atomics as
   // PhysMem::load64/store64 (acquire loads, release stores: a walker in another process never
   // sees a torn descriptor), but the range check is done once per table page instead of once
@@ -73,16 +73,16 @@ uint64_t* IoPageTable::entriesOf(PhysAddr table, uint32_t level) const {
   return reinterpret_cast<uint64_t*>(mem_.bytes().begin() + (table - mem_.base()));
 }
 
-uint64_t IoPageTable::loadPte(const uint64_t* ptep) {
+inline uint64_t IoPageTable::loadPte(const uint64_t* ptep) {
   return __atomic_load_n(ptep, __ATOMIC_ACQUIRE);
 }
 
-void IoPageTable::writePte(uint64_t* ptep, uint64_t pte) {
+inline void IoPageTable::writePte(uint64_t* ptep, uint64_t pte) {
   __atomic_store_n(ptep, pte, __ATOMIC_RELEASE);
   stats_.ptesWritten++;
 }
 
-PhysAddr IoPageTable::tableAddress(uint64_t pte) const {
+inline PhysAddr IoPageTable::tableAddress(uint64_t pte) const {
   return decodeOutputAddress(pte, geometry_.granule);
 }
 
