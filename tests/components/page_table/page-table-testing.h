@@ -38,7 +38,9 @@ struct PageTableFixture {
   kj::Own<IoPageTable> make(const TableConfig& config) { return make(config, frames); }
   kj::Own<IoPageTable> make(const TableConfig& config, FrameSource& source) {
     auto created = IoPageTable::create(*mem, source, config);
-    if (created.is<Errno>()) FAIL("IoPageTable::create: " << errnoName(created.get<Errno>()).cStr());
+    if (created.is<Errno>()) {
+      FAIL("IoPageTable::create: " << errnoName(created.get<Errno>()).cStr());
+    }
     return kj::mv(created.get<kj::Own<IoPageTable>>());
   }
 };

@@ -11,6 +11,9 @@
 namespace nb::pt {
 namespace {
 
+// IOMMU_READ | IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_CACHE, as the selftest maps.
+constexpr Prot RWXC = Prot::READ | Prot::WRITE | Prot::NOEXEC | Prot::CACHE;
+
 struct Combo {
   Format format;
   Granule granule;
@@ -73,7 +76,7 @@ TEST_CASE("PageTable: Linux selftest sequence for every granule and address size
       uint64_t iova = 0;
       for (uint64_t size : sizes) {
         INFO("step 3, size 0x" << std::hex << size);
-        auto r = mapOne(*t, iova, iova, size, Prot::READ | Prot::WRITE | Prot::NOEXEC | Prot::CACHE);
+        auto r = mapOne(*t, iova, iova, size, RWXC);
         CHECK(r.error == Errno::OK);
         CHECK(r.bytesMapped == size);
         auto again = mapOne(*t, iova, iova + size, size, Prot::READ | Prot::NOEXEC);
@@ -100,7 +103,7 @@ TEST_CASE("PageTable: Linux selftest sequence for every granule and address size
       // 5. Top of IAS (the corner a concatenated PGD must cover).
       uint64_t size = sizes.back();
       iova = (uint64_t(1) << c.ias) - size;
-      auto r = mapOne(*t, iova, iova, size, Prot::READ | Prot::WRITE | Prot::NOEXEC | Prot::CACHE);
+      auto r = mapOne(*t, iova, iova, size, RWXC);
       CHECK(r.error == Errno::OK);
       CHECK(r.bytesMapped == size);
       CHECK(lookup(*t, iova + 42) == iova + 42);
