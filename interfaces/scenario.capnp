@@ -6,12 +6,16 @@
 # system, only through the composer's root capability and components' interfaces — exactly what
 # an external client on `nestbed serve`'s socket could do.
 #
-# Adding a step kind: one field in `Step`'s union, one handler in system/script/steps.c++.
+# Adding a step kind: one field in `Step`'s union, one line in the typed-step table of
+# system/script/runner.c++. A typed step is a call whose parameters are typed here (checked
+# when the file is parsed) instead of written as text: the table names the field holding the
+# target, the method, and the part of the results `saveAs` keeps.
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("nb::rpc");
 
 using Common = import "/interfaces/common.capnp";
+using PageTable = import "/interfaces/page-table.capnp";
 
 struct Scenario {
   description @0 :Text;
@@ -39,7 +43,34 @@ struct Step {
 
     check @5 :Void;
     # Does nothing: only `expect` (counters) is checked. For invariants between steps.
+
+    # ---- Typed steps (see the table in system/script/runner.c++) ----
+
+    createTable @6 :CreateTableStep;   # page_table: PageTableEngine.create; saveAs keeps the table
+    map @7 :MapStep;                   # page_table: PageTable.map
+    unmap @8 :UnmapStep;               # page_table: PageTable.unmap
+    lookup @9 :LookupStep;             # page_table: PageTable.iovaToPhys; saveAs keeps the PA
   }
+}
+
+struct CreateTableStep {
+  engine @0 :Text = "page_table";      # the page_table instance
+  config @1 :PageTable.TableConfig;
+}
+
+struct MapStep {
+  table @0 :Text;                      # a saved table ("$t")
+  runs @1 :List(PageTable.MapRun);
+}
+
+struct UnmapStep {
+  table @0 :Text;
+  ranges @1 :List(PageTable.Range);
+}
+
+struct LookupStep {
+  table @0 :Text;
+  iova @1 :UInt64;
 }
 
 struct Call {

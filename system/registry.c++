@@ -2,11 +2,12 @@
 
 #include "system/registry.h"
 
+#include "components/page_table/arm_lpae/component.h"
+
 namespace nb {
 
 void addBuiltinTypes(Registry& registry) {
-  // Components and hardware models are added here as they land (see README "Layout").
-  (void)registry;
+  registry.add(pt::pageTableType());  // page_table/arm_lpae
 }
 
 }  // namespace nb

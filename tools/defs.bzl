@@ -3,6 +3,13 @@
 Copts live here and nowhere else (NB_DEFAULT_COPTS for project code, NB_TEST_COPTS for tests).
 """
 
+# Optimisation follows the compilation mode: -O2 for `-c opt` (benchmarks), -O1 otherwise
+# (tests run against a reasonably fast build without -O2's compile time).
+_NB_OPT = select({
+    "//tools:opt": ["-O2"],
+    "//conditions:default": ["-O1"],
+})
+
 NB_DEFAULT_COPTS = [
     "-std=c++20",
     "-Wall",
@@ -21,7 +28,7 @@ NB_TEST_COPTS = NB_DEFAULT_COPTS + [
 ]
 
 # Generated capnp code is third-party code: compile it without -Werror.
-_NB_CAPNP_COPTS = ["-std=c++20", "-w"]
+_NB_CAPNP_COPTS = ["-std=c++20", "-w", "-O1"]
 
 def nb_cc_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kwargs):
     """A project C++ library.
@@ -39,7 +46,7 @@ def nb_cc_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kwargs):
         srcs = srcs,
         hdrs = hdrs,
         deps = deps,
-        copts = NB_DEFAULT_COPTS + copts,
+        copts = NB_DEFAULT_COPTS + copts + _NB_OPT,
         **kwargs
     )
 
@@ -57,7 +64,7 @@ def nb_cc_binary(name, srcs = [], deps = [], copts = [], **kwargs):
         name = name,
         srcs = srcs,
         deps = deps,
-        copts = NB_DEFAULT_COPTS + copts,
+        copts = NB_DEFAULT_COPTS + copts + _NB_OPT,
         **kwargs
     )
 
@@ -115,7 +122,7 @@ def nb_test(src, deps = [], copts = [], size = "small", **kwargs):
         name = name,
         srcs = [src],
         deps = deps + ["//tests:catch_main"],
-        copts = NB_TEST_COPTS + copts,
+        copts = NB_TEST_COPTS + copts + _NB_OPT,
         size = size,
         **kwargs
     )

@@ -230,7 +230,32 @@ public:
   }
 
   bool checkSetting(const SettingSpec& spec, const toml::node& v, kj::StringPtr key) {
+    if (!checkSettingType(spec, v, key)) return false;
+    if (spec.validate == nullptr) return true;
+    struct Sink final : public SettingErrors {
+      Validator& v;
+      kj::StringPtr key;
+      size_t count = 0;
+      Sink(Validator& v, kj::StringPtr key) : v(v), key(key) {}
+      void error(const toml::node& at, kj::StringPtr suffix, kj::String message) override {
+        v.error(v.posOf(at), kj::str(key, suffix), kj::mv(message));
+        count++;
+      }
+    } sink(*this, key);
+    spec.validate(v, sink);
+    return sink.count == 0;
+  }
+
+  bool checkSettingType(const SettingSpec& spec, const toml::node& v, kj::StringPtr key) {
     switch (spec.type) {
+      case SettingType::ARRAY:
+        if (v.is_array()) return true;
+        error(posOf(v), key, kj::str("must be an array"));
+        return false;
+      case SettingType::TABLE:
+        if (v.is_table()) return true;
+        error(posOf(v), key, kj::str("must be a table"));
+        return false;
       case SettingType::INTEGER:
         if (v.is_integer()) return true;
         error(posOf(v), key, kj::str("must be an integer"));

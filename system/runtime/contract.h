@@ -25,8 +25,9 @@
 
 namespace toml {
 inline namespace v3 {
+class node;
 class table;
-}
+}  // namespace v3
 }  // namespace toml
 
 namespace nb {
@@ -40,6 +41,16 @@ enum class SettingType {
   STRING,   // TOML string
   CHOICE,   // TOML string, one of `choices`
   SIZE,     // bytes: a TOML integer or a string with a binary unit ("256MiB", "4K")
+  ARRAY,    // TOML array (its elements checked by `validate`)
+  TABLE,    // TOML table (its keys checked by `validate`)
+};
+
+// Where a setting's own validator reports what is wrong inside a structured value. `at` is the
+// offending node (its source position is reported), `keySuffix` is appended to the setting's
+// dotted key (e.g. ".devices.2.bdf").
+class SettingErrors {
+public:
+  virtual void error(const toml::node& at, kj::StringPtr keySuffix, kj::String message) = 0;
 };
 
 struct SettingSpec {
@@ -48,6 +59,8 @@ struct SettingSpec {
   bool required = false;
   kj::ArrayPtr<const kj::StringPtr> choices = nullptr;  // for CHOICE
   kj::StringPtr doc = nullptr;
+  // Deeper checks of the value (ranges, structure), reporting every problem found.
+  void (*validate)(const toml::node& value, SettingErrors& errors) = nullptr;
 };
 
 struct RoleSpec {

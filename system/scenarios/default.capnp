@@ -10,5 +10,22 @@ const scenario :Scenario = (
      check = void,
      expect = (counters = [(instance = "memory", counter = "used_bytes", equals = 0),
                            (instance = "memory", counter = "size_bytes", atLeast = 16777216)])),
+
+    # ---- page_table: a stage-1 table, a run mapped as one 2M block + pages, a lookup, unmap.
+    (call = (target = "page_table", method = "create", result = "table",
+             args = "(config = (format = stage1, granule = size4k, ias = 48, oas = 48))"),
+     saveAs = "pt"),
+    (call = (target = "$pt", method = "map",
+             args = "(runs = [(iova = 0x10000000, pa = 0x40200000, size = 0x204000, prot = (read = true, write = true, cache = true))])"),
+     expect = (fields = [(path = "bytesMapped", equals = "0x204000")])),
+    (call = (target = "$pt", method = "iovaToPhys", args = "(iova = 0x10203abc)"),
+     expect = (fields = [(path = "pa", equals = "0x40403abc")])),
+    (call = (target = "$pt", method = "unmap", args = "(ranges = [(iova = 0x10000000, size = 0x204000)])"),
+     expect = (fields = [(path = "bytesUnmapped", equals = "0x204000")])),
+    (call = (target = "$pt", method = "destroy")),
+    (label = "every table page went back to hw/mem",
+     check = void,
+     expect = (counters = [(instance = "memory", counter = "used_bytes", equals = 0),
+                           (instance = "page_table", counter = "table_pages_in_use", equals = 0)])),
   ],
 );

@@ -36,6 +36,54 @@ using Node = ScenarioRunner::Node;
 
 constexpr size_t MAX_FAILURES_PER_STEP = 8;
 
+// ======================================================================================
+// Typed steps: a call whose parameters are typed in interfaces/scenario.capnp. Every field of
+// the step's struct except `target` is copied by name into the method's parameters.
+
+struct TypedStep {
+  kj::StringPtr field;    // the Step union member
+  kj::StringPtr target;   // the field naming the instance or saved capability to call
+  kj::StringPtr method;
+  kj::StringPtr result;   // what `saveAs` and `expect.value` see ("" = the whole results)
+};
+
+const TypedStep TYPED_STEPS[] = {
+    {"createTable", "engine", "create", "table"},
+    {"map", "table", "map", ""},
+    {"unmap", "table", "unmap", ""},
+    {"lookup", "table", "iovaToPhys", "pa"},
+};
+
+// The call a step makes, whether written as `call` or as a typed step.
+struct CallSpec {
+  kj::StringPtr target;
+  kj::StringPtr method;
+  kj::StringPtr result;
+  kj::StringPtr args;                              // `call`: text parameters
+  capnp::List<rpc::CapArg>::Reader capArgs;        // `call`: capability parameters
+  kj::Maybe<capnp::DynamicStruct::Reader> typed;   // typed step: its struct
+  kj::StringPtr targetField;                       // typed step: the field not copied
+};
+
+kj::Maybe<CallSpec> callOf(rpc::Step::Reader step) {
+  if (step.isCall()) {
+    auto c = step.getCall();
+    return CallSpec{c.getTarget(), c.getMethod(), c.getResult(), c.getArgs(), c.getCapArgs(), nullptr, nullptr};
+  }
+  capnp::DynamicStruct::Reader dynamic = capnp::toDynamic(step);
+  KJ_IF_MAYBE(member, dynamic.which()) {
+    auto name = member->getProto().getName();
+    for (auto& t : TYPED_STEPS) {
+      if (t.field == name) {
+        auto typed = dynamic.get(*member).as<capnp::DynamicStruct>();
+        auto target = typed.get(t.target).as<capnp::Text>();
+        return CallSpec{target, t.method, t.result, "()", {}, typed, t.target};
+      }
+    }
+  }
+  return nullptr;
+}
+
 // A named value: a capability (usable as a call target or capArg) or anything else as text.
 struct Saved {
   kj::Maybe<capnp::DynamicCapability::Client> cap;
@@ -50,12 +98,9 @@ kj::String enumerantName(rpc::Errno e) {
 
 kj::String stepSummary(rpc::Step::Reader step) {
   if (step.hasLabel()) return kj::heapString(step.getLabel());
-  switch (step.which()) {
-    case rpc::Step::CALL: return kj::str(step.getCall().getTarget(), ".", step.getCall().getMethod());
-    case rpc::Step::REPEAT: return kj::str("repeat ", step.getRepeat().getCount(), "x");
-    case rpc::Step::CHECK: return kj::str("check");
-  }
-  return kj::str("step");
+  if (step.isRepeat()) return kj::str("repeat ", step.getRepeat().getCount(), "x");
+  KJ_IF_MAYBE(c, callOf(step)) { return kj::str(c->target, ".", c->method); }
+  return kj::str("check");
 }
 
 // An exception's description as the report shows it: the same whichever process threw it.
@@ -138,10 +183,20 @@ struct ScenarioRunner::Impl {
     auto step = node.step;
     kj::Maybe<capnp::Type> resultType;
     switch (step.which()) {
-      case rpc::Step::CALL: {
-        auto call = step.getCall();
+      case rpc::Step::REPEAT: {
+        auto counter = kj::heapString(step.getRepeat().getCounter());
+        bool shadowed = known.find(counter) != nullptr;
+        if (!shadowed) known.insert(kj::heapString(counter), nullptr);
+        for (auto& child : node.children) check(*child, known, file, errors);
+        if (!shadowed) known.erase(counter);
+        break;
+      }
+      case rpc::Step::CHECK:
+        break;
+      default: {
+        auto call = KJ_ASSERT_NONNULL(callOf(step), "step kind without a handler");
         kj::Maybe<capnp::InterfaceSchema> iface;
-        auto target = call.getTarget();
+        auto target = call.target;
         if (target.startsWith("$")) {
           KJ_IF_MAYBE(k, known.find(target.slice(1))) {
             iface = *k;
@@ -154,32 +209,40 @@ struct ScenarioRunner::Impl {
         } else {
           err(kj::str("no instance '", target, "' in the manifest"));
         }
-        for (auto& name : referencedNames(call.getArgs())) {
+        for (auto& name : referencedNames(call.args)) {
           if (known.find(name) == nullptr) err(kj::str("'$", name, "' is used before it is set"));
         }
         KJ_IF_MAYBE(schema, iface) {
-          KJ_IF_MAYBE(method, schema->findMethodByName(call.getMethod())) {
+          KJ_IF_MAYBE(method, schema->findMethodByName(call.method)) {
             auto params = method->getParamType();
-            for (auto c : call.getCapArgs()) {
+            for (auto c : call.capArgs) {
               KJ_IF_MAYBE(f, params.findFieldByName(c.getField())) {
                 if (!f->getType().isInterface()) err(kj::str("capArgs field '", c.getField(), "' is not a capability"));
               } else {
-                err(kj::str("method '", call.getMethod(), "' has no parameter '", c.getField(), "'"));
+                err(kj::str("method '", call.method, "' has no parameter '", c.getField(), "'"));
               }
               if (!c.getValue().startsWith("$") || known.find(c.getValue().slice(1)) == nullptr) {
                 err(kj::str("capArgs value '", c.getValue(), "' must be a saved capability ($name)"));
               }
             }
+            KJ_IF_MAYBE(typed, call.typed) {
+              for (auto f : typed->getSchema().getFields()) {
+                auto name = f.getProto().getName();
+                if (name != call.targetField && params.findFieldByName(name) == nullptr) {
+                  err(kj::str("method '", call.method, "' has no parameter '", name, "'"));
+                }
+              }
+            }
             capnp::Type type = method->getResultType();
-            for (auto part : splitPath(call.getResult())) {
+            for (auto part : splitPath(call.result)) {
               if (!type.isStruct()) {
-                err(kj::str("result path '", call.getResult(), "' goes through a non-struct at '", part, "'"));
+                err(kj::str("result path '", call.result, "' goes through a non-struct at '", part, "'"));
                 break;
               }
               KJ_IF_MAYBE(f, type.asStruct().findFieldByName(part)) {
                 type = f->getType();
               } else {
-                err(kj::str("result path '", call.getResult(), "': no field '", part, "'"));
+                err(kj::str("result path '", call.result, "': no field '", part, "'"));
                 break;
               }
             }
@@ -187,22 +250,12 @@ struct ScenarioRunner::Impl {
           } else {
             kj::Vector<kj::StringPtr> names;
             for (auto m : schema->getMethods()) names.add(m.getProto().getName());
-            err(kj::str("interface ", schema->getShortDisplayName(), " has no method '", call.getMethod(),
+            err(kj::str("interface ", schema->getShortDisplayName(), " has no method '", call.method,
                         "'; methods: ", kj::strArray(names, ", ")));
           }
         }
         break;
       }
-      case rpc::Step::REPEAT: {
-        auto counter = kj::heapString(step.getRepeat().getCounter());
-        bool shadowed = known.find(counter) != nullptr;
-        if (!shadowed) known.insert(kj::heapString(counter), nullptr);
-        for (auto& child : node.children) check(*child, known, file, errors);
-        if (!shadowed) known.erase(counter);
-        break;
-      }
-      case rpc::Step::CHECK:
-        break;
     }
     for (auto c : step.getExpect().getCounters()) {
       if (c.getInstance() != "memory" && instances.find(c.getInstance()) == nullptr) {
@@ -257,15 +310,21 @@ struct ScenarioRunner::Impl {
     kj::Maybe<kj::Exception> exception;
   };
 
-  Outcome doCall(rpc::Call::Reader call) {
+  Outcome doCall(const CallSpec& call) {
     Outcome outcome;
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-      auto cap = target(call.getTarget());
-      auto req = cap.newRequest(call.getMethod());
-      codec.decode(substitute(call.getArgs()), req);
-      for (auto c : call.getCapArgs()) {
+      auto cap = target(call.target);
+      auto req = cap.newRequest(call.method);
+      codec.decode(substitute(call.args), req);
+      for (auto c : call.capArgs) {
         auto& s = KJ_REQUIRE_NONNULL(saved.find(c.getValue().slice(1)), "name used before it is set");
         req.set(c.getField(), KJ_REQUIRE_NONNULL(s.cap, "named value is not a capability"));
+      }
+      KJ_IF_MAYBE(typed, call.typed) {
+        for (auto f : typed->getSchema().getFields()) {
+          auto name = f.getProto().getName();
+          if (name != call.targetField && typed->has(f)) req.set(name, typed->get(f));
+        }
       }
       outcome.response = req.send().wait(waitScope);
     })) {
@@ -435,7 +494,8 @@ struct ScenarioRunner::Impl {
     }
     KJ_IF_MAYBE(response, outcome.response) {
       capnp::DynamicStruct::Reader results = *response;
-      auto resultPath = step.isCall() ? step.getCall().getResult() : "";
+      kj::StringPtr resultPath = "";
+      KJ_IF_MAYBE(c, callOf(step)) { resultPath = c->result; }
       auto actualErrno = errnoOf(results, resultPath);
       if (outcomeExpect.isErrno()) {
         auto want = enumerantName(outcomeExpect.getErrno());
@@ -496,7 +556,8 @@ struct ScenarioRunner::Impl {
     Saved value{nullptr, kj::str()};
     KJ_IF_MAYBE(response, outcome.response) {
       kj::String error;
-      KJ_IF_MAYBE(v, select(capnp::DynamicStruct::Reader(*response), node.step.getCall().getResult(), error)) {
+      auto spec = KJ_ASSERT_NONNULL(callOf(node.step));
+      KJ_IF_MAYBE(v, select(capnp::DynamicStruct::Reader(*response), spec.result, error)) {
         if (v->getType() == capnp::DynamicValue::CAPABILITY) {
           value.cap = v->as<capnp::DynamicCapability>();
         }
@@ -510,14 +571,6 @@ struct ScenarioRunner::Impl {
     using Clock = std::chrono::steady_clock;
     node.iterations++;
     switch (node.step.which()) {
-      case rpc::Step::CALL: {
-        auto t = Clock::now();
-        auto outcome = doCall(node.step.getCall());
-        node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-        expectations(node, iteration, outcome);
-        save(node, outcome);
-        break;
-      }
       case rpc::Step::REPEAT: {
         auto r = node.step.getRepeat();
         auto t = Clock::now();
@@ -535,6 +588,15 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      default: {
+        auto spec = KJ_ASSERT_NONNULL(callOf(node.step), "step kind without a handler");
+        auto t = Clock::now();
+        auto outcome = doCall(spec);
+        node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        expectations(node, iteration, outcome);
+        save(node, outcome);
+        break;
+      }
     }
     counters(node, iteration);
   }

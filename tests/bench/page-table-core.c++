@@ -132,6 +132,7 @@ int run() {
 }
 
 }  // namespace
-}  // namespace nb::pt
 
-int main() { return nb::pt::run(); }
+int runCoreBench() { return run(); }
+
+}  // namespace nb::pt

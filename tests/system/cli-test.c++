@@ -1,6 +1,13 @@
 // The nestbed CLI end to end (with the fixture registry): exit statuses, messages, DOT, JSON.
 
+#include "interfaces/composer.capnp.h"
+#include "tests/fixtures/fixture.capnp.h"
+
 #include <capnp/compat/json.h>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <signal.h>
+#include <unistd.h>
 #include <capnp/message.h>
 #include <catch2/catch.hpp>
 #include <kj/string.h>
@@ -131,6 +138,45 @@ TEST_CASE("CLI: --dump-memory writes the image and a JSON sidecar", "[cli]") {
   CHECK(fread(buf, 1, sizeof(buf) - 1, j) > 0);
   fclose(j);
   CHECK(std::string(buf).find("\"base\": \"1073741824\"") != std::string::npos);
+}
+
+TEST_CASE("CLI: serve exposes the root capability on a unix socket to external clients", "[cli]") {
+  // Unix socket paths are limited to 108 bytes: Bazel's TEST_TMPDIR is too deep.
+  char dir[] = "/tmp/nestbed-serve-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string socket = std::string(dir) + "/root.sock";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::string bin = path("tests/fixtures/fixture-nestbed");
+    std::string manifest = path("tests/system/manifests/fixture.toml");
+    execl(bin.c_str(), bin.c_str(), "serve", "--socket", socket.c_str(), manifest.c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && access(socket.c_str(), F_OK) != 0; i++) usleep(10000);
+  {
+    auto io = kj::setupAsyncIo();
+    auto addr = io.provider->getNetwork().parseAddress(kj::str("unix:", socket.c_str())).wait(io.waitScope);
+    auto stream = addr->connect().wait(io.waitScope);
+    capnp::TwoPartyClient client(*stream);
+    auto root = client.bootstrap().castAs<nb::rpc::Root>();
+    auto list = root.listRequest().send().wait(io.waitScope);
+    REQUIRE(list.getInstances().size() == 2);
+    CHECK(list.getInstances()[0].getName() == "counter");
+    auto get = root.getRequest();
+    get.setName("relay");
+    auto relay = get.send().getMain().castAs<nb::fixture::Relay>();
+    auto add = relay.addViaRequest();
+    add.setN(3);
+    CHECK(add.send().wait(io.waitScope).getTotal() == 8);
+  }
+  kill(pid, SIGTERM);
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(access(socket.c_str(), F_OK) != 0);  // removed on exit
+  rmdir(dir);
 }
 
 }  // namespace

@@ -1,0 +1,68 @@
+// The shipped manifests and scenarios, run by the real nestbed binary: each passes, and gives
+// the same report (timings aside) with every component inline and in its own process.
+
+#include <capnp/compat/json.h>
+#include <capnp/message.h>
+#include <catch2/catch.hpp>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <regex>
+#include <string>
+
+namespace {
+
+std::string path(const std::string& rel) { return std::string(getenv("TEST_SRCDIR")) + "/nestbed/" + rel; }
+
+std::pair<int, std::string> nestbed(const std::string& args) {
+  std::string cmd = path("system/nestbed") + " " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// The JSON report without timings.
+std::string timeless(std::string json) {
+  return std::regex_replace(json, std::regex("\"micros\": [0-9.e+-]+"), "\"micros\": 0");
+}
+
+struct Study {
+  const char* manifest;
+  const char* scenario;
+  const char* processOverride;  // --set that moves every component into its own process
+};
+
+TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline and in processes",
+          "[shipped]") {
+  auto study = GENERATE(values<Study>({
+      {"system/manifests/default.toml", "system/scenarios/default.capnp",
+       "--set components.page_table.placement=process"},
+      {"system/manifests/default.toml", "system/scenarios/page_table.capnp",
+       "--set components.page_table.placement=process"},
+  }));
+  DYNAMIC_SECTION(study.scenario) {
+    auto args = path(study.manifest) + " " + path(study.scenario);
+    auto inlined = nestbed("run --json " + args);
+    INFO(inlined.second);
+    REQUIRE(inlined.first == 0);
+    auto process = nestbed("run --json " + std::string(study.processOverride) + " " + args);
+    INFO(process.second);
+    REQUIRE(process.first == 0);
+    CHECK(timeless(inlined.second) == timeless(process.second));
+  }
+}
+
+TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") {
+  auto manifest = GENERATE(as<std::string>(), "system/manifests/default.toml");
+  auto r = nestbed("check " + path(manifest));
+  INFO(r.second);
+  CHECK(r.first == 0);
+}
+
+}  // namespace
