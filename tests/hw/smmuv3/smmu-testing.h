@@ -328,21 +328,24 @@ inline std::string show(const EventRecord& r) {
                  kj::hex(r.dw[3])).cStr();
 }
 
-#define NB_REQUIRE_RECORD(actual, expected)                      \
-  do {                                                           \
-    EventRecord nbActual = (actual), nbExpected = (expected);    \
-    INFO("actual:   " << ::nb::smmu::testing::show(nbActual));   \
-    INFO("expected: " << ::nb::smmu::testing::show(nbExpected)); \
-    REQUIRE(nbActual == nbExpected);                             \
+#define NB_REQUIRE_RECORD(actual, expected)                               \
+  do {                                                                    \
+    ::nb::smmu::EventRecord nbActual = (actual), nbExpected = (expected); \
+    INFO("actual:   " << ::nb::smmu::testing::show(nbActual));            \
+    INFO("expected: " << ::nb::smmu::testing::show(nbExpected));          \
+    REQUIRE(nbActual == nbExpected);                                      \
   } while (0)
 
 // ---- a small page-table writer ---------------------------------------------------------------
 // Writes VMSAv8-64 tables for tests. With `viaStage2`, tables are placed at IPAs (PA +
 // ipaDelta) and each table page gets a stage-2 mapping, so a nested walk reads them through S2.
-class Tables {
+// `Owner` provides the memory: `PhysMem& mem()` and `uint64_t alloc(bytes, align)` — the
+// Harness above, or any arena over a composed system's memory.
+template <typename Owner>
+class BasicTables {
 public:
-  Tables(Harness& h, unsigned pageShift, unsigned ias, unsigned startLevel,
-         Tables* viaStage2 = nullptr, uint64_t ipaDelta = 0, bool lpa = false)
+  BasicTables(Owner& h, unsigned pageShift, unsigned ias, unsigned startLevel,
+              BasicTables* viaStage2 = nullptr, uint64_t ipaDelta = 0, bool lpa = false)
       : h(h), pageShift(pageShift), ias(ias), startLevel(startLevel), viaStage2(viaStage2),
         ipaDelta(ipaDelta), lpa(lpa) {
     unsigned rootBits = ias - levelShift(pageShift, startLevel);
@@ -409,13 +412,15 @@ private:
     return d & mask(47, pageShift);
   }
 
-  Harness& h;
+  Owner& h;
   unsigned pageShift, ias, startLevel;
-  Tables* viaStage2;
+  BasicTables* viaStage2;
   uint64_t ipaDelta;
   bool lpa;
   uint64_t rootPa;
 };
+
+using Tables = BasicTables<Harness>;
 
 inline unsigned s1StartLevelFor(unsigned pageShift, unsigned ias) {
   unsigned bpl = pageShift - 3;
