@@ -152,7 +152,8 @@ struct ScenarioRunner::Impl {
       auto& type = KJ_ASSERT_NONNULL(registry.find(name));
       schemas.upsert(type.interface.getProto().getId(), type.interface, [](auto&, auto&&) {});
     }
-    for (auto inst : root.listRequest().send().wait(waitScope).getInstances()) {
+    auto list = root.listRequest().send().wait(waitScope);  // outlives the loop: readers point into it
+    for (auto inst : list.getInstances()) {
       KJ_IF_MAYBE(schema, schemas.find(inst.getInterfaceId())) {
         instances.insert(kj::heapString(inst.getName()), *schema);
       }
