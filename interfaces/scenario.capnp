@@ -50,6 +50,9 @@ struct Step {
     map @7 :MapStep;                   # page_table: PageTable.map
     unmap @8 :UnmapStep;               # page_table: PageTable.unmap
     lookup @9 :LookupStep;             # page_table: PageTable.iovaToPhys; saveAs keeps the PA
+    dma @10 :DmaStep;                  # hw/endpoint: Endpoint.dma; saveAs keeps the bytes read
+    mmioRead @11 :MmioReadStep;        # hw/smmuv3: Mmio.read; saveAs keeps the value
+    mmioWrite @12 :MmioWriteStep;      # hw/smmuv3: Mmio.write
   }
 }
 
@@ -71,6 +74,35 @@ struct UnmapStep {
 struct LookupStep {
   table @0 :Text;
   iova @1 :UInt64;
+}
+
+struct DmaStep {
+  # A DMA from an endpoint (interfaces/endpoint.capnp DmaRequest). Expect bytes with
+  # `expect.value` (the data read, e.g. "\"abc\""), or a fault with `expect.fault`.
+  endpoint @0 :Text;                   # the hw/endpoint instance ("ep0")
+  iova @1 :UInt64;
+  length @2 :UInt64;                   # writes: 0 means the length of `data`
+  write @3 :Bool;
+  data @4 :Data;                       # writes: the bytes (a pattern when shorter than length)
+  union {
+    noSsid @5 :Void;
+    ssid @6 :UInt32;                   # with this SubstreamID (PASID)
+  }
+  priv @7 :Bool;
+  exec @8 :Bool;
+}
+
+struct MmioReadStep {
+  smmu @0 :Text = "smmu0";             # the hw/smmuv3 instance
+  offset @1 :UInt32;                   # register offset, e.g. 0x0 for IDR0
+  size @2 :UInt8 = 4;                  # 4 or 8 bytes
+}
+
+struct MmioWriteStep {
+  smmu @0 :Text = "smmu0";
+  offset @1 :UInt32;
+  value @2 :UInt64;
+  size @3 :UInt8 = 4;
 }
 
 struct Call {

@@ -52,6 +52,9 @@ const TypedStep TYPED_STEPS[] = {
     {"map", "table", "map", ""},
     {"unmap", "table", "unmap", ""},
     {"lookup", "table", "iovaToPhys", "pa"},
+    {"dma", "endpoint", "dma", "data"},
+    {"mmioRead", "smmu", "read", "value"},
+    {"mmioWrite", "smmu", "write", ""},
 };
 
 // The call a step makes, whether written as `call` or as a typed step.

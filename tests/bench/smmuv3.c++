@@ -7,13 +7,11 @@
 //   dma_64k_read_smmu_*_us         a 64 KiB read: 16 pages translated in one batched call
 // The PCI topology and the endpoint stay inline; each figure is a median of 5 runs.
 
-#include "hw/endpoint/component.h"
-#include "hw/pci/component.h"
-#include "hw/smmuv3/component.h"
 #include "hw/smmuv3/registers.h"
 #include "interfaces/endpoint.capnp.h"
 #include "interfaces/smmuv3.capnp.h"
 #include "system/composer/composer.h"
+#include "system/registry.h"
 #include "tests/bench/smmuv3-structures.h"
 
 #include <kj/async-unix.h>
@@ -154,13 +152,11 @@ int main() {
   nb::smmu::runCoreBench();
   fflush(stdout);
   nb::Registry registry;
-  registry.add(nb::smmu::smmuv3Type());
-  registry.add(nb::pci::pciType());
-  registry.add(nb::endpoint::endpointType());
+  nb::addBuiltinTypes(registry);
   const char* dir = getenv("RUNFILES_DIR");
   // `bazel run` starts in the runfiles tree; a direct run finds it through RUNFILES_DIR.
-  auto host =
-      dir != nullptr ? kj::str(dir, "/nestbed/tests/hw/hw-host") : kj::str("tests/hw/hw-host");
+  auto host = dir != nullptr ? kj::str(dir, "/nestbed/system/nestbed-host")
+                             : kj::str("system/nestbed-host");
   nb::smmu::bench::runDmaBench(registry, host);
   return 0;
 }

@@ -1,99 +1,36 @@
 // tests/hw: composing the hardware models (hw/smmuv3, hw/pci, hw/endpoint) from manifest text,
 // inline or process-placed, and an arena for hand-built SMMU structures in the composed memory.
 //
-// Owns: the test registry of the hardware models, `HwSystem` (one composed system per test
-// case, the same shape as tests/system/compose-testing.h's TestSystem, its process-placed
-// instances served by tests/hw:hw-host), `manifestErrors` (validation messages as text) and
-// `Arena` (frames from the composer's allocator, usable as smmu-testing.h's table owner) and
-// `RpcSmmu` (smmu-testing.h's Harness bring-up, over the SMMU's MMIO capability).
+// Owns: `manifestErrors` (validation messages as text), `Arena` (frames from the composer's
+// allocator, usable as smmu-testing.h's table owner) and `RpcSmmu` (smmu-testing.h's Harness
+// bring-up, over the SMMU's MMIO capability). Systems are tests/system/compose-testing.h's
+// TestSystem: the shipped registry (hardware models included) plus the fixtures, process-placed
+// instances served by tests/fixtures:fixture-host.
 #pragma once
 
-#include "hw/endpoint/component.h"
-#include "hw/pci/component.h"
-#include "hw/smmuv3/component.h"
 #include "interfaces/endpoint.capnp.h"
 #include "interfaces/pci.capnp.h"
 #include "interfaces/smmuv3.capnp.h"
 #include "system/composer/composer.h"
 #include "tests/hw/smmuv3/smmu-testing.h"
+#include "tests/system/compose-testing.h"
 #include "util/bits.h"
 
 #include <catch2/catch.hpp>
-#include <kj/async-unix.h>
-#include <stdlib.h>
 
 namespace nb::hw::testing {
 
-inline Registry& hwRegistry() {
-  static Registry* registry = []() {
-    auto r = new Registry;
-    r->add(smmu::smmuv3Type());
-    r->add(pci::pciType());
-    r->add(endpoint::endpointType());
-    return r;
-  }();
-  return *registry;
-}
-
-inline kj::String hwHostPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  REQUIRE(srcdir != nullptr);
-  return kj::str(srcdir, "/nestbed/tests/hw/hw-host");
-}
+using nb::testing::fixtureHostPath;
+using nb::testing::planOf;
+using nb::testing::testRegistry;
+using nb::testing::TestSystem;
 
 // Every validation error of a manifest, formatted as `nestbed check` prints them.
 inline kj::Array<kj::String> manifestErrors(kj::StringPtr text) {
-  auto result = parseManifest(text, "test.toml", hwRegistry());
+  auto result = parseManifest(text, "test.toml", testRegistry());
   if (result.is<Plan>()) return nullptr;
   return KJ_MAP(e, result.get<kj::Array<ManifestError>>()) { return kj::str(e); };
 }
-
-inline Plan planOf(kj::StringPtr text, kj::ArrayPtr<const Override> overrides = nullptr) {
-  auto result = parseManifest(text, "test.toml", hwRegistry(), overrides);
-  if (result.is<kj::Array<ManifestError>>()) {
-    for (auto& e : result.get<kj::Array<ManifestError>>()) FAIL_CHECK(kj::str(e).cStr());
-    FAIL("manifest did not validate");
-  }
-  return kj::mv(result.get<Plan>());
-}
-
-// One composed system with its own event loop. Create one per test case.
-struct HwSystem {
-  static kj::AsyncIoContext setup() {
-    kj::UnixEventPort::captureChildExit();
-    return kj::setupAsyncIo();
-  }
-
-  explicit HwSystem(kj::StringPtr manifest, kj::ArrayPtr<const Override> overrides = nullptr)
-      : io(setup()),
-        composer(io, hwRegistry(), planOf(manifest, overrides),
-                 ComposerOptions{hwHostPath(),
-                                 [this](kj::StringPtr e) { events.add(kj::heapString(e)); }}) {
-    composer.start().wait(io.waitScope);
-    root = composer.root();
-  }
-  ~HwSystem() noexcept(false) {
-    if (!shutDown) composer.shutdown().wait(io.waitScope);
-  }
-
-  template <typename T>
-  typename T::Client main(kj::StringPtr name) {
-    auto req = root.getRequest();
-    req.setName(name);
-    return req.send().getMain().template castAs<T>();
-  }
-  kj::Array<InstanceStats> stats() { return composer.stats().wait(io.waitScope); }
-  void shutdown() {
-    composer.shutdown().wait(io.waitScope);
-    shutDown = true;
-  }
-
-  kj::AsyncIoContext io;
-  kj::Vector<kj::String> events;
-  Composer composer;
-  rpc::Root::Client root = nullptr;
-  bool shutDown = false;
-};
 
 // Frames of a composed system's memory for structures a test writes by hand (tables, CDs,
 // stream tables), as the owner smmu-testing.h's BasicTables expects.

@@ -50,7 +50,7 @@ constexpr uint64_t IOVA = 0x1000'0000;
 //   IOVA + 0x3000 unmapped, IOVA + 0x4000 read-only -> pages[3],
 //   IOVA + 0x5000 -> a PA outside memory.
 struct Rig {
-  explicit Rig(HwSystem& sys)
+  explicit Rig(TestSystem& sys)
       : sys(sys),
         arena(sys.composer),
         smmu(sys.main<rpc::Smmuv3>("smmu0"), sys.io.waitScope, arena),
@@ -73,20 +73,20 @@ struct Rig {
 
   static constexpr uint64_t OUTSIDE = 0x1'0000'0000;  // beyond 0x80000000 + 64 MiB
 
-  HwSystem& sys;
+  TestSystem& sys;
   Arena arena;
   RpcSmmu smmu;
   BasicTables<Arena> tables;
   uint64_t pages[4];
 };
 
-capnp::Response<rpc::DmaResult> dma(HwSystem& sys, kj::StringPtr endpoint, kj::StringPtr args) {
+capnp::Response<rpc::DmaResult> dma(TestSystem& sys, kj::StringPtr endpoint, kj::StringPtr args) {
   auto req = sys.main<rpc::Endpoint>(endpoint).dmaRequest();
   capnp::TextCodec().decode(args, req);
   return req.send().wait(sys.io.waitScope);
 }
 
-capnp::Response<rpc::DmaResult> dmaWrite(HwSystem& sys, kj::StringPtr endpoint, uint64_t iova,
+capnp::Response<rpc::DmaResult> dmaWrite(TestSystem& sys, kj::StringPtr endpoint, uint64_t iova,
                                          kj::ArrayPtr<const kj::byte> bytes) {
   auto req = sys.main<rpc::Endpoint>(endpoint).dmaRequest();
   req.setIova(iova);
@@ -101,7 +101,7 @@ kj::Array<kj::byte> pattern(size_t n, unsigned seed) {
   return out;
 }
 
-kj::Array<kj::byte> readMem(HwSystem& sys, uint64_t pa, size_t n) {
+kj::Array<kj::byte> readMem(TestSystem& sys, uint64_t pa, size_t n) {
   auto out = kj::heapArray<kj::byte>(n);
   sys.composer.memory().read(pa, out);
   return out;
@@ -113,7 +113,7 @@ bool same(kj::ArrayPtr<const kj::byte> a, kj::ArrayPtr<const kj::byte> b) {
 
 TEST_CASE("hw/endpoint: DMA through a stage-1 table lands each byte at its page's PA",
           "[endpoint][dma]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Rig rig(sys);
   // 0x2000 bytes from IOVA + 0x800: the end of page 0, all of page 1, the start of page 2.
   auto data = pattern(0x2000, 1);
@@ -152,7 +152,7 @@ TEST_CASE("hw/endpoint: DMA through a stage-1 table lands each byte at its page'
 
 TEST_CASE("hw/endpoint: a translation fault returns the event and moves no byte",
           "[endpoint][dma][fault]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Rig rig(sys);
   auto before = readMem(sys, rig.pages[2], 0x1000);
   // The last 0x100 bytes of page 2 (mapped) and the first 0x100 of page 3 (unmapped).
@@ -188,7 +188,7 @@ TEST_CASE("hw/endpoint: a translation fault returns the event and moves no byte"
 
 TEST_CASE("hw/endpoint: a write to a read-only page is F_PERMISSION; reads pass",
           "[endpoint][dma][fault]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Rig rig(sys);
   sys.composer.memory().store64(rig.pages[3], 0x1122334455667788);
   auto w = dma(sys, "ep0", kj::str("(iova = ", IOVA + 0x4000, ", write = true, data = \"x\")"));
@@ -202,7 +202,7 @@ TEST_CASE("hw/endpoint: a write to a read-only page is F_PERMISSION; reads pass"
 
 TEST_CASE("hw/endpoint: aborts move no byte — PA outside memory, abort STE, GBPA",
           "[endpoint][dma][abort]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Rig rig(sys);
   auto before = readMem(sys, rig.pages[3], 0x1000);
   // Page 4 (read-only, translates) then page 5, whose PA is outside memory: nothing moves.
@@ -229,7 +229,7 @@ TEST_CASE("hw/endpoint: aborts move no byte — PA outside memory, abort STE, GB
 
 TEST_CASE("hw/endpoint: with the SMMU disabled and GBPA clear, DMA bypasses translation",
           "[endpoint][dma]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Arena arena(sys.composer);
   uint64_t pa = arena.alloc(0x3000);
   auto w = dmaWrite(sys, "ep0", pa + 0xff0, pattern(0x20, 4));
@@ -239,7 +239,7 @@ TEST_CASE("hw/endpoint: with the SMMU disabled and GBPA clear, DMA bypasses tran
 
 TEST_CASE("hw/endpoint: a device behind a PCIe-to-PCI bridge DMAs with the bridge's StreamID",
           "[endpoint][dma][pci]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Rig rig(sys);
   auto r = dma(sys, "ep1", "(iova = 0x2000, length = 4)");
   REQUIRE(r.isFault());
@@ -253,7 +253,7 @@ TEST_CASE("hw/endpoint: a device behind a PCIe-to-PCI bridge DMAs with the bridg
 
 TEST_CASE("hw/endpoint: substreams reach the SMMU; malformed requests are eInval",
           "[endpoint][dma]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   Rig rig(sys);
   // The STE has no CD table for substreams (S1CDMax = 0): C_BAD_SUBSTREAMID with the SSID.
   auto ssid = dma(sys, "ep0", kj::str("(iova = ", IOVA, ", length = 4, ssid = 5)"));
@@ -289,9 +289,9 @@ TEST_CASE("hw/endpoint: an endpoint whose BDF is not an endpoint of the topology
     auto text =
         kj::str(manifest(), "\n[[hw.endpoint]]\nname = \"ep9\"\nuses = { pci = \"pci0\" }\n",
                 "bdf = \"", bdf, "\"\n");
-    auto io = HwSystem::setup();
-    Composer composer(io, hwRegistry(), planOf(text),
-                      ComposerOptions{hwHostPath(), [](kj::StringPtr) {}});
+    auto io = TestSystem::setup();
+    Composer composer(io, testRegistry(), planOf(text),
+                      ComposerOptions{fixtureHostPath(), [](kj::StringPtr) {}});
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
       INFO(e->getDescription().cStr());
       CHECK(e->getDescription().startsWith("starting 'ep9' (hw/endpoint)"));
@@ -313,7 +313,7 @@ TEST_CASE("hw/endpoint: an endpoint whose BDF is not an endpoint of the topology
 
 // One DMA sequence touching every outcome; its transcript (results as Cap'n Proto text, the
 // bytes in memory, the SMMU's and endpoints' counters) must not depend on placement.
-kj::String transcript(HwSystem& sys) {
+kj::String transcript(TestSystem& sys) {
   Rig rig(sys);
   kj::Vector<kj::String> out;
   capnp::TextCodec codec;
@@ -346,7 +346,7 @@ TEST_CASE("hw/endpoint: the same DMA sequence gives identical results inline and
           "[endpoint][dma][placement]") {
   kj::String reference;
   {
-    HwSystem sys(manifest());
+    TestSystem sys(manifest());
     reference = transcript(sys);
   }
   CHECK(strstr(reference.cStr(), "F_TRANSLATION") != nullptr);
@@ -356,7 +356,7 @@ TEST_CASE("hw/endpoint: the same DMA sequence gives identical results inline and
   for (auto v :
        {Variant{"process", "inline", "inline"}, Variant{"inline", "process", "inline"},
         Variant{"inline", "inline", "process"}, Variant{"process", "process", "process"}}) {
-    HwSystem sys(manifest(v.smmu, v.pci, v.endpoints));
+    TestSystem sys(manifest(v.smmu, v.pci, v.endpoints));
     INFO("smmu " << v.smmu.cStr() << ", pci " << v.pci.cStr() << ", endpoints "
                  << v.endpoints.cStr());
     CHECK(KJ_ASSERT_NONNULL(sys.composer.pidOf(v.smmu == "process"  ? "smmu0"

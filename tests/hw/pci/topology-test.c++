@@ -154,7 +154,7 @@ TEST_CASE(
     "[pci]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
   DYNAMIC_SECTION(placement.cStr()) {
-    HwSystem sys(kj::str(HEAD, "placement = \"", placement, "\"\n", TREE));
+    TestSystem sys(kj::str(HEAD, "placement = \"", placement, "\"\n", TREE));
     auto pci = sys.main<rpc::PciTopology>("pci0");
     auto response = pci.devicesRequest().send().wait(sys.io.waitScope);
     auto devices = response.getDevices();
@@ -203,7 +203,7 @@ TEST_CASE(
 }
 
 TEST_CASE("hw/pci: device() finds a function by BDF; absent is eNoDev, malformed eInval", "[pci]") {
-  HwSystem sys(kj::str(HEAD, "segment = 2\n", TREE));
+  TestSystem sys(kj::str(HEAD, "segment = 2\n", TREE));
   auto pci = sys.main<rpc::PciTopology>("pci0");
   auto lookup = [&](kj::StringPtr bdf) {
     auto req = pci.deviceRequest();

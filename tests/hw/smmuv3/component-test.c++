@@ -18,7 +18,7 @@ kj::String manifest(kj::StringPtr settings = "", kj::StringPtr placement = "inli
 
 kj::String errorsText(kj::StringPtr text) { return kj::strArray(manifestErrors(text), "\n"); }
 
-uint64_t counter(HwSystem& sys, kj::StringPtr instance, kj::StringPtr name) {
+uint64_t counter(TestSystem& sys, kj::StringPtr instance, kj::StringPtr name) {
   for (auto& s : sys.stats()) {
     if (s.name != instance) continue;
     for (auto& c : s.counters) {
@@ -32,7 +32,7 @@ TEST_CASE("hw/smmuv3: info and the ID registers follow the manifest settings",
           "[smmuv3][component]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
   DYNAMIC_SECTION(placement.cStr()) {
-    HwSystem sys(
+    TestSystem sys(
         manifest("sid_bits = 8\nssid_bits = 5\noas = 44\ngran16k = false\nhttu = \"access\"\n"
                  "stage2 = false\niotlb_entries = 16\n",
                  placement));
@@ -89,9 +89,9 @@ TEST_CASE("hw/smmuv3: out-of-range settings are manifest errors with positions",
 
 TEST_CASE("hw/smmuv3: an impossible feature combination fails the start, naming the instance",
           "[smmuv3][component]") {
-  auto io = HwSystem::setup();
-  Composer composer(io, hwRegistry(), planOf(manifest("oas = 52\ngran64k = false\n")),
-                    ComposerOptions{hwHostPath(), [](kj::StringPtr) {}});
+  auto io = TestSystem::setup();
+  Composer composer(io, testRegistry(), planOf(manifest("oas = 52\ngran64k = false\n")),
+                    ComposerOptions{fixtureHostPath(), [](kj::StringPtr) {}});
   KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
     auto text = kj::str(e->getDescription());
     INFO(text.cStr());
@@ -105,7 +105,7 @@ TEST_CASE("hw/smmuv3: an impossible feature combination fails the start, naming 
 
 TEST_CASE("hw/smmuv3: MMIO over RPC — single accesses, batches and the MMIO-only facet",
           "[smmuv3][component][mmio]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   auto smmu = sys.main<rpc::Smmuv3>("smmu0");
   auto& ws = sys.io.waitScope;
   Arena arena(sys.composer);
@@ -151,7 +151,7 @@ TEST_CASE("hw/smmuv3: translate returns faults and aborts as data",
           "[smmuv3][component][translate]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
   DYNAMIC_SECTION(placement.cStr()) {
-    HwSystem sys(manifest("", placement));
+    TestSystem sys(manifest("", placement));
     auto smmu = sys.main<rpc::Smmuv3>("smmu0");
     auto& ws = sys.io.waitScope;
     Arena arena(sys.composer);
@@ -238,7 +238,7 @@ TEST_CASE("hw/smmuv3: interrupts reach subscribers until the subscription is dro
           "[smmuv3][component][irq]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
   DYNAMIC_SECTION(placement.cStr()) {
-    HwSystem sys(manifest("", placement));
+    TestSystem sys(manifest("", placement));
     auto smmu = sys.main<rpc::Smmuv3>("smmu0");
     auto& ws = sys.io.waitScope;
     Arena arena(sys.composer);
@@ -284,7 +284,7 @@ TEST_CASE("hw/smmuv3: interrupts reach subscribers until the subscription is dro
 
 TEST_CASE("hw/smmuv3: structures() reports the stream table and queues once programmed",
           "[smmuv3][component]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   auto structures = [&]() {
     auto all = sys.composer.structures().wait(sys.io.waitScope);
     REQUIRE(all.size() == 1);
@@ -317,7 +317,7 @@ TEST_CASE("hw/smmuv3: structures() reports the stream table and queues once prog
 }
 
 TEST_CASE("hw/smmuv3: stats are the model's counters, in snake_case", "[smmuv3][component]") {
-  HwSystem sys(manifest());
+  TestSystem sys(manifest());
   auto smmu = sys.main<rpc::Smmuv3>("smmu0");
   auto t = smmu.translateRequest();
   t.setIova(0x1000);
