@@ -45,6 +45,10 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
        "--set components.page_table.placement=process"},
       {"system/manifests/default.toml", "system/scenarios/page_table.capnp",
        "--set components.page_table.placement=process"},
+      {"system/manifests/default.toml", "system/scenarios/smmuv3.capnp",
+       "--set hw.smmu0.placement=process --set hw.pci0.placement=process "
+       "--set hw.ep0.placement=process --set hw.ep1.placement=process "
+       "--set hw.ep2.placement=process --set hw.ep3.placement=process"},
   }));
   DYNAMIC_SECTION(study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
