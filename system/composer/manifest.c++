@@ -488,6 +488,10 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
   kj::HashMap<kj::String, SourcePos> seen;
   auto addInstance = [&](kj::Maybe<InstancePlan> p) {
     KJ_IF_MAYBE(plan, p) {
+      if (plan->name == "memory") {
+        v.error(v.posOf(*plan), plan->name, kj::str("instance name 'memory' is reserved for hw/mem"));
+        return;
+      }
       KJ_IF_MAYBE(prev, seen.find(plan->name)) {
         v.error(v.posOf(*plan), plan->name,
                 kj::str("instance name '", plan->name, "' already used at line ", prev->line));

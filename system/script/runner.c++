@@ -161,6 +161,11 @@ struct ScenarioRunner::Impl {
         instances.insert(kj::heapString(inst.getName()), *schema);
       }
     }
+    // hw/mem's frame allocator is a call target too, so scenarios allocate the memory their
+    // structures live in ("memory" is not a manifest instance name: the composer reserves it).
+    instances.insert(kj::str("memory"), capnp::Schema::from<rpc::FrameAllocator>());
+    mains.insert(kj::str("memory"), root.memoryRequest().send().getFrames().castAs<capnp::DynamicCapability>(
+                                        capnp::Schema::from<rpc::FrameAllocator>()));
   }
 
   // ---- building and checking the tree
@@ -239,6 +244,10 @@ struct ScenarioRunner::Impl {
             }
             capnp::Type type = method->getResultType();
             for (auto part : splitPath(call.result)) {
+              if (type.isList() && std::all_of(part.begin(), part.end(), ::isdigit)) {
+                type = type.asList().getElementType();  // a list index
+                continue;
+              }
               if (!type.isStruct()) {
                 err(kj::str("result path '", call.result, "' goes through a non-struct at '", part, "'"));
                 break;

@@ -79,7 +79,7 @@ TEST_CASE("CLI: run exits 0 when every expectation holds, 1 naming the line when
   auto pass = nestbed("run " + manifest + " " + path("tests/system/scenarios/all-pass.capnp"));
   INFO(pass.out);
   CHECK(pass.status == 0);
-  CHECK(pass.out.find("PASS: 13 steps, 0 failed") != std::string::npos);
+  CHECK(pass.out.find("PASS: 17 steps, 0 failed") != std::string::npos);
   CHECK(pass.out.find("counter (fixture/counter)") != std::string::npos);  // stats follow
 
   auto fail = nestbed("run " + manifest + " " + path("tests/system/scenarios/all-fail.capnp"));

@@ -55,6 +55,8 @@ TEST_CASE("Manifest: each error class names file, line, column and key", "[manif
       {"duplicate instance name", "[components.x]\nimpl = \"fixture/counter\"\n[[hw.x]]\nname = \"x\"\n",
        "bad.toml:"},  // hw.x is unknown too; the duplicate check is covered below
       {"TOML syntax error", "[components.c\nimpl = 1\n", "bad.toml:4:"},
+      {"reserved instance name", "[components.memory]\nimpl = \"fixture/counter\"\n",
+       "bad.toml:4:1: memory: instance name 'memory' is reserved for hw/mem"},
   }));
   DYNAMIC_SECTION(row.what) {
     auto errors = errorsOf(kj::str(MEMORY, row.body));

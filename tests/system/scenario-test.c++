@@ -63,7 +63,7 @@ TEST_CASE("Scenario: every step and expectation kind holds on a passing scenario
     INFO(formatScenarioReport(run->report).cStr());
     CHECK(run->report.getOk());
     auto steps = run->report.getSteps();
-    REQUIRE(steps.size() == 13);  // 12 steps plus the one inside the repeat
+    REQUIRE(steps.size() == 17);  // 16 steps plus the one inside the repeat
     CHECK(steps[0].getLine() == 9);
     CHECK(steps[3].getLabel() == "repeat 4x");
     CHECK(steps[4].getDepth() == 1);

@@ -33,5 +33,13 @@ const scenario :Scenario = (
      expect = (value = "(total = 58)")),
     (call = (target = "counter", method = "load", args = "(pa = 0)"),
      expect = (outcome = (exception = "physical address outside memory"))),
+    (label = "hw/mem's allocator is a call target: a buffer for the next steps",
+     call = (target = "memory", method = "alloc", args = "(bytes = 0x10000, align = 0x10000)",
+             result = "runs.0.pa"),
+     saveAs = "buf"),
+    (call = (target = "counter", method = "store", args = "(pa = $buf, value = 7)")),
+    (call = (target = "counter", method = "load", args = "(pa = $buf)"), expect = (value = "(value = 7)")),
+    (call = (target = "memory", method = "free", args = "(runs = [(pa = $buf, bytes = 0x10000)])"),
+     expect = (counters = [(instance = "memory", counter = "used_bytes", equals = 0)])),
   ],
 );
