@@ -466,22 +466,20 @@ struct ScenarioRunner::Impl {
     return check(results);
   }
 
-  uint64_t counter(kj::StringPtr instance, kj::StringPtr name, kj::String& error) {
-    if (instance == "memory") {  // hw/mem's own counters, as `nestbed run` reports them
+  // One instance's counters, as `nestbed run` reports them (hw/mem's own under "memory").
+  kj::HashMap<kj::String, uint64_t> countersOf(kj::StringPtr instance) {
+    kj::HashMap<kj::String, uint64_t> out;
+    if (instance == "memory") {
       auto info = root.memoryRequest().send().getFrames().infoRequest().send().wait(waitScope);
-      if (name == "size_bytes") return info.getSize();
-      if (name == "used_bytes") return info.getUsedBytes();
-      error = kj::str("no counter '", name, "' (memory has size_bytes, used_bytes)");
-      return 0;
+      out.insert(kj::str("size_bytes"), info.getSize());
+      out.insert(kj::str("used_bytes"), info.getUsedBytes());
+      return out;
     }
     auto req = root.getRequest();
     req.setName(instance);
     auto stats = req.send().getComponent().statsRequest().send().wait(waitScope);
-    for (auto c : stats.getCounters()) {
-      if (c.getName() == name) return c.getValue();
-    }
-    error = kj::str("no counter '", name, "'");
-    return 0;
+    for (auto c : stats.getCounters()) out.upsert(kj::heapString(c.getName()), c.getValue(), [](auto&, auto&&) {});
+    return out;
   }
 
   void expectations(Node& node, uint32_t iteration, Outcome& outcome) {
@@ -542,12 +540,19 @@ struct ScenarioRunner::Impl {
   }
 
   void counters(Node& node, uint32_t iteration) {
+    // Each instance's stats are fetched once per step, however many counters are checked.
+    kj::HashMap<kj::String, kj::HashMap<kj::String, uint64_t>> fetched;
     for (auto c : node.step.getExpect().getCounters()) {
-      kj::String error;
-      uint64_t value = counter(c.getInstance(), c.getCounter(), error);
+      auto& all = fetched.findOrCreate(c.getInstance(), [&]() {
+        return kj::HashMap<kj::String, kj::HashMap<kj::String, uint64_t>>::Entry{
+            kj::heapString(c.getInstance()), countersOf(c.getInstance())};
+      });
       auto what = kj::str("counter ", c.getInstance(), ".", c.getCounter());
-      if (error != nullptr) {
-        fail(node, iteration, what, kj::str("a counter"), kj::mv(error));
+      uint64_t value = 0;
+      KJ_IF_MAYBE(v, all.find(c.getCounter())) {
+        value = *v;
+      } else {
+        fail(node, iteration, what, kj::str("a counter"), kj::str("no counter '", c.getCounter(), "'"));
         continue;
       }
       switch (c.which()) {
