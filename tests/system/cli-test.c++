@@ -1,6 +1,7 @@
 // The nestbed CLI end to end (with the fixture registry): exit statuses, messages, DOT, JSON.
 
 #include "interfaces/composer.capnp.h"
+#include "tests/system/process-testing.h"
 #include "tests/fixtures/fixture.capnp.h"
 
 #include <capnp/compat/json.h>
@@ -19,24 +20,14 @@
 
 namespace {
 
-struct Result {
-  int status;
-  std::string out;
-};
+using nb::testing::runfile;
 
-std::string path(const char* rel) { return std::string(getenv("TEST_SRCDIR")) + "/nestbed/" + rel; }
-
-Result nestbed(const std::string& args) {
-  std::string cmd = path("tests/fixtures/fixture-nestbed") + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+// The nestbed CLI built with the fixture components; stderr is captured too.
+nb::testing::ProcessResult nestbed(const std::string& args) {
+  return nb::testing::runProcess("tests/fixtures/fixture-nestbed", args);
 }
+
+std::string path(const char* rel) { return runfile(rel); }
 
 TEST_CASE("CLI: check exits 0 and prints the plan", "[cli]") {
   auto r = nestbed("check " + path("tests/system/manifests/fixture.toml"));

@@ -1,6 +1,8 @@
 // The shipped manifests and scenarios, run by the real nestbed binary: each passes, and gives
 // the same report (timings aside) with every component inline and in its own process.
 
+#include "tests/system/process-testing.h"
+
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
 #include <catch2/catch.hpp>
@@ -13,18 +15,12 @@
 
 namespace {
 
-std::string path(const std::string& rel) { return std::string(getenv("TEST_SRCDIR")) + "/nestbed/" + rel; }
+std::string path(const std::string& rel) { return nb::testing::runfile(rel); }
 
+// The shipped nestbed; stdout only (the JSON report), stderr dropped.
 std::pair<int, std::string> nestbed(const std::string& args) {
-  std::string cmd = path("system/nestbed") + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  auto r = nb::testing::runProcess("system/nestbed", args, "2>/dev/null");
+  return {r.status, r.out};
 }
 
 // The JSON report without timings.
