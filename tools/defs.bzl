@@ -27,6 +27,14 @@ NB_TEST_COPTS = NB_DEFAULT_COPTS + [
     "-Wno-sign-compare",
 ]
 
+# Who may depend on a component's or hardware model's code: the system that registers it and
+# tests. Everything else reaches it through its //interfaces schema, over RPC (ARCHITECTURE.md:
+# components never include or link each other's code).
+NB_COMPONENT_VISIBILITY = [
+    "//system:__subpackages__",
+    "//tests:__subpackages__",
+]
+
 # Generated capnp code is third-party code: compile it without -Werror.
 _NB_CAPNP_COPTS = ["-std=c++20", "-w", "-O1"]
 
