@@ -88,7 +88,7 @@ rpc::EventType eventTypeOf(uint8_t id) {
   return rpc::EventType::UNKNOWN;
 }
 
-void fillFault(rpc::Fault::Builder out, const EventRecord& r) {
+void decodeEvent(const EventRecord& r, rpc::Fault::Builder out) {
   using namespace evt;
   const uint8_t id = uint8_t(EVT_0_ID.get(r.dw[0]));
   out.setType(eventTypeOf(id));
@@ -179,7 +179,7 @@ kj::Promise<uint32_t> HostQueueImpl::drainRecords(kj::Vector<kj::Promise<void>>&
     KJ_IF_MAYBE(sub, routing->subscribers.find(entry.key)) {
       auto req = sub->sink.deliverRequest();
       auto list = req.initEvents(entry.value.size());
-      for (auto i : kj::indices(entry.value)) fillFault(list[i], entry.value[i]);
+      for (auto i : kj::indices(entry.value)) decodeEvent(entry.value[i], list[i]);
       deliveries.add(req.send().ignoreResult().catch_([this](kj::Exception&& e) {
         stats_.deliveryFailures++;
         KJ_LOG(WARNING, "event subscriber failed", smmuName, e);
@@ -267,7 +267,7 @@ bool HostQueueImpl::subscribed(uint32_t sid) const {
 
 void HostQueueImpl::unrouted(rpc::SmmuQueue::UnroutedResults::Builder results, bool clear) {
   auto events = results.initEvents(unroutedLog.size());
-  for (size_t i = 0; i < unroutedLog.size(); i++) fillFault(events[i], unroutedLog[i]);
+  for (size_t i = 0; i < unroutedLog.size(); i++) decodeEvent(unroutedLog[i], events[i]);
   results.setOverflows(stats_.evtqOverflows);
   results.setDropped(stats_.unroutedDropped);
   if (clear) unroutedLog.clear();

@@ -185,8 +185,6 @@ private:
 };
 
 rpc::EventType eventTypeOf(uint8_t id);
-void fillFault(rpc::Fault::Builder out, const EventRecord& record);
-// Decodes a record by the field positions of facts 3.2 (dw3 is the IPA of a stage-2 fault, or
-// the fetch address of a fetch fault).
+// The schema's EventType for an event ID (facts 3.1); unknown for others.
 
 }  // namespace nb::smmuq

@@ -59,7 +59,9 @@ struct EventRecord {
 };
 
 void decodeEvent(const EventRecord& record, rpc::Fault::Builder out);
-// The record's fields (facts 3.2) into the schema's Fault; `raw` holds the 4 qwords.
+// The record's fields (facts 3.2) into the schema's Fault, read at their positions whatever the
+// event type (dw3 is the fetch address of a fetch fault, else the IPA when S2 = 1); `raw`
+// holds the 4 qwords.
 
 class VmasterSink {
   // A vIOMMU, for the StreamIDs of its vDEVICEs: receives their stage-1, non-stall events
