@@ -332,7 +332,8 @@ TEST_CASE("vIOMMU allocation wants a nest-parent stage 2 of the same SMMU",
         rpc::Errno::E_INVAL);
   CHECK(alloc(nestParent()) == rpc::Errno::OK);
 
-  auto info = rig.viommu.infoRequest().send().wait(rig.ws).getInfo();
+  auto response = rig.viommu.infoRequest().send().wait(rig.ws);
+  auto info = response.getInfo();
   CHECK(info.getVmid() == VMID);
   CHECK(info.getSmmu() == "smmu0");
   REQUIRE(info.getVdevices().size() == 1);
