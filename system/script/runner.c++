@@ -55,6 +55,12 @@ const TypedStep TYPED_STEPS[] = {
     {"dma", "endpoint", "dma", "data"},
     {"mmioRead", "smmu", "read", "value"},
     {"mmioWrite", "smmu", "write", ""},
+    {"memslotAdd", "vm", "addMemslot", "memslot.pa"},
+    {"memslotDelete", "vm", "deleteMemslot", ""},
+    {"memslotMove", "vm", "moveMemslot", ""},
+    {"memslotFlags", "vm", "setMemslotFlags", ""},
+    {"pin", "vm", "pin", "runs"},
+    {"unpin", "vm", "unpin", ""},
 };
 
 // The call a step makes, whether written as `call` or as a typed step.
