@@ -7,6 +7,7 @@
 #include "hw/endpoint/component.h"
 #include "hw/pci/component.h"
 #include "hw/smmuv3/component.h"
+#include "hw/vm/component.h"
 
 namespace nb {
 
@@ -16,6 +17,7 @@ void addBuiltinTypes(Registry& registry) {
   registry.add(smmu::smmuv3Type());  // hw/smmuv3
   registry.add(pci::pciType());  // hw/pci
   registry.add(endpoint::endpointType());  // hw/endpoint
+  registry.add(vm::vmType());  // hw/vm
 }
 
 }  // namespace nb
