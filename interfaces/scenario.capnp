@@ -53,6 +53,12 @@ struct Step {
     dma @10 :DmaStep;                  # hw/endpoint: Endpoint.dma; saveAs keeps the bytes read
     mmioRead @11 :MmioReadStep;        # hw/smmuv3: Mmio.read; saveAs keeps the value
     mmioWrite @12 :MmioWriteStep;      # hw/smmuv3: Mmio.write
+    submit @13 :SubmitStep;            # smmu_queue: SmmuQueue.submit of raw commands
+    allocViommu @14 :AllocViommuStep;  # smmu_queue: SmmuQueue.allocViommu; saveAs keeps the vIOMMU
+    addVdevice @15 :AddVdeviceStep;    # smmu_queue: Viommu.addVdevice
+    removeVdevice @16 :RemoveVdeviceStep;  # smmu_queue: Viommu.removeVdevice
+    guestInvalidate @17 :GuestInvalidateStep;  # a guest batch through the vIOMMU's guest path
+    readEvents @18 :ReadEventsStep;    # smmu_queue: Viommu.readEvents; saveAs keeps the records
   }
 }
 
@@ -103,6 +109,56 @@ struct MmioWriteStep {
   offset @1 :UInt32;
   value @2 :UInt64;
   size @3 :UInt8 = 4;
+}
+
+struct RawCommand {
+  # One 16-byte SMMUv3 command (facts 1.3): e.g. (dw0 = 0x46) is a CMD_SYNC. A typed step's
+  # List(RawCommand) fills a `Data` parameter, 16 little-endian bytes per command.
+  dw0 @0 :UInt64;
+  dw1 @1 :UInt64;
+}
+
+struct SubmitStep {
+  queue @0 :Text = "smmu_queue";       # the smmu_queue instance
+  commands @1 :List(RawCommand);
+}
+
+struct AllocViommuStep {
+  # A typed step's Text field whose method parameter is a capability names a saved one ("$d").
+  queue @0 :Text = "smmu_queue";
+  s2Domain @1 :Text;                   # a saved nest-parent stage-2 domain
+  eventqDepth @2 :UInt32 = 64;
+}
+
+struct AddVdeviceStep {
+  viommu @0 :Text;                     # a saved vIOMMU ("$v")
+  vsid @1 :UInt64;
+  sid @2 :UInt32;
+}
+
+struct RemoveVdeviceStep {
+  viommu @0 :Text;
+  vsid @1 :UInt64;
+}
+
+struct ReadEventsStep {
+  viommu @0 :Text;
+  max @1 :UInt32 = 64;
+}
+
+struct GuestInvalidateStep {
+  # One guest batch, issued as a guest driver would on the vIOMMU's path (system/guest): native
+  # and generic through Viommu.invalidate, sw_vcmdq through a ring in guest memory (commands
+  # outside the VCMDQ subset through the trapped main queue). The results are GuestResult:
+  # expect `errno` and `fields` on `entryNum`.
+  viommu @0 :Text;
+  commands @1 :List(RawCommand);
+  ring :group {
+    # sw_vcmdq only, read on the vIOMMU's first guest step: where the guest's ring lives.
+    gpa @2 :UInt64;                    # aligned to its size (4 KiB at least)
+    log2Entries @3 :UInt8 = 8;
+    s2Domain @4 :Text;                 # a saved stage-2 domain: guest-physical -> physical
+  }
 }
 
 struct Call {

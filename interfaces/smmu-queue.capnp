@@ -205,7 +205,8 @@ interface Viommu {
   # IOMMU_HWPT_INVALIDATE with ARM_SMMUV3 entries: raw 16-byte guest commands. `native`
   # converts them as arm_vsmmu_convert_user_cmd does and forwards them; `generic` decodes them
   # into GenericInvalidation descriptors and hands those to invalidateGeneric; `swVcmdq`
-  # refuses (eOpNotSupp: its guests use the ring). An empty blob probes support.
+  # converts them as `native` does: this is its guests' emulated main queue, for the commands
+  # outside the VCMDQ subset (as a Tegra241 guest sends them). An empty blob probes support.
 
   invalidateGeneric @4 (entries :List(GenericInvalidation)) -> (result :GuestResult);
   # The generic path's host interface: re-encodes descriptors into SMMUv3 commands.

@@ -1,9 +1,8 @@
-// hw/smmuv3: context descriptors — CD layout, choosing a CD for a transaction, fetching it from
+// hw/smmuv3: context descriptors — choosing a CD for a transaction, fetching it from
 // linear or two-level CD tables, and decoding it into a typed `CdConfig`.
 //
-// Owns: the CD and L1 CD descriptor layouts (facts 2.5), the S1CDMax/S1DSS rules for which CD
-// (if any) a transaction uses, CD fetch (through stage 2 when nested: CLASS=CD faults) and the
-// CD validity checks (C_BAD_CD, C_BAD_SUBSTREAMID, F_CD_FETCH, F_STREAM_DISABLED).
+// Owns: the S1CDMax/S1DSS rules for which CD (if any) a transaction uses, CD fetch (through
+// stage 2 when nested: CLASS=CD faults) and the CD validity checks (C_BAD_CD, C_BAD_SUBSTREAMID, F_CD_FETCH, F_STREAM_DISABLED).
 // Does not own: the STE (stream-table.h) or the stage-1 walk itself (walk.h).
 
 #pragma once
@@ -15,49 +14,12 @@
 #include "hw/smmuv3/walk.h"
 #include <kj/one-of.h>
 #include "util/bits.h"
+#include "util/smmuv3/cd.h"
 
 namespace nb::smmu {
 
-namespace cd {
-// Facts 2.5 (Linux CTXDESC_CD_<qword>_<field> naming; AFFD and TBI1 from QEMU, T1SZ/TG1/TTB1
-// likewise — the kernel never uses TTB1).
-constexpr Field CD_0_T0SZ = bits(5, 0);
-constexpr Field CD_0_TG0 = bits(7, 6);
-constexpr uint64_t TG0_4K = 0;
-constexpr uint64_t TG0_64K = 1;
-constexpr uint64_t TG0_16K = 2;
-constexpr Field CD_0_IRGN0 = bits(9, 8);
-constexpr Field CD_0_ORGN0 = bits(11, 10);
-constexpr Field CD_0_SH0 = bits(13, 12);
-constexpr Field CD_0_EPD0 = bit(14);
-constexpr Field CD_0_ENDI = bit(15);
-constexpr Field CD_0_T1SZ = bits(21, 16);
-constexpr Field CD_0_TG1 = bits(23, 22);
-constexpr uint64_t TG1_16K = 1;
-constexpr uint64_t TG1_4K = 2;
-constexpr uint64_t TG1_64K = 3;
-constexpr Field CD_0_EPD1 = bit(30);
-constexpr Field CD_0_V = bit(31);
-constexpr Field CD_0_IPS = bits(34, 32);
-constexpr Field CD_0_AFFD = bit(35);
-constexpr Field CD_0_TBI0 = bit(38);
-constexpr Field CD_0_TBI1 = bit(39);
-constexpr Field CD_0_AA64 = bit(41);
-constexpr Field CD_0_HD = bit(42);
-constexpr Field CD_0_HA = bit(43);
-constexpr Field CD_0_S = bit(44);
-constexpr Field CD_0_R = bit(45);
-constexpr Field CD_0_A = bit(46);
-constexpr Field CD_0_ASET = bit(47);
-constexpr Field CD_0_ASID = bits(63, 48);
-constexpr Field CD_1_TTB0 = bits(51, 4);
-constexpr Field CD_2_TTB1 = bits(51, 4);
-constexpr Field CD_3_MAIR = bits(63, 0);
-
-// Two-level CD table L1 descriptor (facts 2.5).
-constexpr Field L1CD_V = bit(0);
-constexpr Field L1CD_L2PTR = bits(51, 12);
-}  // namespace cd
+// CD and L1 CD descriptor layouts: util/smmuv3/cd.h (facts 2.5).
+using namespace nb::smmuv3;
 
 struct Cd {
   // 64 bytes = 8 little-endian qwords.

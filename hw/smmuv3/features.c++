@@ -9,7 +9,7 @@ namespace nb::smmu {
 namespace {
 
 // The OAS/IPS/PS encoding (facts 1.8 IDR5.OAS, facts 4.5 "IPS from oas").
-constexpr uint8_t ADDRESS_SIZES[] = {32, 36, 40, 42, 44, 48, 52};
+constexpr auto& ADDRESS_SIZES = ADDRESS_SIZE_BITS;
 
 // IIDR: nestbed's model has no JEP106 implementer code; all fields read as zero.
 constexpr uint32_t NESTBED_IIDR = 0;

@@ -1,8 +1,7 @@
-// hw/smmuv3: the stream table — STE layout, fetch (linear and two-level) and decode.
+// hw/smmuv3: the stream table — fetch (linear and two-level) and STE decode.
 //
-// Owns: the STE and L1 stream table descriptor layouts (facts 2.1), the stream table's
-// geometry from STRTAB_BASE/_CFG, fetching a SID's STE from memory, and decoding it once into a
-// typed `SteConfig` with every validity check (C_BAD_STREAMID, C_BAD_STE, F_STE_FETCH).
+// Owns: the stream table's geometry from STRTAB_BASE/_CFG, fetching a SID's STE from memory,
+// and decoding it once into a typed `SteConfig` with every validity check (C_BAD_STREAMID, C_BAD_STE, F_STE_FETCH).
 // Does not own: context descriptors (context-descriptor.h), caching (tlb.h), walking (walk.h).
 
 #pragma once
@@ -13,70 +12,12 @@
 #include "hw/smmuv3/walk.h"
 #include <kj/one-of.h>
 #include "util/bits.h"
+#include "util/smmuv3/ste.h"
 
 namespace nb::smmu {
 
-namespace ste {
-// Facts 2.1 (Linux STRTAB_STE_<qword>_<field> naming); S2AFFD/S2HD/S2HA per discrepancy D1.
-constexpr Field STE_0_V = bit(0);
-constexpr Field STE_0_CONFIG = bits(3, 1);
-constexpr uint64_t CONFIG_ABORT = 0;
-constexpr uint64_t CONFIG_BYPASS = 4;
-constexpr uint64_t CONFIG_S1_TRANS = 5;
-constexpr uint64_t CONFIG_S2_TRANS = 6;
-constexpr uint64_t CONFIG_NESTED = 7;
-constexpr Field STE_0_S1FMT = bits(5, 4);
-constexpr uint64_t S1FMT_LINEAR = 0;
-constexpr uint64_t S1FMT_4K_L2 = 1;
-constexpr uint64_t S1FMT_64K_L2 = 2;
-constexpr Field STE_0_S1CTXPTR = bits(51, 6);
-constexpr Field STE_0_S1CDMAX = bits(63, 59);
-
-constexpr Field STE_1_S1DSS = bits(1, 0);
-constexpr uint64_t S1DSS_TERMINATE = 0;
-constexpr uint64_t S1DSS_BYPASS = 1;
-constexpr uint64_t S1DSS_SSID0 = 2;
-constexpr Field STE_1_S1CIR = bits(3, 2);
-constexpr Field STE_1_S1COR = bits(5, 4);
-constexpr Field STE_1_S1CSH = bits(7, 6);
-constexpr Field STE_1_MEV = bit(19);
-constexpr Field STE_1_S2FWB = bit(25);
-constexpr Field STE_1_S1STALLD = bit(27);
-constexpr Field STE_1_EATS = bits(29, 28);
-constexpr uint64_t EATS_ABT = 0;
-constexpr uint64_t EATS_TRANS = 1;
-constexpr uint64_t EATS_S1CHK = 2;
-constexpr Field STE_1_STRW = bits(31, 30);
-constexpr uint64_t STRW_NSEL1 = 0;
-constexpr uint64_t STRW_EL2 = 2;
-constexpr Field STE_1_SHCFG = bits(45, 44);
-
-constexpr Field STE_2_S2VMID = bits(15, 0);
-constexpr Field STE_2_S2T0SZ = bits(37, 32);
-constexpr Field STE_2_S2SL0 = bits(39, 38);
-constexpr Field STE_2_S2IR0 = bits(41, 40);
-constexpr Field STE_2_S2OR0 = bits(43, 42);
-constexpr Field STE_2_S2SH0 = bits(45, 44);
-constexpr Field STE_2_S2TG = bits(47, 46);
-constexpr uint64_t S2TG_4K = 0;
-constexpr uint64_t S2TG_64K = 1;
-constexpr uint64_t S2TG_16K = 2;
-constexpr Field STE_2_S2PS = bits(50, 48);
-constexpr Field STE_2_S2AA64 = bit(51);
-constexpr Field STE_2_S2ENDI = bit(52);
-constexpr Field STE_2_S2AFFD = bit(53);
-constexpr Field STE_2_S2PTW = bit(54);
-constexpr Field STE_2_S2HD = bit(55);
-constexpr Field STE_2_S2HA = bit(56);
-constexpr Field STE_2_S2S = bit(57);
-constexpr Field STE_2_S2R = bit(58);
-
-constexpr Field STE_3_S2TTB = bits(51, 4);
-
-// Two-level stream table L1 descriptor (facts 2.1).
-constexpr Field L1STD_SPAN = bits(4, 0);
-constexpr Field L1STD_L2PTR = bits(51, 6);
-}  // namespace ste
+// STE and L1 descriptor layouts: util/smmuv3/ste.h (facts 2.1).
+using namespace nb::smmuv3;
 
 struct Ste {
   // 64 bytes = 8 little-endian qwords.

@@ -231,7 +231,7 @@ private:
       auto report = message.initRoot<rpc::RunReport>();
       bool ok = true;
       {
-        ScenarioRunner runner(io.waitScope, composer.root(), config_.registry);
+        ScenarioRunner runner(io.waitScope, composer.root(), config_.registry, composer.memory());
         kj::Vector<ScenarioError> checkErrors;
         for (auto& s : loaded) {
           for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));

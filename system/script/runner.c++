@@ -2,6 +2,10 @@
 
 #include "system/script/runner.h"
 
+#include "interfaces/domain.capnp.h"
+#include "interfaces/smmu-queue.capnp.h"
+#include "system/guest/guest-queue.h"
+
 #include <capnp/message.h>
 #include <capnp/serialize-text.h>
 #include <kj/debug.h>
@@ -55,6 +59,11 @@ const TypedStep TYPED_STEPS[] = {
     {"dma", "endpoint", "dma", "data"},
     {"mmioRead", "smmu", "read", "value"},
     {"mmioWrite", "smmu", "write", ""},
+    {"submit", "queue", "submit", "result"},
+    {"allocViommu", "queue", "allocViommu", "viommu"},
+    {"addVdevice", "viommu", "addVdevice", ""},
+    {"removeVdevice", "viommu", "removeVdevice", ""},
+    {"readEvents", "viommu", "readEvents", "records"},
 };
 
 // The call a step makes, whether written as `call` or as a typed step.
@@ -149,8 +158,11 @@ struct ScenarioRunner::Impl {
   kj::HashMap<kj::String, capnp::DynamicCapability::Client> mains;
   kj::HashMap<kj::String, Saved> saved;
   capnp::TextCodec codec;
+  kj::Maybe<PhysMem&> memory;
+  kj::HashMap<kj::String, kj::Own<guest::GuestQueue>> guests;
 
-  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry) : waitScope(ws), root(kj::mv(r)) {
+  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
+      : waitScope(ws), root(kj::mv(r)), memory(memory) {
     for (auto name : registry.names()) {
       auto& type = KJ_ASSERT_NONNULL(registry.find(name));
       schemas.upsert(type.interface.getProto().getId(), type.interface, [](auto&, auto&&) {});
@@ -202,6 +214,12 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::GUEST_INVALIDATE: {
+        auto g = step.getGuestInvalidate();
+        checkCapabilityName(g.getViommu(), known, err);
+        if (g.getRing().hasS2Domain()) checkCapabilityName(g.getRing().getS2Domain(), known, err);
+        break;
+      }
       default: {
         auto call = KJ_ASSERT_NONNULL(callOf(step), "step kind without a handler");
         kj::Maybe<capnp::InterfaceSchema> iface;
@@ -237,7 +255,12 @@ struct ScenarioRunner::Impl {
             KJ_IF_MAYBE(typed, call.typed) {
               for (auto f : typed->getSchema().getFields()) {
                 auto name = f.getProto().getName();
-                if (name != call.targetField && params.findFieldByName(name) == nullptr) {
+                if (name == call.targetField) continue;
+                KJ_IF_MAYBE(param, params.findFieldByName(name)) {
+                  if (param->getType().isInterface() && typed->has(f)) {
+                    checkCapabilityName(typed->get(f).as<capnp::Text>(), known, err);
+                  }
+                } else {
                   err(kj::str("method '", call.method, "' has no parameter '", name, "'"));
                 }
               }
@@ -284,6 +307,17 @@ struct ScenarioRunner::Impl {
     }
   }
 
+  template <typename Err>
+  void checkCapabilityName(kj::StringPtr name, Known& known, Err& err) {
+    if (!name.startsWith("$")) {
+      err(kj::str("'", name, "' must name a saved capability ($name)"));
+    } else KJ_IF_MAYBE(k, known.find(name.slice(1))) {
+      if (*k == nullptr) err(kj::str("'", name, "' is not known to hold a capability"));
+    } else {
+      err(kj::str("'", name, "' is used before it is set (saveAs)"));
+    }
+  }
+
   // ---- running
 
   kj::String substitute(kj::StringPtr text) {
@@ -319,9 +353,32 @@ struct ScenarioRunner::Impl {
   }
 
   struct Outcome {
-    kj::Maybe<capnp::Response<capnp::DynamicStruct>> response;
+    kj::Maybe<capnp::DynamicStruct::Reader> response;  // the results
+    kj::Own<void> owner;                                // what `response` points into
     kj::Maybe<kj::Exception> exception;
   };
+
+  // A typed step's field set on a request: a Text naming a saved capability fills a capability
+  // parameter, a List(RawCommand) fills a Data parameter; anything else is copied as it is.
+  void setTypedField(capnp::DynamicStruct::Builder req, capnp::StructSchema::Field field,
+                     capnp::DynamicValue::Reader value) {
+    auto name = field.getProto().getName();
+    auto param = KJ_ASSERT_NONNULL(req.getSchema().findFieldByName(name));
+    if (param.getType().isInterface()) {
+      auto ref = value.as<capnp::Text>();
+      auto& s = KJ_REQUIRE_NONNULL(saved.find(ref.slice(1)), "name used before it is set", ref);
+      req.set(param, KJ_REQUIRE_NONNULL(s.cap, "named value is not a capability", ref));
+    } else if (param.getType().isData() && field.getType().isList()) {
+      auto commands = value.as<capnp::List<rpc::RawCommand>>();
+      auto data = req.init(param, commands.size() * 16).as<capnp::Data>();
+      for (auto i : kj::indices(commands)) {
+        uint64_t words[2] = {commands[i].getDw0(), commands[i].getDw1()};
+        memcpy(data.begin() + i * 16, words, 16);
+      }
+    } else {
+      req.set(param, value);
+    }
+  }
 
   Outcome doCall(const CallSpec& call) {
     Outcome outcome;
@@ -336,10 +393,64 @@ struct ScenarioRunner::Impl {
       KJ_IF_MAYBE(typed, call.typed) {
         for (auto f : typed->getSchema().getFields()) {
           auto name = f.getProto().getName();
-          if (name != call.targetField && typed->has(f)) req.set(name, typed->get(f));
+          if (name != call.targetField && typed->has(f)) setTypedField(req, f, typed->get(f));
         }
       }
-      outcome.response = req.send().wait(waitScope);
+      auto response = kj::heap(req.send().wait(waitScope));
+      outcome.response = capnp::DynamicStruct::Reader(*response);
+      outcome.owner = kj::mv(response);
+    })) {
+      outcome.exception = kj::mv(*e);
+    }
+    return outcome;
+  }
+
+  // The guest driver of each vIOMMU (by its saved name), created on its first guest step.
+  guest::GuestQueue& guestOf(rpc::GuestInvalidateStep::Reader step) {
+    KJ_IF_MAYBE(q, guests.find(step.getViommu())) { return **q; }
+    auto viommu = target(step.getViommu()).castAs<rpc::Viommu>();
+    auto ring = step.getRing();
+    guest::GpaToPa gpaToPa = [](uint64_t) -> kj::Promise<kj::Maybe<uint64_t>> {
+      return kj::Maybe<uint64_t>(nullptr);
+    };
+    if (ring.hasS2Domain()) {
+      auto domain = target(ring.getS2Domain()).castAs<rpc::Domain>();
+      gpaToPa = [domain](uint64_t gpa) mutable -> kj::Promise<kj::Maybe<uint64_t>> {
+        auto req = domain.iovaToPhysRequest();
+        req.setIova(gpa);
+        return req.send().then([](auto&& r) -> kj::Maybe<uint64_t> {
+          if (r.getErrno() != rpc::Errno::OK) return nullptr;
+          return r.getPa();
+        });
+      };
+    }
+    PhysMem& mem = KJ_REQUIRE_NONNULL(memory, "guest steps need the system's physical memory");
+    auto queue = guest::GuestQueue::create(kj::mv(viommu), mem, kj::mv(gpaToPa),
+                                           guest::VcmdqRing{ring.getGpa(), ring.getLog2Entries()})
+                     .wait(waitScope);
+    auto& ref = *queue;
+    guests.insert(kj::heapString(step.getViommu()), kj::mv(queue));
+    return ref;
+  }
+
+  Outcome guestInvalidate(rpc::GuestInvalidateStep::Reader step) {
+    Outcome outcome;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      auto& queue = guestOf(step);
+      auto commands = step.getCommands();
+      auto words = kj::heapArrayBuilder<const uint64_t>(commands.size() * 2);
+      for (auto c : commands) {
+        words.add(c.getDw0());
+        words.add(c.getDw1());
+      }
+      auto result = queue.invalidate(words.finish()).wait(waitScope);
+      auto message = kj::heap<capnp::MallocMessageBuilder>();
+      auto out = message->initRoot<rpc::GuestResult>();
+      out.setErrno(result.errno_);
+      out.setEntryNum(result.entryNum);
+      out.setMessage(result.message);
+      outcome.response = capnp::toDynamic(out.asReader());
+      outcome.owner = kj::mv(message);
     })) {
       outcome.exception = kj::mv(*e);
     }
@@ -574,8 +685,9 @@ struct ScenarioRunner::Impl {
     Saved value{nullptr, kj::str()};
     KJ_IF_MAYBE(response, outcome.response) {
       kj::String error;
-      auto spec = KJ_ASSERT_NONNULL(callOf(node.step));
-      KJ_IF_MAYBE(v, select(capnp::DynamicStruct::Reader(*response), spec.result, error)) {
+      kj::StringPtr resultPath = "";
+      KJ_IF_MAYBE(spec, callOf(node.step)) { resultPath = spec->result; }
+      KJ_IF_MAYBE(v, select(*response, resultPath, error)) {
         if (v->getType() == capnp::DynamicValue::CAPABILITY) {
           value.cap = v->as<capnp::DynamicCapability>();
         }
@@ -606,6 +718,14 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::GUEST_INVALIDATE: {
+        auto t = Clock::now();
+        auto outcome = guestInvalidate(node.step.getGuestInvalidate());
+        node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        expectations(node, iteration, outcome);
+        save(node, outcome);
+        break;
+      }
       default: {
         auto spec = KJ_ASSERT_NONNULL(callOf(node.step), "step kind without a handler");
         auto t = Clock::now();
@@ -625,8 +745,9 @@ struct ScenarioRunner::Impl {
   }
 };
 
-ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry)
-    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry)) {}
+ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry,
+                               kj::Maybe<PhysMem&> memory)
+    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory)) {}
 ScenarioRunner::~ScenarioRunner() noexcept(false) {}
 
 kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
@@ -646,6 +767,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->saved.clear();
+  impl_->guests.clear();
 
   kj::Vector<Node*> flat;
   for (auto& node : roots) impl_->report(*node, flat);

@@ -21,7 +21,10 @@ namespace nb {
 class ScenarioRunner {
 public:
   // `registry` maps the interface IDs the root reports to schemas.
-  ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry);
+  // `memory`: the system's physical memory, for guest steps that write guest memory (a guest's
+  // VCMDQ ring); without it those steps fail.
+  ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry,
+                 kj::Maybe<PhysMem&> memory = nullptr);
   ~ScenarioRunner() noexcept(false);
 
   // Semantic checks before anything runs: unknown instance or method, a step needing an

@@ -44,7 +44,8 @@ struct TlbiRange {
   uint16_t vmid = 0;
   uint64_t addr = 0;
   uint64_t size = 0;
-  uint64_t granule = 0;     // leaf size of the entries (TTL hint with RIL); 0: pageSize
+  uint64_t granule = 0;     // leaf size of the entries: the TTL hint with RIL and the step
+                            // without; 0 = unknown: no TTL hint, step by pageSize
   uint64_t pageSize = 4096; // the domain's translation granule (range TG)
   bool leaf = true;
 };

@@ -58,6 +58,9 @@ struct EventRecord {
   uint64_t dw[4];                   // the 32-byte EVTQ record, as read
 };
 
+void decodeEvent(const EventRecord& record, rpc::Fault::Builder out);
+// The record's fields (facts 3.2) into the schema's Fault; `raw` holds the 4 qwords.
+
 class VmasterSink {
   // A vIOMMU, for the StreamIDs of its vDEVICEs: receives their stage-1, non-stall events
   // (facts 3.3, arm_vmaster_report_event). Called synchronously while the EVTQ is drained.
