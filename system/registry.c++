@@ -5,6 +5,8 @@
 #include "components/group_manager/linux/component.h"
 #include "components/page_table/arm_lpae/component.h"
 #include "components/smmu_queue/smmuv3/component.h"
+#include "components/stage2_shadow/kvm_read/component.h"
+#include "components/stage2_shadow/pinned_pfn/component.h"
 #include "hw/endpoint/component.h"
 #include "hw/pci/component.h"
 #include "hw/smmuv3/component.h"
@@ -16,6 +18,8 @@ void addBuiltinTypes(Registry& registry) {
   registry.add(pt::pageTableType());  // page_table/arm_lpae
   registry.add(smmuq::smmuQueueType());  // smmu_queue/smmuv3
   registry.add(groups::groupManagerType());  // group_manager/linux
+  registry.add(s2::kvmReadType());  // stage2_shadow/kvm_read
+  registry.add(s2::pinnedPfnType());  // stage2_shadow/pinned_pfn
   registry.add(smmu::smmuv3Type());  // hw/smmuv3
   registry.add(pci::pciType());  // hw/pci
   registry.add(endpoint::endpointType());  // hw/endpoint
