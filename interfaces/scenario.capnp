@@ -59,6 +59,12 @@ struct Step {
     removeVdevice @16 :RemoveVdeviceStep;  # smmu_queue: Viommu.removeVdevice
     guestInvalidate @17 :GuestInvalidateStep;  # a guest batch through the vIOMMU's guest path
     readEvents @18 :ReadEventsStep;    # smmu_queue: Viommu.readEvents; saveAs keeps the records
+    memslotAdd @19 :MemslotAddStep;    # hw/vm: Vm.addMemslot; saveAs keeps the slot's pa
+    memslotDelete @20 :MemslotDeleteStep;  # hw/vm: Vm.deleteMemslot
+    memslotMove @21 :MemslotMoveStep;  # hw/vm: Vm.moveMemslot
+    memslotFlags @22 :MemslotFlagsStep;  # hw/vm: Vm.setMemslotFlags
+    pin @23 :PinStep;                  # hw/vm: Vm.pin; saveAs keeps the pinned runs
+    unpin @24 :UnpinStep;              # hw/vm: Vm.unpin
   }
 }
 
@@ -159,6 +165,51 @@ struct GuestInvalidateStep {
     log2Entries @3 :UInt8 = 8;
     s2Domain @4 :Text;                 # a saved stage-2 domain: guest-physical -> physical
   }
+}
+
+# The VM model's steps (interfaces/vm.capnp): a refused change or pin is an errno, expected
+# with `expect.errno` (eExist, eNoEnt, eInval, eFault, eBusy, eNoMem); every change notifies the
+# VM's listeners before and after it takes effect.
+
+struct MemslotAddStep {
+  vm @0 :Text = "vm0";                 # the hw/vm instance
+  slot @1 :UInt32;                     # a free slot id, 0..32767
+  gpa @2 :UInt64;                      # 4 KiB aligned
+  size @3 :UInt64;                     # bytes, a multiple of 4 KiB
+  readonly @4 :Bool;
+  union {
+    allocate @5 :Void;                 # backing from the frame allocator (default)
+    pa @6 :UInt64;                     # backing at this physical address
+  }
+}
+
+struct MemslotDeleteStep {
+  vm @0 :Text = "vm0";
+  slot @1 :UInt32;
+}
+
+struct MemslotMoveStep {
+  vm @0 :Text = "vm0";
+  slot @1 :UInt32;
+  gpa @2 :UInt64;                      # the slot's new base; its backing stays
+}
+
+struct MemslotFlagsStep {
+  vm @0 :Text = "vm0";
+  slot @1 :UInt32;
+  readonly @2 :Bool;
+}
+
+struct PinStep {
+  vm @0 :Text = "vm0";
+  gpa @1 :UInt64;                      # 4 KiB aligned; the range may span adjacent slots
+  size @2 :UInt64;
+}
+
+struct UnpinStep {
+  vm @0 :Text = "vm0";
+  gpa @1 :UInt64;
+  size @2 :UInt64;
 }
 
 struct Call {

@@ -61,6 +61,7 @@ public:
   }
 
   kj::Vector<ManifestError> errors_;
+  kj::Maybe<MemoryRange> memory_;  // [memory], once it validated: for settings validators
 
   kj::Maybe<MemoryPlan> memory(const toml::table& root) {
     auto node = root.get("memory");
@@ -275,6 +276,7 @@ public:
         v.error(v.posOf(at), kj::str(key, suffix), kj::mv(message));
         count++;
       }
+      kj::Maybe<MemoryRange> memory() override { return v.memory_; }
     } sink(*this, key);
     spec.validate(v, sink);
     return sink.count == 0;
@@ -524,6 +526,7 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
   }
 
   auto memory = v.memory(root);
+  KJ_IF_MAYBE(m, memory) { v.memory_ = MemoryRange{m->base, m->size}; }
   kj::Vector<InstancePlan> instances;
   kj::HashMap<kj::String, SourcePos> seen;
   auto addInstance = [&](kj::Maybe<InstancePlan> p) {

@@ -45,12 +45,21 @@ enum class SettingType {
   TABLE,    // TOML table (its keys checked by `validate`)
 };
 
+// The manifest's physical memory ([memory] base and size).
+struct MemoryRange {
+  uint64_t base;
+  uint64_t size;
+};
+
 // Where a setting's own validator reports what is wrong inside a structured value. `at` is the
 // offending node (its source position is reported), `keySuffix` is appended to the setting's
 // dotted key (e.g. ".devices.2.bdf").
 class SettingErrors {
 public:
   virtual void error(const toml::node& at, kj::StringPtr keySuffix, kj::String message) = 0;
+  // The manifest's physical memory, for settings that place things at physical addresses (a
+  // VM's memslot `pa`). Null when [memory] did not validate or there is no manifest.
+  virtual kj::Maybe<MemoryRange> memory() { return nullptr; }
 };
 
 struct SettingSpec {

@@ -64,6 +64,12 @@ const TypedStep TYPED_STEPS[] = {
     {"addVdevice", "viommu", "addVdevice", ""},
     {"removeVdevice", "viommu", "removeVdevice", ""},
     {"readEvents", "viommu", "readEvents", "records"},
+    {"memslotAdd", "vm", "addMemslot", "memslot.pa"},
+    {"memslotDelete", "vm", "deleteMemslot", ""},
+    {"memslotMove", "vm", "moveMemslot", ""},
+    {"memslotFlags", "vm", "setMemslotFlags", ""},
+    {"pin", "vm", "pin", "runs"},
+    {"unpin", "vm", "unpin", ""},
 };
 
 // The call a step makes, whether written as `call` or as a typed step.

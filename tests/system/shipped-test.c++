@@ -45,6 +45,7 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
        "--set hw.smmu0.placement=process --set hw.pci0.placement=process "
        "--set hw.ep0.placement=process --set hw.ep1.placement=process "
        "--set hw.ep2.placement=process --set hw.ep3.placement=process"},
+      {"system/manifests/vm.toml", "system/scenarios/vm.capnp", "--set hw.vm0.placement=process"},
   }));
   DYNAMIC_SECTION(study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
@@ -59,7 +60,8 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
 }
 
 TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") {
-  auto manifest = GENERATE(as<std::string>(), "system/manifests/default.toml");
+  auto manifest = GENERATE(as<std::string>(), "system/manifests/default.toml",
+                           "system/manifests/vm.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);
