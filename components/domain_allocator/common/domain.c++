@@ -60,7 +60,9 @@ DomainServer::~DomainServer() noexcept(false) {
   KJ_IF_MAYBE(t, table) {
     done = done.then([t = kj::mv(*t)]() mutable { return t.destroyRequest().send().ignoreResult(); });
   }
-  s.tasks.add(done.attach(kj::addRef(s)));
+  // Not attached to a reference on `s`: a task must never own the TaskSet it runs in. If the
+  // allocator goes first, the task is cancelled with it.
+  s.tasks.add(kj::mv(done));
 }
 
 Cd DomainServer::cd() {
