@@ -140,7 +140,7 @@ public:
 
   kj::Promise<void> shutdown() override {
     s_->shutdown();
-    return s_->tasks.onEmpty();
+    return s_->tasks.onEmpty().then([this]() { s_->stopped = true; });
   }
 
   // implements DomainAllocator -----------------------------------------------------------------

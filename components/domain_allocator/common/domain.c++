@@ -50,7 +50,7 @@ DomainServer::~DomainServer() noexcept(false) {
       break;  // nested: the VMID is its parent's; the guest owns its stage-1 entries
   }
   kj::Promise<void> done = kj::READY_NOW;
-  if (!ops.empty()) {
+  if (!ops.empty() && !s.stopped) {  // after shutdown smmu_queue may be gone: only free
     s.counters.tlbiCommands += ops.size();
     done = s.invalidate(*instance, kj::mv(ops)).ignoreResult();
   }
@@ -58,7 +58,9 @@ DomainServer::~DomainServer() noexcept(false) {
     KJ_IF_MAYBE(r, release) { (*r)(); }
   });
   KJ_IF_MAYBE(t, table) {
-    done = done.then([t = kj::mv(*t)]() mutable { return t.destroyRequest().send().ignoreResult(); });
+    if (!s.stopped) {
+      done = done.then([t = kj::mv(*t)]() mutable { return t.destroyRequest().send().ignoreResult(); });
+    }
   }
   // Not attached to a reference on `s`: a task must never own the TaskSet it runs in. If the
   // allocator goes first, the task is cancelled with it.

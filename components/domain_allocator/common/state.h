@@ -147,6 +147,7 @@ public:
   kj::Maybe<rpc::Domain::Client> identity, blocked;
   uint32_t nextId = 1;
   uint32_t liveDomains = 0;
+  bool stopped = false;          // shut down: domains that end now issue no more commands
   Counters counters;
   kj::TaskSet tasks{*this};
 
