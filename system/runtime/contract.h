@@ -74,9 +74,11 @@ struct SettingSpec {
 
 struct RoleSpec {
   kj::StringPtr role;        // key in the manifest's `uses` table
-  capnp::InterfaceSchema interface;  // the main interface the wired instance must serve
-  bool required = true;
+  capnp::InterfaceSchema interface;  // the main interface the wired instance(s) must serve
+  bool required = true;      // a list role: at least one instance
   kj::StringPtr doc = nullptr;
+  bool list = false;         // takes a list of instances, in order: `uses = { queues = ["q0",
+                             // "q1"] }` (one per SMMU instance, say); ComponentContext::useList
 };
 
 class ComponentContext;
@@ -162,6 +164,8 @@ public:
   kj::Timer& timer;
 
   void bind(kj::StringPtr role, capnp::Capability::Client cap);
+  // Wires `cap` to `role`; binding a role again appends to it (a list role, in manifest order).
+
   // The capability wired to `role`, cast to its interface. Missing optional roles are null.
   kj::Maybe<capnp::Capability::Client> tryUse(kj::StringPtr role);
   template <typename T>
@@ -170,8 +174,17 @@ public:
     KJ_FAIL_REQUIRE("component has no capability wired to this role", instance, role);
   }
 
+  // Every capability wired to a list role, in manifest order (empty if none).
+  template <typename T>
+  kj::Array<typename T::Client> useList(kj::StringPtr role) {
+    KJ_IF_MAYBE(list, uses_.find(role)) {
+      return KJ_MAP(c, *list) { return c.castAs<T>(); };
+    }
+    return nullptr;
+  }
+
 private:
-  kj::HashMap<kj::String, capnp::Capability::Client> uses_;
+  kj::HashMap<kj::String, kj::Vector<capnp::Capability::Client>> uses_;
 };
 
 // The generic lifecycle server: serves `main`, and asks `core` for stats and shutdown.
