@@ -2,6 +2,8 @@
 
 #include "system/registry.h"
 
+#include "components/domain_allocator/device_centric/component.h"
+#include "components/domain_allocator/group_centric/component.h"
 #include "components/group_manager/linux/component.h"
 #include "components/page_table/arm_lpae/component.h"
 #include "components/smmu_queue/smmuv3/component.h"
@@ -17,6 +19,8 @@ namespace nb {
 void addBuiltinTypes(Registry& registry) {
   registry.add(pt::pageTableType());  // page_table/arm_lpae
   registry.add(smmuq::smmuQueueType());  // smmu_queue/smmuv3
+  registry.add(domains::groupCentricType());  // domain_allocator/group_centric
+  registry.add(domains::deviceCentricType());  // domain_allocator/device_centric
   registry.add(groups::groupManagerType());  // group_manager/linux
   registry.add(s2::kvmReadType());  // stage2_shadow/kvm_read
   registry.add(s2::pinnedPfnType());  // stage2_shadow/pinned_pfn

@@ -230,6 +230,7 @@ private:
       capnp::MallocMessageBuilder message;
       auto report = message.initRoot<rpc::RunReport>();
       bool ok = true;
+      kj::Array<InstanceStats> stats;
       {
         ScenarioRunner runner(io.waitScope, composer.root(), config_.registry, composer.memory());
         kj::Vector<ScenarioError> checkErrors;
@@ -246,9 +247,10 @@ private:
           runner.run(loaded[i], reports[i]);
           ok = ok && reports[i].getOk();
         }
+        // Counters while the runner still holds what the scenarios saved (see runner.h).
+        stats = composer.stats().wait(io.waitScope);
       }
       report.setOk(ok);
-      auto stats = composer.stats().wait(io.waitScope);
       KJ_IF_MAYBE(path, dump_) { dumpMemory(composer, *path, io.waitScope); }
       composer.shutdown().wait(io.waitScope);
       printReport(composer.plan(), stats, events, report);

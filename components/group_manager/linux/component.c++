@@ -318,6 +318,18 @@ public:
     }).ignoreResult();
   }
 
+  // Shutdown: every domain reference goes (ownerships still held fail from now on).
+  void dropDomains() {
+    stopped = true;
+    for (auto& g : groups) {
+      g->defaultDomain = nullptr;
+      g->current = nullptr;
+      g->pasids.clear();
+    }
+    blocked = nullptr;
+  }
+  bool stopped = false;
+
   // ---- reporting
 
   void fillGroup(rpc::GroupInfo::Builder out, GroupState& g) {
@@ -354,7 +366,7 @@ public:
 
   ~OwnershipServer() noexcept(false) {
     // Dropped without release(): the claim goes with it (also when the holder's process died).
-    if (!released_) shared_->tasks.add(shared_->release(group_));
+    if (!released_ && !shared_->stopped) shared_->tasks.add(shared_->release(group_));
   }
 
 protected:
@@ -487,7 +499,10 @@ protected:
 private:
   GroupState& group() { return *shared_->groups[group_]; }
 
-  void requireClaim() { KJ_REQUIRE(!released_, "this ownership has been released"); }
+  void requireClaim() {
+    KJ_REQUIRE(!released_, "this ownership has been released");
+    KJ_REQUIRE(!shared_->stopped, "group_manager has been shut down");
+  }
 
   uint32_t maxPasids() {
     KJ_IF_MAYBE(d, device_) { return shared_->devices[*d].maxPasids; }
@@ -549,6 +564,11 @@ public:
     out.add(Stat{kj::str("rollback_failures"), c.rollbackFailures});
     out.add(Stat{kj::str("default_type_conflicts"), c.defaultTypeConflicts});
     out.add(Stat{kj::str("task_failures"), c.taskFailures});
+  }
+
+  kj::Promise<void> shutdown() override {
+    // Let queued changes finish, then let go of every domain (the allocator frees them).
+    return shared_->settled().then([this]() { shared_->dropDomains(); });
   }
 
   // implements GroupManager -----------------------------------------------------------------

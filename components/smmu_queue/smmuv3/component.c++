@@ -22,8 +22,8 @@ namespace {
 
 constexpr size_t COMMAND_BYTES = smmuv3::CMDQ_ENT_BYTES;
 
-void fillResult(rpc::SubmitResult::Builder out, const SubmitOutcome& outcome,
-                kj::ArrayPtr<const Command> commands) {
+void fillResult(rpc::SubmitResult::Builder out, const SubmitOutcome& outcome) {
+  auto& commands = outcome.commands;
   out.setErrno(outcome.errno_);
   out.setExecuted(outcome.executed);
   out.setSyncs(outcome.syncs);
@@ -180,9 +180,8 @@ protected:
 private:
   template <typename Context>
   kj::Promise<void> send(Context& context, kj::Array<Command> commands) {
-    auto p = host->submit(kj::heapArray<Command>(commands.asPtr()));
-    return p.then([context, commands = kj::mv(commands)](SubmitOutcome outcome) mutable {
-      fillResult(context.getResults().initResult(), outcome, commands);
+    return host->submit(kj::mv(commands)).then([context](SubmitOutcome outcome) mutable {
+      fillResult(context.getResults(capnp::MessageSize{16, 0}).initResult(), outcome);
     });
   }
 

@@ -110,11 +110,15 @@ private:
   void writeEntry(const Command& c, SlotOwner owner);
   bool fill();
   void kick();
-  kj::Promise<void> round();
-  kj::Promise<void> observe(uint32_t consRegister);
+  bool pump();
+  void send(bool doorbell);
+  void observe(uint32_t consRegister);
+  void broken(kj::Exception&& exception);
   bool advance(uint32_t newCons);
-  kj::Promise<void> commandError(uint32_t consRegister);
-  kj::Promise<void> wait();
+  kj::Promise<uint32_t> commandError(uint32_t consRegister);
+  kj::Promise<void> lockGerrorn();
+  void unlockGerrorn();
+  void schedulePoll();
   void complete(Submission& s);
   void fail(Submission& s, rpc::Errno errno_, kj::StringPtr message);
   void failExpired();
@@ -136,7 +140,6 @@ private:
   rpc::Mmio::Client mmioCap;
   kj::Timer& timer;
   HostOptions options;
-  kj::TaskSet tasks;
 
   SmmuCaps caps_;
   HostStats stats_;
@@ -158,11 +161,18 @@ private:
   unsigned cmdqLog2 = 0;
   uint32_t prod = 0;             // next slot to write (index + wrap)
   uint32_t cons = 0;             // CMDQ_CONS as last read (index + wrap)
+  uint64_t* ring = nullptr;      // the CMDQ's mapping: 2 qwords per slot
   kj::Array<SlotOwner> owners;   // per ring slot
   std::deque<kj::Own<Submission>> queue;   // FIFO; ids consecutive from the front
   size_t writeCursor = 0;        // queue[writeCursor] is the first not fully written
   uint64_t nextId = 1;
-  bool running = false;
+  bool pumpScheduled = false;    // a pump() is queued on the event loop
+  unsigned inflight = 0;         // Mmio batches (doorbells, polls) awaiting their CONS
+  bool pollScheduled = false;
+  bool exclusive = false;        // a command error is being fixed: no doorbells
+  kj::Maybe<uint32_t> pendingError;   // the latest CONS reading, when it had ERR set
+  bool gerrornBusy = false;      // a GERRORN read-modify-write is in progress
+  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> gerrornWaiters;
   kj::TimePoint lastProgress = kj::origin<kj::TimePoint>();
   unsigned idlePolls = 0;        // polls without progress since the last progress
   unsigned abortRetries = 0;     // consecutive CERROR_ABT at the same CONS
@@ -182,6 +192,8 @@ private:
   class IrqSinkServer;
   IrqSinkServer* irqSink = nullptr;
   kj::Maybe<rpc::Subscription::Client> irqSubscription;
+
+  kj::TaskSet tasks;  // last: destroyed first, while everything its promises touch is alive
 };
 
 rpc::EventType eventTypeOf(uint8_t id);

@@ -2,20 +2,23 @@
 //
 // The producer is a single owner, as in Linux's lock-free CMDQ the CPU that owns the queue
 // gathers every producer's entries and writes PROD once (facts 1.5): submissions queue up in
-// FIFO order; a "round" writes every pending submission it can fit (each batch of at most
+// FIFO order; pump() writes every pending submission it can fit (each batch of at most
 // `batchSize` commands followed by its CMD_SYNC) with plain stores into the ring, then rings
 // the doorbell and reads CMDQ_CONS back in the same Mmio.batch — one round trip for however
-// many submissions were gathered. CONS passing a SYNC completes the batch it closes (facts
-// 1.5: SEV/poll completion). Between rounds: command errors (facts 1.6: CERROR_ILL reported to
-// the submission owning the slot at CONS and replaced by a SYNC, CERROR_ABT retried), a full
-// ring (the next round writes once CONS has moved), and an SMMU that does not move (polled,
-// at once and then on the timer, until a submission has waited syncTimeout: eTimedOut).
+// many submissions were gathered. At most `maxDoorbellsInFlight` such batches are outstanding
+// (default 1: what arrives meanwhile is gathered into the next). CONS passing a SYNC completes
+// the batch it closes (facts 1.5: SEV/poll completion). When a reading comes back: command
+// errors are fixed alone (facts 1.6: CERROR_ILL reported to the submission owning the slot at
+// CONS and replaced by a SYNC, CERROR_ABT retried); a full ring is written on as CONS moves;
+// an SMMU that does not move is polled (at once, then on the timer) until a submission has
+// waited syncTimeout without progress: eTimedOut.
 
 #include "components/smmu_queue/smmuv3/host-queue-internal.h"
 
 #include "util/bits.h"
 
 #include <kj/debug.h>
+#include <atomic>
 
 namespace nb::smmuq {
 
@@ -79,7 +82,8 @@ kj::Promise<kj::Own<HostQueue>> HostQueue::create(PhysMem& mem,
                                                   rpc::Smmuv3::Client smmu, kj::Timer& timer,
                                                   HostOptions options) {
   KJ_REQUIRE(options.batchSize >= 1, "a batch holds at least one command");
-  KJ_REQUIRE(options.cmdqLog2Size <= Q_PTR::LOG2SIZE_MAX && options.evtqLog2Size <= Q_PTR::LOG2SIZE_MAX);
+  KJ_REQUIRE(options.cmdqLog2Size <= Q_PTR::LOG2SIZE_MAX &&
+             options.evtqLog2Size <= Q_PTR::LOG2SIZE_MAX);
   auto impl = kj::heap<HostQueueImpl>(mem, kj::mv(frames), kj::mv(smmu), timer, kj::mv(options));
   auto& ref = *impl;
   return ref.bringUp().then([impl = kj::mv(impl)]() mutable -> kj::Own<HostQueue> {
@@ -95,9 +99,9 @@ HostQueueImpl::HostQueueImpl(PhysMem& mem, rpc::FrameAllocator::Client frames,
       mmioCap(this->smmu),
       timer(timer),
       options(kj::mv(options)),
-      tasks(*this),
       routing(kj::refcounted<Routing>()),
-      drainTail(kj::Promise<void>(kj::READY_NOW).fork()) {
+      drainTail(kj::Promise<void>(kj::READY_NOW).fork()),
+      tasks(*this) {
   lastProgress = timer.now();
 }
 
@@ -237,7 +241,8 @@ kj::Promise<void> HostQueueImpl::allocate() {
     req.setBytes(size);
     req.setAlign(isPow2(size) ? size : 4096);
     req.setCount(1);
-    return req.send().then([this, size, what](capnp::Response<rpc::FrameAllocator::AllocResults>&& r) {
+    using AllocResponse = capnp::Response<rpc::FrameAllocator::AllocResults>;
+    return req.send().then([this, size, what](AllocResponse&& r) {
       KJ_REQUIRE(r.getErrno() == rpc::Errno::OK && r.getRuns().size() == 1,
                  "no memory for the SMMU's structures", what, size, smmuName);
       Run run{r.getRuns()[0].getPa(), size};
@@ -254,6 +259,8 @@ kj::Promise<void> HostQueueImpl::allocate() {
     cmdqRun = got[1];
     evtqRun = got[2];
     owners = kj::heapArray<SlotOwner>(ringEntries());
+    KJ_REQUIRE(mem.contains(cmdqRun.pa, cmdqRun.bytes) && cmdqRun.pa % 8 == 0);
+    ring = reinterpret_cast<uint64_t*>(mem.bytes().begin() + (cmdqRun.pa - mem.base()));
     for (auto& o : owners) o = SlotOwner{};
 
     auto info = infoMessage.getRoot<rpc::QueueInfo>();
@@ -433,10 +440,11 @@ HostQueueImpl::Submission* HostQueueImpl::find(uint64_t id) {
 }
 
 void HostQueueImpl::writeEntry(const Command& c, SlotOwner owner) {
+  // Plain stores into the ring's mapping (checked once, at allocation); the doorbell's round
+  // trip orders them before the SMMU reads them, and send() fences before it.
   const uint32_t slot = prod & (ringEntries() - 1);
-  const uint64_t pa = cmdqRun.pa + uint64_t(slot) * CMDQ_ENT_BYTES;
-  mem.store64(pa, c.dw0);
-  mem.store64(pa + 8, c.dw1);
+  ring[2 * slot] = c.dw0;
+  ring[2 * slot + 1] = c.dw1;
   owners[slot] = owner;
   prod = (prod + 1) & ringMask();
 }
@@ -482,39 +490,38 @@ bool HostQueueImpl::fill() {
 }
 
 void HostQueueImpl::kick() {
-  if (running || stopped) return;
-  running = true;
-  // evalLater: submissions already queued on the event loop arrive first and share the round.
-  tasks.add(kj::evalLater([this]() { return round(); })
-                .catch_([this](kj::Exception&& e) {
-                  // The SMMU is unreachable (a dead process): every waiting submitter learns it.
-                  running = false;
-                  for (auto& s : queue) s->fulfiller->reject(kj::cp(e));
-                  queue.clear();
-                  writeCursor = 0;
-                }));
+  if (pumpScheduled || stopped) return;
+  pumpScheduled = true;
+  // evalLater: submissions already queued on the event loop arrive first and share a doorbell.
+  tasks.add(kj::evalLater([this]() {
+    pumpScheduled = false;
+    // A ring full of entries the SMMU is not consuming: nothing can be written, so poll.
+    if (!pump() && inflight == 0 && !exclusive && used() != 0) schedulePoll();
+  }));
 }
 
-kj::Promise<void> HostQueueImpl::round() {
-  if (stopped) {
-    running = false;
-    return kj::READY_NOW;
+bool HostQueueImpl::pump() {
+  // Writes what fits and rings a doorbell, while fewer than maxInflight are outstanding:
+  // in-order delivery of the Mmio calls keeps the PROD writes in order, and the responses'
+  // CONS readings arrive in order too. Returns whether a doorbell was sent.
+  bool sent = false;
+  while (!stopped && !exclusive && inflight < options.maxDoorbellsInFlight) {
+    const bool wasEmpty = used() == 0;
+    if (!fill()) break;
+    if (wasEmpty) lastProgress = timer.now();
+    send(true);
+    sent = true;
   }
-  const bool wasEmpty = used() == 0;
-  const bool wrote = fill();
-  if (!wrote && (used() == 0 || queue.empty())) {
-    // Nothing in flight that anyone waits for (orphans of failed submissions stay in the ring
-    // until the SMMU consumes them; the next doorbell finds out).
-    running = false;
-    return kj::READY_NOW;
-  }
-  if (wrote && wasEmpty) lastProgress = timer.now();
+  return sent;
+}
 
-  // One round trip: publish PROD (when entries were written) and read CONS back.
-  const unsigned n = wrote ? 2 : 1;
+void HostQueueImpl::send(bool doorbell) {
+  // One round trip: publish PROD (a doorbell) and read CONS back; or just read CONS (a poll).
+  std::atomic_thread_fence(std::memory_order_release);  // the entries before PROD
+  const unsigned n = doorbell ? 2 : 1;
   auto req = mmioCap.batchRequest(capnp::MessageSize{16, 0});
   auto accesses = req.initAccesses(n);
-  if (wrote) {
+  if (doorbell) {
     accesses[0].setOffset(CMDQ_PROD::OFFSET);
     accesses[0].setWrite(true);
     accesses[0].setValue(prod);
@@ -523,26 +530,86 @@ kj::Promise<void> HostQueueImpl::round() {
     stats_.consPolls++;
   }
   accesses[n - 1].setOffset(CMDQ_CONS::OFFSET);
-  return req.send().then([this, n](capnp::Response<rpc::Mmio::BatchResults>&& response) {
-    return observe(uint32_t(response.getValues()[n - 1]));
-  });
+  inflight++;
+  tasks.add(req.send().then(
+      [this, n](capnp::Response<rpc::Mmio::BatchResults>&& response) {
+        inflight--;
+        observe(uint32_t(response.getValues()[n - 1]));
+      },
+      [this](kj::Exception&& e) {
+        inflight--;
+        broken(kj::mv(e));
+      }));
 }
 
-kj::Promise<void> HostQueueImpl::observe(uint32_t consRegister) {
-  if (stopped) {
-    running = false;
-    return kj::READY_NOW;
-  }
-  if (advance(consRegister & ringMask())) {
+void HostQueueImpl::broken(kj::Exception&& e) {
+  // The SMMU is unreachable (a dead process): every waiting submitter learns it.
+  for (auto& s : queue) s->fulfiller->reject(kj::cp(e));
+  queue.clear();
+  writeCursor = 0;
+}
+
+void HostQueueImpl::observe(uint32_t consRegister) {
+  if (stopped) return;
+  const bool progressed = advance(consRegister & ringMask());
+  if (progressed) {
     lastProgress = timer.now();
     idlePolls = 0;
     abortRetries = 0;
-  } else if (CMDQ_CONS::ERR.get(consRegister) == 0 && used() != 0) {
-    return wait();  // the SMMU has not moved: back off, then poll again
   }
-  if (CMDQ_CONS::ERR.get(consRegister) != 0) return commandError(consRegister);
-  // Everything consumed, or still moving: next round (it writes whatever arrived meanwhile).
-  return round();
+  // Readings arrive in order: the latest says whether the SMMU is stopped at an error.
+  pendingError = CMDQ_CONS::ERR.get(consRegister) != 0 ? kj::Maybe<uint32_t>(consRegister)
+                                                        : kj::Maybe<uint32_t>(nullptr);
+  if (inflight > 0) {
+    // A newer reading is on its way; meanwhile keep the pipeline full, unless the SMMU has
+    // stopped (entries written now would only wait behind the error).
+    if (pendingError == nullptr) pump();
+    return;
+  }
+  KJ_IF_MAYBE(error, pendingError) {
+    // Nobody waits (an orphan failed, or retries were given up): the next doorbell finds it.
+    if (queue.empty()) return;
+    // Fixed alone: no doorbell while the faulty slot is rewritten and acknowledged.
+    const uint32_t reading = *error;
+    pendingError = nullptr;
+    exclusive = true;
+    tasks.add(commandError(reading).then(
+        [this](uint32_t after) {
+          exclusive = false;
+          observe(after);
+        },
+        [this](kj::Exception&& e) {
+          exclusive = false;
+          broken(kj::mv(e));
+        }));
+    return;
+  }
+  if (pump()) return;                          // a doorbell reads CONS too
+  if (used() == 0 || queue.empty()) return;    // idle (orphans: the next doorbell finds out)
+  schedulePoll();                              // the SMMU has not caught up: poll
+}
+
+void HostQueueImpl::schedulePoll() {
+  // CONS has not passed every entry: fail the submissions whose SYNC waited syncTimeout
+  // without progress, then poll — at once for a few polls after progress (an SMMU that is
+  // merely busy), then on the timer with backoff.
+  if (pollScheduled) return;
+  failExpired();
+  if (queue.empty()) return;
+  pollScheduled = true;
+  idlePolls++;
+  kj::Promise<void> delay = nullptr;
+  if (idlePolls <= IMMEDIATE_POLLS) {
+    delay = kj::evalLater([]() {});
+  } else {
+    const unsigned shift = kj::min(idlePolls - IMMEDIATE_POLLS - 1, 3u);
+    delay = timer.afterDelay(kj::min((1 << shift) * kj::MILLISECONDS, MAX_POLL_DELAY));
+  }
+  tasks.add(delay.then([this]() {
+    pollScheduled = false;
+    if (stopped || exclusive || inflight > 0) return;  // a response on its way will decide
+    if (!pump()) send(false);
+  }));
 }
 
 bool HostQueueImpl::advance(uint32_t newCons) {
@@ -570,7 +637,7 @@ bool HostQueueImpl::advance(uint32_t newCons) {
   return true;
 }
 
-kj::Promise<void> HostQueueImpl::commandError(uint32_t consRegister) {
+kj::Promise<uint32_t> HostQueueImpl::commandError(uint32_t consRegister) {
   // Facts 1.6 (arm_smmu_cmdq_skip_err): the SMMU stopped at CONS and raised GERROR.CMDQ_ERR.
   const uint32_t slot = (consRegister & ringMask()) & (ringEntries() - 1);
   switch (CommandError(CMDQ_CONS::ERR.get(consRegister))) {
@@ -581,10 +648,10 @@ kj::Promise<void> HostQueueImpl::commandError(uint32_t consRegister) {
       if (!owner.sync && owner.submission != 0) {
         if (Submission* s = find(owner.submission)) s->illegal.add(owner.index);
       }
-      const uint64_t pa = cmdqRun.pa + uint64_t(slot) * CMDQ_ENT_BYTES;
       const Command sync = build::sync();
-      mem.store64(pa, sync.dw0);
-      mem.store64(pa + 8, sync.dw1);
+      ring[2 * slot] = sync.dw0;
+      ring[2 * slot + 1] = sync.dw1;
+      std::atomic_thread_fence(std::memory_order_release);
       owners[slot] = SlotOwner{};
       break;
     }
@@ -592,12 +659,14 @@ kj::Promise<void> HostQueueImpl::commandError(uint32_t consRegister) {
       // Retry the fetch by acknowledging, a bounded number of times at one CONS.
       stats_.fetchAborts++;
       if (++abortRetries > MAX_ABORT_RETRIES) {
+        // Given up: every waiting submission fails (those not yet written would only queue
+        // behind the error), and the queue is left stopped at the error — acknowledged, and so
+        // retried, by the next submission's doorbell.
         abortRetries = 0;
         auto message = kj::str("command fetch aborted (CERROR_ABT) ", MAX_ABORT_RETRIES,
                                " times at CMDQ_CONS 0x", kj::hex(consRegister));
-        while (!queue.empty() && (queue.front()->written > 0 || queue.front()->syncsWritten > 0)) {
-          fail(*queue.front(), rpc::Errno::E_IO, message);
-        }
+        while (!queue.empty()) fail(*queue.front(), rpc::Errno::E_IO, message);
+        return consRegister;
       }
       break;
     case CommandError::ATC_INV_SYNC:
@@ -607,34 +676,44 @@ kj::Promise<void> HostQueueImpl::commandError(uint32_t consRegister) {
       break;
   }
   // Acknowledge CMDQ_ERR alone (GERRORN's bit := GERROR's), and read CONS back.
-  MmioAccess read[] = {rd(GERROR::OFFSET), rd(GERRORN::OFFSET)};
-  return mmio(read)
+  return lockGerrorn()
+      .then([this]() {
+        MmioAccess read[] = {rd(GERROR::OFFSET), rd(GERRORN::OFFSET)};
+        return mmio(read);
+      })
       .then([this](kj::Array<uint64_t> g) {
         const uint64_t gerrorn =
             (g[1] & ~GERROR::CMDQ_ERR.mask()) | (g[0] & GERROR::CMDQ_ERR.mask());
         MmioAccess ack[] = {wr(GERRORN::OFFSET, gerrorn), rd(CMDQ_CONS::OFFSET)};
         return mmio(ack);
       })
-      .then([this](kj::Array<uint64_t> v) { return observe(uint32_t(v[1])); });
+      .then([](kj::Array<uint64_t> v) { return uint32_t(v[1]); })
+      .attach(kj::defer([this]() { unlockGerrorn(); }));
 }
 
-kj::Promise<void> HostQueueImpl::wait() {
-  // CONS did not move: fail the submissions whose SYNC has waited syncTimeout, then poll again
-  // — at once for a few polls (an SMMU that is merely slow), then on the timer with backoff.
-  failExpired();
-  if (queue.empty()) {
-    running = false;
+kj::Promise<void> HostQueueImpl::lockGerrorn() {
+  // GERRORN has no atomic update over MMIO: its writers (the CMDQ_ERR acknowledgement here,
+  // the other errors' in globalError()) read-modify-write it one at a time.
+  if (!gerrornBusy) {
+    gerrornBusy = true;
     return kj::READY_NOW;
   }
-  idlePolls++;
-  kj::Promise<void> delay = nullptr;
-  if (idlePolls <= IMMEDIATE_POLLS) {
-    delay = kj::evalLater([]() {});
-  } else {
-    const unsigned shift = kj::min(idlePolls - IMMEDIATE_POLLS - 1, 3u);
-    delay = timer.afterDelay(kj::min((1 << shift) * kj::MILLISECONDS, MAX_POLL_DELAY));
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  gerrornWaiters.add(kj::mv(paf.fulfiller));
+  return kj::mv(paf.promise);
+}
+
+void HostQueueImpl::unlockGerrorn() {
+  if (gerrornWaiters.empty()) {
+    gerrornBusy = false;
+    return;
   }
-  return delay.then([this]() { return round(); });
+  auto next = kj::mv(gerrornWaiters.front());
+  for (size_t i = 0; i + 1 < gerrornWaiters.size(); i++) {
+    gerrornWaiters[i] = kj::mv(gerrornWaiters[i + 1]);
+  }
+  gerrornWaiters.removeLast();
+  next->fulfill();  // stays busy: handed over
 }
 
 void HostQueueImpl::failExpired() {
@@ -657,16 +736,15 @@ void HostQueueImpl::complete(Submission& s) {
   SubmitOutcome out;
   out.executed = uint32_t(s.commands.size() - s.illegal.size());
   out.syncs = s.syncsWritten;
+  out.commands = kj::mv(s.commands);
   if (!s.illegal.empty()) {
     out.errno_ = rpc::Errno::E_IO;
     kj::Vector<kj::String> which;
     for (auto i : s.illegal) {
-      which.add(kj::str(i, " (opcode 0x", kj::hex(opcodeOf(s.commands[i])), ")"));
+      which.add(kj::str(i, " (opcode 0x", kj::hex(opcodeOf(out.commands[i])), ")"));
     }
     out.message = kj::str("CERROR_ILL: the SMMU refused command ", kj::strArray(which, ", "),
                           "; skipped, the others were executed");
-  } else {
-    out.message = kj::str();
   }
   out.illegal = kj::mv(s.illegal);
   s.fulfiller->fulfill(kj::mv(out));
@@ -684,6 +762,7 @@ void HostQueueImpl::fail(Submission& s, rpc::Errno errno_, kj::StringPtr message
   out.syncs = s.syncsWritten;
   out.message = kj::heapString(message);
   out.illegal = kj::mv(s.illegal);
+  out.commands = kj::mv(s.commands);
   // A batch written without its SYNC must not run into the next submission's commands.
   if (s.sinceSync > 0 && !s.finalSyncWritten) closeBatch = true;
   s.fulfiller->fulfill(kj::mv(out));

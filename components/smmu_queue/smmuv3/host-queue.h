@@ -31,6 +31,7 @@ struct HostOptions {
   bool twoLevelStreamTable = true;  // when IDR0.ST_LVL allows it
   unsigned streamTableSplit = 8;    // two-level: SIDs per level-2 table = 2^split
   kj::Duration syncTimeout = 1 * kj::SECONDS;   // ARM_SMMU_POLL_TIMEOUT_US
+  unsigned maxDoorbellsInFlight = 1;  // Mmio batches (PROD writes + CONS reads) outstanding
   size_t unroutedLog = 256;         // events kept for unrouted()
 };
 
@@ -51,7 +52,8 @@ struct SubmitOutcome {
   uint32_t executed = 0;            // submitted commands executed (not skipped, not pending)
   uint32_t syncs = 0;               // CMD_SYNCs appended
   kj::Vector<uint32_t> illegal;     // indices (into the submission) refused with CERROR_ILL
-  kj::String message;               // empty when errno_ is OK
+  kj::String message;               // empty (null) when errno_ is OK
+  kj::Array<Command> commands;      // the submission, handed back (e.g. to report `illegal`)
 };
 
 struct EventRecord {

@@ -197,8 +197,12 @@ TEST_CASE("smmu_queue host: concurrent submitters keep their order and never sha
           "[smmu_queue][host][cmdq]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
   auto slow = GENERATE(false, true);
-  DYNAMIC_SECTION(placement.cStr() << (slow ? " slow" : "")) {
-    HostRig rig("", placement, options(5, 8), true);  // 32 entries, batches of 8
+  auto inflight = GENERATE(1u, 4u);
+  DYNAMIC_SECTION(placement.cStr() << (slow ? " slow" : "") << " doorbells in flight "
+                                   << inflight) {
+    HostOptions o = options(5, 8);  // 32 entries, batches of 8
+    o.maxDoorbellsInFlight = inflight;
+    HostRig rig("", placement, o, true);
     rig.spySmmu->slowStep = slow ? 5 : 0;
     constexpr unsigned SUBMITTERS = 4, EACH = 6;
     kj::Vector<kj::Promise<SubmitOutcome>> pending;
@@ -259,8 +263,11 @@ TEST_CASE("smmu_queue host: submissions that queue up together share one doorbel
 TEST_CASE("smmu_queue host: CERROR_ILL in the middle of a batch is reported and skipped",
           "[smmu_queue][host][cmdq][error]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
-  DYNAMIC_SECTION(placement.cStr()) {
-    HostRig rig("", placement, options(8, 4), true);
+  auto inflight = GENERATE(1u, 4u);
+  DYNAMIC_SECTION(placement.cStr() << " doorbells in flight " << inflight) {
+    HostOptions o = options(8, 4);
+    o.maxDoorbellsInFlight = inflight;
+    HostRig rig("", placement, o, true);
     const uint64_t asidBefore = rig.smmuStat("cmdq_op_tlbi_nh_asid");
     // 10 commands, batches of 4; index 5 is CFGI_VMS_PIDM (0x07, unsupported: CERROR_ILL) and
     // index 8 a TLBI_NH_ASID with a reserved dw1 bit set.
@@ -295,6 +302,78 @@ TEST_CASE("smmu_queue host: CERROR_ILL in the middle of a batch is reported and 
     auto later = rig.submit(commands({cmdTlbi(0x11, 3, 0)}));
     CHECK(later.errno_ == rpc::Errno::OK);
     CHECK(later.executed == 1);
+  }
+}
+
+TEST_CASE("smmu_queue host: pipelined doorbells keep FIFO order and recover from CERROR_ILL",
+          "[smmu_queue][host][cmdq][error]") {
+  HostOptions o = options(8, 64);
+  o.maxDoorbellsInFlight = 4;
+  HostRig rig("", "inline", o, true);
+  const uint64_t doorbells = rig.host->stats().doorbells;
+  rig.spySmmu->hold = true;  // every doorbell waits: the next submission gets its own
+  auto a = rig.host->submit(commands({cmdTlbi(0x11, 1, 0), cmdTlbi(0x11, 1, 1)}));
+  rig.ws.poll();
+  auto b = rig.host->submit(commands({cmdTlbi(0x11, 2, 0), Cmd{0x07, 0}, cmdTlbi(0x11, 2, 2)}));
+  rig.ws.poll();
+  auto c = rig.host->submit(commands({cmdTlbi(0x11, 3, 0)}));
+  rig.ws.poll();
+  CHECK(rig.spySmmu->held() == 3);
+  CHECK(rig.host->stats().doorbells - doorbells == 3);
+  rig.spySmmu->release();
+
+  auto outA = a.wait(rig.ws);
+  auto outB = b.wait(rig.ws);
+  auto outC = c.wait(rig.ws);
+  CHECK(outA.errno_ == rpc::Errno::OK);
+  CHECK(outB.errno_ == rpc::Errno::E_IO);
+  REQUIRE(outB.illegal.size() == 1);
+  CHECK(outB.illegal[0] == 1);
+  CHECK(outB.executed == 2);
+  CHECK(outC.errno_ == rpc::Errno::OK);
+  CHECK(outC.executed == 1);
+  CHECK(rig.host->stats().illegal == 1);
+  // In order, one SYNC each; the illegal entry as written (the SMMU skipped it).
+  auto batches = batchesOf(rig.spySmmu->given.slice(4, rig.spySmmu->given.size()));
+  REQUIRE(batches.size() == 3);
+  CHECK(batches[0][1] == command(cmdTlbi(0x11, 1, 1)));
+  CHECK(batches[1][2] == command(cmdTlbi(0x11, 2, 2)));
+  CHECK(batches[2][0] == command(cmdTlbi(0x11, 3, 0)));
+  CHECK(rig.mmio.read32(off::CMDQ_CONS) == rig.mmio.read32(off::CMDQ_PROD));
+}
+
+TEST_CASE("smmu_queue host: CERROR_ABT is acknowledged and retried, then eIo",
+          "[smmu_queue][host][cmdq][error]") {
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    HostRig rig("", placement, options(1));  // a 2-entry ring: one TLBI and its SYNC
+    const uint64_t base = rig.mmio.read64(off::CMDQ_BASE);
+    // Behind the driver's back, the SMMU's CMDQ base moves outside memory: every fetch aborts.
+    auto moveQueue = [&](uint64_t to) {
+      rig.mmio.write32(off::CR0, CR0_SMMUEN | CR0_EVTQEN);
+      rig.mmio.write64(off::CMDQ_BASE, to);
+      rig.mmio.write32(off::CR0, CR0_ALL);
+    };
+    moveQueue((1ull << 62) | 0x1000 | 8);
+    auto first = rig.host->submit(commands({cmdTlbi(0x11, 1, 1)}));
+    auto queued = rig.host->submit(commands({cmdTlbi(0x11, 1, 3)}));  // no room: not written
+    auto out = first.wait(rig.ws);
+    CHECK(queued.wait(rig.ws).errno_ == rpc::Errno::E_IO);
+    CHECK(out.errno_ == rpc::Errno::E_IO);
+    CHECK(out.executed == 0);
+    CHECK(kj::StringPtr(out.message).startsWith("command fetch aborted (CERROR_ABT) 8 times"));
+    CHECK(rig.host->stats().fetchAborts == 9);
+    CHECK(rig.smmuStat("cmdq_fetch_aborts") >= 9);
+
+    // Back in memory: the next submission's doorbell acknowledges the pending abort, and the
+    // SMMU runs the stale entry and the new one.
+    CHECK((rig.mmio.read32(off::CMDQ_CONS) >> 24 & 0x7f) == 2);  // left stopped at CERROR_ABT
+    moveQueue(base);
+    const uint64_t before = rig.smmuStat("cmdq_op_tlbi_nh_asid");
+    auto later = rig.submit(commands({cmdTlbi(0x11, 1, 2)}));
+    CHECK(later.errno_ == rpc::Errno::OK);
+    CHECK(rig.smmuStat("cmdq_op_tlbi_nh_asid") - before == 2);
+    CHECK(rig.mmio.read32(off::GERROR) == rig.mmio.read32(off::GERRORN));
   }
 }
 

@@ -26,8 +26,8 @@ inline kj::String smmuManifest(kj::StringPtr smmuSettings = "",
                                kj::StringPtr smmuPlacement = "inline") {
   // 8 StreamID bits unless the settings say otherwise: small linear stream tables.
   bool sidBits = strstr(smmuSettings.cStr(), "sid_bits") != nullptr;
-  return kj::str("[memory]\nbase = 0x80000000\nsize = \"64MiB\"\n\n[[hw.smmuv3]]\nname = \"smmu0\"\n",
-                 "placement = \"", smmuPlacement, "\"\n", sidBits ? "" : "sid_bits = 8\n",
+  return kj::str("[memory]\nbase = 0x80000000\nsize = \"64MiB\"\n\n",
+                 "[[hw.smmuv3]]\nname = \"smmu0\"\n", "placement = \"", smmuPlacement, "\"\n", sidBits ? "" : "sid_bits = 8\n",
                  smmuSettings, "\n");
 }
 
@@ -77,6 +77,13 @@ public:
   kj::Vector<Command> given;      // every entry published by a CMDQ_PROD write, in order
   unsigned slowStep = 0;          // nonzero: PROD reaches the SMMU this many entries per access
   uint64_t prodWrites = 0;
+  bool hold = false;              // batches wait (in order) until release()
+  size_t held() const { return gates.size(); }
+  void release() {
+    hold = false;
+    for (auto& g : gates) g->fulfill();
+    gates.clear();
+  }
 
 protected:
   kj::Promise<void> read(ReadContext context) override {
@@ -97,7 +104,15 @@ protected:
     for (auto a : context.getParams().getAccesses()) {
       accesses.add(access(a.getOffset(), a.getWrite(), a.getValue(), a.getSize()));
     }
-    return forward(kj::mv(accesses)).then([context](kj::Array<uint64_t> v) mutable {
+    kj::Promise<void> gate = kj::READY_NOW;
+    if (hold) {
+      auto paf = kj::newPromiseAndFulfiller<void>();
+      gates.add(kj::mv(paf.fulfiller));
+      gate = kj::mv(paf.promise);
+    }
+    return gate.then([this, accesses = kj::mv(accesses)]() mutable {
+      return forward(kj::mv(accesses));
+    }).then([context](kj::Array<uint64_t> v) mutable {
       auto out = context.getResults().initValues(v.size());
       for (auto i : kj::indices(v)) out.set(i, v[i]);
     });
@@ -183,6 +198,7 @@ private:
 
   rpc::Smmuv3::Client real;
   PhysMem& mem;
+  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> gates;
   uint64_t cmdqBase = 0;
   unsigned log2 = 0;
   uint32_t published = 0, target = 0, forwarded = 0;
