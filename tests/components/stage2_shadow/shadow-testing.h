@@ -1,5 +1,6 @@
 // tests/components/stage2_shadow: a composed system for stage2_shadow's tests — an SMMU, its
-// queue, a PCIe endpoint, a VM and a stage2_shadow implementation over a DomainAllocator — and
+// queue, page_table, a PCIe endpoint, a VM and a stage2_shadow implementation over the real
+// domain_allocator — and
 // the independent checks: the VM's memslots walked page by page against the domain's
 // translations, DMA through the stage-2 domain attached directly to the endpoint (IOVA = GPA),
 // and physical memory read and written behind everyone's back.
@@ -54,7 +55,7 @@ struct Options {
   kj::StringPtr impl = "stage2_shadow/kvm_read";
   kj::StringPtr placement = "inline";   // of the shadow component
   kj::StringPtr shadowSettings = "";
-  kj::StringPtr allocator = "fixture/nest_domains";
+  kj::StringPtr allocator = "domain_allocator/device_centric";
   kj::StringPtr guestPath = "native";
   unsigned ipaBits = 40;
 };
@@ -69,10 +70,11 @@ inline kj::String manifest(kj::ArrayPtr<const SlotSpec> slots, const Options& o 
       "[[hw.endpoint]]\nname = \"ep0\"\nuses = { pci = \"pci0\" }\nbdf = \"01:00.0\"\n\n",
       "[[hw.vm]]\nname = \"vm0\"\nipa_bits = ", o.ipaBits, "\nmemslots = [\n", slotsToml(slots),
       "\n]\n\n",
+      "[components.page_table]\nimpl = \"page_table/arm_lpae\"\n\n",
       "[components.queue]\nimpl = \"smmu_queue/smmuv3\"\nuses = { smmu = \"smmu0\" }\n"
-      "stream_table = \"linear\"\nguest_path = \"", o.guestPath, "\"\n\n",
-      "[components.domains]\nimpl = \"", o.allocator, "\"\nuses = { queue = \"queue\", pci = "
-      "\"pci0\" }\n\n",
+      "guest_path = \"", o.guestPath, "\"\n\n",
+      "[components.domains]\nimpl = \"", o.allocator, "\"\n"
+      "uses = { queues = [\"queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n\n",
       "[components.shadow]\nimpl = \"", o.impl, "\"\nplacement = \"", o.placement,
       "\"\nuses = { domains = \"domains\" }\n", o.shadowSettings, "\n");
 }
