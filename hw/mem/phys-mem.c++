@@ -22,8 +22,23 @@ PhysMem::PhysMem(int fd, FdOwnership ownership, PhysAddr base, uint64_t size)
   mapping_ = static_cast<kj::byte*>(p);
 }
 
+PhysMem::PhysMem(WindowOf of, PhysAddr base, uint64_t size)
+    : fd_(of.parent.fd_), ownsFd_(false), ownsMapping_(false), base_(base), size_(size),
+      mapping_(nullptr) {
+  KJ_REQUIRE(size > 0 && (size & 0xfff) == 0 && (base & 0xfff) == 0 && (of.pa & 0xfff) == 0,
+             "a memory window is whole 4 KiB pages", base, of.pa, size);
+  KJ_REQUIRE(base + size > base, "memory window wraps around", base, size);
+  KJ_REQUIRE(of.parent.contains(of.pa, size), "memory window outside memory",
+             kj::str("0x", kj::hex(of.pa), "+", size));
+  mapping_ = of.parent.mapping_ + (of.pa - of.parent.base_);
+}
+
+kj::Own<PhysMem> PhysMem::window(PhysAddr base, PhysAddr pa, uint64_t size) {
+  return kj::heap<PhysMem>(WindowOf{*this, pa}, base, size);
+}
+
 PhysMem::~PhysMem() noexcept(false) {
-  if (mapping_ != nullptr) munmap(mapping_, size_);
+  if (mapping_ != nullptr && ownsMapping_) munmap(mapping_, size_);
   if (ownsFd_) close(fd_);
 }
 

@@ -33,6 +33,19 @@ public:
   // Creates (or truncates) `path` as the backing file: inspectable by external tools.
   static kj::Own<PhysMem> createFile(kj::StringPtr path, PhysAddr base, uint64_t size);
 
+  // A window of this mapping seen at other addresses: [base, base + size) of the window is
+  // [pa, pa + size) here — a guest's RAM at its guest-physical addresses, for code that builds
+  // structures in guest memory with engines written against PhysMem (system/guest). It shares
+  // this mapping (stores through either are the same bytes) and must not outlive it.
+  kj::Own<PhysMem> window(PhysAddr base, PhysAddr pa, uint64_t size);
+
+  struct WindowOf {
+    // window()'s constructor tag.
+    const PhysMem& parent;
+    PhysAddr pa;
+  };
+  PhysMem(WindowOf of, PhysAddr base, uint64_t size);  // use window()
+
   PhysAddr base() const { return base_; }
   uint64_t size() const { return size_; }
   PhysAddr end() const { return base_ + size_; }
@@ -86,6 +99,7 @@ private:
 
   int fd_;
   bool ownsFd_;
+  bool ownsMapping_ = true;  // false for a window()
   PhysAddr base_;
   uint64_t size_;
   kj::byte* mapping_;

@@ -27,6 +27,23 @@ TEST_CASE("PhysMem: loads and stores by physical address, little-endian", "[mem]
   CHECK(mem->tryLoad64(BASE + (1 << 20) - 8) != nullptr);
 }
 
+TEST_CASE("PhysMem: a window sees part of memory at other addresses", "[mem]") {
+  auto mem = PhysMem::createAnonymous(BASE, 1 << 20);
+  // Guest-physical 0x1000..0x3000 is physical BASE + 0x8000..
+  auto window = mem->window(0x1000, BASE + 0x8000, 0x2000);
+  CHECK(window->base() == 0x1000);
+  CHECK(window->size() == 0x2000);
+  window->store64(0x1008, 42);
+  CHECK(mem->load64(BASE + 0x8008) == 42);
+  mem->store64(BASE + 0x9ff8, 7);
+  CHECK(window->load64(0x2ff8) == 7);
+  CHECK_THROWS_WITH(window->load64(0x3000), Catch::Contains("outside memory"));
+  CHECK_THROWS_WITH(mem->window(0, BASE + (1 << 20) - 0x1000, 0x2000),
+                    Catch::Contains("outside memory"));
+  window = nullptr;  // the window does not unmap what it shares
+  CHECK(mem->load64(BASE + 0x8008) == 42);
+}
+
 TEST_CASE("PhysMem: out-of-range and misaligned accesses are refused with a clear error", "[mem]") {
   auto mem = PhysMem::createAnonymous(BASE, 1 << 20);
   auto check = [&](kj::Function<void()> f, const char* expected) {
