@@ -1,6 +1,6 @@
 // tests/components/stage2_shadow: a composed system for stage2_shadow's tests — an SMMU, its
-// queue, page_table, a PCIe endpoint, a VM and a stage2_shadow implementation over the real
-// domain_allocator — and
+// queue, page_table, domain_allocator and group_manager, a PCIe endpoint, a VM and a
+// stage2_shadow implementation — and
 // the independent checks: the VM's memslots walked page by page against the domain's
 // translations, DMA through the stage-2 domain attached directly to the endpoint (IOVA = GPA),
 // and physical memory read and written behind everyone's back.
@@ -54,6 +54,7 @@ inline kj::String slotsToml(kj::ArrayPtr<const SlotSpec> slots) {
 struct Options {
   kj::StringPtr impl = "stage2_shadow/kvm_read";
   kj::StringPtr placement = "inline";   // of the shadow component
+  kj::StringPtr others = "inline";      // of page_table, the queue, domains and groups
   kj::StringPtr shadowSettings = "";
   kj::StringPtr allocator = "domain_allocator/device_centric";
   kj::StringPtr guestPath = "native";
@@ -70,11 +71,14 @@ inline kj::String manifest(kj::ArrayPtr<const SlotSpec> slots, const Options& o 
       "[[hw.endpoint]]\nname = \"ep0\"\nuses = { pci = \"pci0\" }\nbdf = \"01:00.0\"\n\n",
       "[[hw.vm]]\nname = \"vm0\"\nipa_bits = ", o.ipaBits, "\nmemslots = [\n", slotsToml(slots),
       "\n]\n\n",
-      "[components.page_table]\nimpl = \"page_table/arm_lpae\"\n\n",
-      "[components.queue]\nimpl = \"smmu_queue/smmuv3\"\nuses = { smmu = \"smmu0\" }\n"
-      "guest_path = \"", o.guestPath, "\"\n\n",
-      "[components.domains]\nimpl = \"", o.allocator, "\"\n"
+      "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"", o.others,
+      "\"\n\n",
+      "[components.queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"", o.others,
+      "\"\nuses = { smmu = \"smmu0\" }\nguest_path = \"", o.guestPath, "\"\n\n",
+      "[components.domains]\nimpl = \"", o.allocator, "\"\nplacement = \"", o.others, "\"\n"
       "uses = { queues = [\"queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n\n",
+      "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"", o.others, "\"\n"
+      "uses = { pci = [\"pci0\"], domains = \"domains\" }\n\n",
       "[components.shadow]\nimpl = \"", o.impl, "\"\nplacement = \"", o.placement,
       "\"\nuses = { domains = \"domains\" }\n", o.shadowSettings, "\n");
 }
