@@ -9,6 +9,9 @@
 //   host_commands_per_s_process_over_inline
 //   host_doorbells_per_batch_{inline,process}   CMDQ_PROD writes per submitted batch
 // Targets (issue 6): >= 10 M commands/s inline, >= 2 M commands/s process-placed.
+// Then the guest paths' figures (smmu-queue-guest.c++).
+
+#include "tests/bench/smmu-queue-bench.h"
 
 #include "components/smmu_queue/smmuv3/commands.h"
 #include "interfaces/smmu-queue.capnp.h"
@@ -127,9 +130,10 @@ struct System {
   kj::Array<kj::byte> blob;
 };
 
-void runHostBench(const Registry& registry, kj::StringPtr host, kj::StringPtr only) {
-  kj::UnixEventPort::captureChildExit();
-  auto io = kj::setupAsyncIo();
+}  // namespace
+
+void runHostBench(kj::AsyncIoContext& io, const Registry& registry, kj::StringPtr host,
+                  kj::StringPtr only) {
   System::Figures inlineFigures{0, 0}, processFigures{0, 0};
   if (only != "process") {
     System sys(io, registry, "inline", host);
@@ -150,7 +154,6 @@ void runHostBench(const Registry& registry, kj::StringPtr host, kj::StringPtr on
   }
 }
 
-}  // namespace
 }  // namespace nb::smmuq::bench
 
 int main(int argc, char* argv[]) {
@@ -162,6 +165,9 @@ int main(int argc, char* argv[]) {
   // `bazel run` starts in the runfiles tree; a direct run finds it through RUNFILES_DIR.
   auto host = dir != nullptr ? kj::str(dir, "/nestbed/system/nestbed-host")
                              : kj::str("system/nestbed-host");
-  nb::smmuq::bench::runHostBench(registry, host, only);
+  kj::UnixEventPort::captureChildExit();
+  auto io = kj::setupAsyncIo();
+  nb::smmuq::bench::runHostBench(io, registry, host, only);
+  if (only == "") nb::smmuq::bench::runGuestBench(io, registry, host);
   return 0;
 }

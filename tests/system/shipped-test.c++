@@ -34,6 +34,10 @@ struct Study {
   const char* processOverride;  // --set that moves every component into its own process
 };
 
+constexpr const char* GUEST_PROCESS =
+    "--set components.smmu_queue.placement=process --set components.page_table.placement=process "
+    "--set components.domains.placement=process";
+
 constexpr const char* TWO_SMMU_PROCESS =
     "--set components.page_table.placement=process --set components.queue0.placement=process "
     "--set components.queue1.placement=process --set components.domains.placement=process "
@@ -57,6 +61,9 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/vm.toml", "system/scenarios/vm.capnp", "--set hw.vm0.placement=process"},
       {"system/manifests/two-smmu-group-centric.toml", "system/scenarios/two-smmu-alloc.capnp", TWO_SMMU_PROCESS},
       {"system/manifests/two-smmu-device-centric.toml", "system/scenarios/two-smmu-alloc.capnp", TWO_SMMU_PROCESS},
+      {"system/manifests/guest-native.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
+      {"system/manifests/guest-generic.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
+      {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
   }));
   DYNAMIC_SECTION(study.manifest << " " << study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
@@ -74,7 +81,9 @@ TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") 
   auto manifest = GENERATE(as<std::string>(), "system/manifests/default.toml",
                            "system/manifests/vm.toml", "system/manifests/hw.toml",
                            "system/manifests/two-smmu-group-centric.toml",
-                           "system/manifests/two-smmu-device-centric.toml");
+                           "system/manifests/two-smmu-device-centric.toml",
+                           "system/manifests/guest-native.toml", "system/manifests/guest-generic.toml",
+                           "system/manifests/guest-sw-vcmdq.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);

@@ -195,6 +195,9 @@ kj::Maybe<Refusal> encodeGeneric(rpc::GenericInvalidation::Reader d, uint16_t vm
           range.granule = 0;  // the descriptor has no level hint
           range.pageSize = d.getGranule();
           range.leaf = d.getLeaf();
+          KJ_IF_MAYBE(why, checkTlbiRange(range)) {
+            return refuse(rpc::Errno::E_INVAL, kj::str("iotlb range: ", *why));
+          }
           buildTlbiRange(range, ril, out);
           return nullptr;
         }

@@ -233,22 +233,27 @@ void HostQueueImpl::route(const EventRecord& record,
 kj::Promise<void> HostQueueImpl::globalError() {
   // Facts 1.7: acknowledge every active global error but CMDQ_ERR (the producer owns that one:
   // it must fix the queue before the SMMU resumes).
-  MmioAccess read[] = {rd(GERROR::OFFSET), rd(GERRORN::OFFSET)};
-  return mmio(read).then([this](kj::Array<uint64_t> g) -> kj::Promise<void> {
-    const uint32_t active =
-        uint32_t(g[0] ^ g[1]) & GERROR::MASK & ~uint32_t(GERROR::CMDQ_ERR.mask());
-    if (active == 0) return kj::READY_NOW;
-    stats_.globalErrors += unsigned(__builtin_popcount(active));
-    if (GERROR::SFM_ERR.test(active)) {
-      KJ_LOG(ERROR, "device has entered Service Failure Mode!", smmuName);
-    }
-    if (GERROR::EVTQ_ABT_ERR.test(active)) {
-      KJ_LOG(WARNING, "EVTQ write aborted -- events may have been lost", smmuName);
-    }
-    KJ_LOG(WARNING, "SMMU global errors acknowledged", smmuName, kj::hex(active));
-    MmioAccess ack[] = {wr(GERRORN::OFFSET, uint32_t(g[1]) ^ active)};
-    return mmio(ack).ignoreResult();
-  });
+  return lockGerrorn()
+      .then([this]() {
+        MmioAccess read[] = {rd(GERROR::OFFSET), rd(GERRORN::OFFSET)};
+        return mmio(read);
+      })
+      .then([this](kj::Array<uint64_t> g) -> kj::Promise<void> {
+        const uint32_t active =
+            uint32_t(g[0] ^ g[1]) & GERROR::MASK & ~uint32_t(GERROR::CMDQ_ERR.mask());
+        if (active == 0) return kj::READY_NOW;
+        stats_.globalErrors += unsigned(__builtin_popcount(active));
+        if (GERROR::SFM_ERR.test(active)) {
+          KJ_LOG(ERROR, "device has entered Service Failure Mode!", smmuName);
+        }
+        if (GERROR::EVTQ_ABT_ERR.test(active)) {
+          KJ_LOG(WARNING, "EVTQ write aborted -- events may have been lost", smmuName);
+        }
+        KJ_LOG(WARNING, "SMMU global errors acknowledged", smmuName, kj::hex(active));
+        MmioAccess ack[] = {wr(GERRORN::OFFSET, uint32_t(g[1]) ^ active)};
+        return mmio(ack).ignoreResult();
+      })
+      .attach(kj::defer([this]() { unlockGerrorn(); }));
 }
 
 // =============================================================================================

@@ -116,6 +116,8 @@ private:
   void broken(kj::Exception&& exception);
   bool advance(uint32_t newCons);
   kj::Promise<uint32_t> commandError(uint32_t consRegister);
+  kj::Promise<void> lockGerrorn();
+  void unlockGerrorn();
   void schedulePoll();
   void complete(Submission& s);
   void fail(Submission& s, rpc::Errno errno_, kj::StringPtr message);
@@ -138,7 +140,6 @@ private:
   rpc::Mmio::Client mmioCap;
   kj::Timer& timer;
   HostOptions options;
-  kj::TaskSet tasks;
 
   SmmuCaps caps_;
   HostStats stats_;
@@ -170,6 +171,8 @@ private:
   bool pollScheduled = false;
   bool exclusive = false;        // a command error is being fixed: no doorbells
   kj::Maybe<uint32_t> pendingError;   // the latest CONS reading, when it had ERR set
+  bool gerrornBusy = false;      // a GERRORN read-modify-write is in progress
+  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> gerrornWaiters;
   kj::TimePoint lastProgress = kj::origin<kj::TimePoint>();
   unsigned idlePolls = 0;        // polls without progress since the last progress
   unsigned abortRetries = 0;     // consecutive CERROR_ABT at the same CONS
@@ -189,6 +192,8 @@ private:
   class IrqSinkServer;
   IrqSinkServer* irqSink = nullptr;
   kj::Maybe<rpc::Subscription::Client> irqSubscription;
+
+  kj::TaskSet tasks;  // last: destroyed first, while everything its promises touch is alive
 };
 
 rpc::EventType eventTypeOf(uint8_t id);

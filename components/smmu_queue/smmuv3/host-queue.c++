@@ -82,7 +82,8 @@ kj::Promise<kj::Own<HostQueue>> HostQueue::create(PhysMem& mem,
                                                   rpc::Smmuv3::Client smmu, kj::Timer& timer,
                                                   HostOptions options) {
   KJ_REQUIRE(options.batchSize >= 1, "a batch holds at least one command");
-  KJ_REQUIRE(options.cmdqLog2Size <= Q_PTR::LOG2SIZE_MAX && options.evtqLog2Size <= Q_PTR::LOG2SIZE_MAX);
+  KJ_REQUIRE(options.cmdqLog2Size <= Q_PTR::LOG2SIZE_MAX &&
+             options.evtqLog2Size <= Q_PTR::LOG2SIZE_MAX);
   auto impl = kj::heap<HostQueueImpl>(mem, kj::mv(frames), kj::mv(smmu), timer, kj::mv(options));
   auto& ref = *impl;
   return ref.bringUp().then([impl = kj::mv(impl)]() mutable -> kj::Own<HostQueue> {
@@ -98,9 +99,9 @@ HostQueueImpl::HostQueueImpl(PhysMem& mem, rpc::FrameAllocator::Client frames,
       mmioCap(this->smmu),
       timer(timer),
       options(kj::mv(options)),
-      tasks(*this),
       routing(kj::refcounted<Routing>()),
-      drainTail(kj::Promise<void>(kj::READY_NOW).fork()) {
+      drainTail(kj::Promise<void>(kj::READY_NOW).fork()),
+      tasks(*this) {
   lastProgress = timer.now();
 }
 
@@ -240,7 +241,8 @@ kj::Promise<void> HostQueueImpl::allocate() {
     req.setBytes(size);
     req.setAlign(isPow2(size) ? size : 4096);
     req.setCount(1);
-    return req.send().then([this, size, what](capnp::Response<rpc::FrameAllocator::AllocResults>&& r) {
+    using AllocResponse = capnp::Response<rpc::FrameAllocator::AllocResults>;
+    return req.send().then([this, size, what](AllocResponse&& r) {
       KJ_REQUIRE(r.getErrno() == rpc::Errno::OK && r.getRuns().size() == 1,
                  "no memory for the SMMU's structures", what, size, smmuName);
       Run run{r.getRuns()[0].getPa(), size};
@@ -565,6 +567,8 @@ void HostQueueImpl::observe(uint32_t consRegister) {
     return;
   }
   KJ_IF_MAYBE(error, pendingError) {
+    // Nobody waits (an orphan failed, or retries were given up): the next doorbell finds it.
+    if (queue.empty()) return;
     // Fixed alone: no doorbell while the faulty slot is rewritten and acknowledged.
     const uint32_t reading = *error;
     pendingError = nullptr;
@@ -655,12 +659,14 @@ kj::Promise<uint32_t> HostQueueImpl::commandError(uint32_t consRegister) {
       // Retry the fetch by acknowledging, a bounded number of times at one CONS.
       stats_.fetchAborts++;
       if (++abortRetries > MAX_ABORT_RETRIES) {
+        // Given up: every waiting submission fails (those not yet written would only queue
+        // behind the error), and the queue is left stopped at the error — acknowledged, and so
+        // retried, by the next submission's doorbell.
         abortRetries = 0;
         auto message = kj::str("command fetch aborted (CERROR_ABT) ", MAX_ABORT_RETRIES,
                                " times at CMDQ_CONS 0x", kj::hex(consRegister));
-        while (!queue.empty() && (queue.front()->written > 0 || queue.front()->syncsWritten > 0)) {
-          fail(*queue.front(), rpc::Errno::E_IO, message);
-        }
+        while (!queue.empty()) fail(*queue.front(), rpc::Errno::E_IO, message);
+        return consRegister;
       }
       break;
     case CommandError::ATC_INV_SYNC:
@@ -670,15 +676,44 @@ kj::Promise<uint32_t> HostQueueImpl::commandError(uint32_t consRegister) {
       break;
   }
   // Acknowledge CMDQ_ERR alone (GERRORN's bit := GERROR's), and read CONS back.
-  MmioAccess read[] = {rd(GERROR::OFFSET), rd(GERRORN::OFFSET)};
-  return mmio(read)
+  return lockGerrorn()
+      .then([this]() {
+        MmioAccess read[] = {rd(GERROR::OFFSET), rd(GERRORN::OFFSET)};
+        return mmio(read);
+      })
       .then([this](kj::Array<uint64_t> g) {
         const uint64_t gerrorn =
             (g[1] & ~GERROR::CMDQ_ERR.mask()) | (g[0] & GERROR::CMDQ_ERR.mask());
         MmioAccess ack[] = {wr(GERRORN::OFFSET, gerrorn), rd(CMDQ_CONS::OFFSET)};
         return mmio(ack);
       })
-      .then([](kj::Array<uint64_t> v) { return uint32_t(v[1]); });
+      .then([](kj::Array<uint64_t> v) { return uint32_t(v[1]); })
+      .attach(kj::defer([this]() { unlockGerrorn(); }));
+}
+
+kj::Promise<void> HostQueueImpl::lockGerrorn() {
+  // GERRORN has no atomic update over MMIO: its writers (the CMDQ_ERR acknowledgement here,
+  // the other errors' in globalError()) read-modify-write it one at a time.
+  if (!gerrornBusy) {
+    gerrornBusy = true;
+    return kj::READY_NOW;
+  }
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  gerrornWaiters.add(kj::mv(paf.fulfiller));
+  return kj::mv(paf.promise);
+}
+
+void HostQueueImpl::unlockGerrorn() {
+  if (gerrornWaiters.empty()) {
+    gerrornBusy = false;
+    return;
+  }
+  auto next = kj::mv(gerrornWaiters.front());
+  for (size_t i = 0; i + 1 < gerrornWaiters.size(); i++) {
+    gerrornWaiters[i] = kj::mv(gerrornWaiters[i + 1]);
+  }
+  gerrornWaiters.removeLast();
+  next->fulfill();  // stays busy: handed over
 }
 
 void HostQueueImpl::failExpired() {

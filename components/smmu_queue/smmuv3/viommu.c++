@@ -611,16 +611,17 @@ kj::Promise<void> VcmdqServer::doorbell() {
 }
 
 kj::Promise<void> VcmdqServer::consume() {
-  // Reads entries from CONS up to PROD: accepted ones are rewritten and collected; a guest SYNC
-  // or a full batch hands the collection to the host queue (and waits for its SYNC); an entry
-  // outside the subset stops the queue there with CONS.ERR = CERROR_ILL.
+  // Reads entries from CONS up to PROD: accepted ones are rewritten and handed to the host
+  // queue as one submission (which puts a CMD_SYNC after every batch and waits for the last);
+  // the guest's own SYNCs need no command of their own, since the doorbell returns only once
+  // everything before PROD completed. An entry outside the subset stops the queue there with
+  // CONS.ERR = CERROR_ILL, after the entries before it were forwarded.
   if (owner == nullptr || !enabled || errorActive()) return kj::READY_NOW;
   auto& side = owner->sideOrThrow();
   kj::Vector<Command> batch;
   kj::Vector<uint32_t> positions;  // the CONS value of each collected entry
-  uint32_t limit = side.host.info().getBatchSize() - 1;  // room for the host's SYNC
   bool stop = false;
-  while (!empty() && batch.size() < limit) {
+  while (!empty()) {
     Command entry = entryAt(indexOf(cons));
     auto converted = convertVcmdq(entry, owner->vmidOf(), owner->vsidLookup());
     if (converted.is<Refusal>()) {
@@ -630,13 +631,10 @@ kj::Promise<void> VcmdqServer::consume() {
       break;
     }
     Command c = converted.get<Command>();
-    if (opcodeOf(c) == uint8_t(smmuv3::Opcode::SYNC)) {
-      cons = advance(cons);
-      if (!batch.empty()) break;  // the guest waits here: forward what precedes it
-      continue;
+    if (opcodeOf(c) != uint8_t(smmuv3::Opcode::SYNC)) {
+      batch.add(c);
+      positions.add(cons);
     }
-    batch.add(c);
-    positions.add(cons);
     cons = advance(cons);
   }
   auto raise = [this]() {
@@ -661,11 +659,8 @@ kj::Promise<void> VcmdqServer::consume() {
           raise();
           return kj::READY_NOW;
         }
-        if (stop) {
-          raise();
-          return kj::READY_NOW;
-        }
-        return consume();
+        if (stop) raise();
+        return kj::READY_NOW;
       });
 }
 

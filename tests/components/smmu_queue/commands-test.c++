@@ -27,7 +27,8 @@ struct Golden {
   uint64_t dw0, dw1;
 };
 
-TEST_CASE("smmu_queue commands: builders place every field per facts 1.3", "[smmu_queue][commands]") {
+TEST_CASE("smmu_queue commands: builders place every field per facts 1.3",
+          "[smmu_queue][commands]") {
   // dw0[7:0] opcode; CFGI SID dw0[63:32], SSID dw0[31:12], LEAF dw1[0], RANGE dw1[4:0];
   // TLBI VMID dw0[47:32], ASID dw0[63:48]; ATC SSV dw0[11], SSID dw0[31:12], SID dw0[63:32],
   // SIZE dw1[5:0], ADDR dw1[63:12]; SYNC CS dw0[13:12] (SEV = 2).
@@ -107,7 +108,8 @@ constexpr uint64_t leaf = 1;
 constexpr uint64_t ttl(uint64_t t) { return t << 8; }
 constexpr uint64_t tg(uint64_t t) { return t << 10; }
 
-TEST_CASE("smmu_queue commands: range invalidation encoding (facts 1.4)", "[smmu_queue][commands][range]") {
+TEST_CASE("smmu_queue commands: range invalidation encoding (facts 1.4)",
+          "[smmu_queue][commands][range]") {
   const RangeVector vectors[] = {
       // tg = 12, one page: SCALE 0, NUM 1 - 1 = 0; TTL = 4 - (12-3)/(12-3) = 3.
       {"RIL 4K leaf, 1 page", nhVa(0x10000, 0x1000, 4096, 4096, true), true,
@@ -209,7 +211,8 @@ TEST_CASE("smmu_queue commands: range commands cover the range as the SMMU reads
   CHECK(next == expectedEnd);
 }
 
-TEST_CASE("smmu_queue commands: ranges that cannot be encoded are named", "[smmu_queue][commands]") {
+TEST_CASE("smmu_queue commands: ranges that cannot be encoded are named",
+          "[smmu_queue][commands]") {
   CHECK(checkTlbiRange(nhVa(0x1000, 0x1000, 4096, 4096, true)) == nullptr);
   auto why = [](TlbiRange r) {
     KJ_IF_MAYBE(w, checkTlbiRange(r)) return std::string(w->cStr());

@@ -342,6 +342,41 @@ TEST_CASE("smmu_queue host: pipelined doorbells keep FIFO order and recover from
   CHECK(rig.mmio.read32(off::CMDQ_CONS) == rig.mmio.read32(off::CMDQ_PROD));
 }
 
+TEST_CASE("smmu_queue host: CERROR_ABT is acknowledged and retried, then eIo",
+          "[smmu_queue][host][cmdq][error]") {
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    HostRig rig("", placement, options(1));  // a 2-entry ring: one TLBI and its SYNC
+    const uint64_t base = rig.mmio.read64(off::CMDQ_BASE);
+    // Behind the driver's back, the SMMU's CMDQ base moves outside memory: every fetch aborts.
+    auto moveQueue = [&](uint64_t to) {
+      rig.mmio.write32(off::CR0, CR0_SMMUEN | CR0_EVTQEN);
+      rig.mmio.write64(off::CMDQ_BASE, to);
+      rig.mmio.write32(off::CR0, CR0_ALL);
+    };
+    moveQueue((1ull << 62) | 0x1000 | 8);
+    auto first = rig.host->submit(commands({cmdTlbi(0x11, 1, 1)}));
+    auto queued = rig.host->submit(commands({cmdTlbi(0x11, 1, 3)}));  // no room: not written
+    auto out = first.wait(rig.ws);
+    CHECK(queued.wait(rig.ws).errno_ == rpc::Errno::E_IO);
+    CHECK(out.errno_ == rpc::Errno::E_IO);
+    CHECK(out.executed == 0);
+    CHECK(kj::StringPtr(out.message).startsWith("command fetch aborted (CERROR_ABT) 8 times"));
+    CHECK(rig.host->stats().fetchAborts == 9);
+    CHECK(rig.smmuStat("cmdq_fetch_aborts") >= 9);
+
+    // Back in memory: the next submission's doorbell acknowledges the pending abort, and the
+    // SMMU runs the stale entry and the new one.
+    CHECK((rig.mmio.read32(off::CMDQ_CONS) >> 24 & 0x7f) == 2);  // left stopped at CERROR_ABT
+    moveQueue(base);
+    const uint64_t before = rig.smmuStat("cmdq_op_tlbi_nh_asid");
+    auto later = rig.submit(commands({cmdTlbi(0x11, 1, 2)}));
+    CHECK(later.errno_ == rpc::Errno::OK);
+    CHECK(rig.smmuStat("cmdq_op_tlbi_nh_asid") - before == 2);
+    CHECK(rig.mmio.read32(off::GERROR) == rig.mmio.read32(off::GERRORN));
+  }
+}
+
 TEST_CASE("smmu_queue host: a SYNC that never completes is eTimedOut, not a hang",
           "[smmu_queue][host][cmdq][error]") {
   auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");

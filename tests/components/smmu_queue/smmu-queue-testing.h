@@ -26,8 +26,8 @@ inline kj::String smmuManifest(kj::StringPtr smmuSettings = "",
                                kj::StringPtr smmuPlacement = "inline") {
   // 8 StreamID bits unless the settings say otherwise: small linear stream tables.
   bool sidBits = strstr(smmuSettings.cStr(), "sid_bits") != nullptr;
-  return kj::str("[memory]\nbase = 0x80000000\nsize = \"64MiB\"\n\n[[hw.smmuv3]]\nname = \"smmu0\"\n",
-                 "placement = \"", smmuPlacement, "\"\n", sidBits ? "" : "sid_bits = 8\n",
+  return kj::str("[memory]\nbase = 0x80000000\nsize = \"64MiB\"\n\n",
+                 "[[hw.smmuv3]]\nname = \"smmu0\"\n", "placement = \"", smmuPlacement, "\"\n", sidBits ? "" : "sid_bits = 8\n",
                  smmuSettings, "\n");
 }
 
