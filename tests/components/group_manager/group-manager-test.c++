@@ -5,6 +5,7 @@
 
 #include "interfaces/domain-allocator.capnp.h"
 #include "interfaces/group-manager.capnp.h"
+#include "tests/fixtures/fixture.capnp.h"
 #include "tests/system/compose-testing.h"
 
 namespace nb {
@@ -346,6 +347,26 @@ TEST_CASE("GroupManager: PASID attach, replace and detach; limits, slots and rol
       CHECK(rig.device("0000:00:11.0") == "5");
     }
   }
+}
+
+TEST_CASE("GroupManager: a claim held by a process that dies is released", "[group_manager][ownership]") {
+  Rig rig("inline", "[components.owner]\nimpl = \"fixture/claimer\"\nplacement = \"process\"\n"
+                    "uses = { groups = \"groups\" }\n");
+  auto claimer = rig.sys.main<fixture::Claimer>("owner");
+  auto claim = claimer.claimRequest();
+  claim.setDevice("01:00.0");
+  claim.setOwner(9);
+  REQUIRE(claim.send().wait(rig.ws).getErrno() == Errno::OK);
+  CHECK(rig.group(3) == "on=blockingDomain domain=2 owners=1 pasids="_kj);
+  CHECK(rig.claimDevice("01:00.0", 4).errno_ == Errno::E_PERM);
+
+  auto crashed = claimer.crashRequest().send().then([](auto) { return false; }, [](kj::Exception&&) { return true; });
+  CHECK(crashed.wait(rig.ws));
+  rig.sys.waitForEvents(1);
+  CHECK(rig.sys.events.size() >= 1);
+  // The holder's connection is gone: its capabilities were dropped, the claim released.
+  CHECK(rig.group(3) == "on=defaultDomain domain=6 owners=0 pasids="_kj);
+  CHECK(rig.claimDevice("01:00.0", 4).errno_ == Errno::OK);
 }
 
 }  // namespace
