@@ -243,5 +243,54 @@ TEST_CASE("Allocator: PASIDs — a CD per PASID, S1DSS by the RID domain, detach
   }
 }
 
+TEST_CASE("Allocator: invalidation follows RIL — ranges, or a whole-domain flush past 512 commands",
+          "[domain_allocator][tlbi]") {
+  for (bool ril : {true, false}) {
+    DYNAMIC_SECTION((ril ? "RIL" : "no RIL")) {
+      Stack st(oneSmmuManifest(Placement{}, ril ? "" : "ril = false\n"));
+      auto owner = st.claimDevice("01:00.0");
+      auto d = st.s1("01:00.0");
+      // 2 MiB of 4K pages (the PA is not 2 MiB aligned, so no block can be used).
+      auto buffer = st.alloc(0x201000, 0x200000) + 0x1000;
+      CHECK(st.map(d, IOVA, buffer, 0x200000) == Errno::OK);
+      CHECK(st.attach(owner, d) == Errno::OK);
+      CHECK(st.dma("ep0", IOVA + 0x1ff000, "end"_kj).outcome == "ok"_kj);
+      auto flushes = st.counter("domains", "whole_domain_flushes");
+      auto u = st.unmap(d, IOVA, 0x200000);
+      CHECK(u.bytes == 0x200000);
+      CHECK(st.counter("domains", "whole_domain_flushes") == flushes + (ril ? 0 : 1));
+      CHECK(u.commands >= 1);
+      CHECK(st.dma("ep0", IOVA + 0x1ff000, nullptr, 3).outcome == "fault fTranslation"_kj);
+      // A small unmap is per granule even without RIL — unless it frees a level-3 table: its
+      // walk invalidation spans 2 MiB of 4K granules, 512 commands (as in Linux).
+      CHECK(st.map(d, IOVA, buffer, 0x4000) == Errno::OK);
+      flushes = st.counter("domains", "whole_domain_flushes");
+      CHECK(st.unmap(d, IOVA, 0x2000).bytes == 0x2000);
+      CHECK(st.counter("domains", "whole_domain_flushes") == flushes);
+      CHECK(st.unmap(d, IOVA + 0x2000, 0x2000).bytes == 0x2000);
+      CHECK(st.counter("domains", "whole_domain_flushes") == flushes + (ril ? 0 : 1));
+    }
+  }
+}
+
+TEST_CASE("Allocator: a linear stream table and a linear CD table (pasid_bits 4)", "[domain_allocator][tables]") {
+  Stack st(oneSmmuManifest(Placement{}, "", "", "stream_table = \"linear\"\n", "pasid_bits = 4\n"));
+  auto owner = st.claimDevice("00:10.0");
+  auto d = st.s1("00:10.0");
+  auto buffer = st.alloc(0x1000);
+  CHECK(st.map(d, IOVA, buffer, 0x1000) == Errno::OK);
+  CHECK(st.attach(owner, d) == Errno::OK);
+  auto m = st.master("0000:00:10.0");
+  // S1Fmt = 0 (linear), S1CDMax = 4; CD 0 is the table's first entry.
+  CHECK(m.ste[0] == (1 | (5ull << 1) | m.cdTable | (4ull << 59)));
+  CHECK((st.mem().load64(m.cdTable) >> 31 & 1) == 1);
+  CHECK(st.attachPasid(owner, 15, d) == Errno::OK);
+  CHECK(st.attachPasid(owner, 16, d) == Errno::E_INVAL);
+  CHECK((st.mem().load64(m.cdTable + 15 * 64) >> 31 & 1) == 1);
+  CHECK(st.dma("ep1", IOVA + 8, "x"_kj, 0, 15u).outcome == "ok"_kj);
+  CHECK(st.read(buffer + 8, 1) == "x"_kj);
+  CHECK(st.counter("domains", "l2_stream_tables") == 0);
+}
+
 }  // namespace
 }  // namespace nb::domains::testing

@@ -26,7 +26,8 @@ struct Placement {
 // One SMMU, a root port with full ACS over 01:00.0 (ep0), an integrated endpoint 00:10.0
 // (ep1, PASID-capable), and a multifunction device 02:00.0/02:00.1 without ACS (ep2, ep3; one
 // group). `smmuExtra` is appended to smmu0's table.
-inline kj::String oneSmmuManifest(Placement p, kj::StringPtr smmuExtra = "", kj::StringPtr groupsExtra = "") {
+inline kj::String oneSmmuManifest(Placement p, kj::StringPtr smmuExtra = "", kj::StringPtr groupsExtra = "",
+                                  kj::StringPtr queueExtra = "", kj::StringPtr domainsExtra = "") {
   return kj::str(
       "[memory]\nbase = 0x80000000\nsize = \"128MiB\"\n"
       "[[hw.smmuv3]]\nname = \"smmu0\"\n", smmuExtra,
@@ -44,9 +45,9 @@ inline kj::String oneSmmuManifest(Placement p, kj::StringPtr smmuExtra = "", kj:
       "[[hw.endpoint]]\nname = \"ep3\"\nuses = { pci = \"pci0\" }\nbdf = \"02:00.1\"\n"
       "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"", p.components, "\"\n"
       "[components.smmu_queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"", p.components, "\"\n"
-      "uses = { smmu = \"smmu0\" }\n"
+      "uses = { smmu = \"smmu0\" }\n", queueExtra,
       "[components.domains]\nimpl = \"", p.allocator, "\"\nplacement = \"", p.components, "\"\n"
-      "uses = { queues = [\"smmu_queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n"
+      "uses = { queues = [\"smmu_queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n", domainsExtra,
       "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"", p.components, "\"\n"
       "uses = { pci = [\"pci0\"], domains = \"domains\" }\n", groupsExtra);
 }
