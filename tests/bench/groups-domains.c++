@@ -37,14 +37,23 @@ Plan benchPlan(const Registry& registry, kj::StringPtr placement) {
       kj::str("[memory]\nbase = 0x80000000\nsize = \"256MiB\"\n"
               "[[hw.smmuv3]]\nname = \"smmu0\"\n"
               "[[hw.pci]]\nname = \"pci0\"\nuses = { smmu = \"smmu0\" }\ndevices = [\n"
-              "  { bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+              "  { bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", "
+              "\"cr\", \"uf\"] },\n"
               "  { bdf = \"01:00.0\", parent = \"00:01.0\" },\n]\n"
-              "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"", placement, "\"\n"
-              "[components.queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"", placement, "\"\n"
+              "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"",
+              placement,
+              "\"\n"
+              "[components.queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"",
+              placement,
+              "\"\n"
               "uses = { smmu = \"smmu0\" }\n"
-              "[components.domains]\nimpl = \"domain_allocator/device_centric\"\nplacement = \"", placement, "\"\n"
+              "[components.domains]\nimpl = \"domain_allocator/device_centric\"\nplacement = \"",
+              placement,
+              "\"\n"
               "uses = { queues = [\"queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n"
-              "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"", placement, "\"\n"
+              "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"",
+              placement,
+              "\"\n"
               "uses = { pci = [\"pci0\"], domains = \"domains\" }\n"),
       "bench.toml", registry);
   KJ_REQUIRE(result.is<Plan>(), "benchmark manifest does not validate");
@@ -52,10 +61,12 @@ Plan benchPlan(const Registry& registry, kj::StringPtr placement) {
 }
 
 struct System {
-  System(kj::AsyncIoContext& io, const Registry& registry, kj::StringPtr placement, kj::StringPtr host)
+  System(kj::AsyncIoContext& io, const Registry& registry, kj::StringPtr placement,
+         kj::StringPtr host)
       : io(io),
         composer(io, registry, benchPlan(registry, placement),
-                 ComposerOptions{kj::heapString(host), [](kj::StringPtr e) { fprintf(stderr, "%s\n", e.cStr()); }}) {
+                 ComposerOptions{kj::heapString(host),
+                                 [](kj::StringPtr e) { fprintf(stderr, "%s\n", e.cStr()); }}) {
     composer.start().wait(io.waitScope);
     groups = main<rpc::GroupManager>("groups");
     domains = main<rpc::DomainAllocator>("domains");
@@ -149,9 +160,12 @@ void run(const Registry& registry, kj::StringPtr host) {
   for (kj::StringPtr placement : {"inline"_kj, "process"_kj}) {
     System sys(io, registry, placement, host);
     bool inl = placement == "inline";
-    printf("attach_detach_per_s_%s: %.0f pairs/s\n", placement.cStr(), sys.attachDetachPerS(inl ? 2000 : 200));
-    printf("map_unmap_4k_with_invalidation_us_%s: %.1f us\n", placement.cStr(), sys.mapUnmapUs(inl ? 4000 : 400));
-    printf("domain_alloc_per_s_%s: %.0f domains/s\n", placement.cStr(), sys.allocPerS(inl ? 4000 : 400));
+    printf("attach_detach_per_s_%s: %.0f pairs/s\n", placement.cStr(),
+           sys.attachDetachPerS(inl ? 2000 : 200));
+    printf("map_unmap_4k_with_invalidation_us_%s: %.1f us\n", placement.cStr(),
+           sys.mapUnmapUs(inl ? 4000 : 400));
+    printf("domain_alloc_per_s_%s: %.0f domains/s\n", placement.cStr(),
+           sys.allocPerS(inl ? 4000 : 400));
     fflush(stdout);
   }
 }
@@ -163,7 +177,8 @@ int main(int argc, char* argv[]) {
   nb::Registry registry;
   nb::addBuiltinTypes(registry);
   const char* dir = getenv("RUNFILES_DIR");
-  auto host = dir != nullptr ? kj::str(dir, "/nestbed/system/nestbed-host") : kj::str("system/nestbed-host");
+  auto host = dir != nullptr ? kj::str(dir, "/nestbed/system/nestbed-host")
+                             : kj::str("system/nestbed-host");
   nb::groups::bench::run(registry, host);
   return 0;
 }
