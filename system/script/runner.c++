@@ -160,6 +160,8 @@ struct ScenarioRunner::Impl {
   capnp::TextCodec codec;
   kj::Maybe<PhysMem&> memory;
   kj::HashMap<kj::String, kj::Own<guest::GuestQueue>> guests;
+  kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
+  kj::StringPtr file;   // of the scenario running
 
   Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
       : waitScope(ws), root(kj::mv(r)), memory(memory) {
@@ -699,6 +701,17 @@ struct ScenarioRunner::Impl {
 
   void runNode(Node& node, uint32_t iteration) {
     using Clock = std::chrono::steady_clock;
+    auto began = Clock::now();
+    runStep(node, iteration);
+    KJ_IF_MAYBE(o, observer) {
+      auto label = stepSummary(node.step);
+      (*o)(StepSpan{file, node.line, label, node.depth, iteration, node.step.isRepeat(), node.ok, began,
+                    Clock::now()});
+    }
+  }
+
+  void runStep(Node& node, uint32_t iteration) {
+    using Clock = std::chrono::steady_clock;
     node.iterations++;
     switch (node.step.which()) {
       case rpc::Step::REPEAT: {
@@ -765,6 +778,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   kj::Vector<kj::Own<Node>> roots;
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
+  impl_->file = scenario.file;
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->saved.clear();
   impl_->guests.clear();
@@ -804,6 +818,10 @@ kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj
   capnp::TextCodec pretty;
   pretty.setPrettyPrint(true);
   return pretty.encode(capnp::DynamicStruct::Reader(response));
+}
+
+void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) {
+  impl_->observer = kj::mv(observer);
 }
 
 kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
