@@ -4,6 +4,8 @@
 
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
+#include "system/experiment/session.h"
+#include "system/experiment/trace.h"
 #include "system/script/runner.h"
 
 #include <capnp/compat/json.h>
@@ -178,7 +180,8 @@ private:
     kj::MainBuilder b(context_, "nestbed run",
                       "Composes MANIFEST (default: system/manifests/default.toml), runs the "
                       "scenarios, and reports every component's stats.");
-    return addSetOption(b)
+    addSetOption(b);
+    return addTraceOption(b)
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the report as JSON")
         .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
                           "write physical memory to <file> at exit, and <file>.json describing it")
@@ -216,71 +219,51 @@ private:
 
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
-      kj::Vector<kj::String> events;
-      Composer composer(io, config_.registry, kj::mv(*plan),
-                        ComposerOptions{findHostBinary(config_.hostBinaryName), [&events](kj::StringPtr e) {
-                                          fprintf(stderr, "nestbed: %s\n", e.cStr());
-                                          events.add(kj::heapString(e));
-                                        }});
-      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
-        composer.shutdown().wait(io.waitScope);
-        fail(kj::str("nestbed: ", e->getDescription()));
+      kj::Maybe<kj::Own<experiment::Tracer>> tracer;
+      if (trace_ != nullptr) tracer = kj::heap<experiment::Tracer>(config_.registry);
+      auto host = findHostBinary(config_.hostBinaryName);
+      experiment::RunOptions options{config_.registry, host, [](kj::StringPtr e) {
+                                       fprintf(stderr, "nestbed: %s\n", e.cStr());
+                                     }};
+      KJ_IF_MAYBE(t, tracer) { options.tracer = **t; }
+      KJ_IF_MAYBE(path, dump_) {
+        options.beforeShutdown = [this, path = kj::heapString(*path)](Composer& composer, kj::WaitScope& ws) {
+          dumpMemory(composer, path, ws);
+        };
       }
-
-      capnp::MallocMessageBuilder message;
-      auto report = message.initRoot<rpc::RunReport>();
-      bool ok = true;
-      {
-        ScenarioRunner runner(io.waitScope, composer.root(), config_.registry, composer.memory());
-        kj::Vector<ScenarioError> checkErrors;
-        for (auto& s : loaded) {
-          for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));
-        }
-        if (!checkErrors.empty()) {
-          for (auto& e : checkErrors) context_.warning(kj::str(e));
-          composer.shutdown().wait(io.waitScope);
+      auto result = experiment::runOnce(io, kj::mv(*plan), loaded, options);
+      switch (result.outcome) {
+        case experiment::RunResult::Outcome::START_FAILED:
+          fail(kj::str("nestbed: ", result.error));
+        case experiment::RunResult::Outcome::CHECK_FAILED:
+          for (auto& e : result.checkErrors) context_.warning(kj::str(e));
           context_.finish(EXIT_USAGE);
-        }
-        auto reports = report.initScenarios(loaded.size());
-        for (auto i : kj::indices(loaded)) {
-          runner.run(loaded[i], reports[i]);
-          ok = ok && reports[i].getOk();
-        }
+        case experiment::RunResult::Outcome::RAN:
+          break;
       }
-      report.setOk(ok);
-      auto stats = composer.stats().wait(io.waitScope);
-      KJ_IF_MAYBE(path, dump_) { dumpMemory(composer, *path, io.waitScope); }
-      composer.shutdown().wait(io.waitScope);
-      printReport(composer.plan(), stats, events, report);
-      context_.finish(ok ? 0 : EXIT_FAILED);
+      KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }
+      printReport(result.report.asReader());
+      context_.finish(result.ok() ? 0 : EXIT_FAILED);
     }
     context_.finish(EXIT_FAILED);
   }
 
-  void printReport(const Plan& plan, kj::ArrayPtr<InstanceStats> stats, kj::ArrayPtr<kj::String> events,
-                   rpc::RunReport::Builder report) {
-    report.setManifest(plan.file);
-    auto components = report.initComponents(stats.size());
-    for (auto i : kj::indices(stats)) {
-      components[i].setName(stats[i].name);
-      components[i].setImpl(stats[i].impl);
-      auto counters = components[i].initCounters(stats[i].counters.size());
-      for (auto j : kj::indices(stats[i].counters)) {
-        counters[j].setName(stats[i].counters[j].name);
-        counters[j].setValue(stats[i].counters[j].value);
-      }
-    }
-    auto ev = report.initEvents(events.size());
-    for (auto i : kj::indices(events)) ev.set(i, events[i]);
+  void writeTrace(experiment::Tracer& tracer) {
+    auto& path = KJ_ASSERT_NONNULL(trace_);
+    KJ_IF_MAYBE(error, tracer.write(path)) { fail(kj::str("nestbed: ", *error)); }
+    fprintf(stderr, "nestbed: trace: %llu RPCs, %llu SMMU commands -> %s\n",
+            (unsigned long long)tracer.rpcEvents(), (unsigned long long)tracer.smmuCommands(), path.cStr());
+  }
 
+  void printReport(rpc::RunReport::Reader report) {
     if (json_) {
       capnp::JsonCodec codec;
       codec.setPrettyPrint(true);
-      puts(codec.encode(report.asReader()).cStr());
+      puts(codec.encode(report).cStr());
       return;
     }
     for (auto s : report.getScenarios()) fputs(formatScenarioReport(s).cStr(), stdout);
-    printf("\nmanifest %s\n", plan.file.cStr());
+    printf("\nmanifest %s\n", report.getManifest().cStr());
     for (auto c : report.getComponents()) {
       printf("\n%s (%s)\n", c.getName().cStr(), c.getImpl().cStr());
       for (auto counter : c.getCounters()) {
@@ -327,6 +310,15 @@ private:
     fputc('\n', j);
     fclose(j);
   }
+
+  // ---- --trace
+
+  kj::MainBuilder& addTraceOption(kj::MainBuilder& b) {
+    return b.addOptionWithArg({"trace"}, KJ_BIND_METHOD(*this, setTrace), "<file.json>",
+                              "write a Chrome trace-event file (open it in Perfetto): every RPC between "
+                              "components, every step, counter changes, SMMU commands and events");
+  }
+  kj::MainBuilder::Validity setTrace(kj::StringPtr path) { trace_ = resolvePath(path); return true; }
 
   // ---- call
 
@@ -420,6 +412,7 @@ private:
   kj::Vector<kj::String> scenarios_;
   kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
+  kj::Maybe<kj::String> trace_;
 };
 
 }  // namespace
