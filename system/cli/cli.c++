@@ -4,6 +4,7 @@
 
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
+#include "system/experiment/commands.h"
 #include "system/experiment/session.h"
 #include "system/experiment/trace.h"
 #include "system/script/runner.h"
@@ -94,6 +95,10 @@ public:
         .addSubCommand("check", KJ_BIND_METHOD(*this, checkMain), "validate a manifest and print its plan")
         .addSubCommand("graph", KJ_BIND_METHOD(*this, graphMain), "print a manifest's topology as graphviz DOT")
         .addSubCommand("run", KJ_BIND_METHOD(*this, runMain), "compose a manifest, run scenarios, report")
+        .addSubCommand("compare", KJ_BIND_METHOD(*this, compareMain),
+                       "run a scenario on two manifests, alternating, and compare every stat and step time")
+        .addSubCommand("sweep", KJ_BIND_METHOD(*this, sweepMain),
+                       "run a scenario once per value of one manifest key; table and plot")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
         .build();
@@ -311,7 +316,7 @@ private:
     fclose(j);
   }
 
-  // ---- --trace
+  // ---- compare and sweep (system/experiment/commands.h)
 
   kj::MainBuilder& addTraceOption(kj::MainBuilder& b) {
     return b.addOptionWithArg({"trace"}, KJ_BIND_METHOD(*this, setTrace), "<file.json>",
@@ -319,6 +324,95 @@ private:
                               "components, every step, counter changes, SMMU commands and events");
   }
   kj::MainBuilder::Validity setTrace(kj::StringPtr path) { trace_ = resolvePath(path); return true; }
+
+  kj::MainBuilder& addExperimentOptions(kj::MainBuilder& b, kj::StringPtr defaultRepeats) {
+    addSetOption(b);
+    addTraceOption(b);
+    return b
+        .addOptionWithArg({"repeat"}, KJ_BIND_METHOD(*this, setRepeat), "<n>",
+                          kj::str("runs per manifest or value (default ", defaultRepeats, ")"))
+        .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
+        .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
+        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot");
+  }
+  kj::MainBuilder::Validity setRepeat(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n == 0 || n > 10000) return "--repeat takes a count from 1 to 10000";
+    repeats_ = n;
+    return true;
+  }
+  kj::MainBuilder::Validity setCsv(kj::StringPtr path) { csv_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setPlot(kj::StringPtr path) { plot_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity addArg(kj::StringPtr path) { args_.add(resolvePath(path)); return true; }
+  kj::MainBuilder::Validity setParam(kj::StringPtr text) {
+    if (experiment::parseSweepParam(text) == nullptr) return "expected --param <key>=<value>,<value>,...";
+    param_ = kj::heapString(text);
+    return true;
+  }
+  kj::MainBuilder::Validity addFigure(kj::StringPtr pattern) { figures_.add(kj::heapString(pattern)); return true; }
+
+  experiment::ExperimentOptions experimentOptions() {
+    experiment::ExperimentOptions o{config_.registry, findHostBinary(config_.hostBinaryName)};
+    for (auto& v : overrides_) o.overrides.add(Override{kj::heapString(v.key), kj::heapString(v.value)});
+    o.repeats = repeats_;
+    o.json = json_;
+    o.csv = mapCopy(csv_);
+    o.plot = mapCopy(plot_);
+    o.trace = mapCopy(trace_);
+    for (auto& f : figures_) o.figures.add(kj::heapString(f));
+    return o;
+  }
+  static kj::Maybe<kj::String> mapCopy(kj::Maybe<kj::String>& m) {
+    KJ_IF_MAYBE(s, m) { return kj::heapString(*s); }
+    return nullptr;
+  }
+
+  kj::MainFunc compareMain() {
+    kj::MainBuilder b(context_, "nestbed compare",
+                      "Runs SCENARIO on manifests A and B, alternating A B A B (--repeat times each), "
+                      "and prints every step's time and every component counter side by side: the "
+                      "median over runs, its min-max, and B/A. Counters are deterministic; one that "
+                      "varies between runs of one side is flagged. Exit 0 if every run passes, 1 if "
+                      "a scenario fails (the side is named), 2 for bad input.");
+    return addExperimentOptions(b, "3")
+        .expectArg("<A.toml>", KJ_BIND_METHOD(*this, addArg))
+        .expectArg("<B.toml>", KJ_BIND_METHOD(*this, addArg))
+        .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
+        .callAfterParsing(KJ_BIND_METHOD(*this, compare))
+        .build();
+  }
+  kj::MainBuilder::Validity compare() {
+    auto options = experimentOptions();
+    auto status = experiment::compare(options, args_[0], args_[1], args_.slice(2, args_.size()));
+    context_.finish(status);
+  }
+
+  kj::MainFunc sweepMain() {
+    kj::MainBuilder b(context_, "nestbed sweep",
+                      "Runs SCENARIO on MANIFEST once per value of one manifest key (--param, any key "
+                      "--set accepts), and prints every step's time and every component counter per "
+                      "value; --plot draws chosen figures against the value. Progress goes to stderr. "
+                      "Exit 0 if every run passes, 1 if a scenario fails (the value is named), 2 for "
+                      "bad input.");
+    return addExperimentOptions(b, "1")
+        .addOptionWithArg({"param"}, KJ_BIND_METHOD(*this, setParam), "<key>=<v1>,<v2>,...",
+                          "the key to sweep and its values, e.g. hw.smmuv3.0.iotlb_entries=16,64,256 (required)")
+        .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
+                          "a row to plot, by name with * wildcards: 'smmu0.cmdq_consumed', "
+                          "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: top-level steps "
+                          "and the counters that differ)")
+        .expectArg("<manifest>", KJ_BIND_METHOD(*this, addArg))
+        .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
+        .callAfterParsing(KJ_BIND_METHOD(*this, sweep))
+        .build();
+  }
+  kj::MainBuilder::Validity sweep() {
+    if (param_ == nullptr) return "--param <key>=<value>,<value>,... is required";
+    auto options = experimentOptions();
+    auto status = experiment::sweep(options, args_[0], args_.slice(1, args_.size()), param_);
+    context_.finish(status);
+  }
 
   // ---- call
 
@@ -413,6 +507,11 @@ private:
   kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
   kj::Maybe<kj::String> trace_;
+  kj::Maybe<kj::String> csv_, plot_;
+  kj::Vector<kj::String> args_;       // compare, sweep: manifests and scenarios, in order
+  kj::String param_;
+  kj::Vector<kj::String> figures_;
+  uint32_t repeats_ = 0;
 };
 
 }  // namespace

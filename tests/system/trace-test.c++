@@ -209,4 +209,37 @@ TEST_CASE("trace: SMMU commands consumed, counted per step", "[experiment][trace
   }
 }
 
+TEST_CASE("trace: compare and sweep put each run on its own timelines", "[experiment][trace]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto scenario = path("tests/system/scenarios/relay-repeat.capnp");
+  auto file = tmp("compare-trace.json");
+  auto compare = fixtureNestbed("compare --repeat 2 --trace " + file + " " + manifest + " " + manifest + " " + scenario);
+  INFO(compare.out);
+  REQUIRE(compare.status == 0);
+  // 4 runs x (25 adds through the relay, 25 relayed, 3 direct, the counter's free at shutdown).
+  CHECK(contains(compare.out, "nestbed: trace: 216 RPCs"));
+  auto trace = parseTrace(file);
+  std::map<std::string, int> runs;
+  for (auto& [pid, name] : trace.processNames) {
+    for (auto label : {"A#1 relay", "B#1 relay", "A#2 relay", "B#2 relay"}) {
+      if (name.rfind(label, 0) == 0) runs[label]++;
+    }
+  }
+  CHECK(runs.size() == 4);
+
+  auto sweepFile = tmp("sweep-trace.json");
+  auto sweep = fixtureNestbed("sweep --trace " + sweepFile + " --param components.counter.start=1,2 " + manifest + " " +
+                              scenario);
+  INFO(sweep.out);
+  REQUIRE(sweep.status == 0);
+  auto swept = parseTrace(sweepFile);
+  bool first = false, second = false;
+  for (auto& [pid, name] : swept.processNames) {
+    first = first || name.rfind("start=1 counter", 0) == 0;
+    second = second || name.rfind("start=2 counter", 0) == 0;
+  }
+  CHECK(first);
+  CHECK(second);
+}
+
 }  // namespace

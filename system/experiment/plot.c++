@@ -1,0 +1,338 @@
+// gnuplot figures. See plot.h.
+
+#include "system/experiment/plot.h"
+
+#include "system/experiment/measurements.h"
+
+#include <kj/debug.h>
+#include <kj/vector.h>
+#include <cmath>
+#include <errno.h>
+#include <fnmatch.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace nb::experiment {
+
+namespace {
+
+using Row = rpc::ExperimentReport::Row;
+
+constexpr size_t DEFAULT_FIGURES = 8;
+constexpr size_t LABEL_WIDTH = 60;   // bar labels, in characters (the left margin fits them)
+
+// A gnuplot string literal: single quotes, where '' stands for one quote.
+kj::String quoted(kj::StringPtr s) {
+  kj::Vector<char> out;
+  out.add('\'');
+  for (char c : s) {
+    if (c == '\'') out.add('\'');
+    if (c == '\n') c = ' ';
+    out.add(c);
+  }
+  out.add('\'');
+  out.add('\0');
+  return kj::String(out.releaseAsArray());
+}
+
+// A string inside a datablock: double quotes, which it must not contain.
+kj::String dataString(kj::StringPtr s) {
+  auto copy = kj::heapString(s);
+  for (char& c : copy) if (c == '"' || c == '\n') c = '\'';
+  return kj::str('"', copy, '"');
+}
+
+kj::String num(double v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.9g", v);
+  return kj::str(buf);
+}
+
+kj::String figureName(Row::Reader row, bool step) {
+  auto name = rowName(row, step);
+  size_t i = 0;
+  while (i < name.size() && name[i] == ' ') i++;
+  return kj::heapString(name.slice(i));
+}
+
+kj::String header(size_t height) {
+  return kj::str("set terminal svg size 960,", height,
+                 " dynamic noenhanced font 'Helvetica,11' background rgb 'white'\n");
+}
+
+// ---- compare: B/A bars
+
+struct Bar {
+  kj::String label;
+  double ratio;
+};
+
+size_t panelHeight(size_t bars) { return 110 + 20 * bars; }
+
+kj::String barPanel(kj::StringPtr name, kj::StringPtr title, kj::ArrayPtr<const Bar> bars, double originY,
+                    double sizeY) {
+  double lo = 0.5, hi = 2;
+  for (auto& b : bars) {
+    if (std::isfinite(b.ratio) && b.ratio > 0) {
+      lo = kj::min(lo, b.ratio / 1.5);
+      hi = kj::max(hi, b.ratio * 1.5);
+    }
+  }
+  kj::Vector<kj::String> out;
+  out.add(kj::str("$", name, " << EOD"));
+  for (auto i : kj::indices(bars)) {
+    double r = bars[i].ratio;
+    kj::String text;
+    double drawn = r;
+    if (std::isnan(r)) {
+      text = kj::str("missing");
+      drawn = 1;
+    } else if (std::isinf(r)) {
+      text = kj::str("A = 0");
+      drawn = hi / 1.2;
+    } else if (r == 0) {
+      text = kj::str("B = 0");
+      drawn = lo * 1.2;
+    } else {
+      char buf[32];
+      snprintf(buf, sizeof(buf), "%.3g", r);
+      text = kj::str(buf);
+    }
+    auto label = bars[i].label.size() <= LABEL_WIDTH
+                     ? kj::heapString(bars[i].label)
+                     : kj::str(bars[i].label.slice(0, LABEL_WIDTH - 3), "...");
+    out.add(kj::str(i, " ", dataString(label), " ", num(drawn), " ", dataString(text)));
+  }
+  out.add(kj::str("EOD"));
+  out.add(kj::str("set origin 0,", num(originY)));
+  out.add(kj::str("set size 1,", num(sizeY)));
+  out.add(kj::str("set title ", quoted(title)));
+  out.add(kj::str("unset key"));
+  out.add(kj::str("set logscale x 2"));
+  out.add(kj::str("set format x '%g'"));
+  out.add(kj::str("set xrange [", num(lo), ":", num(hi), "]"));
+  out.add(kj::str("set yrange [", bars.size(), "-0.5:-0.5]"));
+  out.add(kj::str("set ytics scale 0 font ',9'"));
+  out.add(kj::str("set grid xtics"));
+  out.add(kj::str("set lmargin ", LABEL_WIDTH * 3 / 4));
+  out.add(kj::str("set arrow 1 from first 1, graph 0 to first 1, graph 1 nohead lc rgb 'black' dt 2"));
+  out.add(kj::str("plot $", name,
+                  " using 3:1:($3<1?$3:1):($3<1?1:$3):($1-0.35):($1+0.35):ytic(2) with boxxyerror "
+                  "fs solid 0.5 lc rgb '#4477aa', \\\n  $",
+                  name, " using ($3<1?1:$3):1:4 with labels left offset 0.6,0 font ',9'"));
+  out.add(kj::str("unset arrow 1"));
+  return kj::str(kj::strArray(out, "\n"), "\n");
+}
+
+kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPath) {
+  kj::Vector<Bar> steps, counters;
+  for (auto r : report.getSteps()) steps.add(Bar{figureName(r, true), r.getRatio()});
+  for (auto r : report.getCounters()) {
+    if (r.getDiffers()) counters.add(Bar{figureName(r, false), r.getRatio()});
+  }
+  size_t h1 = panelHeight(kj::max(steps.size(), size_t(1)));
+  size_t h2 = counters.empty() ? 0 : panelHeight(counters.size());
+  size_t total = h1 + h2;
+  auto runs = report.getRepeats();
+  kj::Vector<kj::String> out;
+  out.add(header(total));
+  out.add(kj::str("set output ", quoted(svgPath)));
+  auto what = kj::str("B/A of the median over ", runs, " run", runs == 1 ? "" : "s", " each (< 1: B is lower)");
+  out.add(kj::str("set multiplot"));
+  out.add(barPanel("steps", kj::str("step time per iteration: ", what), steps, double(h2) / total,
+                   double(h1) / total));
+  if (!counters.empty()) {
+    out.add(barPanel("counters", kj::str("counters that differ: ", what), counters, 0, double(h2) / total));
+  }
+  out.add(kj::str("unset multiplot"));
+  return kj::str(kj::strArray(out, "\n"), "\n");
+}
+
+// ---- sweep: figures against the value
+
+bool parseNumber(kj::StringPtr text, double& out) {
+  if (text.size() == 0) return false;
+  char* end = nullptr;
+  auto copy = kj::heapString(text);
+  if (copy.startsWith("0x") || copy.startsWith("0X")) {
+    out = double(strtoull(copy.cStr(), &end, 16));
+  } else {
+    out = strtod(copy.cStr(), &end);
+  }
+  return end != nullptr && *end == '\0' && std::isfinite(out);
+}
+
+struct Series {
+  kj::String name;
+  Row::Reader row;
+};
+
+kj::String sweepPanel(kj::StringPtr prefix, kj::StringPtr title, kj::ArrayPtr<const Series> series,
+                      kj::ArrayPtr<const double> xs, bool categorical, bool logX, kj::StringPtr param,
+                      double originY, double sizeY) {
+  kj::Vector<kj::String> out;
+  bool allPositive = true;
+  double lo = INFINITY, hi = 0;
+  for (auto i : kj::indices(series)) {
+    out.add(kj::str("$", prefix, i, " << EOD"));
+    auto cells = series[i].row.getCells();
+    for (auto v : kj::indices(cells)) {
+      auto c = cells[v];
+      if (!c.getPresent()) continue;
+      out.add(kj::str(num(xs[v]), " ", num(c.getMedian()), " ", num(c.getMin()), " ", num(c.getMax())));
+      if (c.getMin() <= 0) allPositive = false;
+      lo = kj::min(lo, c.getMin());
+      hi = kj::max(hi, c.getMax());
+    }
+    out.add(kj::str("EOD"));
+  }
+  out.add(kj::str("set origin 0,", num(originY)));
+  out.add(kj::str("set size 1,", num(sizeY)));
+  out.add(kj::str("set title ", quoted(title)));
+  out.add(kj::str("set xlabel ", quoted(param)));
+  out.add(kj::str("set key below"));
+  out.add(kj::str("set grid"));
+  out.add(kj::str(allPositive && lo > 0 && hi / lo >= 100 ? "set logscale y 10" : "unset logscale y"));
+  out.add(kj::str(logX ? "set logscale x 2" : "unset logscale x"));
+  if (categorical) out.add(kj::str("set xrange [-0.5:", xs.size(), "-0.5]"));
+  else out.add(kj::str("set autoscale x"));
+  kj::Vector<kj::String> plots;
+  for (auto i : kj::indices(series)) {
+    plots.add(kj::str("$", prefix, i, " using 1:2:3:4 with yerrorlines pt 7 ps 0.6 title ",
+                      quoted(series[i].name)));
+  }
+  out.add(kj::str("plot ", kj::strArray(plots, ", \\\n  ")));
+  return kj::str(kj::strArray(out, "\n"), "\n");
+}
+
+}  // namespace
+
+kj::Array<kj::String> chosenFigures(rpc::ExperimentReport::Reader report, kj::ArrayPtr<const kj::String> figures) {
+  kj::Vector<kj::String> chosen;
+  auto consider = [&](capnp::List<Row>::Reader rows, bool step) {
+    size_t taken = 0;
+    for (auto r : rows) {
+      auto name = figureName(r, step);
+      bool take = false;
+      if (figures.size() == 0) {
+        // Default: every top-level step, and the counters that differ between values.
+        take = taken < DEFAULT_FIGURES && (step ? r.getDepth() == 0 : r.getDiffers());
+      } else {
+        for (auto& f : figures) take = take || fnmatch(f.cStr(), name.cStr(), 0) == 0;
+      }
+      if (take) {
+        chosen.add(kj::mv(name));
+        taken++;
+      }
+    }
+  };
+  consider(report.getSteps(), true);
+  consider(report.getCounters(), false);
+  return chosen.releaseAsArray();
+}
+
+kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPath,
+                      kj::ArrayPtr<const kj::String> figures) {
+  if (report.getKind() == rpc::ExperimentReport::Kind::COMPARE) return compareScript(report, svgPath);
+
+  auto chosen = chosenFigures(report, figures);
+  auto isChosen = [&](kj::StringPtr name) {
+    for (auto& c : chosen) if (c == name) return true;
+    return false;
+  };
+  kj::Vector<Series> steps, counters;
+  for (auto r : report.getSteps()) {
+    auto name = figureName(r, true);
+    if (isChosen(name)) steps.add(Series{kj::mv(name), r});
+  }
+  for (auto r : report.getCounters()) {
+    auto name = figureName(r, false);
+    if (isChosen(name)) counters.add(Series{kj::mv(name), r});
+  }
+
+  auto variants = report.getVariants();
+  auto xs = kj::heapArray<double>(variants.size());
+  bool categorical = false;
+  for (auto i : kj::indices(variants)) categorical = categorical || !parseNumber(variants[i].getLabel(), xs[i]);
+  bool logX = false;
+  if (categorical) {
+    for (auto i : kj::indices(xs)) xs[i] = i;
+  } else {
+    double lo = INFINITY, hi = 0;
+    bool positive = true;
+    for (auto x : xs) {
+      positive = positive && x > 0;
+      lo = kj::min(lo, x);
+      hi = kj::max(hi, x);
+    }
+    logX = positive && hi / lo >= 16;
+  }
+
+  size_t panels = (steps.empty() ? 0 : 1) + (counters.empty() ? 0 : 1);
+  size_t total = 360 * kj::max(panels, size_t(1));
+  kj::Vector<kj::String> out;
+  out.add(header(total));
+  out.add(kj::str("set output ", quoted(svgPath)));
+  auto runs = report.getRepeats();
+  auto what = runs > 1 ? kj::str(": median and min-max over ", runs, " runs") : kj::str();
+  out.add(kj::str("set multiplot"));
+  if (categorical) {
+    kj::Vector<kj::String> tics;
+    for (auto i : kj::indices(variants)) tics.add(kj::str(quoted(variants[i].getLabel()), " ", i));
+    out.add(kj::str("set xtics (", kj::strArray(tics, ", "), ")"));
+  } else if (logX) {
+    out.add(kj::str("set xtics 2"));   // one tick per power of two on a log-2 axis
+  }
+  double origin = 1;
+  if (!steps.empty()) {
+    origin -= 1.0 / panels;
+    out.add(sweepPanel("s", kj::str("step time per iteration (us)", what), steps, xs, categorical, logX, report.getParam(),
+                       origin, 1.0 / panels));
+  }
+  if (!counters.empty()) {
+    origin -= 1.0 / panels;
+    out.add(sweepPanel("c", kj::str("counters", what), counters, xs, categorical, logX, report.getParam(), origin,
+                       1.0 / panels));
+  }
+  if (panels == 0) {
+    out.add(kj::str("set title 'nothing to plot: no figure matched'"));
+    out.add(kj::str("unset border\nunset tics\nplot [0:1][0:1] NaN notitle"));
+  }
+  out.add(kj::str("unset multiplot"));
+  return kj::str(kj::strArray(out, "\n"), "\n");
+}
+
+kj::Maybe<kj::String> findGnuplot() {
+  const char* path = getenv("PATH");
+  kj::StringPtr dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  for (size_t i = 0; i <= dirs.size(); i++) {
+    if (i == dirs.size() || dirs[i] == ':') {
+      if (i > start) {
+        auto candidate = kj::str(dirs.slice(start, i), "/gnuplot");
+        if (access(candidate.cStr(), X_OK) == 0) return kj::mv(candidate);
+      }
+      start = i + 1;
+    }
+  }
+  return nullptr;
+}
+
+kj::Maybe<kj::String> runGnuplot(kj::StringPtr gnuplot, kj::StringPtr script) {
+  // gnuplot reads the script from stdin; its complaints go to our stderr.
+  FILE* p = popen(kj::str("'", gnuplot, "' -").cStr(), "w");
+  if (p == nullptr) return kj::str("cannot start ", gnuplot, ": ", strerror(errno));
+  fwrite(script.begin(), 1, script.size(), p);
+  int status = pclose(p);
+  if (status == -1) return kj::str("gnuplot: ", strerror(errno));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return kj::str("gnuplot failed (", WIFEXITED(status) ? kj::str("exit status ", WEXITSTATUS(status))
+                                                         : kj::str("wait status ", status), ")");
+  }
+  return nullptr;
+}
+
+}  // namespace nb::experiment
