@@ -57,12 +57,18 @@ struct ExperimentReport {
   variants @7 :List(Variant);
   steps @8 :List(Row);          # scenario step timings, microseconds per iteration
   counters @9 :List(Row);       # every instance's stats() counters after each run
+  series @10 :Text;
+  # sweep: a second key, one line per value in plots (e.g. the implementation compared across
+  # the swept values); variants are every (value, series value) pair, each value's series side by
+  # side
 
   struct Variant {
-    label @0 :Text;             # "A", "B", or the swept value as written
+    label @0 :Text;             # "A", "B", or the swept value as written ("series/value" with a series)
     manifest @1 :Text;
     ok @2 :Bool;                # every run passed
     failures @3 :List(Text);    # why a run did not pass: "run 2: scenario x.capnp failed"
+    value @4 :Text;             # sweep: the value of `param`
+    seriesValue @5 :Text;       # sweep with a series: the value of `series`
   }
 
   struct Row {

@@ -350,6 +350,11 @@ private:
     param_ = kj::heapString(text);
     return true;
   }
+  kj::MainBuilder::Validity setSeries(kj::StringPtr text) {
+    if (experiment::parseSweepParam(text) == nullptr) return "expected --series <key>=<value>,<value>,...";
+    series_ = kj::heapString(text);
+    return true;
+  }
   kj::MainBuilder::Validity addFigure(kj::StringPtr pattern) { figures_.add(kj::heapString(pattern)); return true; }
 
   experiment::ExperimentOptions experimentOptions() {
@@ -398,6 +403,9 @@ private:
     return addExperimentOptions(b, "1")
         .addOptionWithArg({"param"}, KJ_BIND_METHOD(*this, setParam), "<key>=<v1>,<v2>,...",
                           "the key to sweep and its values, e.g. hw.smmuv3.0.iotlb_entries=16,64,256 (required)")
+        .addOptionWithArg({"series"}, KJ_BIND_METHOD(*this, setSeries), "<key>=<v1>,<v2>,...",
+                          "a second key: every --param value runs once per series value, one line "
+                          "each in the plot, e.g. components.smmu_queue.impl=smmuv3/native,smmuv3/sw_vcmdq")
         .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
                           "a row to plot, by name with * wildcards: 'smmu0.cmdq_consumed', "
                           "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: top-level steps "
@@ -410,7 +418,8 @@ private:
   kj::MainBuilder::Validity sweep() {
     if (param_ == nullptr) return "--param <key>=<value>,<value>,... is required";
     auto options = experimentOptions();
-    auto status = experiment::sweep(options, args_[0], args_.slice(1, args_.size()), param_);
+    auto status = experiment::sweep(options, args_[0], args_.slice(1, args_.size()), param_,
+                                    series_ == nullptr ? kj::StringPtr(nullptr) : kj::StringPtr(series_));
     context_.finish(status);
   }
 
@@ -509,7 +518,7 @@ private:
   kj::Maybe<kj::String> trace_;
   kj::Maybe<kj::String> csv_, plot_;
   kj::Vector<kj::String> args_;       // compare, sweep: manifests and scenarios, in order
-  kj::String param_;
+  kj::String param_, series_;
   kj::Vector<kj::String> figures_;
   uint32_t repeats_ = 0;
 };

@@ -129,12 +129,12 @@ public:
 
   // Prints and writes the outputs; the exit status.
   int finish(Measurements& measurements, kj::StringPtr param, uint32_t repeats,
-             kj::Maybe<kj::String>& gnuplot, kj::StringPtr failurePrefix) {
+             kj::Maybe<kj::String>& gnuplot, kj::StringPtr series = nullptr) {
     capnp::MallocMessageBuilder message;
     auto report = message.initRoot<rpc::ExperimentReport>();
     auto files = KJ_MAP(s, scenarios) { return kj::heapString(s.file); };
     auto overrides = KJ_MAP(o, options.overrides) { return overrideText(o); };
-    measurements.fill(report, files, overrides, param, repeats);
+    measurements.fill(report, files, overrides, param, repeats, series);
     auto reader = report.asReader();
     if (options.json) {
       capnp::JsonCodec codec;
@@ -168,7 +168,7 @@ public:
       }
     }
     for (auto v : reader.getVariants()) {
-      for (auto f : v.getFailures()) say(kj::str(failurePrefix, v.getLabel(), " failed: ", f));
+      for (auto f : v.getFailures()) say(kj::str(variantName(reader, v), " failed: ", f));
     }
     return status;
   }
@@ -229,7 +229,7 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
     }
   }
   progress.done();
-  return experiment.finish(measurements, nullptr, repeats, gnuplot, "");
+  return experiment.finish(measurements, nullptr, repeats, gnuplot);
 }
 
 kj::Maybe<SweepParam> parseSweepParam(kj::StringPtr text) {
@@ -259,7 +259,7 @@ kj::Maybe<SweepParam> parseSweepParam(kj::StringPtr text) {
 }
 
 int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const kj::String> scenarioPaths,
-          kj::StringPtr paramText) {
+          kj::StringPtr paramText, kj::StringPtr seriesText) {
   uint32_t repeats = options.repeats ? options.repeats : 1;
   auto maybeParam = parseSweepParam(paramText);
   if (maybeParam == nullptr) {
@@ -267,20 +267,52 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
     return EXIT_USAGE;
   }
   auto param = kj::mv(KJ_ASSERT_NONNULL(maybeParam));
+  kj::Maybe<SweepParam> series;
+  if (seriesText != nullptr) {
+    series = parseSweepParam(seriesText);
+    if (series == nullptr) {
+      say(kj::str("--series must be <key>=<value>,<value>,...: '", seriesText, "'"));
+      return EXIT_USAGE;
+    }
+  }
   kj::Maybe<kj::String> gnuplot;
   if (!Experiment::preflight(options, gnuplot)) return EXIT_USAGE;
 
-  // Every value must give a valid manifest before anything runs.
-  auto overridesFor = [&](kj::StringPtr value) {
+  // The variants: every value, and for each every series value (one line each in the plot).
+  struct Point {
+    kj::StringPtr value;
+    kj::Maybe<kj::StringPtr> seriesValue;
+    kj::String name;     // for messages: "[series=s ]key=value"
+    kj::String label;    // the table's column, and the trace's timelines
+  };
+  auto shortOf = [](kj::StringPtr key) {
+    KJ_IF_MAYBE(dot, key.findLast('.')) { return key.slice(*dot + 1); }
+    return key;
+  };
+  kj::Vector<Point> points;
+  for (auto& v : param.values) {
+    KJ_IF_MAYBE(s, series) {
+      for (auto& sv : s->values) {
+        points.add(Point{v, kj::StringPtr(sv), kj::str(s->key, "=", sv, " ", param.key, "=", v),
+                         kj::str(sv, "/", v)});
+      }
+    } else {
+      points.add(Point{v, nullptr, kj::str(param.key, "=", v), kj::heapString(v)});
+    }
+  }
+  auto overridesFor = [&](const Point& point) {
     kj::Vector<Override> all;
     for (auto& o : options.overrides) all.add(Override{kj::heapString(o.key), kj::heapString(o.value)});
-    all.add(Override{kj::heapString(param.key), kj::heapString(value)});
+    KJ_IF_MAYBE(sv, point.seriesValue) {
+      all.add(Override{kj::heapString(KJ_ASSERT_NONNULL(series).key), kj::heapString(*sv)});
+    }
+    all.add(Override{kj::heapString(param.key), kj::heapString(point.value)});
     return all;
   };
+  // Every variant must give a valid manifest before anything runs.
   bool valid = true;
-  for (auto& v : param.values) {
-    auto context = kj::str("--param ", param.key, "=", v);
-    valid = load(manifest, options.registry, overridesFor(v), context) != nullptr && valid;
+  for (auto& point : points) {
+    valid = load(manifest, options.registry, overridesFor(point), kj::str("--param ", point.name)) != nullptr && valid;
   }
   if (!valid) return EXIT_USAGE;
   auto scenarios = loadScenarios(scenarioPaths);
@@ -288,32 +320,37 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "sweep");
   experiment.loop();
-  auto variants = KJ_MAP(v, param.values) { return VariantSpec{kj::heapString(v), kj::heapString(manifest)}; };
+  auto variants = KJ_MAP(p, points) {
+    return VariantSpec{kj::heapString(p.label), kj::heapString(manifest), kj::heapString(p.value),
+                       p.seriesValue.map([](kj::StringPtr sv) { return kj::heapString(sv); }).orDefault(kj::str())};
+  };
   Measurements measurements(rpc::ExperimentReport::Kind::SWEEP, kj::mv(variants));
-  // Trace timelines are named by the last part of the key: "iotlb_entries=64 smmu0".
-  kj::StringPtr shortKey = param.key;
-  KJ_IF_MAYBE(dot, shortKey.findLast('.')) { shortKey = shortKey.slice(*dot + 1); }
-  Progress progress("sweep", param.values.size() * repeats);
+  Progress progress("sweep", points.size() * repeats);
   for (uint32_t run = 1; run <= repeats; run++) {
-    for (auto i : kj::indices(param.values)) {
-      auto& value = param.values[i];
-      auto what = kj::str(param.key, "=", value, repeats > 1 ? kj::str(" run ", run) : kj::str());
+    for (auto i : kj::indices(points)) {
+      auto& point = points[i];
+      auto what = kj::str(point.name, repeats > 1 ? kj::str(" run ", run) : kj::str());
       progress.starting(what);
-      auto plan = load(manifest, options.registry, overridesFor(value));
+      auto plan = load(manifest, options.registry, overridesFor(point));
       if (plan == nullptr) return EXIT_USAGE;
-      auto label = kj::str(shortKey, "=", value, repeats > 1 ? kj::str("#", run) : kj::str());
+      // Trace timelines are named by the keys' last parts: "iotlb_entries=64 smmu0".
+      auto label = kj::str(point.seriesValue.map([&](kj::StringPtr sv) {
+                             return kj::str(shortOf(KJ_ASSERT_NONNULL(series).key), "=", sv, " ");
+                           }).orDefault(kj::str()),
+                           shortOf(param.key), "=", point.value, repeats > 1 ? kj::str("#", run) : kj::str());
       KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label)) {
         progress.finished(what, Experiment::outcomeText(*result));
         measurements.add(i, run, *result);
       } else {
         progress.done();
-        say(kj::str("the scenario does not fit ", manifest, " with ", param.key, "=", value));
+        say(kj::str("the scenario does not fit ", manifest, " with ", point.name));
         return EXIT_USAGE;
       }
     }
   }
   progress.done();
-  return experiment.finish(measurements, param.key, repeats, gnuplot, kj::str(param.key, "="));
+  kj::StringPtr seriesKey = series.map([](SweepParam& s) -> kj::StringPtr { return s.key; }).orDefault(nullptr);
+  return experiment.finish(measurements, param.key, repeats, gnuplot, seriesKey);
 }
 
 }  // namespace nb::experiment

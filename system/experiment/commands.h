@@ -37,8 +37,10 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
             kj::ArrayPtr<const kj::String> scenarios);
 
 // `param` is "key=v1,v2,...": commas inside brackets or quotes do not split (TOML arrays).
+// `series`, if not null, is a second "key=v1,v2,...": every value of `param` runs once per series
+// value, and plots draw one line per series value (an implementation across the swept values).
 int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const kj::String> scenarios,
-          kj::StringPtr param);
+          kj::StringPtr param, kj::StringPtr series = nullptr);
 
 // "key=v1,v2,..." split; null if there is no '=' or no value.
 struct SweepParam {

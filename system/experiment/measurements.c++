@@ -112,13 +112,15 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
 }
 
 void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<const kj::String> scenarios,
-                        kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats) {
+                        kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats,
+                        kj::StringPtr series) {
   report.setKind(kind_);
   auto s = report.initScenarios(scenarios.size());
   for (auto i : kj::indices(scenarios)) s.set(i, scenarios[i]);
   auto o = report.initOverrides(overrides.size());
   for (auto i : kj::indices(overrides)) o.set(i, overrides[i]);
   report.setParam(param);
+  report.setSeries(series);
   report.setRepeats(repeats);
   report.setSpread("min-max over runs");
   bool ok = true;
@@ -126,6 +128,8 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
   for (auto i : kj::indices(variants_)) {
     variants[i].setLabel(variants_[i].label);
     variants[i].setManifest(variants_[i].manifest);
+    variants[i].setValue(variants_[i].value);
+    variants[i].setSeriesValue(variants_[i].seriesValue);
     variants[i].setOk(failures_[i].empty());
     ok = ok && failures_[i].empty();
     auto f = variants[i].initFailures(failures_[i].size());
@@ -176,6 +180,13 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
   fillRows(timed, report.initSteps(timed.size()));
   auto counters = KJ_MAP(r, counters_) -> Row* { return r.get(); };
   fillRows(counters, report.initCounters(counters.size()));
+}
+
+kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentReport::Variant::Reader variant) {
+  if (report.getKind() == rpc::ExperimentReport::Kind::COMPARE) return kj::heapString(variant.getLabel());
+  auto swept = kj::str(report.getParam(), "=", variant.getValue());
+  if (report.getSeries().size() == 0) return swept;
+  return kj::str(report.getSeries(), "=", variant.getSeriesValue(), " ", swept);
 }
 
 kj::String rowName(rpc::ExperimentReport::Row::Reader row, bool step) {
@@ -235,8 +246,11 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
     lines.add(kj::str("nestbed compare: ", runs, " run", runs == 1 ? "" : "s", " of each, alternating A B; ",
                       runs > 1 ? "median [min-max] over runs" : "one run"));
   } else {
-    lines.add(kj::str("nestbed sweep: ", report.getParam(), " over ", variants.size(), " values, ", runs, " run",
-                      runs == 1 ? "" : "s", " each", runs > 1 ? "; median [min-max] over runs" : ""));
+    lines.add(kj::str("nestbed sweep: ", report.getParam(),
+                      report.hasSeries() && report.getSeries().size()
+                          ? kj::str(" for each ", report.getSeries(), " (columns: series/value)") : kj::str(),
+                      ", ", variants.size(), " variants, ", runs, " run", runs == 1 ? "" : "s", " each",
+                      runs > 1 ? "; median [min-max] over runs" : ""));
   }
   for (auto v : variants) {
     if (compare) lines.add(kj::str("  ", v.getLabel(), "  ", v.getManifest()));
@@ -245,7 +259,7 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
   for (auto o : report.getOverrides()) lines.add(kj::str("  --set ", o));
   for (auto s : report.getScenarios()) lines.add(kj::str("  scenario ", s));
   for (auto v : variants) {
-    auto who = compare ? kj::heapString(v.getLabel()) : kj::str(report.getParam(), "=", v.getLabel());
+    auto who = variantName(report, v);
     if (v.getOk()) continue;
     for (auto f : v.getFailures()) lines.add(kj::str("  FAIL ", who, ": ", f));
   }

@@ -17,8 +17,10 @@
 namespace nb::experiment {
 
 struct VariantSpec {
-  kj::String label;      // "A", "B", or a swept value
+  kj::String label;      // "A", "B", or a swept value ("series/value" with a series)
   kj::String manifest;
+  kj::String value = nullptr;         // sweep: the value of the swept key
+  kj::String seriesValue = nullptr;   // sweep with --series: the value of the series key
 };
 
 class Measurements {
@@ -33,7 +35,8 @@ public:
 
   // The report; `scenarios`, `overrides`, `param` and `repeats` describe the experiment.
   void fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<const kj::String> scenarios,
-            kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats);
+            kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats,
+            kj::StringPtr series = nullptr);
 
   struct Row;
 
@@ -55,6 +58,10 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report);
 // The same rows as CSV, one line per row: kind, group, name, line, then median, min and max per
 // variant, then ratio, differs, varies.
 kj::String experimentCsv(rpc::ExperimentReport::Reader report);
+
+// How messages name a variant: "B", "hw.smmuv3.0.iotlb_entries=64", or with a series
+// "components.q.impl=smmu_queue/native hw.smmuv3.0.iotlb_entries=64".
+kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentReport::Variant::Reader variant);
 
 // A row's display name: "page_table.capnp:42 label" for steps, "instance.counter" for counters.
 kj::String rowName(rpc::ExperimentReport::Row::Reader row, bool step);

@@ -170,24 +170,39 @@ struct Series {
   Row::Reader row;
 };
 
-kj::String sweepPanel(kj::StringPtr prefix, kj::StringPtr title, kj::ArrayPtr<const Series> series,
-                      kj::ArrayPtr<const double> xs, bool categorical, bool logX, kj::StringPtr param,
-                      double originY, double sizeY) {
+// The x of each variant, and the series (line) each belongs to: `series[v]` indexes `names`.
+struct Axis {
+  kj::Array<double> xs;
+  kj::Array<size_t> series;
+  kj::Vector<kj::String> names;     // series values in order of appearance ("" without a series)
+  kj::Vector<kj::String> ticks;     // categorical: the values, in order of appearance
+  bool categorical = false;
+  bool logX = false;
+};
+
+kj::String sweepPanel(kj::StringPtr prefix, kj::StringPtr title, kj::ArrayPtr<const Series> figures,
+                      const Axis& axis, kj::StringPtr param, double originY, double sizeY) {
   kj::Vector<kj::String> out;
+  kj::Vector<kj::String> plots;
   bool allPositive = true;
   double lo = INFINITY, hi = 0;
-  for (auto i : kj::indices(series)) {
-    out.add(kj::str("$", prefix, i, " << EOD"));
-    auto cells = series[i].row.getCells();
-    for (auto v : kj::indices(cells)) {
-      auto c = cells[v];
-      if (!c.getPresent()) continue;
-      out.add(kj::str(num(xs[v]), " ", num(c.getMedian()), " ", num(c.getMin()), " ", num(c.getMax())));
-      if (c.getMin() <= 0) allPositive = false;
-      lo = kj::min(lo, c.getMin());
-      hi = kj::max(hi, c.getMax());
+  for (auto i : kj::indices(figures)) {
+    auto cells = figures[i].row.getCells();
+    for (auto s : kj::indices(axis.names)) {
+      auto block = kj::str("$", prefix, i, "_", s);
+      out.add(kj::str(block, " << EOD"));
+      for (auto v : kj::indices(cells)) {
+        auto c = cells[v];
+        if (!c.getPresent() || axis.series[v] != s) continue;
+        out.add(kj::str(num(axis.xs[v]), " ", num(c.getMedian()), " ", num(c.getMin()), " ", num(c.getMax())));
+        if (c.getMin() <= 0) allPositive = false;
+        lo = kj::min(lo, c.getMin());
+        hi = kj::max(hi, c.getMax());
+      }
+      out.add(kj::str("EOD"));
+      auto name = axis.names[s].size() ? kj::str(figures[i].name, " [", axis.names[s], "]") : kj::heapString(figures[i].name);
+      plots.add(kj::str(block, " using 1:2:3:4 with yerrorlines pt 7 ps 0.6 title ", quoted(name)));
     }
-    out.add(kj::str("EOD"));
   }
   out.add(kj::str("set origin 0,", num(originY)));
   out.add(kj::str("set size 1,", num(sizeY)));
@@ -196,16 +211,54 @@ kj::String sweepPanel(kj::StringPtr prefix, kj::StringPtr title, kj::ArrayPtr<co
   out.add(kj::str("set key below"));
   out.add(kj::str("set grid"));
   out.add(kj::str(allPositive && lo > 0 && hi / lo >= 100 ? "set logscale y 10" : "unset logscale y"));
-  out.add(kj::str(logX ? "set logscale x 2" : "unset logscale x"));
-  if (categorical) out.add(kj::str("set xrange [-0.5:", xs.size(), "-0.5]"));
+  out.add(kj::str(axis.logX ? "set logscale x 2" : "unset logscale x"));
+  if (axis.categorical) out.add(kj::str("set xrange [-0.5:", axis.ticks.size(), "-0.5]"));
   else out.add(kj::str("set autoscale x"));
-  kj::Vector<kj::String> plots;
-  for (auto i : kj::indices(series)) {
-    plots.add(kj::str("$", prefix, i, " using 1:2:3:4 with yerrorlines pt 7 ps 0.6 title ",
-                      quoted(series[i].name)));
-  }
   out.add(kj::str("plot ", kj::strArray(plots, ", \\\n  ")));
   return kj::str(kj::strArray(out, "\n"), "\n");
+}
+
+Axis axisOf(capnp::List<rpc::ExperimentReport::Variant>::Reader variants) {
+  Axis axis;
+  axis.xs = kj::heapArray<double>(variants.size());
+  axis.series = kj::heapArray<size_t>(variants.size());
+  auto valueOf = [](rpc::ExperimentReport::Variant::Reader v) {
+    return v.getValue().size() ? v.getValue() : v.getLabel();
+  };
+  for (auto i : kj::indices(variants)) {
+    auto v = variants[i];
+    axis.categorical = axis.categorical || !parseNumber(valueOf(v), axis.xs[i]);
+    kj::Maybe<size_t> s;
+    for (auto k : kj::indices(axis.names)) if (axis.names[k] == v.getSeriesValue()) s = k;
+    KJ_IF_MAYBE(k, s) {
+      axis.series[i] = *k;
+    } else {
+      axis.series[i] = axis.names.size();
+      axis.names.add(kj::heapString(v.getSeriesValue()));
+    }
+  }
+  if (axis.categorical) {
+    for (auto i : kj::indices(variants)) {
+      kj::Maybe<size_t> t;
+      for (auto k : kj::indices(axis.ticks)) if (axis.ticks[k] == valueOf(variants[i])) t = k;
+      KJ_IF_MAYBE(k, t) {
+        axis.xs[i] = *k;
+      } else {
+        axis.xs[i] = axis.ticks.size();
+        axis.ticks.add(kj::heapString(valueOf(variants[i])));
+      }
+    }
+  } else {
+    double lo = INFINITY, hi = 0;
+    bool positive = true;
+    for (auto x : axis.xs) {
+      positive = positive && x > 0;
+      lo = kj::min(lo, x);
+      hi = kj::max(hi, x);
+    }
+    axis.logX = positive && hi / lo >= 16;
+  }
+  return axis;
 }
 
 }  // namespace
@@ -253,23 +306,7 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
     if (isChosen(name)) counters.add(Series{kj::mv(name), r});
   }
 
-  auto variants = report.getVariants();
-  auto xs = kj::heapArray<double>(variants.size());
-  bool categorical = false;
-  for (auto i : kj::indices(variants)) categorical = categorical || !parseNumber(variants[i].getLabel(), xs[i]);
-  bool logX = false;
-  if (categorical) {
-    for (auto i : kj::indices(xs)) xs[i] = i;
-  } else {
-    double lo = INFINITY, hi = 0;
-    bool positive = true;
-    for (auto x : xs) {
-      positive = positive && x > 0;
-      lo = kj::min(lo, x);
-      hi = kj::max(hi, x);
-    }
-    logX = positive && hi / lo >= 16;
-  }
+  auto axis = axisOf(report.getVariants());
 
   size_t panels = (steps.empty() ? 0 : 1) + (counters.empty() ? 0 : 1);
   size_t total = 360 * kj::max(panels, size_t(1));
@@ -279,22 +316,22 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
   auto runs = report.getRepeats();
   auto what = runs > 1 ? kj::str(": median and min-max over ", runs, " runs") : kj::str();
   out.add(kj::str("set multiplot"));
-  if (categorical) {
+  if (axis.categorical) {
     kj::Vector<kj::String> tics;
-    for (auto i : kj::indices(variants)) tics.add(kj::str(quoted(variants[i].getLabel()), " ", i));
+    for (auto i : kj::indices(axis.ticks)) tics.add(kj::str(quoted(axis.ticks[i]), " ", i));
     out.add(kj::str("set xtics (", kj::strArray(tics, ", "), ")"));
-  } else if (logX) {
+  } else if (axis.logX) {
     out.add(kj::str("set xtics 2"));   // one tick per power of two on a log-2 axis
   }
   double origin = 1;
   if (!steps.empty()) {
     origin -= 1.0 / panels;
-    out.add(sweepPanel("s", kj::str("step time per iteration (us)", what), steps, xs, categorical, logX, report.getParam(),
-                       origin, 1.0 / panels));
+    out.add(sweepPanel("s", kj::str("step time per iteration (us)", what), steps, axis, report.getParam(), origin,
+                       1.0 / panels));
   }
   if (!counters.empty()) {
     origin -= 1.0 / panels;
-    out.add(sweepPanel("c", kj::str("counters", what), counters, xs, categorical, logX, report.getParam(), origin,
+    out.add(sweepPanel("c", kj::str("counters", what), counters, axis, report.getParam(), origin,
                        1.0 / panels));
   }
   if (panels == 0) {

@@ -249,6 +249,42 @@ TEST_CASE("sweep: one run per value, a table, JSON, CSV and a plot", "[experimen
   }
 }
 
+TEST_CASE("sweep: --series runs every value once per series value, a line each", "[experiment][sweep]") {
+  auto svg = tmp("series.svg");
+  bool gnuplot = haveGnuplot();
+  auto r = fixtureNestbed("sweep --json --series components.relay.placement=inline,process "
+                          "--param components.counter.start=1,2" +
+                              (gnuplot ? " --figure counter.total --plot " + svg : std::string()) + " " +
+                              path("tests/system/manifests/fixture.toml") + " " +
+                              path("tests/system/scenarios/relay-repeat.capnp"),
+                          "2>/dev/null");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto decoded = decodeReport(r.out);
+  auto report = decoded->report;
+  CHECK(report.getSeries() == "components.relay.placement");
+  auto variants = report.getVariants();
+  REQUIRE(variants.size() == 4);
+  // Each value's series side by side.
+  CHECK(variants[0].getLabel() == "inline/1");
+  CHECK(variants[1].getLabel() == "process/1");
+  CHECK(variants[1].getValue() == "1");
+  CHECK(variants[1].getSeriesValue() == "process");
+  CHECK(variants[3].getLabel() == "process/2");
+  for (auto row : report.getCounters()) {
+    if (row.getGroup() == "counter" && row.getName() == "total") {
+      auto cells = row.getCells();
+      CHECK(cells[0].getMedian() == cells[1].getMedian());   // placement changes no counter
+      CHECK(cells[2].getMedian() == cells[0].getMedian() + 1);
+    }
+  }
+  if (gnuplot) {
+    auto text = readFile(svg);
+    CHECK(contains(text, "counter.total [inline]"));
+    CHECK(contains(text, "counter.total [process]"));
+  }
+}
+
 TEST_CASE("sweep: a hardware setting addressed by its array index", "[experiment][sweep]") {
   auto r = nestbed("sweep --json --param hw.smmuv3.0.iotlb_entries=16,64 " + path("system/manifests/default.toml") +
                        " " + path("system/scenarios/smmuv3.capnp"),
