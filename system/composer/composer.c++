@@ -281,6 +281,11 @@ kj::Promise<kj::Array<InstanceStats>> Composer::stats() {
         InstanceStats s{kj::heapString(inst.plan.name), kj::heapString(inst.plan.impl), {}};
         for (auto c : response.getCounters()) s.counters.add(Stat{kj::heapString(c.getName()), c.getValue()});
         return s;
+      }, [this, &inst = *inst](kj::Exception&& e) {
+        // A process that died and is not reaped yet (or being restarted): no counters, and
+        // say so, rather than failing everyone's stats.
+        options_.report(kj::str("stats of '", inst.plan.name, "' failed: ", e.getDescription()));
+        return InstanceStats{kj::heapString(inst.plan.name), kj::heapString(inst.plan.impl), {}};
       }));
     } else {
       promises.add(InstanceStats{kj::heapString(inst->plan.name), kj::heapString(inst->plan.impl), {}});
