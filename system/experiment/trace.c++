@@ -5,6 +5,7 @@
 #include <capnp/membrane.h>
 #include <kj/debug.h>
 #include <kj/map.h>
+#include <algorithm>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -125,10 +126,22 @@ struct Tracer::Impl {
     bool baseline = true;
   };
 
+  // A complete event ("X"). Written out last: a thread's slices must nest, so slices that
+  // overlap without nesting (calls in flight together) are moved to extra threads then.
+  struct Slice {
+    uint32_t pid;
+    uint32_t tid;
+    kj::String threadName;   // what the thread is called ("calls from ep0")
+    double start, end;       // microseconds since the epoch
+    kj::String head;         // the event up to its tid: {"name":...,"pid":N
+    kj::String tail;         // after its tid: ,"args":{...}}
+  };
+
   const Names names;
   const void* membraneBrand;
   Clock::time_point epoch = Clock::now();
-  kj::Vector<kj::String> events;
+  kj::Vector<kj::String> events;     // everything but slices
+  kj::Vector<Slice> slices;
   kj::Vector<kj::Own<Run>> runs;     // kept to the end: policies of past runs may still call
   kj::Maybe<Run&> current;
   uint32_t nextPid = 1;
@@ -191,11 +204,55 @@ struct Tracer::Impl {
     auto method = name.slice(interface.size() + 1);
     auto failure = kj::str();
     KJ_IF_MAYBE(e, error) { failure = kj::str(",\"exception\":", jsonString(kj::str(e->getType()))); }
-    events.add(kj::str("{\"name\":", jsonString(name), ",\"cat\":\"rpc\",\"ph\":\"X\",\"ts\":", micros(at(start)),
-                       ",\"dur\":", micros(at(end) - at(start)), ",\"pid\":", callee.pid,
-                       ",\"tid\":", tidFor(callee, caller.name), ",\"args\":{\"caller\":", jsonString(caller.name),
-                       ",\"callee\":", jsonString(callee.name), ",\"interface\":", jsonString(interface),
-                       ",\"method\":", jsonString(method), failure, "}}"));
+    addSlice(callee, tidFor(callee, caller.name), kj::str("calls from ", caller.name), at(start), at(end),
+             kj::str("{\"name\":", jsonString(name), ",\"cat\":\"rpc\""),
+             kj::str(",\"args\":{\"caller\":", jsonString(caller.name), ",\"callee\":", jsonString(callee.name),
+                     ",\"interface\":", jsonString(interface), ",\"method\":", jsonString(method), failure, "}}"));
+  }
+
+  void addSlice(Party& party, uint32_t tid, kj::String threadName, double start, double end, kj::String head,
+                kj::String tail) {
+    slices.add(Slice{party.pid, tid, kj::mv(threadName), start, end,
+                     kj::str(head, ",\"ph\":\"X\",\"ts\":", micros(start), ",\"dur\":", micros(end - start),
+                             ",\"pid\":", party.pid),
+                     kj::mv(tail)});
+  }
+
+  // Every slice as an event, each thread's slices nested: one that overlaps another without
+  // containing it goes to the first extra lane where it nests ("calls from ep0 (2)").
+  void writeSlices(kj::Vector<kj::String>& out) {
+    constexpr uint32_t LANE_STRIDE = 10000;
+    auto order = kj::heapArray<size_t>(slices.size());
+    for (auto i : kj::indices(order)) order[i] = i;
+    std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
+      auto& x = slices[a];
+      auto& y = slices[b];
+      if (x.pid != y.pid) return x.pid < y.pid;
+      if (x.tid != y.tid) return x.tid < y.tid;
+      if (x.start != y.start) return x.start < y.start;
+      return x.end > y.end;   // the enclosing slice first
+    });
+    kj::Vector<kj::Vector<double>> lanes;   // per lane, the ends of the slices open on it
+    for (size_t k = 0; k < order.size(); k++) {
+      auto& slice = slices[order[k]];
+      if (k == 0 || slices[order[k - 1]].pid != slice.pid || slices[order[k - 1]].tid != slice.tid) lanes.clear();
+      size_t lane = 0;
+      for (; lane < lanes.size(); lane++) {
+        auto& open = lanes[lane];
+        while (!open.empty() && open.back() <= slice.start) open.removeLast();
+        if (open.empty() || open.back() >= slice.end) break;
+      }
+      if (lane == lanes.size()) {
+        lanes.add();
+        if (lane > 0) {
+          out.add(kj::str("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":", slice.pid, ",\"tid\":",
+                          slice.tid + LANE_STRIDE * lane, ",\"args\":{\"name\":",
+                          jsonString(kj::str(slice.threadName, " (", lane + 1, ")")), "}}"));
+        }
+      }
+      lanes[lane].add(slice.end);
+      out.add(kj::str(slice.head, ",\"tid\":", slice.tid + LANE_STRIDE * lane, slice.tail));
+    }
   }
 
   // A capability handed to `holder`, served by `owner`: calls on it are recorded.
@@ -432,11 +489,10 @@ void Tracer::step(const ScenarioRunner::StepSpan& span) {
   auto& scenario = impl_->party(r, "scenario");
   auto file = span.file;
   KJ_IF_MAYBE(slash, file.findLast('/')) { file = file.slice(*slash + 1); }
-  impl_->events.add(kj::str(
-      "{\"name\":", jsonString(span.label), ",\"cat\":\"step\",\"ph\":\"X\",\"ts\":", micros(impl_->at(span.start)),
-      ",\"dur\":", micros(impl_->at(span.end) - impl_->at(span.start)), ",\"pid\":", scenario.pid,
-      ",\"tid\":", STEPS_TID, ",\"args\":{\"file\":", jsonString(file), ",\"line\":", span.line,
-      ",\"iteration\":", span.iteration, ",\"ok\":", span.ok ? "true" : "false", "}}"));
+  impl_->addSlice(scenario, STEPS_TID, kj::str("steps"), impl_->at(span.start), impl_->at(span.end),
+                  kj::str("{\"name\":", jsonString(span.label), ",\"cat\":\"step\""),
+                  kj::str(",\"args\":{\"file\":", jsonString(file), ",\"line\":", span.line, ",\"iteration\":",
+                          span.iteration, ",\"ok\":", span.ok ? "true" : "false", "}}"));
 }
 
 void Tracer::counters(kj::Array<InstanceStats> stats, std::chrono::steady_clock::time_point at) {
@@ -482,9 +538,12 @@ uint64_t Tracer::rpcEvents() const { return impl_->rpcs; }
 uint64_t Tracer::smmuCommands() const { return impl_->smmuCommands; }
 
 kj::String Tracer::json() {
+  kj::Vector<kj::String> all;
+  for (auto& e : impl_->events) all.add(kj::heapString(e));
+  impl_->writeSlices(all);
   return kj::str("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"tool\":\"nestbed\",\"rpc_events\":", impl_->rpcs,
-                 ",\"smmu_commands\":", impl_->smmuCommands, "},\n\"traceEvents\":[\n",
-                 kj::strArray(impl_->events, ",\n"), "\n]}\n");
+                 ",\"smmu_commands\":", impl_->smmuCommands, "},\n\"traceEvents\":[\n", kj::strArray(all, ",\n"),
+                 "\n]}\n");
 }
 
 kj::Maybe<kj::String> Tracer::write(kj::StringPtr path) {
