@@ -239,6 +239,7 @@ private:
       auto result = experiment::runOnce(io, kj::mv(*plan), loaded, options);
       switch (result.outcome) {
         case experiment::RunResult::Outcome::START_FAILED:
+          KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }   // the calls up to the failure
           fail(kj::str("nestbed: ", result.error));
         case experiment::RunResult::Outcome::CHECK_FAILED:
           for (auto& e : result.checkErrors) context_.warning(kj::str(e));
@@ -325,12 +326,12 @@ private:
   }
   kj::MainBuilder::Validity setTrace(kj::StringPtr path) { trace_ = resolvePath(path); return true; }
 
-  kj::MainBuilder& addExperimentOptions(kj::MainBuilder& b, kj::StringPtr defaultRepeats) {
+  // `repeatHelp` must outlive the builder: MainBuilder keeps the pointer.
+  kj::MainBuilder& addExperimentOptions(kj::MainBuilder& b, kj::StringPtr repeatHelp) {
     addSetOption(b);
     addTraceOption(b);
     return b
-        .addOptionWithArg({"repeat"}, KJ_BIND_METHOD(*this, setRepeat), "<n>",
-                          kj::str("runs per manifest or value (default ", defaultRepeats, ")"))
+        .addOptionWithArg({"repeat"}, KJ_BIND_METHOD(*this, setRepeat), "<n>", repeatHelp)
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
         .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
         .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot");
@@ -380,7 +381,7 @@ private:
                       "median over runs, its min-max, and B/A. Counters are deterministic; one that "
                       "varies between runs of one side is flagged. Exit 0 if every run passes, 1 if "
                       "a scenario fails (the side is named), 2 for bad input.");
-    return addExperimentOptions(b, "3")
+    return addExperimentOptions(b, "runs of each manifest, alternating A B (default 3)")
         .expectArg("<A.toml>", KJ_BIND_METHOD(*this, addArg))
         .expectArg("<B.toml>", KJ_BIND_METHOD(*this, addArg))
         .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
@@ -400,7 +401,7 @@ private:
                       "value; --plot draws chosen figures against the value. Progress goes to stderr. "
                       "Exit 0 if every run passes, 1 if a scenario fails (the value is named), 2 for "
                       "bad input.");
-    return addExperimentOptions(b, "1")
+    return addExperimentOptions(b, "rounds over every value (default 1)")
         .addOptionWithArg({"param"}, KJ_BIND_METHOD(*this, setParam), "<key>=<v1>,<v2>,...",
                           "the key to sweep and its values, e.g. hw.smmuv3.0.iotlb_entries=16,64,256 (required)")
         .addOptionWithArg({"series"}, KJ_BIND_METHOD(*this, setSeries), "<key>=<v1>,<v2>,...",

@@ -2,6 +2,7 @@
 
 #include "system/experiment/progress.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace nb::experiment {
@@ -27,9 +28,15 @@ void Progress::draw(kj::StringPtr what) {
   char bar[BAR_WIDTH + 1];
   for (size_t i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
   bar[BAR_WIDTH] = '\0';
+  auto line = kj::str(command_, " [", kj::StringPtr(bar), "] ", finished_, "/", total_, " ",
+                      uint64_t(secondsSince(began_)), "s ", what);
+  // A line longer than the terminal would wrap, and \r would no longer go back to its start.
+  struct winsize size;
+  if (ioctl(fileno(out_), TIOCGWINSZ, &size) == 0 && size.ws_col > 1 && line.size() >= size.ws_col) {
+    line = kj::heapString(line.slice(0, size.ws_col - 1));
+  }
   // \r and "erase to end of line": the bar is redrawn in place.
-  fprintf(out_, "\r%s [%s] %zu/%zu %.0fs %s\x1b[K", command_.cStr(), bar, finished_, total_, secondsSince(began_),
-          what.cStr());
+  fprintf(out_, "\r%s\x1b[K", line.cStr());
   fflush(out_);
 }
 

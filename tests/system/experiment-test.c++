@@ -173,6 +173,17 @@ TEST_CASE("compare, sweep, run: --set on an unknown key is an error naming it", 
   CHECK(contains(swept.out, "(--param components.counter.strat=1)"));
 }
 
+TEST_CASE("compare and sweep: --help says what they do and their defaults", "[experiment]") {
+  auto compare = fixtureNestbed("compare --help");
+  CHECK(compare.status == 0);
+  CHECK(contains(compare.out, "runs of each manifest, alternating A B (default 3)"));
+  CHECK(contains(compare.out, "--plot=<file.svg>"));
+  auto sweep = fixtureNestbed("sweep --help");
+  CHECK(sweep.status == 0);
+  CHECK(contains(sweep.out, "rounds over every value (default 1)"));
+  CHECK(contains(sweep.out, "--series=<key>=<v1>,<v2>,..."));
+}
+
 TEST_CASE("compare and sweep: bad input exits 2 before anything runs", "[experiment]") {
   auto manifest = path("tests/system/manifests/fixture.toml");
   auto scenario = path("tests/system/scenarios/relay-repeat.capnp");
