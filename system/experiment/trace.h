@@ -5,7 +5,9 @@
 // scenario and hw/mem's frame allocator "memory"):
 //   - every RPC between instances, and from the scenario to instances: a complete event ("X")
 //     on the callee's timeline, in a thread per caller, named Interface.method, with caller,
-//     callee, interface and method in its args (and the exception type if it failed);
+//     callee, interface and method in its args (and the exception type if it failed). Calls in
+//     flight together that do not nest go to extra threads ("calls from ep0 (2)"): a thread's
+//     slices must nest;
 //   - every scenario step: a complete event on the scenario's timeline;
 //   - every counter an instance's stats() changed during a step: a counter event ("C");
 //   - for hw/smmuv3 instances, the SMMU commands consumed and events produced during each step:
