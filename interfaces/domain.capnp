@@ -34,6 +34,26 @@ struct DomainInfo {
   oas @8 :UInt8;
   pgsizeBitmap @9 :UInt64;     # leaf sizes the domain can map; the smallest is its granule
   table @10 :PageTable.TableInfo;  # paging domains: the table's configuration
+  attachments @11 :List(Attachment);  # where it is installed now, sorted by device then PASID
+  vste @12 :List(UInt64);      # nested: the guest's vSTE (dw0, dw1) as validated (EATS
+                               # cleared, facts 2.3); empty for other kinds
+  vsteConfig @13 :VsteConfig;  # nested: what the vSTE asks for
+}
+
+enum VsteConfig {
+  # Facts 2.2: what a nested domain's physical STE is, by the guest vSTE's Config.
+  notNested @0;   # the domain is not nested
+  abort @1;       # V = 0 or Config = abort: an abort STE
+  bypass @2;      # Config = bypass: the parent's stage-2 STE (guest sees identity at stage 1)
+  s1Trans @3;     # Config = s1_trans: a nested STE (guest CDs and tables through stage 2)
+}
+
+struct Attachment {
+  device @0 :Text;             # the device's BDF, "ssss:bb:dd.f"
+  union {
+    rid @1 :Void;              # the device's own (RID) domain: its STE
+    pasid @2 :UInt32;          # a PASID of the device: CD `pasid` of its CD table
+  }
 }
 
 interface Domain {
@@ -41,4 +61,24 @@ interface Domain {
 
   iovaToPhys @1 (iova :UInt64) -> (errno :Common.Errno, pa :UInt64);
   # eNoEnt when nothing is mapped at `iova`; eOpNotSupp for a domain without a page table.
+
+  map @2 (runs :List(PageTable.MapRun)) -> (errno :Common.Errno, bytesMapped :UInt64,
+                                            failedIndex :Int64 = -1);
+  # iommu_map, several runs in one call (page-table.capnp PageTable.map: the same errno values
+  # and partial progress). Any invalidation the table returns is issued, with a CMD_SYNC,
+  # before this returns. eOpNotSupp for a domain without a page table (identity, blocked,
+  # nested: the guest owns stage 1).
+
+  unmap @3 (ranges :List(PageTable.Range)) -> (errno :Common.Errno, bytesUnmapped :UInt64,
+                                               stoppedIndex :Int64 = -1, commands :UInt32);
+  # iommu_unmap: the page table's unmap, then the TLB invalidations it returned — TLBI_NH_VA
+  # by ASID (stage 1) or TLBI_S2_IPA by VMID (stage 2; a nest parent adds TLBI_NH_ALL for the
+  # guest's combined entries), in range form when the SMMU has RIL, one per granule otherwise
+  # (a whole-domain TLBI_NH_ASID / TLBI_S12_VMALL when that would exceed 512 commands, as
+  # Linux) — and a CMD_SYNC, all completed before this returns: the table pages the unmap freed
+  # may be reused at once. `commands`: the invalidation commands built (SYNCs excluded).
+
+  flushAll @4 () -> (errno :Common.Errno);
+  # iommu_flush_iotlb_all: TLBI_NH_ASID (stage 1) or TLBI_S12_VMALL (stage 2, nested) + SYNC.
+  # eOpNotSupp for identity and blocked domains.
 }

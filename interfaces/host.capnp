@@ -9,7 +9,8 @@ using Component = import "/interfaces/component.capnp".Component;
 using FrameAllocator = import "/interfaces/mem.capnp".FrameAllocator;
 
 struct Binding {
-  role @0 :Text;           # the role name in the manifest's `uses` table
+  role @0 :Text;           # the role name in the manifest's `uses` table; a list role has one
+                           # Binding per element, in manifest order
   cap @1 :Capability;      # the main capability of the instance wired to it
 }
 

@@ -21,4 +21,9 @@ interface FrameAllocator {
   # Returns runs. Freeing frames that are not allocated is `eInval` and frees nothing.
 
   info @2 () -> (base :UInt64, size :UInt64, usedBytes :UInt64);
+
+  reserve @3 (runs :List(FrameRun)) -> (errno :Common.Errno);
+  # Claims runs at fixed addresses (memory a manifest places, e.g. a VM's guest RAM at a given
+  # `pa`); they are returned with `free`. All or nothing: `eBusy` if any frame is in use (or
+  # two runs overlap), `eInval` for a run that is empty, misaligned or outside memory.
 }

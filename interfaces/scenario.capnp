@@ -16,6 +16,7 @@ $Cxx.namespace("nb::rpc");
 
 using Common = import "/interfaces/common.capnp";
 using PageTable = import "/interfaces/page-table.capnp";
+using DomainAllocator = import "/interfaces/domain-allocator.capnp";
 
 struct Scenario {
   description @0 :Text;
@@ -59,7 +60,40 @@ struct Step {
     removeVdevice @16 :RemoveVdeviceStep;  # smmu_queue: Viommu.removeVdevice
     guestInvalidate @17 :GuestInvalidateStep;  # a guest batch through the vIOMMU's guest path
     readEvents @18 :ReadEventsStep;    # smmu_queue: Viommu.readEvents; saveAs keeps the records
+    memslotAdd @19 :MemslotAddStep;    # hw/vm: Vm.addMemslot; saveAs keeps the slot's pa
+    memslotDelete @20 :MemslotDeleteStep;  # hw/vm: Vm.deleteMemslot
+    memslotMove @21 :MemslotMoveStep;  # hw/vm: Vm.moveMemslot
+    memslotFlags @22 :MemslotFlagsStep;  # hw/vm: Vm.setMemslotFlags
+    pin @23 :PinStep;                  # hw/vm: Vm.pin; saveAs keeps the pinned runs
+    unpin @24 :UnpinStep;              # hw/vm: Vm.unpin
+    claimGroup @26 :ClaimGroupStep;    # group_manager: GroupManager.claimGroup; saveAs keeps the ownership
+    claimDevice @27 :ClaimDeviceStep;  # group_manager: GroupManager.claimDevice; saveAs keeps the ownership
+    release @28 :OwnershipStep;        # group_manager: Ownership.release
+    attach @29 :AttachStep;            # group_manager: Ownership.attach (iommu_attach_group)
+    replace @30 :AttachStep;           # group_manager: Ownership.replace
+    detach @31 :OwnershipStep;         # group_manager: Ownership.detach
+    attachPasid @32 :PasidStep;        # group_manager: Ownership.attachPasid
+    replacePasid @33 :PasidStep;       # group_manager: Ownership.replacePasid
+    detachPasid @34 :PasidStep;        # group_manager: Ownership.detachPasid
+    attachDevice @35 :AttachDeviceStep;  # group_manager: GroupManager.attachDevice (iommu_attach_device)
+    detachDevice @36 :DetachDeviceStep;  # group_manager: GroupManager.detachDevice
+    allocPaging @37 :AllocPagingStep;  # domain_allocator: allocPaging; saveAs keeps the domain
+    allocIdentity @38 :AllocStaticStep;  # domain_allocator: allocIdentity; saveAs keeps the domain
+    allocBlocked @39 :AllocStaticStep;   # domain_allocator: allocBlocked; saveAs keeps the domain
+    allocNested @40 :AllocNestedStep;  # domain_allocator: allocNested; saveAs keeps the domain
+    # Map and unmap on a domain are the `map` and `unmap` steps with `table = "$domain"`
+    # (Domain.map/unmap take the same runs and ranges as PageTable's).
   }
+
+  whenImpl @25 :List(ImplExpect);
+  # Expectations that replace `expect` when the manifest runs an implementation: the first
+  # entry whose `impl` some instance runs wins. One scenario then states where each design
+  # fails, e.g. a "for the bus" allocation that group_centric grants and device_centric refuses.
+}
+
+struct ImplExpect {
+  impl @0 :Text;       # a registry key, e.g. "domain_allocator/device_centric"
+  expect @1 :Expect;
 }
 
 struct CreateTableStep {
@@ -159,6 +193,105 @@ struct GuestInvalidateStep {
     log2Entries @3 :UInt8 = 8;
     s2Domain @4 :Text;                 # a saved stage-2 domain: guest-physical -> physical
   }
+}
+
+# The VM model's steps (interfaces/vm.capnp): a refused change or pin is an errno, expected
+# with `expect.errno` (eExist, eNoEnt, eInval, eFault, eBusy, eNoMem); every change notifies the
+# VM's listeners before and after it takes effect.
+
+struct MemslotAddStep {
+  vm @0 :Text = "vm0";                 # the hw/vm instance
+  slot @1 :UInt32;                     # a free slot id, 0..32767
+  gpa @2 :UInt64;                      # 4 KiB aligned
+  size @3 :UInt64;                     # bytes, a multiple of 4 KiB
+  readonly @4 :Bool;
+  union {
+    allocate @5 :Void;                 # backing from the frame allocator (default)
+    pa @6 :UInt64;                     # backing at this physical address
+  }
+}
+
+struct MemslotDeleteStep {
+  vm @0 :Text = "vm0";
+  slot @1 :UInt32;
+}
+
+struct MemslotMoveStep {
+  vm @0 :Text = "vm0";
+  slot @1 :UInt32;
+  gpa @2 :UInt64;                      # the slot's new base; its backing stays
+}
+
+struct MemslotFlagsStep {
+  vm @0 :Text = "vm0";
+  slot @1 :UInt32;
+  readonly @2 :Bool;
+}
+
+struct PinStep {
+  vm @0 :Text = "vm0";
+  gpa @1 :UInt64;                      # 4 KiB aligned; the range may span adjacent slots
+  size @2 :UInt64;
+}
+
+struct UnpinStep {
+  vm @0 :Text = "vm0";
+  gpa @1 :UInt64;
+  size @2 :UInt64;
+}
+
+struct ClaimGroupStep {
+  groups @0 :Text = "groups";          # the group_manager instance
+  group @1 :UInt32;                    # GroupInfo.id
+  owner @2 :UInt64 = 1;                # the owner cookie
+}
+
+struct ClaimDeviceStep {
+  groups @0 :Text = "groups";
+  device @1 :Text;                     # a BDF, "ssss:bb:dd.f" or "bb:dd.f"
+  owner @2 :UInt64 = 1;
+}
+
+struct OwnershipStep {
+  ownership @0 :Text;                  # a saved ownership ("$o")
+}
+
+struct AttachStep {
+  ownership @0 :Text;
+  domain @1 :Text;                     # a saved domain ("$d")
+}
+
+struct PasidStep {
+  ownership @0 :Text;
+  pasid @1 :UInt32;
+  domain @2 :Text;                     # attach/replace: a saved domain; detach: leave it out
+}
+
+struct AttachDeviceStep {
+  groups @0 :Text = "groups";
+  device @1 :Text;
+  domain @2 :Text;
+}
+
+struct DetachDeviceStep {
+  groups @0 :Text = "groups";
+  device @1 :Text;
+}
+
+struct AllocPagingStep {
+  allocator @0 :Text = "domains";      # the domain_allocator instance
+  target @1 :DomainAllocator.AllocTarget;
+  flags @2 :DomainAllocator.AllocFlags;
+}
+
+struct AllocStaticStep {
+  allocator @0 :Text = "domains";
+}
+
+struct AllocNestedStep {
+  allocator @0 :Text = "domains";
+  viommu @1 :Text;                     # a saved vIOMMU ("$v")
+  vste @2 :List(UInt64);               # the guest's STE dw0, dw1
 }
 
 struct Call {

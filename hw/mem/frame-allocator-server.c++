@@ -44,17 +44,31 @@ protected:
     auto runs = context.getParams().getRuns();
     // Validate everything first so a bad request frees nothing.
     for (auto r : runs) {
-      PhysAddr pa = r.getPa();
-      uint64_t bytes = r.getBytes();
-      bool inRange = pa >= allocator_.base() && bytes > 0 && isAligned(pa, FRAME_SIZE) &&
-                     isAligned(bytes, FRAME_SIZE) && pa - allocator_.base() <= allocator_.size() &&
-                     bytes <= allocator_.size() - (pa - allocator_.base());
-      if (!inRange || !allocator_.isAllocated(pa, bytes)) {
+      if (!isRun(r.getPa(), r.getBytes()) || !allocator_.isAllocated(r.getPa(), r.getBytes())) {
         context.getResults().setErrno(rpc::Errno::E_INVAL);
         return kj::READY_NOW;
       }
     }
     for (auto r : runs) allocator_.freeFrames(r.getPa(), r.getBytes());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> reserve(ReserveContext context) override {
+    auto runs = context.getParams().getRuns();
+    for (auto r : runs) {
+      if (!isRun(r.getPa(), r.getBytes())) {
+        context.getResults().setErrno(rpc::Errno::E_INVAL);
+        return kj::READY_NOW;
+      }
+    }
+    // All or nothing: undo the runs already claimed when one is (partly) in use.
+    for (auto i : kj::indices(runs)) {
+      if (!allocator_.reserve(runs[i].getPa(), runs[i].getBytes())) {
+        for (size_t j = 0; j < i; j++) allocator_.freeFrames(runs[j].getPa(), runs[j].getBytes());
+        context.getResults().setErrno(rpc::Errno::E_BUSY);
+        return kj::READY_NOW;
+      }
+    }
     return kj::READY_NOW;
   }
 
@@ -67,6 +81,13 @@ protected:
   }
 
 private:
+  // A non-empty, 4 KiB-aligned run inside the managed memory.
+  bool isRun(PhysAddr pa, uint64_t bytes) const {
+    return pa >= allocator_.base() && bytes > 0 && isAligned(pa, FRAME_SIZE) &&
+           isAligned(bytes, FRAME_SIZE) && pa - allocator_.base() <= allocator_.size() &&
+           bytes <= allocator_.size() - (pa - allocator_.base());
+  }
+
   FrameAllocator& allocator_;
 };
 

@@ -43,8 +43,11 @@ void CommandQueue::consume() {
   KJ_DEFER(consuming = false);
 
   RegisterState& s = regs.state();
+  // The queue's geometry cannot change while CMDQEN is set (CMDQ_BASE is read-only then), and
+  // CMDQEN is checked every iteration; only a completion signal can run software in between,
+  // so it is decoded again after each CMD_SYNC.
+  QueueConfig q = regs.cmdq();
   while (regs.cmdqEnabled() && (regs.gerrorActive() & GERROR::CMDQ_ERR.mask()) == 0) {
-    const QueueConfig q = regs.cmdq();
     const uint32_t cons = q.indexAndWrap(s.cmdqCons);
     if (q.empty(s.cmdqProd, cons)) break;
 
@@ -72,6 +75,7 @@ void CommandQueue::consume() {
     // CONS passes the command before any completion signal, so a callback sees it consumed.
     s.cmdqCons = q.next(cons);
     execute(command);
+    if (command.op == Opcode::SYNC) q = regs.cmdq();
   }
 }
 

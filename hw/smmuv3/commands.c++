@@ -68,12 +68,16 @@ constexpr Layout LAYOUTS[] = {
    m(SYNC_1_MSIADDR), false, Needs::NOTHING},
 };
 
-const Layout* findLayout(uint8_t opcode) {
-  for (auto& l : LAYOUTS) {
-    if (uint8_t(l.op) == opcode) return &l;
+// Every opcode byte's layout (null: not a command), so a decode is one indexed load.
+struct LayoutIndex {
+  const Layout* byOpcode[256] = {};
+  constexpr LayoutIndex() {
+    for (auto& l : LAYOUTS) byOpcode[uint8_t(l.op)] = &l;
   }
-  return nullptr;
-}
+};
+constexpr LayoutIndex LAYOUT_INDEX;
+
+const Layout* findLayout(uint8_t opcode) { return LAYOUT_INDEX.byOpcode[opcode]; }
 
 bool available(Needs needs, const Features& f) {
   switch (needs) {

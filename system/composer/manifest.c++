@@ -61,6 +61,7 @@ public:
   }
 
   kj::Vector<ManifestError> errors_;
+  kj::Maybe<MemoryRange> memory_;  // [memory], once it validated: for settings validators
 
   kj::Maybe<MemoryPlan> memory(const toml::table& root) {
     auto node = root.get("memory");
@@ -170,23 +171,49 @@ public:
       if (auto ut = u->as_table()) {
         for (auto&& [k, v] : *ut) {
           auto role = ks(k.str());
-          auto target = v.value<std::string>();
-          if (!target) {
-            error(posOf(v), kj::str(prefix, ".uses.", role), kj::str("must be an instance name (a string)"));
-            continue;
-          }
-          bool known = false;
-          for (auto& r : type->roles) known = known || r.role == role;
-          if (!known) {
+          auto roleKey = kj::str(prefix, ".uses.", role);
+          const RoleSpec* spec = nullptr;
+          for (auto& r : type->roles) if (r.role == role) spec = &r;
+          if (spec == nullptr) {
             kj::Vector<kj::StringPtr> roles;
             for (auto& r : type->roles) roles.add(r.role);
-            error(posOf(k.source()), kj::str(prefix, ".uses.", role),
+            error(posOf(k.source()), roleKey,
                   kj::str("'", impl, "' has no role '", role, "'", suggestion(role, roles),
                           roles.size() ? kj::str("; roles: ", kj::strArray(roles, ", ")) : kj::str("; it uses nothing")));
             continue;
           }
-          plan.uses.add(Wire{kj::mv(role), ks(*target)});
-          usePos_.insert(kj::str(name, ".", plan.uses.back().role), posOf(v));
+          if (!spec->list) {
+            auto target = v.value<std::string>();
+            if (!target) {
+              error(posOf(v), roleKey, kj::str("must be an instance name (a string)"));
+              continue;
+            }
+            addWire(plan, kj::mv(role), ks(*target), posOf(v), kj::mv(roleKey));
+            continue;
+          }
+          // A list role: an array of distinct instance names, kept in order.
+          auto array = v.as_array();
+          if (array == nullptr) {
+            error(posOf(v), roleKey,
+                  kj::str("role '", role, "' takes a list of instance names: ", role, " = [\"a\", \"b\"]"));
+            continue;
+          }
+          for (size_t i = 0; i < array->size(); i++) {
+            auto& element = *array->get(i);
+            auto elementKey = kj::str(roleKey, ".", i);
+            auto target = element.value<std::string>();
+            if (!target) {
+              error(posOf(element), elementKey, kj::str("must be an instance name (a string)"));
+              continue;
+            }
+            bool duplicate = false;
+            for (auto& w : plan.uses) duplicate = duplicate || (w.role == role && w.target == ks(*target));
+            if (duplicate) {
+              error(posOf(element), elementKey, kj::str("'", ks(*target), "' is listed twice"));
+              continue;
+            }
+            addWire(plan, kj::heapString(role), ks(*target), posOf(element), kj::mv(elementKey));
+          }
         }
       } else {
         error(posOf(*u), kj::str(prefix, ".uses"), kj::str("must be a table: uses = { role = \"instance\" }"));
@@ -229,6 +256,14 @@ public:
     return kj::mv(plan);
   }
 
+  // One wire of `plan`, remembering where it was written (for wiring errors found later).
+  void addWire(InstancePlan& plan, kj::String role, kj::String target, SourcePos pos, kj::String key) {
+    // upsert: a duplicate instance name (reported elsewhere) must not abort validation.
+    usePos_.upsert(kj::str(plan.name, ".", plan.uses.size()), WirePos{kj::mv(pos), kj::mv(key)},
+                   [](WirePos& a, WirePos&& b) { a = kj::mv(b); });
+    plan.uses.add(Wire{kj::mv(role), kj::mv(target)});
+  }
+
   bool checkSetting(const SettingSpec& spec, const toml::node& v, kj::StringPtr key) {
     if (!checkSettingType(spec, v, key)) return false;
     if (spec.validate == nullptr) return true;
@@ -241,6 +276,7 @@ public:
         v.error(v.posOf(at), kj::str(key, suffix), kj::mv(message));
         count++;
       }
+      kj::Maybe<MemoryRange> memory() override { return v.memory_; }
     } sink(*this, key);
     spec.validate(v, sink);
     return sink.count == 0;
@@ -295,9 +331,11 @@ public:
     for (auto i : kj::indices(instances)) index.insert(instances[i].name, i);
     bool wiringOk = true;
     for (auto& inst : instances) {
-      for (auto& w : inst.uses) {
-        auto pos = kj::mv(KJ_ASSERT_NONNULL(usePos_.find(kj::str(inst.name, ".", w.role))));
-        auto key = kj::str(keyPrefix(inst), ".uses.", w.role);
+      for (auto wi : kj::indices(inst.uses)) {
+        auto& w = inst.uses[wi];
+        auto& wirePos = KJ_ASSERT_NONNULL(usePos_.find(kj::str(inst.name, ".", wi)));
+        auto pos = kj::mv(wirePos.pos);
+        auto key = kj::mv(wirePos.key);
         KJ_IF_MAYBE(t, index.find(w.target)) {
           auto& target = instances[*t];
           const RoleSpec* role = nullptr;
@@ -368,7 +406,11 @@ public:
 private:
   kj::StringPtr path_;
   const Registry& registry_;
-  kj::HashMap<kj::String, SourcePos> usePos_;
+  struct WirePos {
+    SourcePos pos;
+    kj::String key;   // "components.x.uses.role", or "...uses.role.2" for a list element
+  };
+  kj::HashMap<kj::String, WirePos> usePos_;   // by "<instance>.<index in InstancePlan::uses>"
 };
 
 // Applies one override to the parsed document. Instances are addressed by name:
@@ -500,6 +542,7 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
   }
 
   auto memory = v.memory(root);
+  KJ_IF_MAYBE(m, memory) { v.memory_ = MemoryRange{m->base, m->size}; }
   kj::Vector<InstancePlan> instances;
   kj::HashMap<kj::String, SourcePos> seen;
   auto addInstance = [&](kj::Maybe<InstancePlan> p) {

@@ -12,7 +12,7 @@
 //   [components.<instance>]       impl = "<component>/<impl>", placement, restart, uses,
 //                                 component settings
 //   placement = "inline" | "process"; restart = "never" | "on-failure";
-//   uses = { role = "instance" }
+//   uses = { role = "instance", listRole = ["a", "b"] }   (a list role: RoleSpec::list)
 
 #pragma once
 
@@ -40,7 +40,7 @@ struct ManifestError {
 kj::String KJ_STRINGIFY(const ManifestError& e);
 
 struct Wire {
-  kj::String role;
+  kj::String role;     // a list role has one Wire per element, in manifest order
   kj::String target;   // instance name
 };
 

@@ -92,10 +92,10 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
       runner.run(scenarios[i], reports[i]);
       ok = ok && reports[i].getOk();
     }
+    // Counters while the runner still holds what the scenarios saved (see runner.h).
+    fillStats(report, composer.stats().wait(io.waitScope));
   }
   report.setOk(ok);
-  auto stats = composer.stats().wait(io.waitScope);
-  fillStats(report, stats);
   KJ_IF_MAYBE(f, options.beforeShutdown) { (*f)(composer, io.waitScope); }
   finish();
   KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }

@@ -60,11 +60,16 @@ uint64_t Settings::size(kj::StringPtr key, uint64_t fallback) const {
 // ---- ComponentContext
 
 void ComponentContext::bind(kj::StringPtr role, capnp::Capability::Client cap) {
-  uses_.insert(kj::heapString(role), kj::mv(cap));
+  uses_.findOrCreate(role, [&]() {
+    return decltype(uses_)::Entry{kj::heapString(role), {}};
+  }).add(kj::mv(cap));
 }
 
 kj::Maybe<capnp::Capability::Client> ComponentContext::tryUse(kj::StringPtr role) {
-  KJ_IF_MAYBE(c, uses_.find(role)) { return *c; }
+  KJ_IF_MAYBE(list, uses_.find(role)) {
+    KJ_REQUIRE(list->size() == 1, "role is wired to a list: use useList()", instance, role);
+    return (*list)[0];
+  }
   return nullptr;
 }
 

@@ -45,12 +45,21 @@ enum class SettingType {
   TABLE,    // TOML table (its keys checked by `validate`)
 };
 
+// The manifest's physical memory ([memory] base and size).
+struct MemoryRange {
+  uint64_t base;
+  uint64_t size;
+};
+
 // Where a setting's own validator reports what is wrong inside a structured value. `at` is the
 // offending node (its source position is reported), `keySuffix` is appended to the setting's
 // dotted key (e.g. ".devices.2.bdf").
 class SettingErrors {
 public:
   virtual void error(const toml::node& at, kj::StringPtr keySuffix, kj::String message) = 0;
+  // The manifest's physical memory, for settings that place things at physical addresses (a
+  // VM's memslot `pa`). Null when [memory] did not validate or there is no manifest.
+  virtual kj::Maybe<MemoryRange> memory() { return nullptr; }
 };
 
 struct SettingSpec {
@@ -65,9 +74,11 @@ struct SettingSpec {
 
 struct RoleSpec {
   kj::StringPtr role;        // key in the manifest's `uses` table
-  capnp::InterfaceSchema interface;  // the main interface the wired instance must serve
-  bool required = true;
+  capnp::InterfaceSchema interface;  // the main interface the wired instance(s) must serve
+  bool required = true;      // a list role: at least one instance
   kj::StringPtr doc = nullptr;
+  bool list = false;         // takes a list of instances, in order: `uses = { queues = ["q0",
+                             // "q1"] }` (one per SMMU instance, say); ComponentContext::useList
 };
 
 class ComponentContext;
@@ -153,6 +164,8 @@ public:
   kj::Timer& timer;
 
   void bind(kj::StringPtr role, capnp::Capability::Client cap);
+  // Wires `cap` to `role`; binding a role again appends to it (a list role, in manifest order).
+
   // The capability wired to `role`, cast to its interface. Missing optional roles are null.
   kj::Maybe<capnp::Capability::Client> tryUse(kj::StringPtr role);
   template <typename T>
@@ -161,8 +174,17 @@ public:
     KJ_FAIL_REQUIRE("component has no capability wired to this role", instance, role);
   }
 
+  // Every capability wired to a list role, in manifest order (empty if none).
+  template <typename T>
+  kj::Array<typename T::Client> useList(kj::StringPtr role) {
+    KJ_IF_MAYBE(list, uses_.find(role)) {
+      return KJ_MAP(c, *list) { return c.castAs<T>(); };
+    }
+    return nullptr;
+  }
+
 private:
-  kj::HashMap<kj::String, capnp::Capability::Client> uses_;
+  kj::HashMap<kj::String, kj::Vector<capnp::Capability::Client>> uses_;
 };
 
 // The generic lifecycle server: serves `main`, and asks `core` for stats and shutdown.

@@ -1,6 +1,7 @@
 # The page-table engine through its capability: create stage 1 and stage 2 tables, map runs
 # (split into the largest blocks), conflicting maps, lookups, walks, unmaps and the
-# invalidations they return, and no leaked frames at the end.
+# invalidations they return, and no leaked frames at the end. Runs on system/manifests/hw.toml
+# (on default.toml the IOMMU stack's default domains hold tables too).
 @0xe1a7c3b59d2f4a11;
 using import "/interfaces/scenario.capnp".Scenario;
 

@@ -1,5 +1,5 @@
-# The SMMUv3 model, the PCIe topology and DMA endpoints of the default manifest, before any
-# driver (smmu_queue) programs the SMMU: ID registers over MMIO, DMA in bypass and under GBPA
+# Runs on system/manifests/hw.toml. The SMMUv3 model, the PCIe topology and DMA endpoints of the
+# default manifest, before any driver (smmu_queue) programs the SMMU: ID registers over MMIO, DMA in bypass and under GBPA
 # abort, then a stream table programmed by hand — STEs written by an endpoint's own bypass DMA —
 # giving C_BAD_STE, C_BAD_STREAMID, F_STREAM_DISABLED, an abort STE and a bypass STE.
 # Memory: 0x40000000 + 256 MiB; this scenario uses the top 2 MiB (0x4fe00000..).

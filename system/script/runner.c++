@@ -64,6 +64,27 @@ const TypedStep TYPED_STEPS[] = {
     {"addVdevice", "viommu", "addVdevice", ""},
     {"removeVdevice", "viommu", "removeVdevice", ""},
     {"readEvents", "viommu", "readEvents", "records"},
+    {"memslotAdd", "vm", "addMemslot", "memslot.pa"},
+    {"memslotDelete", "vm", "deleteMemslot", ""},
+    {"memslotMove", "vm", "moveMemslot", ""},
+    {"memslotFlags", "vm", "setMemslotFlags", ""},
+    {"pin", "vm", "pin", "runs"},
+    {"unpin", "vm", "unpin", ""},
+    {"claimGroup", "groups", "claimGroup", "ownership"},
+    {"claimDevice", "groups", "claimDevice", "ownership"},
+    {"release", "ownership", "release", ""},
+    {"attach", "ownership", "attach", ""},
+    {"replace", "ownership", "replace", ""},
+    {"detach", "ownership", "detach", ""},
+    {"attachPasid", "ownership", "attachPasid", ""},
+    {"replacePasid", "ownership", "replacePasid", ""},
+    {"detachPasid", "ownership", "detachPasid", ""},
+    {"attachDevice", "groups", "attachDevice", ""},
+    {"detachDevice", "groups", "detachDevice", ""},
+    {"allocPaging", "allocator", "allocPaging", "domain"},
+    {"allocIdentity", "allocator", "allocIdentity", "domain"},
+    {"allocBlocked", "allocator", "allocBlocked", "domain"},
+    {"allocNested", "allocator", "allocNested", "domain"},
 };
 
 // The call a step makes, whether written as `call` or as a typed step.
@@ -157,14 +178,20 @@ struct ScenarioRunner::Impl {
   kj::HashMap<kj::String, capnp::InterfaceSchema> instances; // instance -> main interface
   kj::HashMap<kj::String, capnp::DynamicCapability::Client> mains;
   kj::HashMap<kj::String, Saved> saved;
+  // Values of scenarios already run. Capabilities among them stay referenced until the runner
+  // goes, so counters read after a run do not depend on when a process-placed component learns
+  // that a capability was dropped (e.g. a domain freed, its IDs and page table released).
+  kj::Vector<kj::HashMap<kj::String, Saved>> retired;
   capnp::TextCodec codec;
   kj::Maybe<PhysMem&> memory;
   kj::HashMap<kj::String, kj::Own<guest::GuestQueue>> guests;
+  kj::HashMap<kj::String, bool> impls;       // every implementation the manifest runs
+  const Registry& registry;
   kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
   kj::StringPtr file;   // of the scenario running
 
   Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
-      : waitScope(ws), root(kj::mv(r)), memory(memory) {
+      : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry) {
     for (auto name : registry.names()) {
       auto& type = KJ_ASSERT_NONNULL(registry.find(name));
       schemas.upsert(type.interface.getProto().getId(), type.interface, [](auto&, auto&&) {});
@@ -174,12 +201,22 @@ struct ScenarioRunner::Impl {
       KJ_IF_MAYBE(schema, schemas.find(inst.getInterfaceId())) {
         instances.insert(kj::heapString(inst.getName()), *schema);
       }
+      impls.upsert(kj::heapString(inst.getImpl()), true, [](auto&, auto&&) {});
     }
     // hw/mem's frame allocator is a call target too, so scenarios allocate the memory their
     // structures live in ("memory" is not a manifest instance name: the composer reserves it).
     instances.insert(kj::str("memory"), capnp::Schema::from<rpc::FrameAllocator>());
     mains.insert(kj::str("memory"), root.memoryRequest().send().getFrames().castAs<capnp::DynamicCapability>(
                                         capnp::Schema::from<rpc::FrameAllocator>()));
+  }
+
+  // The expectations that hold for this manifest: the first `whenImpl` entry whose
+  // implementation runs, else `expect`.
+  rpc::Expect::Reader expectOf(rpc::Step::Reader step) {
+    for (auto w : step.getWhenImpl()) {
+      if (impls.find(w.getImpl()) != nullptr) return w.getExpect();
+    }
+    return step.getExpect();
   }
 
   // ---- building and checking the tree
@@ -295,7 +332,12 @@ struct ScenarioRunner::Impl {
         break;
       }
     }
-    for (auto c : step.getExpect().getCounters()) {
+    for (auto w : step.getWhenImpl()) {
+      if (registry.find(w.getImpl()) == nullptr) {
+        err(kj::str("whenImpl names '", w.getImpl(), "', which is no registered implementation"));
+      }
+    }
+    for (auto c : expectOf(step).getCounters()) {
       if (c.getInstance() != "memory" && instances.find(c.getInstance()) == nullptr) {
         err(kj::str("counter check names instance '", c.getInstance(), "', which the manifest lacks"));
       }
@@ -596,7 +638,7 @@ struct ScenarioRunner::Impl {
   }
 
   void expectations(Node& node, uint32_t iteration, Outcome& outcome) {
-    auto expect = node.step.getExpect();
+    auto expect = expectOf(node.step);
     auto step = node.step;
     auto outcomeExpect = expect.getOutcome();
     KJ_IF_MAYBE(e, outcome.exception) {
@@ -655,7 +697,7 @@ struct ScenarioRunner::Impl {
   void counters(Node& node, uint32_t iteration) {
     // Each instance's stats are fetched once per step, however many counters are checked.
     kj::HashMap<kj::String, kj::HashMap<kj::String, uint64_t>> fetched;
-    for (auto c : node.step.getExpect().getCounters()) {
+    for (auto c : expectOf(node.step).getCounters()) {
       auto& all = fetched.findOrCreate(c.getInstance(), [&]() {
         return kj::HashMap<kj::String, kj::HashMap<kj::String, uint64_t>>::Entry{
             kj::heapString(c.getInstance()), countersOf(c.getInstance())};
@@ -780,7 +822,8 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   impl_->file = scenario.file;
   for (auto& node : roots) impl_->runNode(*node, 0);
-  impl_->saved.clear();
+  impl_->retired.add(kj::mv(impl_->saved));
+  impl_->saved = {};
   impl_->guests.clear();
 
   kj::Vector<Node*> flat;

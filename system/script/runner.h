@@ -33,7 +33,9 @@ public:
   // instance the manifest lacks, a name used before it is set, bad result paths. All of them.
   kj::Array<ScenarioError> check(const LoadedScenario& scenario);
 
-  // Runs every step; the report's `ok` says whether every expectation held.
+  // Runs every step; the report's `ok` says whether every expectation held. Values the scenario
+  // saved are gone for the next scenario, but capabilities among them stay referenced until
+  // the runner is destroyed: counters read in between see them alive, whatever the placement.
   void run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report);
 
   // One call by instance name, method name and text arguments; returns the results as text.

@@ -157,5 +157,24 @@ TEST_CASE("Composer: a component that fails to start names itself", "[composer]"
   composer.shutdown().wait(io.waitScope);
 }
 
+TEST_CASE("Composer: a list role is wired in manifest order, inline and across processes",
+          "[composer][roles]") {
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    testing::TestSystem sys(kj::str(
+        "[memory]\nbase = 0x80000000\nsize = \"16MiB\"\n"
+        "[components.a]\nimpl = \"fixture/counter\"\nstart = 1000\n"
+        "[components.b]\nimpl = \"fixture/counter\"\nplacement = \"process\"\n"
+        "[components.f]\nimpl = \"fixture/fanout\"\nplacement = \"", placement, "\"\n"
+        "uses = { counters = [\"b\", \"a\"] }\n"));
+    auto req = sys.main<Relay>("f").addViaRequest();
+    req.setN(10);
+    // b (first) gets 10, a (second) gets 20.
+    CHECK(req.send().wait(sys.io.waitScope).getTotal() == 10 + 1020);
+    CHECK(sys.main<Counter>("b").getRequest().send().wait(sys.io.waitScope).getTotal() == 10);
+    CHECK(sys.main<Counter>("a").getRequest().send().wait(sys.io.waitScope).getTotal() == 1020);
+  }
+}
+
 }  // namespace
 }  // namespace nb

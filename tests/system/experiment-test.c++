@@ -72,7 +72,7 @@ kj::Own<Decoded> decodeReport(const std::string& out) {
 TEST_CASE("compare: a manifest against itself gives every counter ratio exactly 1", "[experiment][compare]") {
   // page_table process-placed on both sides: two processes per run, six runs.
   auto r = nestbed("compare --json --set components.page_table.placement=process " +
-                       path("system/manifests/default.toml") + " " + path("system/manifests/default.toml") + " " +
+                       path("system/manifests/hw.toml") + " " + path("system/manifests/hw.toml") + " " +
                        path("system/scenarios/page_table.capnp"),
                    "2>/dev/null");
   INFO(r.out);
@@ -297,7 +297,7 @@ TEST_CASE("sweep: --series runs every value once per series value, a line each",
 }
 
 TEST_CASE("sweep: a hardware setting addressed by its array index", "[experiment][sweep]") {
-  auto r = nestbed("sweep --json --param hw.smmuv3.0.iotlb_entries=16,64 " + path("system/manifests/default.toml") +
+  auto r = nestbed("sweep --json --param hw.smmuv3.0.iotlb_entries=16,64 " + path("system/manifests/hw.toml") +
                        " " + path("system/scenarios/smmuv3.capnp"),
                    "2>/dev/null");
   INFO(r.out);

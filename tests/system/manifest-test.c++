@@ -55,6 +55,22 @@ TEST_CASE("Manifest: each error class names file, line, column and key", "[manif
       {"duplicate instance name", "[components.x]\nimpl = \"fixture/counter\"\n[[hw.x]]\nname = \"x\"\n",
        "bad.toml:"},  // hw.x is unknown too; the duplicate check is covered below
       {"TOML syntax error", "[components.c\nimpl = 1\n", "bad.toml:4:"},
+      {"list role given one name", "[components.f]\nimpl = \"fixture/fanout\"\nuses = { counters = \"c\" }\n",
+       "bad.toml:6:21: components.f.uses.counters: role 'counters' takes a list of instance names"},
+      {"list element not a name", "[components.f]\nimpl = \"fixture/fanout\"\nuses = { counters = [1] }\n",
+       "bad.toml:6:22: components.f.uses.counters.0: must be an instance name (a string)"},
+      {"dangling list element",
+       "[components.c]\nimpl = \"fixture/counter\"\n"
+       "[components.f]\nimpl = \"fixture/fanout\"\nuses = { counters = [\"c\", \"d\"] }\n",
+       "bad.toml:8:27: components.f.uses.counters.1: no instance named 'd'"},
+      {"list element twice",
+       "[components.c]\nimpl = \"fixture/counter\"\n"
+       "[components.f]\nimpl = \"fixture/fanout\"\nuses = { counters = [\"c\", \"c\"] }\n",
+       "bad.toml:8:27: components.f.uses.counters.1: 'c' is listed twice"},
+      {"single role given a list", "[components.r]\nimpl = \"fixture/relay\"\nuses = { counter = [\"c\"] }\n",
+       "bad.toml:6:20: components.r.uses.counter: must be an instance name (a string)"},
+      {"empty required list role", "[components.f]\nimpl = \"fixture/fanout\"\nuses = { counters = [] }\n",
+       "bad.toml:4:1: components.f.uses: missing required role 'counters'"},
       {"reserved instance name", "[components.memory]\nimpl = \"fixture/counter\"\n",
        "bad.toml:4:1: memory: instance name 'memory' is reserved for hw/mem"},
   }));
@@ -93,6 +109,23 @@ TEST_CASE("Manifest: instances are planned in dependency order", "[manifest]") {
   CHECK(plan.instances[0].placement == Placement::PROCESS);
   CHECK(plan.instances[1].name == "r");
   CHECK(plan.memory.size == 16 << 20);
+}
+
+TEST_CASE("Manifest: a list role keeps its instances in manifest order, after each of them",
+          "[manifest]") {
+  auto plan = testing::planOf(kj::str(MEMORY,
+                                      "[components.f]\nimpl = \"fixture/fanout\"\n"
+                                      "uses = { counters = [\"b\", \"a\"] }\n"
+                                      "[components.a]\nimpl = \"fixture/counter\"\n"
+                                      "[components.b]\nimpl = \"fixture/counter\"\n"));
+  REQUIRE(plan.instances.size() == 3);
+  CHECK(plan.instances[2].name == "f");
+  auto& uses = plan.instances[2].uses;
+  REQUIRE(uses.size() == 2);
+  CHECK(uses[0].role == "counters");
+  CHECK(uses[0].target == "b");
+  CHECK(uses[1].target == "a");
+  CHECK(std::string(formatPlan(plan).cStr()).find("uses counters=b, counters=a") != std::string::npos);
 }
 
 TEST_CASE("Manifest: --set overrides a value, and an unknown key is an error naming it", "[manifest]") {

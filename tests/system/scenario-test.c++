@@ -6,6 +6,7 @@
 #include "system/script/runner.h"
 
 #include <capnp/message.h>
+#include <fstream>
 
 namespace nb {
 namespace {
@@ -174,6 +175,31 @@ TEST_CASE("Scenario: step line scanning follows nesting, comments and strings", 
   CHECK(lines[2] == 4);
   CHECK(lines[3] == 5);
   CHECK(lines[4] == 6);
+}
+
+TEST_CASE("Scenario: whenImpl picks the expectation of the implementation that runs", "[scenario]") {
+  testing::TestSystem sys(manifest("inline"));
+  auto run = runScenario(sys, "when-impl.capnp");
+  INFO(formatScenarioReport(run->report).cStr());
+  CHECK(run->report.getOk());
+}
+
+TEST_CASE("Scenario: whenImpl naming no registered implementation is a check error", "[scenario]") {
+  testing::TestSystem sys(manifest("inline"));
+  auto path = kj::str(getenv("TEST_TMPDIR"), "/when-impl-unknown.capnp");
+  {
+    std::ofstream out(path.cStr());
+    out << "@0xd93e5f1a2b7c4e61;\nusing import \"/interfaces/scenario.capnp\".Scenario;\n"
+           "const scenario :Scenario = (steps = [(check = void, whenImpl = [(impl = \"fixture/nope\")])]);\n";
+  }
+  ScenarioLoader loader(root());
+  auto result = loader.load(path);
+  REQUIRE(result.is<LoadedScenario>());
+  ScenarioRunner runner(sys.io.waitScope, sys.root, testing::testRegistry());
+  auto errors = runner.check(result.get<LoadedScenario>());
+  REQUIRE(errors.size() == 1);
+  CHECK(std::string(kj::str(errors[0]).cStr()).find("whenImpl names 'fixture/nope', which is no registered "
+                                                   "implementation") != std::string::npos);
 }
 
 }  // namespace

@@ -34,19 +34,35 @@ struct Study {
   const char* processOverride;  // --set that moves every component into its own process
 };
 
+constexpr const char* GUEST_PROCESS =
+    "--set components.smmu_queue.placement=process --set components.page_table.placement=process "
+    "--set components.domains.placement=process";
+
+constexpr const char* TWO_SMMU_PROCESS =
+    "--set components.page_table.placement=process --set components.queue0.placement=process "
+    "--set components.queue1.placement=process --set components.domains.placement=process "
+    "--set components.groups.placement=process";
+
 TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline and in processes",
           "[shipped]") {
   auto study = GENERATE(values<Study>({
       {"system/manifests/default.toml", "system/scenarios/default.capnp",
+       "--set components.page_table.placement=process --set components.smmu_queue.placement=process "
+       "--set components.domains.placement=process --set components.groups.placement=process"},
+      {"system/manifests/hw.toml", "system/scenarios/page_table.capnp",
        "--set components.page_table.placement=process"},
-      {"system/manifests/default.toml", "system/scenarios/page_table.capnp",
-       "--set components.page_table.placement=process"},
-      {"system/manifests/default.toml", "system/scenarios/smmuv3.capnp",
+      {"system/manifests/hw.toml", "system/scenarios/smmuv3.capnp",
        "--set hw.smmu0.placement=process --set hw.pci0.placement=process "
        "--set hw.ep0.placement=process --set hw.ep1.placement=process "
        "--set hw.ep2.placement=process --set hw.ep3.placement=process"},
+      {"system/manifests/vm.toml", "system/scenarios/vm.capnp", "--set hw.vm0.placement=process"},
+      {"system/manifests/two-smmu-group-centric.toml", "system/scenarios/two-smmu-alloc.capnp", TWO_SMMU_PROCESS},
+      {"system/manifests/two-smmu-device-centric.toml", "system/scenarios/two-smmu-alloc.capnp", TWO_SMMU_PROCESS},
+      {"system/manifests/guest-native.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
+      {"system/manifests/guest-generic.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
+      {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
   }));
-  DYNAMIC_SECTION(study.scenario) {
+  DYNAMIC_SECTION(study.manifest << " " << study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
     auto inlined = nestbed("run --json " + args);
     INFO(inlined.second);
@@ -59,7 +75,12 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
 }
 
 TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") {
-  auto manifest = GENERATE(as<std::string>(), "system/manifests/default.toml");
+  auto manifest = GENERATE(as<std::string>(), "system/manifests/default.toml",
+                           "system/manifests/vm.toml", "system/manifests/hw.toml",
+                           "system/manifests/two-smmu-group-centric.toml",
+                           "system/manifests/two-smmu-device-centric.toml",
+                           "system/manifests/guest-native.toml", "system/manifests/guest-generic.toml",
+                           "system/manifests/guest-sw-vcmdq.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);

@@ -183,7 +183,7 @@ TEST_CASE("trace: SMMU commands consumed, counted per step", "[experiment][trace
   auto placement = GENERATE(as<std::string>(), "", "--set hw.smmu0.placement=process --set hw.ep0.placement=process");
   DYNAMIC_SECTION("placement: " << (placement.empty() ? "inline" : placement)) {
     auto file = tmp("smmu-trace.json");
-    auto r = nestbed("run --json --trace " + file + " " + placement + " " + path("system/manifests/default.toml") +
+    auto r = nestbed("run --json --trace " + file + " " + placement + " " + path("system/manifests/hw.toml") +
                          " " + path("tests/system/scenarios/smmu-commands.capnp"),
                      "2>/dev/null");
     INFO(r.out);

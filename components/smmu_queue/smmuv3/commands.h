@@ -8,6 +8,7 @@
 
 #pragma once
 
+#include <kj/string.h>
 #include <kj/vector.h>
 #include <cstdint>
 
@@ -20,11 +21,13 @@ struct Command {
 };
 
 uint8_t opcodeOf(const Command& c);
+// CMD_0_OP: the opcode byte (util/smmuv3/commands.h Opcode).
 
 namespace build {
 Command cfgiSte(uint32_t sid, bool leaf = true);
 Command cfgiCd(uint32_t sid, uint32_t ssid, bool leaf = true);
 Command cfgiCdAll(uint32_t sid);
+Command cfgiSteRange(uint32_t sid, uint8_t range);     // 2^(range+1) SIDs aligned at sid
 Command cfgiAll();                                     // CFGI_STE_RANGE, RANGE = 31
 Command tlbiNhAll(uint16_t vmid);
 Command tlbiNhAsid(uint16_t asid, uint16_t vmid);
@@ -50,8 +53,14 @@ struct TlbiRange {
   bool leaf = true;
 };
 
+kj::Maybe<kj::String> checkTlbiRange(const TlbiRange& range);
+// Why `range` cannot be encoded, or null: pageSize must be 4K, 16K or 64K; granule 0 or a
+// power of two >= pageSize; addr and size multiples of pageSize; the range must not wrap, and
+// an S2_IPA address must fit IPA[51:12]. buildTlbiRange requires a range that passes.
+
 void buildTlbiRange(const TlbiRange& range, bool ril, kj::Vector<Command>& out);
-// With RIL: range commands (TG, SCALE, NUM, TTL when leaf). Without: one command per
-// `granule` step (TG/TTL/NUM/SCALE zero).
+// With RIL: range commands (TG, SCALE, NUM, TTL when leaf; a non-leaf range whose page count
+// is 1 modulo 32 grows by a page so that SCALE and NUM are never both 0). Without: one command
+// per `granule` step (TG/TTL/NUM/SCALE zero). Nothing for size 0.
 
 }  // namespace nb::smmuq

@@ -31,6 +31,7 @@ struct HostOptions {
   bool twoLevelStreamTable = true;  // when IDR0.ST_LVL allows it
   unsigned streamTableSplit = 8;    // two-level: SIDs per level-2 table = 2^split
   kj::Duration syncTimeout = 1 * kj::SECONDS;   // ARM_SMMU_POLL_TIMEOUT_US
+  unsigned maxDoorbellsInFlight = 1;  // Mmio batches (PROD writes + CONS reads) outstanding
   size_t unroutedLog = 256;         // events kept for unrouted()
 };
 
@@ -51,7 +52,8 @@ struct SubmitOutcome {
   uint32_t executed = 0;            // submitted commands executed (not skipped, not pending)
   uint32_t syncs = 0;               // CMD_SYNCs appended
   kj::Vector<uint32_t> illegal;     // indices (into the submission) refused with CERROR_ILL
-  kj::String message;               // empty when errno_ is OK
+  kj::String message;               // empty (null) when errno_ is OK
+  kj::Array<Command> commands;      // the submission, handed back (e.g. to report `illegal`)
 };
 
 struct EventRecord {
@@ -59,7 +61,9 @@ struct EventRecord {
 };
 
 void decodeEvent(const EventRecord& record, rpc::Fault::Builder out);
-// The record's fields (facts 3.2) into the schema's Fault; `raw` holds the 4 qwords.
+// The record's fields (facts 3.2) into the schema's Fault, read at their positions whatever the
+// event type (dw3 is the fetch address of a fetch fault, else the IPA when S2 = 1); `raw`
+// holds the 4 qwords.
 
 class VmasterSink {
   // A vIOMMU, for the StreamIDs of its vDEVICEs: receives their stage-1, non-stall events
@@ -75,14 +79,18 @@ struct HostStats {
   uint64_t commands = 0;            // caller commands written into the ring
   uint64_t syncs = 0;               // CMD_SYNCs written
   uint64_t doorbells = 0;           // CMDQ_PROD writes
+  uint64_t consPolls = 0;           // CMDQ_CONS re-reads without a doorbell (SYNC not yet passed)
   uint64_t illegal = 0;             // CERROR_ILL recovered
   uint64_t fetchAborts = 0;         // CERROR_ABT retried
-  uint64_t timeouts = 0;            // SYNCs that did not complete in time
+  uint64_t timeouts = 0;            // submissions failed with eTimedOut (SYNC not completed)
   uint64_t queueFullWaits = 0;      // times a producer waited for CONS to free space
+  uint64_t globalErrors = 0;        // GERROR bits other than CMDQ_ERR acknowledged
   uint64_t eventsRead = 0;
   uint64_t eventsRouted = 0;        // to a subscriber
   uint64_t eventsToGuests = 0;      // to a vmaster
   uint64_t eventsUnrouted = 0;
+  uint64_t unroutedDropped = 0;     // pushed out of the full unrouted log
+  uint64_t deliveryFailures = 0;    // EventSink.deliver calls that failed
   uint64_t evtqOverflows = 0;
 };
 
@@ -129,6 +137,10 @@ public:
   // Routes stage-1 events of `sid` to `sink` (a vDEVICE's device) until cleared.
 
   virtual const HostStats& stats() const = 0;
+
+  virtual kj::Promise<void> shutdown() = 0;
+  // Quiesces the SMMU (CR0 = 0: no translation, no queues) and frees the stream table and the
+  // queues. Submissions still queued fail. Errors from a peer already gone are ignored.
 };
 
 }  // namespace nb::smmuq

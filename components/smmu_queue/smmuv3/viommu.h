@@ -21,14 +21,15 @@ public:
   ~GuestSide() noexcept(false);
   KJ_DISALLOW_COPY(GuestSide);
 
-  kj::Promise<void> allocViommu(rpc::SmmuQueue::AllocViommuContext context);
+  kj::Promise<void> allocViommu(capnp::CallContext<rpc::SmmuQueue::AllocViommuParams, rpc::SmmuQueue::AllocViommuResults> context);
   // SmmuQueue.allocViommu.
 
   void stats(kj::Vector<Stat>& out);
   // Guest-side counters (vIOMMUs, vDEVICEs, guest commands per path, lost precision...).
 
+  struct Impl;  // viommu.c++
+
 private:
-  struct Impl;
   kj::Own<Impl> impl;
 };
 

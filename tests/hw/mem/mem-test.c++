@@ -1,8 +1,10 @@
 // hw/mem: range-checked physical accessors and the frame allocator.
 
+#include "hw/mem/frame-allocator-server.h"
 #include "hw/mem/frame-allocator.h"
 
 #include <catch2/catch.hpp>
+#include <kj/async-io.h>
 #include <kj/debug.h>
 #include <kj/function.h>
 
@@ -69,6 +71,45 @@ TEST_CASE("FrameAllocator: double free and foreign runs are refused", "[mem]") {
   CHECK(kj::runCatchingExceptions([&]() { frames.freeFrames(BASE + (2 << 20), 4096); }) != nullptr);
   CHECK(frames.reserve(BASE + 0x10000, 0x4000));
   CHECK(!frames.reserve(BASE + 0x12000, 0x4000));  // overlaps the reservation
+}
+
+TEST_CASE("FrameAllocator RPC: reserve claims fixed runs all or nothing; free returns them",
+          "[mem]") {
+  auto io = kj::setupAsyncIo();
+  FrameAllocator frames(BASE, 1 << 20);
+  auto rpc = serveFrameAllocator(frames);
+  auto reserve = [&](std::initializer_list<std::pair<uint64_t, uint64_t>> runs) {
+    auto req = rpc.reserveRequest();
+    auto list = req.initRuns(runs.size());
+    unsigned i = 0;
+    for (auto& [pa, bytes] : runs) {
+      list[i].setPa(pa);
+      list[i++].setBytes(bytes);
+    }
+    return req.send().wait(io.waitScope).getErrno();
+  };
+  CHECK(reserve({{BASE + 0x10000, 0x4000}, {BASE + 0x20000, 0x1000}}) == rpc::Errno::OK);
+  CHECK(frames.usedBytes() == 0x5000);
+  // One run in use: nothing of the request is claimed.
+  CHECK(reserve({{BASE + 0x30000, 0x1000}, {BASE + 0x13000, 0x2000}}) == rpc::Errno::E_BUSY);
+  CHECK(reserve({{BASE + 0x40000, 0x2000}, {BASE + 0x41000, 0x1000}}) == rpc::Errno::E_BUSY);
+  CHECK(frames.usedBytes() == 0x5000);
+  CHECK(reserve({{BASE + 0x800, 0x1000}}) == rpc::Errno::E_INVAL);        // misaligned
+  CHECK(reserve({{BASE + 0xff000, 0x2000}}) == rpc::Errno::E_INVAL);      // past the end
+  CHECK(reserve({{BASE - 0x1000, 0x1000}}) == rpc::Errno::E_INVAL);       // below the base
+  CHECK(reserve({{BASE + 0x50000, 0}}) == rpc::Errno::E_INVAL);           // empty
+  // The allocator never hands out reserved frames; free returns them.
+  for (unsigned i = 0; i < 251; i++) {
+    auto pa = KJ_ASSERT_NONNULL(frames.allocFrames(4096, 4096));
+    CHECK((pa < BASE + 0x10000 || pa >= BASE + 0x14000));
+    CHECK(pa != BASE + 0x20000);
+  }
+  auto free = rpc.freeRequest();
+  auto runs = free.initRuns(1);
+  runs[0].setPa(BASE + 0x10000);
+  runs[0].setBytes(0x4000);
+  CHECK(free.send().wait(io.waitScope).getErrno() == rpc::Errno::OK);
+  CHECK(frames.freeBytes() == 0x4000);
 }
 
 TEST_CASE("FrameAllocator: random alloc/free never overlaps and accounts exactly", "[mem]") {

@@ -1,7 +1,7 @@
-# Commands through smmu0's CMDQ on the default manifest, programmed by hand: the queue in the
-# top of RAM, its commands written there by ep0's bypass DMA (the SMMU is not enabled), CMDQEN,
-# then two batches by PROD. The trace test counts them in `--trace` against the SMMU's
-# counters.
+# Commands through smmu0's CMDQ on system/manifests/hw.toml (no driver), programmed by hand:
+# the queue in the top of RAM, its commands written there by ep0's bypass DMA (the SMMU is not
+# enabled), CMDQEN, then two batches by PROD. The trace test counts them in `--trace` against
+# the SMMU's counters.
 @0xb6f0d1c2a3e49587;
 using import "/interfaces/scenario.capnp".Scenario;
 

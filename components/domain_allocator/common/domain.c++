@@ -1,0 +1,280 @@
+// The Domain capability: what a domain is, its map/unmap with the TLB invalidations they
+// require (issued and synced before the call returns), and its end (IDs flushed and freed,
+// page table destroyed).
+
+#include "components/domain_allocator/common/state.h"
+
+#include <kj/debug.h>
+#include <algorithm>
+
+namespace nb::domains {
+
+namespace {
+
+// Linux's CMDQ_MAX_TLBI_OPS: without range invalidation, more per-granule commands than this
+// for one range become one whole-domain flush (arm_smmu_tlb_inv_range_domain).
+constexpr uint64_t MAX_TLBI_OPS = 512;
+
+}  // namespace
+
+DomainServer::DomainServer(kj::Own<Shared> sharedRef, rpc::DomainKind kind, Smmu* smmu)
+    : shared(kj::mv(sharedRef)), id(shared->nextId++), kind(kind), smmu(smmu) {
+  shared->liveDomains++;
+  shared->counters.domainsAllocated[uint(kind)]++;
+}
+
+DomainServer::~DomainServer() noexcept(false) {
+  // Nothing holds it: nothing is installed on it. Flush what the SMMU may still cache under
+  // its ASID or VMID before the ID can be reused, then free the ID and the page table.
+  auto& s = *shared;
+  s.liveDomains--;
+  if (smmu == nullptr) return;
+  kj::Vector<Inv> ops;
+  auto* instance = smmu;
+  kj::Maybe<kj::Function<void()>> release;
+  switch (kind) {
+    case rpc::DomainKind::STAGE1: {
+      uint16_t a = asid;
+      ops.add(Inv{rpc::HostOp::TLBI_NH_ASID, 0, 0, a, 0});
+      release = [instance, a]() { instance->asids.free(a); };
+      break;
+    }
+    case rpc::DomainKind::STAGE2: {
+      uint16_t v = vmid;
+      if (nestParent) instance->nestParents.erase(v);
+      ops.add(Inv{rpc::HostOp::TLBI_S12_VMALL, 0, 0, 0, v});
+      release = [instance, v]() { instance->vmids.free(v); };
+      break;
+    }
+    default:
+      break;  // nested: the VMID is its parent's; the guest owns its stage-1 entries
+  }
+  kj::Promise<void> done = kj::READY_NOW;
+  if (!ops.empty() && !s.stopped) {  // after shutdown smmu_queue may be gone: only free
+    s.counters.tlbiCommands += ops.size();
+    done = s.invalidate(*instance, kj::mv(ops)).ignoreResult();
+  }
+  done = done.then([release = kj::mv(release)]() mutable {
+    KJ_IF_MAYBE(r, release) { (*r)(); }
+  });
+  KJ_IF_MAYBE(t, table) {
+    if (!s.stopped) {
+      done = done.then([t = kj::mv(*t)]() mutable { return t.destroyRequest().send().ignoreResult(); });
+    }
+  }
+  // Not attached to a reference on `s`: a task must never own the TaskSet it runs in. If the
+  // allocator goes first, the task is cancelled with it.
+  s.tasks.add(kj::mv(done));
+}
+
+Cd DomainServer::cd() {
+  KJ_REQUIRE(kind == rpc::DomainKind::STAGE1, "only a stage-1 domain has a CD", id);
+  auto s1 = info().getS1();
+  auto t = s1.getTcr();
+  return makeS1Cd(asid, Tcr{t.getTsz(), t.getTg(), t.getIrgn(), t.getOrgn(), t.getSh(), t.getIps()},
+                  s1.getTtbr(), s1.getMair(), dirtyTracking);
+}
+
+namespace {
+
+Vtcr vtcrOf(rpc::TableInfo::Reader info) {
+  auto v = info.getS2().getVtcr();
+  return Vtcr{v.getTsz(), v.getSl(), v.getIrgn(), v.getOrgn(), v.getSh(), v.getTg(), v.getPs()};
+}
+
+}  // namespace
+
+Ste DomainServer::steFor(const Master& master) {
+  auto options = master.smmu->steOptions();
+  switch (kind) {
+    case rpc::DomainKind::STAGE2:
+      return makeS2Ste(vmid, vtcrOf(info()), info().getS2().getVttbr(), options);
+    case rpc::DomainKind::NESTED: {
+      auto& p = *KJ_ASSERT_NONNULL(parent).server;
+      switch (vste.config) {
+        case VsteConfig::ABORT: return makeAbortSte();
+        case VsteConfig::BYPASS:
+          // The guest sees identity at stage 1; DMA is still translated by stage 2.
+          return makeS2Ste(p.vmid, vtcrOf(p.info()), p.info().getS2().getVttbr(), options);
+        case VsteConfig::S1_TRANS:
+          return makeNestedSte(p.vmid, vtcrOf(p.info()), p.info().getS2().getVttbr(), vste.dw0,
+                               vste.dw1, options);
+      }
+      KJ_UNREACHABLE;
+    }
+    default:
+      KJ_FAIL_REQUIRE("steFor is for stage-2 and nested domains", id);
+  }
+}
+
+void DomainServer::detach(Master& master, kj::Maybe<uint32_t> pasid) {
+  for (auto i : kj::indices(attachments)) {
+    auto& a = attachments[i];
+    if (a.master == &master && a.pasid == pasid) {
+      // Order does not matter (info() sorts): move the last one here.
+      if (i + 1 != attachments.size()) attachments[i] = attachments.back();
+      attachments.removeLast();
+      return;
+    }
+  }
+}
+
+kj::Promise<void> DomainServer::info(InfoContext context) {
+  auto out = context.getResults().initInfo();
+  out.setId(id);
+  out.setKind(kind);
+  if (smmu != nullptr) out.setSmmu(smmu->name);
+  out.setNestParent(nestParent);
+  out.setDirtyTracking(dirtyTracking);
+  out.setAsid(asid);
+  out.setVmid(vmid);
+  if (hasTable) {
+    auto t = info();
+    out.setIas(t.getConfig().getIas());
+    out.setOas(t.getConfig().getOas());
+    out.setPgsizeBitmap(t.getPgsizeBitmap());
+    out.setTable(t);
+  }
+  // Attachments sorted by device, RID before PASIDs.
+  kj::Vector<const Attachment*> sorted;
+  for (auto& a : attachments) sorted.add(&a);
+  std::sort(sorted.begin(), sorted.end(), [](const Attachment* a, const Attachment* b) {
+    if (a->master->bdf != b->master->bdf) return a->master->bdf < b->master->bdf;
+    return a->pasid.orDefault(0) < b->pasid.orDefault(0) ||
+           (a->pasid == nullptr && b->pasid != nullptr);
+  });
+  auto list = out.initAttachments(sorted.size());
+  for (auto i : kj::indices(sorted)) {
+    list[i].setDevice(sorted[i]->master->bdf);
+    KJ_IF_MAYBE(p, sorted[i]->pasid) { list[i].setPasid(*p); } else { list[i].setRid(); }
+  }
+  if (kind == rpc::DomainKind::NESTED) {
+    auto v = out.initVste(2);
+    v.set(0, vste.dw0);
+    v.set(1, vste.dw1);
+    out.setVsteConfig(vste.config == VsteConfig::ABORT    ? rpc::VsteConfig::ABORT
+                      : vste.config == VsteConfig::BYPASS ? rpc::VsteConfig::BYPASS
+                                                          : rpc::VsteConfig::S1_TRANS);
+    out.setIas(KJ_ASSERT_NONNULL(parent).server->info().getConfig().getIas());
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> DomainServer::iovaToPhys(IovaToPhysContext context) {
+  KJ_IF_MAYBE(t, table) {
+    auto req = t->iovaToPhysRequest();
+    req.setIova(context.getParams().getIova());
+    return req.send().then([context](auto r) mutable {
+      auto results = context.getResults();
+      results.setErrno(r.getErrno());
+      results.setPa(r.getPa());
+    });
+  }
+  context.getResults().setErrno(Errno::E_OP_NOT_SUPP);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> DomainServer::map(MapContext context) {
+  auto& s = *shared;
+  KJ_IF_MAYBE(t, table) {
+    s.counters.mapCalls++;
+    auto params = context.getParams();
+    auto req = t->mapRequest(capnp::MessageSize{4 + params.getRuns().size() * 8, 0});
+    req.setRuns(params.getRuns());
+    context.releaseParams();
+    return req.send().then([this, context](auto r) mutable {
+      auto results = context.getResults();
+      results.setErrno(r.getErrno());
+      results.setBytesMapped(r.getBytesMapped());
+      results.setFailedIndex(r.getFailedIndex());
+      shared->counters.bytesMapped += r.getBytesMapped();
+      // A map can replace table entries (io-pgtable never does on success; kept general).
+      return invalidateRanges(r.getInvalidations()).ignoreResult();
+    });
+  }
+  context.getResults().setErrno(Errno::E_OP_NOT_SUPP);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> DomainServer::unmap(UnmapContext context) {
+  auto& s = *shared;
+  KJ_IF_MAYBE(t, table) {
+    s.counters.unmapCalls++;
+    auto params = context.getParams();
+    auto req = t->unmapRequest(capnp::MessageSize{4 + params.getRanges().size() * 4, 0});
+    req.setRanges(params.getRanges());
+    context.releaseParams();
+    return req.send().then([this, context](auto r) mutable {
+      auto results = context.getResults();
+      results.setErrno(r.getErrno());
+      results.setBytesUnmapped(r.getBytesUnmapped());
+      results.setStoppedIndex(r.getStoppedIndex());
+      shared->counters.bytesUnmapped += r.getBytesUnmapped();
+      // The table pages the unmap freed are back in the pool already: the walk caches must be
+      // clean before this returns (page_table's contract).
+      return invalidateRanges(r.getInvalidations()).then([context](uint32_t commands) mutable {
+        context.getResults().setCommands(commands);
+      });
+    });
+  }
+  context.getResults().setErrno(Errno::E_OP_NOT_SUPP);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> DomainServer::flushAll(FlushAllContext context) {
+  if (smmu == nullptr) {
+    context.getResults().setErrno(Errno::E_OP_NOT_SUPP);
+    return kj::READY_NOW;
+  }
+  return flush().ignoreResult();
+}
+
+kj::Promise<uint32_t> DomainServer::flush() {
+  auto& s = *shared;
+  Inv op{rpc::HostOp::TLBI_NH_ASID, 0, 0, asid, 0};
+  if (kind == rpc::DomainKind::STAGE2) op = Inv{rpc::HostOp::TLBI_S12_VMALL, 0, 0, 0, vmid};
+  if (kind == rpc::DomainKind::NESTED) op = Inv{rpc::HostOp::TLBI_NH_ALL, 0, 0, 0, vmid};
+  s.counters.wholeDomainFlushes++;
+  s.counters.tlbiCommands++;
+  kj::Vector<Inv> ops;
+  ops.add(op);
+  return s.invalidate(*smmu, kj::mv(ops));
+}
+
+kj::Promise<uint32_t> DomainServer::invalidateRanges(capnp::List<rpc::Invalidation>::Reader ranges) {
+  if (ranges.size() == 0) return uint32_t(0);
+  auto& s = *shared;
+  bool stage1 = kind == rpc::DomainKind::STAGE1;
+  // Without RIL a range costs one command per granule step: past MAX_TLBI_OPS, flush it all.
+  if (!smmu->ril) {
+    for (auto r : ranges) {
+      uint64_t step = r.getGranule() != 0 ? r.getGranule() : pageSize;
+      if (r.getSize() / step >= MAX_TLBI_OPS) return flush();
+    }
+  }
+  kj::Vector<Inv> ops;
+  for (auto r : ranges) {
+    Inv op{stage1 ? rpc::HostOp::TLBI_NH_VA : rpc::HostOp::TLBI_S2_IPA};
+    op.asid = stage1 ? asid : 0;
+    op.vmid = stage1 ? 0 : vmid;
+    op.addr = r.getIova();
+    op.size = r.getSize();
+    op.granule = r.getGranule();
+    op.pageSize = pageSize;
+    op.leaf = r.getLeaf();
+    ops.add(op);
+  }
+  // A nest parent's change also stales the guest's combined stage-1+2 entries of its VMID.
+  if (nestParent) ops.add(Inv{rpc::HostOp::TLBI_NH_ALL, 0, 0, 0, vmid});
+  s.counters.tlbiCommands += ops.size();
+  return s.invalidate(*smmu, kj::mv(ops));
+}
+
+kj::Promise<DomainServer*> unwrap(Shared& shared, rpc::Domain::Client domain) {
+  return shared.domains.getLocalServer(domain).then([domain](auto server) mutable -> DomainServer* {
+    auto& s = KJ_REQUIRE_NONNULL(server, "a domain capability from another allocator");
+    return &static_cast<DomainServer&>(s);
+  });
+}
+
+}  // namespace nb::domains

@@ -1,0 +1,12 @@
+// components/domain_allocator/device_centric: the "domain_allocator/device_centric" registry entry — the shared
+// allocator (../common/allocator.h) with its policy: allocation must name the device (or the SMMU instance); "for a group" and
+// "for the bus" are eInval, so a domain is never finalised for an SMMU nobody asked for.
+#pragma once
+
+#include "system/runtime/contract.h"
+
+namespace nb::domains {
+
+ComponentType deviceCentricType();
+
+}  // namespace nb::domains

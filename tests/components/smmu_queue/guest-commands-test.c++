@@ -1,0 +1,259 @@
+// tests/components/smmu_queue: what a guest's commands become on each path — the conversion
+// table of arm_vsmmu_convert_user_cmd (facts 5.3), the software VCMDQ's subset, and the
+// generic path's decode (with its lost precision) and re-encode. Expected commands are written
+// with literal bit positions from facts 1.3 and 5.3, not with the production field tables.
+
+#include "components/smmu_queue/smmuv3/guest-commands.h"
+
+#include <capnp/message.h>
+#include <catch2/catch.hpp>
+
+namespace Catch {
+template <>
+struct StringMaker<nb::smmuq::Command> {
+  static std::string convert(const nb::smmuq::Command& c) {
+    return kj::str("{dw0 0x", kj::hex(c.dw0), ", dw1 0x", kj::hex(c.dw1), "}").cStr();
+  }
+};
+}  // namespace Catch
+
+namespace nb::smmuq {
+namespace {
+
+constexpr uint16_t VMID = 0x77;
+constexpr uint64_t VSID = 0x10;
+constexpr uint32_t SID = 0x300;
+
+VsidLookup lookup() {
+  return [](uint64_t vsid) -> kj::Maybe<uint32_t> {
+    if (vsid == VSID) return SID;
+    return nullptr;
+  };
+}
+
+constexpr uint64_t vmidField(uint64_t v) { return v << 32; }   // TLBI dw0[47:32]
+constexpr uint64_t asidField(uint64_t a) { return a << 48; }   // TLBI dw0[63:48]
+constexpr uint64_t sidField(uint64_t s) { return s << 32; }    // CFGI/ATC dw0[63:32]
+
+struct Row {
+  const char* name;
+  Command guest;
+  bool accepted;
+  Command expected;  // when accepted
+};
+
+void checkRow(const Row& row, kj::OneOf<Command, Refusal> result) {
+  INFO(row.name);
+  if (row.accepted) {
+    REQUIRE(result.is<Command>());
+    auto c = result.get<Command>();
+    CHECK(c.dw0 == row.expected.dw0);
+    CHECK(c.dw1 == row.expected.dw1);
+  } else {
+    REQUIRE(result.is<Refusal>());
+    CHECK(result.get<Refusal>().errno_ == rpc::Errno::E_IO);
+    CHECK(result.get<Refusal>().message.size() > 0);
+  }
+}
+
+TEST_CASE("native conversion follows arm_vsmmu_convert_user_cmd opcode by opcode") {
+  const Row rows[] = {
+      // TLBI_NSNH_ALL becomes TLBI_NH_ALL of the vIOMMU's VMID, dw1 cleared.
+      {"NSNH_ALL", {0x30, 0xdead}, true, {0x10 | vmidField(VMID), 0}},
+      // NH_* keep every field but the VMID, which is forced.
+      {"NH_ALL", {0x10 | vmidField(5), 0}, true, {0x10 | vmidField(VMID), 0}},
+      {"NH_ASID", {0x11 | vmidField(5) | asidField(0x1234), 0}, true,
+       {0x11 | vmidField(VMID) | asidField(0x1234), 0}},
+      {"NH_VA range",
+       {0x12 | (1ull << 12) | (2ull << 20) | vmidField(9) | asidField(7),
+        0x4000'0000 | (1ull << 10) | (3ull << 8) | 1},
+       true,
+       {0x12 | (1ull << 12) | (2ull << 20) | vmidField(VMID) | asidField(7),
+        0x4000'0000 | (1ull << 10) | (3ull << 8) | 1}},
+      {"NH_VAA", {0x13 | vmidField(9), 0x1000}, true, {0x13 | vmidField(VMID), 0x1000}},
+      // ATC_INV, CFGI_CD, CFGI_CD_ALL: vSID replaced by the physical SID, the rest kept.
+      {"ATC_INV", {0x40 | (1ull << 11) | (5ull << 12) | sidField(VSID), 0x2000 | 3}, true,
+       {0x40 | (1ull << 11) | (5ull << 12) | sidField(SID), 0x2000 | 3}},
+      {"CFGI_CD", {0x05 | (3ull << 12) | sidField(VSID), 1}, true,
+       {0x05 | (3ull << 12) | sidField(SID), 1}},
+      {"CFGI_CD_ALL", {0x06 | sidField(VSID), 0}, true, {0x06 | sidField(SID), 0}},
+      // A vSID without a vDEVICE, and every other opcode: EIO.
+      {"ATC_INV unknown vSID", {0x40 | sidField(0x11), 0}, false, {}},
+      {"CFGI_CD unknown vSID", {0x05 | sidField(0x11), 1}, false, {}},
+      {"CFGI_STE", {0x03 | sidField(VSID), 1}, false, {}},
+      {"CFGI_STE_RANGE (CFGI_ALL)", {0x04, 31}, false, {}},
+      {"PREFETCH_CONFIG", {0x01 | sidField(VSID), 0}, false, {}},
+      {"TLBI_S12_VMALL", {0x28 | vmidField(VMID), 0}, false, {}},
+      {"TLBI_S2_IPA", {0x2a | vmidField(VMID), 0x1000}, false, {}},
+      {"TLBI_EL2_ALL", {0x20, 0}, false, {}},
+      {"TLBI_EL2_ASID", {0x21, 0}, false, {}},
+      {"CMD_SYNC", {0x46, 0}, false, {}},
+      {"RESUME", {0x44, 0}, false, {}},
+      {"PRI_RESP", {0x41, 0}, false, {}},
+      {"undefined opcode", {0xff, 0}, false, {}},
+  };
+  auto vsids = lookup();
+  for (auto& row : rows) checkRow(row, convertNative(row.guest, VMID, vsids));
+}
+
+TEST_CASE("the software VCMDQ accepts only TLBI_NH_ASID, TLBI_NH_VA, ATC_INV and SYNC") {
+  const Row rows[] = {
+      {"NH_ASID", {0x11 | vmidField(1) | asidField(3), 0}, true,
+       {0x11 | vmidField(VMID) | asidField(3), 0}},
+      {"NH_VA", {0x12 | asidField(3), 0x5000 | 1}, true,
+       {0x12 | vmidField(VMID) | asidField(3), 0x5000 | 1}},
+      {"ATC_INV", {0x40 | sidField(VSID), 52}, true, {0x40 | sidField(SID), 52}},
+      {"SYNC", {0x46 | (2ull << 12), 0}, true, {0x46 | (2ull << 12), 0}},
+      {"NH_ALL", {0x10, 0}, false, {}},
+      {"NSNH_ALL", {0x30, 0}, false, {}},
+      {"NH_VAA", {0x13, 0x1000}, false, {}},
+      {"CFGI_CD", {0x05 | sidField(VSID), 1}, false, {}},
+      {"CFGI_CD_ALL", {0x06 | sidField(VSID), 0}, false, {}},
+      {"ATC_INV unknown vSID", {0x40 | sidField(0x99), 52}, false, {}},
+  };
+  auto vsids = lookup();
+  for (auto& row : rows) checkRow(row, convertVcmdq(row.guest, VMID, vsids));
+}
+
+struct DecodeRow {
+  const char* name;
+  Command guest;
+  rpc::GenericCache cache;
+  rpc::GenericScope scope;
+  uint32_t asid;
+  uint64_t addr, size, granule;
+  bool leaf;
+  uint64_t vsid;
+  GenericLoss loss;
+};
+
+TEST_CASE("generic decoding says what it can and counts what it widens") {
+  using C = rpc::GenericCache;
+  using S = rpc::GenericScope;
+  const DecodeRow rows[] = {
+      {"NSNH_ALL", {0x30, 0}, C::IOTLB, S::ALL, 0, 0, 0, 0, false, 0, {}},
+      {"NH_ALL", {0x10, 0}, C::IOTLB, S::ALL, 0, 0, 0, 0, false, 0, {}},
+      {"NH_ASID", {0x11 | asidField(9), 0}, C::IOTLB, S::ASID, 9, 0, 0, 0, false, 0, {}},
+      // Not a range (TG = 0): the page holding the VA.
+      {"NH_VA one VA", {0x12 | asidField(9), 0x7000 | 1}, C::IOTLB, S::RANGE, 9, 0x7000, 0x1000,
+       0x1000, true, 0, {}},
+      // Range: (NUM + 1) << SCALE pages of TG's granule; TTL = 3 is dropped.
+      {"NH_VA range 16K TTL", {0x12 | (2ull << 12) | (1ull << 20) | asidField(4),
+                               0x10'0000 | (2ull << 10) | (3ull << 8)},
+       C::IOTLB, S::RANGE, 4, 0x10'0000, 6 * 0x4000, 0x4000, false, 0, {1, 0, 0, 0}},
+      {"NH_VAA", {0x13, 0x1000}, C::IOTLB, S::ALL, 0, 0, 0, 0, false, 0, {0, 1, 0, 0}},
+      {"ATC_INV all", {0x40 | sidField(VSID), 52}, C::DEVICE_TLB, S::ALL, 0, 0, 0, 0, false,
+       VSID, {}},
+      {"ATC_INV span of 8 pages, one SSID",
+       {0x40 | (1ull << 11) | (7ull << 12) | sidField(VSID), 0x8000 | 3}, C::DEVICE_TLB,
+       S::RANGE, 0, 0x8000, 0x8000, 0x1000, false, VSID, {0, 0, 1, 0}},
+      {"CFGI_CD", {0x05 | (2ull << 12) | sidField(VSID), 1}, C::CONTEXT, S::ALL, 0, 0, 0, 0,
+       false, VSID, {0, 0, 0, 1}},
+      {"CFGI_CD_ALL", {0x06 | sidField(VSID), 0}, C::CONTEXT, S::ALL, 0, 0, 0, 0, false, VSID,
+       {}},
+  };
+  for (auto& row : rows) {
+    INFO(row.name);
+    capnp::MallocMessageBuilder message;
+    auto d = message.initRoot<rpc::GenericInvalidation>();
+    GenericLoss loss;
+    CHECK(decodeGeneric(row.guest, d, loss) == nullptr);
+    CHECK(d.getCache() == row.cache);
+    CHECK(d.getScope() == row.scope);
+    CHECK(d.getAsid() == row.asid);
+    CHECK(d.getAddr() == row.addr);
+    CHECK(d.getSize() == row.size);
+    CHECK(d.getGranule() == row.granule);
+    CHECK(d.getLeaf() == row.leaf);
+    CHECK(d.getVsid() == row.vsid);
+    CHECK(loss.ttl == row.loss.ttl);
+    CHECK(loss.vaa == row.loss.vaa);
+    CHECK(loss.atcSsid == row.loss.atcSsid);
+    CHECK(loss.cdSsid == row.loss.cdSsid);
+  }
+
+  for (uint8_t op : {0x03, 0x04, 0x28, 0x2a, 0x46, 0x20}) {
+    INFO("opcode " << int(op));
+    capnp::MallocMessageBuilder message;
+    GenericLoss loss;
+    auto refusal = decodeGeneric(Command{op, 0}, message.initRoot<rpc::GenericInvalidation>(), loss);
+    REQUIRE(refusal != nullptr);
+    CHECK(KJ_ASSERT_NONNULL(refusal).errno_ == rpc::Errno::E_IO);
+  }
+}
+
+kj::Vector<Command> encode(rpc::GenericCache cache, rpc::GenericScope scope, uint32_t asid,
+                           uint64_t addr, uint64_t size, uint64_t granule, bool leaf,
+                           uint64_t vsid, bool ril, kj::Maybe<rpc::Errno> expectError = nullptr) {
+  capnp::MallocMessageBuilder message;
+  auto d = message.initRoot<rpc::GenericInvalidation>();
+  d.setCache(cache);
+  d.setScope(scope);
+  d.setAsid(asid);
+  d.setAddr(addr);
+  d.setSize(size);
+  d.setGranule(granule);
+  d.setLeaf(leaf);
+  d.setVsid(vsid);
+  kj::Vector<Command> out;
+  auto vsids = lookup();
+  auto refusal = encodeGeneric(d.asReader(), VMID, ril, vsids, out);
+  KJ_IF_MAYBE(e, expectError) {
+    REQUIRE(refusal != nullptr);
+    CHECK(KJ_ASSERT_NONNULL(refusal).errno_ == *e);
+  } else {
+    REQUIRE(refusal == nullptr);
+  }
+  return out;
+}
+
+TEST_CASE("generic descriptors re-encode into SMMUv3 commands of the vIOMMU's VMID") {
+  using C = rpc::GenericCache;
+  using S = rpc::GenericScope;
+
+  auto all = encode(C::IOTLB, S::ALL, 0, 0, 0, 0, false, 0, true);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0] == Command{0x10 | vmidField(VMID), 0});
+
+  auto asid = encode(C::IOTLB, S::ASID, 7, 0, 0, 0, false, 0, true);
+  REQUIRE(asid.size() == 1);
+  CHECK(asid[0] == Command{0x11 | vmidField(VMID) | asidField(7), 0});
+
+  // 8 pages of 4K with RIL (facts 1.4): SCALE = 3, NUM = 0, TG = 1 (4K), no TTL (the
+  // descriptor has no level hint).
+  auto ranged = encode(C::IOTLB, S::RANGE, 7, 0x4000'0000, 0x8000, 0x1000, true, 0, true);
+  REQUIRE(ranged.size() == 1);
+  CHECK(ranged[0] ==
+        Command{0x12 | (3ull << 20) | vmidField(VMID) | asidField(7), 0x4000'0000 | (1ull << 10) | 1});
+
+  // Without RIL: one TLBI_NH_VA per 4K page.
+  auto paged = encode(C::IOTLB, S::RANGE, 7, 0x4000'0000, 0x8000, 0x1000, true, 0, false);
+  REQUIRE(paged.size() == 8);
+  for (unsigned i = 0; i < 8; i++) {
+    CHECK(paged[i] == Command{0x12 | vmidField(VMID) | asidField(7), (0x4000'0000 + i * 0x1000ull) | 1});
+  }
+
+  // ATC: [0x3000, 0x5000) -> the 8-page span at 0 (facts 1.4 arm_smmu_atc_inv_to_cmd).
+  auto atc = encode(C::DEVICE_TLB, S::RANGE, 0, 0x3000, 0x2000, 0x1000, false, VSID, true);
+  REQUIRE(atc.size() == 1);
+  CHECK(atc[0] == Command{0x40 | sidField(SID), 3});
+  auto atcAll = encode(C::DEVICE_TLB, S::ALL, 0, 0, 0, 0, false, VSID, true);
+  REQUIRE(atcAll.size() == 1);
+  CHECK(atcAll[0] == Command{0x40 | sidField(SID), 52});
+
+  auto context = encode(C::CONTEXT, S::ALL, 0, 0, 0, 0, false, VSID, true);
+  REQUIRE(context.size() == 1);
+  CHECK(context[0] == Command{0x06 | sidField(SID), 0});
+
+  // Malformed descriptors and unknown vSIDs.
+  encode(C::IOTLB, S::RANGE, 7, 0x1000, 0x1000, 0x2000, false, 0, true, rpc::Errno::E_INVAL);
+  encode(C::IOTLB, S::RANGE, 7, 0x1800, 0x1000, 0x1000, false, 0, true, rpc::Errno::E_INVAL);
+  encode(C::IOTLB, S::RANGE, 7, 0x1000, 0, 0x1000, false, 0, true, rpc::Errno::E_INVAL);
+  encode(C::IOTLB, S::ASID, 0x10000, 0, 0, 0, false, 0, true, rpc::Errno::E_INVAL);
+  encode(C::DEVICE_TLB, S::ALL, 0, 0, 0, 0, false, 0x99, true, rpc::Errno::E_IO);
+  encode(C::CONTEXT, S::ALL, 0, 0, 0, 0, false, 0x99, true, rpc::Errno::E_IO);
+  encode(C::CONTEXT, S::RANGE, 0, 0, 0x1000, 0x1000, false, VSID, true, rpc::Errno::E_INVAL);
+}
+
+}  // namespace
+}  // namespace nb::smmuq
