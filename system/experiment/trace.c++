@@ -263,14 +263,33 @@ struct Tracer::Impl {
 
   // `cap` moves to `holder`; if it is not one of ours, `from` serves it.
   capnp::Capability::Client handTo(Party& holder, capnp::Capability::Client cap, Party& from) {
-    KJ_IF_MAYBE(p, identify(cap)) {
+    // Look through promises that have resolved (a component may hand on a Client built from a
+    // promise of one of ours); decide for one still unresolved when it resolves, so what it
+    // turns out to be is recognised too.
+    auto hook = capnp::ClientHook::from(kj::mv(cap));
+    for (;;) {
+      KJ_IF_MAYBE(resolved, hook->getResolved()) {
+        hook = resolved->addRef();
+      } else {
+        break;
+      }
+    }
+    if (hook->getBrand() != membraneBrand) {
+      KJ_IF_MAYBE(promise, hook->whenMoreResolved()) {
+        return capnp::Capability::Client(promise->then([this, &holder, &from](kj::Own<capnp::ClientHook> next) {
+          return handTo(holder, capnp::Capability::Client(kj::mv(next)), from);
+        }));
+      }
+    }
+    capnp::Capability::Client settled(kj::mv(hook));
+    KJ_IF_MAYBE(p, identify(settled)) {
       auto target = KJ_ASSERT_NONNULL(kj::mv(p->target));
       // Back home: the instance that serves it gets its own object, unwrapped.
       if (p->owner == &holder) return target;
       return wrap(kj::mv(target), holder, *p->owner);
     }
-    if (&from == &holder) return cap;
-    return wrap(kj::mv(cap), holder, from);
+    if (&from == &holder) return settled;
+    return wrap(kj::mv(settled), holder, from);
   }
 };
 

@@ -1,7 +1,8 @@
 // The --trace recorder in process (system/experiment/trace.h): calls through a wrapped
 // capability are recorded with caller and callee, capabilities crossing in results are wrapped
 // for their receiver and come back to their server unwrapped (identity kept), and calls in
-// flight together land on separate threads so every thread's slices nest.
+// flight together land on separate threads so every thread's slices nest. Also through promises
+// of capabilities, resolved or not when they cross.
 
 #include "system/experiment/trace.h"
 #include "tests/fixtures/fixture.capnp.h"
@@ -131,9 +132,29 @@ TEST_CASE("Tracer: calls, capabilities crossing, and calls in flight together", 
   from.setOther(child);
   from.send().wait(io.waitScope);
   CHECK(sawOwn);
+
+  // The same through a promise of it, resolved before the call and after it (a component
+  // keeping a Client built from a promise).
+  sawOwn = false;
+  fixture::Counter::Client resolved = kj::Promise<fixture::Counter::Client>(child);
+  io.waitScope.poll();
+  auto viaResolved = counter.addFromRequest();
+  viaResolved.setOther(resolved);
+  viaResolved.send().wait(io.waitScope);
+  CHECK(sawOwn);
+  sawOwn = false;
+  auto paf = kj::newPromiseAndFulfiller<fixture::Counter::Client>();
+  fixture::Counter::Client later = kj::mv(paf.promise);
+  auto viaLater = counter.addFromRequest();
+  viaLater.setOther(later);
+  auto sent = viaLater.send();
+  io.waitScope.poll();
+  paf.fulfiller->fulfill(kj::cp(child));
+  sent.wait(io.waitScope);
+  CHECK(sawOwn);
   tracer.endRun();
 
-  CHECK(tracer.rpcEvents() == 5);   // add, add, child, child's add, addFrom
+  CHECK(tracer.rpcEvents() == 7);   // add, add, child, child's add, three addFrom
   auto events = parse(tracer.json());
   std::map<std::string, int> calls;
   std::vector<Event> adds;
@@ -146,7 +167,7 @@ TEST_CASE("Tracer: calls, capabilities crossing, and calls in flight together", 
   }
   CHECK(calls["Counter.add"] == 3);
   CHECK(calls["Counter.child"] == 1);
-  CHECK(calls["Counter.addFrom"] == 1);
+  CHECK(calls["Counter.addFrom"] == 3);
   REQUIRE(adds.size() == 3);
   // The two overlapping adds are on different threads; the thread is named.
   CHECK(adds[0].pid == adds[1].pid);
