@@ -409,8 +409,8 @@ private:
                           "each in the plot, e.g. components.smmu_queue.impl=smmuv3/native,smmuv3/sw_vcmdq")
         .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
                           "a row to plot, by name with * wildcards: 'smmu0.cmdq_consumed', "
-                          "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: top-level steps "
-                          "and the counters that differ)")
+                          "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: the slowest "
+                          "top-level steps and the counters that differ)")
         .expectArg("<manifest>", KJ_BIND_METHOD(*this, addArg))
         .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
         .callAfterParsing(KJ_BIND_METHOD(*this, sweep))

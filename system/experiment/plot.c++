@@ -6,6 +6,7 @@
 
 #include <kj/debug.h>
 #include <kj/vector.h>
+#include <algorithm>
 #include <cmath>
 #include <errno.h>
 #include <fnmatch.h>
@@ -208,7 +209,7 @@ kj::String sweepPanel(kj::StringPtr prefix, kj::StringPtr title, kj::ArrayPtr<co
   out.add(kj::str("set size 1,", num(sizeY)));
   out.add(kj::str("set title ", quoted(title)));
   out.add(kj::str("set xlabel ", quoted(param)));
-  out.add(kj::str("set key below"));
+  out.add(kj::str("set key below vertical maxrows ", figures.size() * axis.names.size()));
   out.add(kj::str("set grid"));
   out.add(kj::str(allPositive && lo > 0 && hi / lo >= 100 ? "set logscale y 10" : "unset logscale y"));
   out.add(kj::str(axis.logX ? "set logscale x 2" : "unset logscale x"));
@@ -265,25 +266,45 @@ Axis axisOf(capnp::List<rpc::ExperimentReport::Variant>::Reader variants) {
 
 kj::Array<kj::String> chosenFigures(rpc::ExperimentReport::Reader report, kj::ArrayPtr<const kj::String> figures) {
   kj::Vector<kj::String> chosen;
-  auto consider = [&](capnp::List<Row>::Reader rows, bool step) {
-    size_t taken = 0;
-    for (auto r : rows) {
-      auto name = figureName(r, step);
-      bool take = false;
-      if (figures.size() == 0) {
-        // Default: every top-level step, and the counters that differ between values.
-        take = taken < DEFAULT_FIGURES && (step ? r.getDepth() == 0 : r.getDiffers());
-      } else {
+  if (figures.size() != 0) {
+    auto consider = [&](capnp::List<Row>::Reader rows, bool step) {
+      for (auto r : rows) {
+        auto name = figureName(r, step);
+        bool take = false;
         for (auto& f : figures) take = take || fnmatch(f.cStr(), name.cStr(), 0) == 0;
+        if (take) chosen.add(kj::mv(name));
       }
-      if (take) {
-        chosen.add(kj::mv(name));
-        taken++;
-      }
+    };
+    consider(report.getSteps(), true);
+    consider(report.getCounters(), false);
+    return chosen.releaseAsArray();
+  }
+
+  // Default: where the time goes — the slowest top-level steps — and the counters that differ
+  // between values; fewer of each when every figure is drawn once per series value.
+  size_t series = axisOf(report.getVariants()).names.size();
+  size_t limit = kj::max(DEFAULT_FIGURES / kj::max(series, size_t(1)), size_t(1));
+  kj::Vector<kj::Tuple<double, size_t>> slowest;
+  auto steps = report.getSteps();
+  for (auto i : kj::indices(steps)) {
+    if (steps[i].getDepth() != 0) continue;
+    double top = 0;
+    for (auto c : steps[i].getCells()) top = kj::max(top, c.getMedian());
+    slowest.add(kj::tuple(top, i));
+  }
+  std::sort(slowest.begin(), slowest.end(), [](auto& a, auto& b) { return kj::get<0>(a) > kj::get<0>(b); });
+  kj::Vector<size_t> picked;
+  for (size_t k = 0; k < slowest.size() && k < limit; k++) picked.add(kj::get<1>(slowest[k]));
+  std::sort(picked.begin(), picked.end());   // in scenario order
+  for (auto i : picked) chosen.add(figureName(steps[i], true));
+  size_t taken = 0;
+  for (auto r : report.getCounters()) {
+    if (taken == limit) break;
+    if (r.getDiffers()) {
+      chosen.add(figureName(r, false));
+      taken++;
     }
-  };
-  consider(report.getSteps(), true);
-  consider(report.getCounters(), false);
+  }
   return chosen.releaseAsArray();
 }
 
@@ -309,7 +330,11 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
   auto axis = axisOf(report.getVariants());
 
   size_t panels = (steps.empty() ? 0 : 1) + (counters.empty() ? 0 : 1);
-  size_t total = 360 * kj::max(panels, size_t(1));
+  // Each panel: the plot, and below it the key, one line per figure and series value.
+  size_t lines = axis.names.size();
+  size_t stepsHeight = steps.empty() ? 0 : 280 + 17 * steps.size() * lines;
+  size_t countersHeight = counters.empty() ? 0 : 280 + 17 * counters.size() * lines;
+  size_t total = kj::max(stepsHeight + countersHeight, size_t(360));
   kj::Vector<kj::String> out;
   out.add(header(total));
   out.add(kj::str("set output ", quoted(svgPath)));
@@ -323,16 +348,13 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
   } else if (axis.logX) {
     out.add(kj::str("set xtics 2"));   // one tick per power of two on a log-2 axis
   }
-  double origin = 1;
   if (!steps.empty()) {
-    origin -= 1.0 / panels;
-    out.add(sweepPanel("s", kj::str("step time per iteration (us)", what), steps, axis, report.getParam(), origin,
-                       1.0 / panels));
+    out.add(sweepPanel("s", kj::str("step time per iteration (us)", what), steps, axis, report.getParam(),
+                       double(countersHeight) / total, double(stepsHeight) / total));
   }
   if (!counters.empty()) {
-    origin -= 1.0 / panels;
-    out.add(sweepPanel("c", kj::str("counters", what), counters, axis, report.getParam(), origin,
-                       1.0 / panels));
+    out.add(sweepPanel("c", kj::str("counters", what), counters, axis, report.getParam(), 0,
+                       double(countersHeight) / total));
   }
   if (panels == 0) {
     out.add(kj::str("set title 'nothing to plot: no figure matched'"));

@@ -19,8 +19,9 @@ kj::Maybe<kj::String> findGnuplot();
 
 // The gnuplot script drawing `report` into `svgPath`. For a sweep, `figures` selects rows by
 // their display name (measurements.h rowName(), without indentation) with `*` wildcards, e.g.
-// "smmu0.cmdq_consumed", "*.capnp:42 *", "smmu0.iotlb_*"; empty chooses every step that takes
-// time and every counter that differs between values (at most 8 of each).
+// "smmu0.cmdq_consumed", "*.capnp:42 *", "smmu0.iotlb_*"; empty chooses the slowest top-level
+// steps and the first counters that differ between values (8 of each, divided among the series
+// values: each figure is drawn once per series value).
 kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPath,
                       kj::ArrayPtr<const kj::String> figures = nullptr);
 
