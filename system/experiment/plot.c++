@@ -201,7 +201,8 @@ kj::String sweepPanel(kj::StringPtr prefix, kj::StringPtr title, kj::ArrayPtr<co
         hi = kj::max(hi, c.getMax());
       }
       out.add(kj::str("EOD"));
-      auto name = axis.names[s].size() ? kj::str(figures[i].name, " [", axis.names[s], "]") : kj::heapString(figures[i].name);
+      auto name = axis.names[s].size() ? kj::str(figures[i].name, " [", axis.names[s], "]")
+                                       : kj::heapString(figures[i].name);
       plots.add(kj::str(block, " using 1:2:3:4 with yerrorlines pt 7 ps 0.6 title ", quoted(name)));
     }
   }
