@@ -49,6 +49,9 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/default.toml", "system/scenarios/default.capnp",
        "--set components.page_table.placement=process --set components.smmu_queue.placement=process "
        "--set components.domains.placement=process --set components.groups.placement=process"},
+      {"system/manifests/default.toml", "system/scenarios/groups-domains.capnp",
+       "--set components.page_table.placement=process --set components.smmu_queue.placement=process "
+       "--set components.domains.placement=process --set components.groups.placement=process"},
       {"system/manifests/hw.toml", "system/scenarios/page_table.capnp",
        "--set components.page_table.placement=process"},
       {"system/manifests/hw.toml", "system/scenarios/smmuv3.capnp",
