@@ -83,7 +83,8 @@ TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") 
                            "system/manifests/two-smmu-group-centric.toml",
                            "system/manifests/two-smmu-device-centric.toml",
                            "system/manifests/guest-native.toml", "system/manifests/guest-generic.toml",
-                           "system/manifests/guest-sw-vcmdq.toml");
+                           "system/manifests/guest-sw-vcmdq.toml",
+                           "system/manifests/default-process.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);
