@@ -79,6 +79,6 @@ interface Domain {
   # may be reused at once. `commands`: the invalidation commands built (SYNCs excluded).
 
   flushAll @4 () -> (errno :Common.Errno);
-  # iommu_flush_iotlb_all: TLBI_NH_ASID (stage 1) or TLBI_S12_VMALL (stage 2, nested) + SYNC.
-  # eOpNotSupp for identity and blocked domains.
+  # iommu_flush_iotlb_all: TLBI_NH_ASID (stage 1), TLBI_S12_VMALL (stage 2) or TLBI_NH_ALL of
+  # its VMID (nested: the guest's stage-1 entries) + SYNC. eOpNotSupp for identity and blocked.
 }

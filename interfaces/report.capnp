@@ -36,3 +36,61 @@ struct MemoryDump {
     structure @1 :Structure;
   }
 }
+
+# ======================================================================================
+# Experiments: what `nestbed compare` and `nestbed sweep` print (`--json` encodes this through
+# Cap'n Proto's JSON codec; `--csv` writes the same rows).
+
+struct ExperimentReport {
+  kind @0 :Kind;
+  enum Kind {
+    compare @0;   # two manifests, variants A and B
+    sweep @1;     # one manifest, one variant per value of `param`
+  }
+
+  scenarios @1 :List(Text);     # scenario files, run in this order in every run
+  overrides @2 :List(Text);     # `--set key=value`, applied to every run
+  param @3 :Text;               # sweep: the manifest key swept
+  repeats @4 :UInt32;           # runs per variant (interleaved: A B A B..., or v1 v2 ... v1 v2 ...)
+  spread @5 :Text;              # what `min` and `max` are: "min-max over runs"
+  ok @6 :Bool;                  # every run of every variant passed its scenarios
+  variants @7 :List(Variant);
+  steps @8 :List(Row);          # scenario step timings, microseconds per iteration
+  counters @9 :List(Row);       # every instance's stats() counters after each run
+  series @10 :Text;
+  # sweep: a second key, one line per value in plots (e.g. the implementation compared across
+  # the swept values); variants are every (value, series value) pair, each value's series side by
+  # side
+
+  struct Variant {
+    label @0 :Text;             # "A", "B", or the swept value as written ("series/value" with a series)
+    manifest @1 :Text;
+    ok @2 :Bool;                # every run passed
+    failures @3 :List(Text);    # why a run did not pass: "run 2: scenario x.capnp failed"
+    value @4 :Text;             # sweep: the value of `param`
+    seriesValue @5 :Text;       # sweep with a series: the value of `series`
+  }
+
+  struct Row {
+    group @0 :Text;             # steps: the scenario file; counters: the instance
+    name @1 :Text;              # steps: the step's label; counters: the counter
+    line @2 :UInt32;            # steps: the scenario line (0 for counters)
+    depth @3 :UInt8;            # steps: nesting inside repeats
+    cells @4 :List(Cell);       # one per variant, in `variants` order
+    ratio @5 :Float64;
+    # compare: B's median over A's. 1 when they are equal (0 and 0 included); "Infinity" in JSON
+    # when only A's is 0. sweep: the last value's median over the first's, alike.
+    differs @6 :Bool;           # the variants' medians are not all equal
+    varies @7 :Bool;
+    # counters: some variant's runs disagree, although stats() promises deterministic counters.
+    # steps: always false (timings vary).
+  }
+
+  struct Cell {
+    present @0 :Bool;           # false: no run of this variant had the row (an instance it lacks)
+    median @1 :Float64;
+    min @2 :Float64;
+    max @3 :Float64;
+    samples @4 :List(Float64);  # one per run, in run order
+  }
+}

@@ -74,7 +74,7 @@ struct Step {
     detach @31 :OwnershipStep;         # group_manager: Ownership.detach
     attachPasid @32 :PasidStep;        # group_manager: Ownership.attachPasid
     replacePasid @33 :PasidStep;       # group_manager: Ownership.replacePasid
-    detachPasid @34 :PasidStep;        # group_manager: Ownership.detachPasid
+    detachPasid @34 :DetachPasidStep;  # group_manager: Ownership.detachPasid
     attachDevice @35 :AttachDeviceStep;  # group_manager: GroupManager.attachDevice (iommu_attach_device)
     detachDevice @36 :DetachDeviceStep;  # group_manager: GroupManager.detachDevice
     allocPaging @37 :AllocPagingStep;  # domain_allocator: allocPaging; saveAs keeps the domain
@@ -264,7 +264,12 @@ struct AttachStep {
 struct PasidStep {
   ownership @0 :Text;
   pasid @1 :UInt32;
-  domain @2 :Text;                     # attach/replace: a saved domain; detach: leave it out
+  domain @2 :Text;                     # a saved domain
+}
+
+struct DetachPasidStep {
+  ownership @0 :Text;
+  pasid @1 :UInt32;
 }
 
 struct AttachDeviceStep {

@@ -13,8 +13,8 @@
 namespace nb {
 
 struct BdfName {
-  kj::Maybe<uint16_t> segment;   // absent in "bb:dd.f"
-  uint16_t rid = 0;              // bus << 8 | device << 3 | function
+  kj::Maybe<uint16_t> segment;  // absent in "bb:dd.f"
+  uint16_t rid = 0;             // bus << 8 | device << 3 | function
 };
 
 inline kj::Maybe<BdfName> parseBdfName(kj::StringPtr text) {
@@ -24,10 +24,14 @@ inline kj::Maybe<BdfName> parseBdfName(kj::StringPtr text) {
     uint32_t v = 0;
     for (char c : s) {
       uint32_t d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else return nullptr;
+      if (c >= '0' && c <= '9')
+        d = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        d = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        d = c - 'A' + 10;
+      else
+        return nullptr;
       v = v * 16 + d;
     }
     if (v > max) return nullptr;
@@ -55,8 +59,8 @@ inline kj::Maybe<BdfName> parseBdfName(kj::StringPtr text) {
     auto dev = hex(kj::heapString(rest.slice(colon + 1, *dot)), 2, 0x1f);
     auto fn = hex(kj::heapString(rest.slice(*dot + 1)), 1, 7);
     if (bus == nullptr || dev == nullptr || fn == nullptr) return nullptr;
-    out.rid = uint16_t(KJ_ASSERT_NONNULL(bus) << 8 | KJ_ASSERT_NONNULL(dev) << 3 |
-                       KJ_ASSERT_NONNULL(fn));
+    out.rid =
+        uint16_t(KJ_ASSERT_NONNULL(bus) << 8 | KJ_ASSERT_NONNULL(dev) << 3 | KJ_ASSERT_NONNULL(fn));
     return out;
   }
   return nullptr;

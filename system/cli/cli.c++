@@ -4,6 +4,9 @@
 
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
+#include "system/experiment/commands.h"
+#include "system/experiment/session.h"
+#include "system/experiment/trace.h"
 #include "system/script/runner.h"
 
 #include <capnp/compat/json.h>
@@ -92,6 +95,10 @@ public:
         .addSubCommand("check", KJ_BIND_METHOD(*this, checkMain), "validate a manifest and print its plan")
         .addSubCommand("graph", KJ_BIND_METHOD(*this, graphMain), "print a manifest's topology as graphviz DOT")
         .addSubCommand("run", KJ_BIND_METHOD(*this, runMain), "compose a manifest, run scenarios, report")
+        .addSubCommand("compare", KJ_BIND_METHOD(*this, compareMain),
+                       "run a scenario on two manifests, alternating, and compare every stat and step time")
+        .addSubCommand("sweep", KJ_BIND_METHOD(*this, sweepMain),
+                       "run a scenario once per value of one manifest key; table and plot")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
         .build();
@@ -178,7 +185,8 @@ private:
     kj::MainBuilder b(context_, "nestbed run",
                       "Composes MANIFEST (default: system/manifests/default.toml), runs the "
                       "scenarios, and reports every component's stats.");
-    return addSetOption(b)
+    addSetOption(b);
+    return addTraceOption(b)
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the report as JSON")
         .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
                           "write physical memory to <file> at exit, and <file>.json describing it")
@@ -216,73 +224,52 @@ private:
 
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
-      kj::Vector<kj::String> events;
-      Composer composer(io, config_.registry, kj::mv(*plan),
-                        ComposerOptions{findHostBinary(config_.hostBinaryName), [&events](kj::StringPtr e) {
-                                          fprintf(stderr, "nestbed: %s\n", e.cStr());
-                                          events.add(kj::heapString(e));
-                                        }});
-      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
-        composer.shutdown().wait(io.waitScope);
-        fail(kj::str("nestbed: ", e->getDescription()));
+      kj::Maybe<kj::Own<experiment::Tracer>> tracer;
+      if (trace_ != nullptr) tracer = kj::heap<experiment::Tracer>(config_.registry);
+      auto host = findHostBinary(config_.hostBinaryName);
+      experiment::RunOptions options{config_.registry, host, [](kj::StringPtr e) {
+                                       fprintf(stderr, "nestbed: %s\n", e.cStr());
+                                     }};
+      KJ_IF_MAYBE(t, tracer) { options.tracer = **t; }
+      KJ_IF_MAYBE(path, dump_) {
+        options.beforeShutdown = [this, path = kj::heapString(*path)](Composer& composer, kj::WaitScope& ws) {
+          dumpMemory(composer, path, ws);
+        };
       }
-
-      capnp::MallocMessageBuilder message;
-      auto report = message.initRoot<rpc::RunReport>();
-      bool ok = true;
-      kj::Array<InstanceStats> stats;
-      {
-        ScenarioRunner runner(io.waitScope, composer.root(), config_.registry, composer.memory());
-        kj::Vector<ScenarioError> checkErrors;
-        for (auto& s : loaded) {
-          for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));
-        }
-        if (!checkErrors.empty()) {
-          for (auto& e : checkErrors) context_.warning(kj::str(e));
-          composer.shutdown().wait(io.waitScope);
+      auto result = experiment::runOnce(io, kj::mv(*plan), loaded, options);
+      switch (result.outcome) {
+        case experiment::RunResult::Outcome::START_FAILED:
+          KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }   // the calls up to the failure
+          fail(kj::str("nestbed: ", result.error));
+        case experiment::RunResult::Outcome::CHECK_FAILED:
+          for (auto& e : result.checkErrors) context_.warning(kj::str(e));
           context_.finish(EXIT_USAGE);
-        }
-        auto reports = report.initScenarios(loaded.size());
-        for (auto i : kj::indices(loaded)) {
-          runner.run(loaded[i], reports[i]);
-          ok = ok && reports[i].getOk();
-        }
-        // Counters while the runner still holds what the scenarios saved (see runner.h).
-        stats = composer.stats().wait(io.waitScope);
+        case experiment::RunResult::Outcome::RAN:
+          break;
       }
-      report.setOk(ok);
-      KJ_IF_MAYBE(path, dump_) { dumpMemory(composer, *path, io.waitScope); }
-      composer.shutdown().wait(io.waitScope);
-      printReport(composer.plan(), stats, events, report);
-      context_.finish(ok ? 0 : EXIT_FAILED);
+      KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }
+      printReport(result.report.asReader());
+      context_.finish(result.ok() ? 0 : EXIT_FAILED);
     }
     context_.finish(EXIT_FAILED);
   }
 
-  void printReport(const Plan& plan, kj::ArrayPtr<InstanceStats> stats, kj::ArrayPtr<kj::String> events,
-                   rpc::RunReport::Builder report) {
-    report.setManifest(plan.file);
-    auto components = report.initComponents(stats.size());
-    for (auto i : kj::indices(stats)) {
-      components[i].setName(stats[i].name);
-      components[i].setImpl(stats[i].impl);
-      auto counters = components[i].initCounters(stats[i].counters.size());
-      for (auto j : kj::indices(stats[i].counters)) {
-        counters[j].setName(stats[i].counters[j].name);
-        counters[j].setValue(stats[i].counters[j].value);
-      }
-    }
-    auto ev = report.initEvents(events.size());
-    for (auto i : kj::indices(events)) ev.set(i, events[i]);
+  void writeTrace(experiment::Tracer& tracer) {
+    auto& path = KJ_ASSERT_NONNULL(trace_);
+    KJ_IF_MAYBE(error, tracer.write(path)) { fail(kj::str("nestbed: ", *error)); }
+    fprintf(stderr, "nestbed: trace: %llu RPCs, %llu SMMU commands -> %s\n",
+            (unsigned long long)tracer.rpcEvents(), (unsigned long long)tracer.smmuCommands(), path.cStr());
+  }
 
+  void printReport(rpc::RunReport::Reader report) {
     if (json_) {
       capnp::JsonCodec codec;
       codec.setPrettyPrint(true);
-      puts(codec.encode(report.asReader()).cStr());
+      puts(codec.encode(report).cStr());
       return;
     }
     for (auto s : report.getScenarios()) fputs(formatScenarioReport(s).cStr(), stdout);
-    printf("\nmanifest %s\n", plan.file.cStr());
+    printf("\nmanifest %s\n", report.getManifest().cStr());
     for (auto c : report.getComponents()) {
       printf("\n%s (%s)\n", c.getName().cStr(), c.getImpl().cStr());
       for (auto counter : c.getCounters()) {
@@ -328,6 +315,113 @@ private:
     fputs(text.cStr(), j);
     fputc('\n', j);
     fclose(j);
+  }
+
+  // ---- compare and sweep (system/experiment/commands.h)
+
+  kj::MainBuilder& addTraceOption(kj::MainBuilder& b) {
+    return b.addOptionWithArg({"trace"}, KJ_BIND_METHOD(*this, setTrace), "<file.json>",
+                              "write a Chrome trace-event file (open it in Perfetto): every RPC between "
+                              "components, every step, counter changes, SMMU commands and events");
+  }
+  kj::MainBuilder::Validity setTrace(kj::StringPtr path) { trace_ = resolvePath(path); return true; }
+
+  // `repeatHelp` must outlive the builder: MainBuilder keeps the pointer.
+  kj::MainBuilder& addExperimentOptions(kj::MainBuilder& b, kj::StringPtr repeatHelp) {
+    addSetOption(b);
+    addTraceOption(b);
+    return b
+        .addOptionWithArg({"repeat"}, KJ_BIND_METHOD(*this, setRepeat), "<n>", repeatHelp)
+        .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
+        .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
+        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot");
+  }
+  kj::MainBuilder::Validity setRepeat(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n == 0 || n > 10000) return "--repeat takes a count from 1 to 10000";
+    repeats_ = n;
+    return true;
+  }
+  kj::MainBuilder::Validity setCsv(kj::StringPtr path) { csv_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setPlot(kj::StringPtr path) { plot_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity addArg(kj::StringPtr path) { args_.add(resolvePath(path)); return true; }
+  kj::MainBuilder::Validity setParam(kj::StringPtr text) {
+    if (experiment::parseSweepParam(text) == nullptr) return "expected --param <key>=<value>,<value>,...";
+    param_ = kj::heapString(text);
+    return true;
+  }
+  kj::MainBuilder::Validity setSeries(kj::StringPtr text) {
+    if (experiment::parseSweepParam(text) == nullptr) return "expected --series <key>=<value>,<value>,...";
+    series_ = kj::heapString(text);
+    return true;
+  }
+  kj::MainBuilder::Validity addFigure(kj::StringPtr pattern) { figures_.add(kj::heapString(pattern)); return true; }
+
+  experiment::ExperimentOptions experimentOptions() {
+    experiment::ExperimentOptions o{config_.registry, findHostBinary(config_.hostBinaryName)};
+    for (auto& v : overrides_) o.overrides.add(Override{kj::heapString(v.key), kj::heapString(v.value)});
+    o.repeats = repeats_;
+    o.json = json_;
+    o.csv = mapCopy(csv_);
+    o.plot = mapCopy(plot_);
+    o.trace = mapCopy(trace_);
+    for (auto& f : figures_) o.figures.add(kj::heapString(f));
+    return o;
+  }
+  static kj::Maybe<kj::String> mapCopy(kj::Maybe<kj::String>& m) {
+    KJ_IF_MAYBE(s, m) { return kj::heapString(*s); }
+    return nullptr;
+  }
+
+  kj::MainFunc compareMain() {
+    kj::MainBuilder b(context_, "nestbed compare",
+                      "Runs SCENARIO on manifests A and B, alternating A B A B (--repeat times each), "
+                      "and prints every step's time and every component counter side by side: the "
+                      "median over runs, its min-max, and B/A. Counters are deterministic; one that "
+                      "varies between runs of one side is flagged. Exit 0 if every run passes, 1 if "
+                      "a scenario fails (the side is named), 2 for bad input.");
+    return addExperimentOptions(b, "runs of each manifest, alternating A B (default 3)")
+        .expectArg("<A.toml>", KJ_BIND_METHOD(*this, addArg))
+        .expectArg("<B.toml>", KJ_BIND_METHOD(*this, addArg))
+        .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
+        .callAfterParsing(KJ_BIND_METHOD(*this, compare))
+        .build();
+  }
+  kj::MainBuilder::Validity compare() {
+    auto options = experimentOptions();
+    auto status = experiment::compare(options, args_[0], args_[1], args_.slice(2, args_.size()));
+    context_.finish(status);
+  }
+
+  kj::MainFunc sweepMain() {
+    kj::MainBuilder b(context_, "nestbed sweep",
+                      "Runs SCENARIO on MANIFEST once per value of one manifest key (--param, any key "
+                      "--set accepts), and prints every step's time and every component counter per "
+                      "value; --plot draws chosen figures against the value. Progress goes to stderr. "
+                      "Exit 0 if every run passes, 1 if a scenario fails (the value is named), 2 for "
+                      "bad input.");
+    return addExperimentOptions(b, "rounds over every value (default 1)")
+        .addOptionWithArg({"param"}, KJ_BIND_METHOD(*this, setParam), "<key>=<v1>,<v2>,...",
+                          "the key to sweep and its values, e.g. hw.smmuv3.0.iotlb_entries=16,64,256 (required)")
+        .addOptionWithArg({"series"}, KJ_BIND_METHOD(*this, setSeries), "<key>=<v1>,<v2>,...",
+                          "a second key: every --param value runs once per series value, one line "
+                          "each in the plot, e.g. components.smmu_queue.impl=smmuv3/native,smmuv3/sw_vcmdq")
+        .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
+                          "a row to plot, by name with * wildcards: 'smmu0.cmdq_consumed', "
+                          "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: the slowest "
+                          "top-level steps and the counters that differ)")
+        .expectArg("<manifest>", KJ_BIND_METHOD(*this, addArg))
+        .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
+        .callAfterParsing(KJ_BIND_METHOD(*this, sweep))
+        .build();
+  }
+  kj::MainBuilder::Validity sweep() {
+    if (param_ == nullptr) return "--param <key>=<value>,<value>,... is required";
+    auto options = experimentOptions();
+    auto status = experiment::sweep(options, args_[0], args_.slice(1, args_.size()), param_,
+                                    series_ == nullptr ? kj::StringPtr(nullptr) : kj::StringPtr(series_));
+    context_.finish(status);
   }
 
   // ---- call
@@ -422,6 +516,12 @@ private:
   kj::Vector<kj::String> scenarios_;
   kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
+  kj::Maybe<kj::String> trace_;
+  kj::Maybe<kj::String> csv_, plot_;
+  kj::Vector<kj::String> args_;       // compare, sweep: manifests and scenarios, in order
+  kj::String param_, series_;
+  kj::Vector<kj::String> figures_;
+  uint32_t repeats_ = 0;
 };
 
 }  // namespace

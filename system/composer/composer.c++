@@ -101,6 +101,12 @@ Composer::Instance& Composer::instance(kj::StringPtr name) {
 
 kj::Maybe<pid_t> Composer::pidOf(kj::StringPtr name) { return instance(name).pid; }
 
+capnp::Capability::Client Composer::handOut(const Instance& to, kj::StringPtr from,
+                                            capnp::Capability::Client cap) {
+  KJ_IF_MAYBE(interpose, options_.interpose) { return (*interpose)(to.plan.name, from, kj::mv(cap)); }
+  return cap;
+}
+
 kj::Promise<void> Composer::start() {
   auto& m = plan_.memory;
   KJ_IF_MAYBE(file, m.file) {
@@ -143,10 +149,11 @@ kj::Promise<void> Composer::startInstance(Instance& inst) {
 }
 
 kj::Promise<void> Composer::startInline(Instance& inst) {
-  inst.context = kj::heap<ComponentContext>(inst.plan.name, *inst.plan.type, inst.plan.settings,
-                                            *mem_, KJ_ASSERT_NONNULL(frames_), io_.provider->getTimer());
+  inst.context = kj::heap<ComponentContext>(inst.plan.name, *inst.plan.type, inst.plan.settings, *mem_,
+                                            handOut(inst, "memory", KJ_ASSERT_NONNULL(frames_)).castAs<rpc::FrameAllocator>(),
+                                            io_.provider->getTimer());
   for (auto& w : inst.plan.uses) {
-    inst.context->bind(w.role, KJ_ASSERT_NONNULL(instance(w.target).main));
+    inst.context->bind(w.role, handOut(inst, w.target, KJ_ASSERT_NONNULL(instance(w.target).main)));
   }
   return inst.plan.type->factory(*inst.context).then([&inst](rpc::Component::Client c) {
     inst.component = kj::mv(c);
@@ -192,9 +199,9 @@ kj::Promise<void> Composer::startProcess(Instance& inst) {
   for (auto i : kj::indices(inst.plan.uses)) {
     auto& w = inst.plan.uses[i];
     uses[i].setRole(w.role);
-    uses[i].setCap(KJ_ASSERT_NONNULL(instance(w.target).main));
+    uses[i].setCap(handOut(inst, w.target, KJ_ASSERT_NONNULL(instance(w.target).main)));
   }
-  req.setFrames(KJ_ASSERT_NONNULL(frames_));
+  req.setFrames(handOut(inst, "memory", KJ_ASSERT_NONNULL(frames_)).castAs<rpc::FrameAllocator>());
   return req.send().then([&inst](auto response) { inst.component = response.getComponent(); });
 }
 
@@ -274,6 +281,11 @@ kj::Promise<kj::Array<InstanceStats>> Composer::stats() {
         InstanceStats s{kj::heapString(inst.plan.name), kj::heapString(inst.plan.impl), {}};
         for (auto c : response.getCounters()) s.counters.add(Stat{kj::heapString(c.getName()), c.getValue()});
         return s;
+      }, [this, &inst = *inst](kj::Exception&& e) {
+        // A process that died and is not reaped yet (or being restarted): no counters, and
+        // say so, rather than failing everyone's stats.
+        options_.report(kj::str("stats of '", inst.plan.name, "' failed: ", e.getDescription()));
+        return InstanceStats{kj::heapString(inst.plan.name), kj::heapString(inst.plan.impl), {}};
       }));
     } else {
       promises.add(InstanceStats{kj::heapString(inst->plan.name), kj::heapString(inst->plan.impl), {}});

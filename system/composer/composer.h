@@ -17,9 +17,17 @@
 
 namespace nb {
 
+// Sees every capability the composer hands an instance — each wired role and the frame
+// allocator — and returns what the instance gets instead (`nestbed --trace` wraps them in a
+// recording membrane). `caller` is the instance receiving the capability, `callee` the instance
+// serving it ("memory" for the frame allocator).
+using Interposer = kj::Function<capnp::Capability::Client(
+    kj::StringPtr caller, kj::StringPtr callee, capnp::Capability::Client cap)>;
+
 struct ComposerOptions {
   kj::String hostBinary;                      // the component host executable
   kj::Function<void(kj::StringPtr)> report;   // composer events: exits, signals, restarts
+  kj::Maybe<Interposer> interpose = nullptr;  // null: instances get the capabilities themselves
 };
 
 struct InstanceStats {
@@ -63,6 +71,7 @@ private:
   kj::Promise<void> startProcess(Instance& inst);
   void watchChild(Instance& inst);
   Instance& instance(kj::StringPtr name);
+  capnp::Capability::Client handOut(const Instance& to, kj::StringPtr from, capnp::Capability::Client cap);
 
   kj::AsyncIoContext& io_;
   const Registry& registry_;

@@ -414,7 +414,8 @@ private:
 };
 
 // Applies one override to the parsed document. Instances are addressed by name:
-// `components.<name>.<key>`, `hw.<name>.<key>`, `memory.<key>`.
+// `components.<name>.<key>`, `hw.<name>.<key>`, `memory.<key>`; a hardware entry also by its
+// place in the TOML array of tables, `hw.<model>.<index>.<key>` (`hw.smmuv3.0.iotlb_entries`).
 kj::Maybe<kj::String> applyOverride(toml::table& root, const Override& o) {
   auto parts = kj::Vector<kj::String>();
   size_t start = 0;
@@ -444,8 +445,23 @@ kj::Maybe<kj::String> applyOverride(toml::table& root, const Override& o) {
       }
     }
     leaf = parts[2];
+  } else if (parts.size() == 4 && parts[0] == "hw") {
+    auto hw = root["hw"].as_table();
+    auto entries = hw ? (*hw)[sv(parts[1])].as_array() : nullptr;
+    if (entries == nullptr) return kj::str("no [[hw.", parts[1], "]] in the manifest");
+    char* end = nullptr;
+    auto index = strtoul(parts[2].cStr(), &end, 10);
+    if (parts[2].size() == 0 || *end != '\0') {
+      return kj::str("'", parts[2], "' is not an index into [[hw.", parts[1], "]]");
+    }
+    if (index >= entries->size()) {
+      return kj::str("[[hw.", parts[1], "]] has ", entries->size(), " entries; no entry ", index);
+    }
+    target = entries->get(index)->as_table();
+    leaf = parts[3];
   } else {
-    return kj::str("key must be memory.<key>, components.<instance>.<key> or hw.<instance>.<key>");
+    return kj::str("key must be memory.<key>, components.<instance>.<key>, hw.<instance>.<key> "
+                   "or hw.<model>.<index>.<key>");
   }
   if (target == nullptr) return kj::str("no such table in the manifest");
   toml::table parsed;

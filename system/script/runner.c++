@@ -187,6 +187,8 @@ struct ScenarioRunner::Impl {
   kj::HashMap<kj::String, kj::Own<guest::GuestQueue>> guests;
   kj::HashMap<kj::String, bool> impls;       // every implementation the manifest runs
   const Registry& registry;
+  kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
+  kj::StringPtr file;   // of the scenario running
 
   Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
       : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry) {
@@ -741,6 +743,17 @@ struct ScenarioRunner::Impl {
 
   void runNode(Node& node, uint32_t iteration) {
     using Clock = std::chrono::steady_clock;
+    auto began = Clock::now();
+    runStep(node, iteration);
+    KJ_IF_MAYBE(o, observer) {
+      auto label = stepSummary(node.step);
+      (*o)(StepSpan{file, node.line, label, node.depth, iteration, node.step.isRepeat(), node.ok, began,
+                    Clock::now()});
+    }
+  }
+
+  void runStep(Node& node, uint32_t iteration) {
+    using Clock = std::chrono::steady_clock;
     node.iterations++;
     switch (node.step.which()) {
       case rpc::Step::REPEAT: {
@@ -807,6 +820,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   kj::Vector<kj::Own<Node>> roots;
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
+  impl_->file = scenario.file;
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};
@@ -847,6 +861,10 @@ kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj
   capnp::TextCodec pretty;
   pretty.setPrettyPrint(true);
   return pretty.encode(capnp::DynamicStruct::Reader(response));
+}
+
+void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) {
+  impl_->observer = kj::mv(observer);
 }
 
 kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {

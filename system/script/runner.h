@@ -14,7 +14,9 @@
 #include "system/script/scenario-file.h"
 
 #include <capnp/dynamic.h>
+#include <kj/function.h>
 #include <kj/map.h>
+#include <chrono>
 
 namespace nb {
 
@@ -38,6 +40,21 @@ public:
 
   // One call by instance name, method name and text arguments; returns the results as text.
   kj::String call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
+
+  // What one step did, told as soon as it has run (every iteration inside a repeat, then the
+  // repeat as a whole): `nestbed --trace` puts steps on the scenario's timeline and attributes
+  // counter changes to them. Expectations have been checked; `ok` is the step's state so far.
+  struct StepSpan {
+    kj::StringPtr file;       // the scenario file
+    uint32_t line;
+    kj::StringPtr label;      // as the report shows it
+    uint8_t depth;            // nesting level, as in StepReport
+    uint32_t iteration;       // within the enclosing repeat (0 outside one)
+    bool isRepeat;
+    bool ok;
+    std::chrono::steady_clock::time_point start, end;
+  };
+  void observeSteps(kj::Function<void(const StepSpan&)> observer);
 
   struct Node;
   struct Impl;

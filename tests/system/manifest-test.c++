@@ -144,6 +144,29 @@ TEST_CASE("Manifest: --set overrides a value, and an unknown key is an error nam
   CHECK(errorsOf(text, noInstance)[0] == "--set: components.zz.start: no such table in the manifest");
 }
 
+TEST_CASE("Manifest: --set addresses a hardware entry by name or by its array index", "[manifest]") {
+  auto text = kj::str(MEMORY, "[[hw.smmuv3]]\nname = \"s0\"\n[[hw.smmuv3]]\nname = \"s1\"\n");
+  auto iotlb = [](const Plan& plan, kj::StringPtr name) {
+    return KJ_ASSERT_NONNULL(plan.find(name)).settings["iotlb_entries"].value<int64_t>();
+  };
+  Override byIndex[] = {{kj::str("hw.smmuv3.1.iotlb_entries"), kj::str("64")}};
+  auto plan = testing::planOf(text, byIndex);
+  CHECK(!iotlb(plan, "s0"));
+  CHECK(iotlb(plan, "s1") == 64);
+  Override byName[] = {{kj::str("hw.s0.iotlb_entries"), kj::str("32")}};
+  CHECK(iotlb(testing::planOf(text, byName), "s0") == 32);
+
+  Override beyond[] = {{kj::str("hw.smmuv3.2.iotlb_entries"), kj::str("64")}};
+  CHECK(errorsOf(text, beyond)[0] == "--set: hw.smmuv3.2.iotlb_entries: [[hw.smmuv3]] has 2 entries; no entry 2");
+  Override noModel[] = {{kj::str("hw.pci.0.sid_base"), kj::str("1")}};
+  CHECK(errorsOf(text, noModel)[0] == "--set: hw.pci.0.sid_base: no [[hw.pci]] in the manifest");
+  Override notIndex[] = {{kj::str("hw.smmuv3.x.iotlb_entries"), kj::str("1")}};
+  CHECK(errorsOf(text, notIndex)[0] == "--set: hw.smmuv3.x.iotlb_entries: 'x' is not an index into [[hw.smmuv3]]");
+  Override typo[] = {{kj::str("hw.smmuv3.0.iotlb_entris"), kj::str("1")}};
+  CHECK(errorsOf(text, typo)[0] ==
+        "--set: hw.s0.iotlb_entris: unknown key 'iotlb_entris' for 'hw/smmuv3' (did you mean 'iotlb_entries'?)");
+}
+
 TEST_CASE("Manifest: sizes accept integers and binary units", "[manifest]") {
   auto plan = testing::planOf("[memory]\nbase = \"1GiB\"\nsize = 8192\n");
   CHECK(plan.memory.base == uint64_t(1) << 30);

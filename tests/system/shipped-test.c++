@@ -49,6 +49,9 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/default.toml", "system/scenarios/default.capnp",
        "--set components.page_table.placement=process --set components.smmu_queue.placement=process "
        "--set components.domains.placement=process --set components.groups.placement=process"},
+      {"system/manifests/default.toml", "system/scenarios/groups-domains.capnp",
+       "--set components.page_table.placement=process --set components.smmu_queue.placement=process "
+       "--set components.domains.placement=process --set components.groups.placement=process"},
       {"system/manifests/hw.toml", "system/scenarios/page_table.capnp",
        "--set components.page_table.placement=process"},
       {"system/manifests/hw.toml", "system/scenarios/smmuv3.capnp",
@@ -80,7 +83,8 @@ TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") 
                            "system/manifests/two-smmu-group-centric.toml",
                            "system/manifests/two-smmu-device-centric.toml",
                            "system/manifests/guest-native.toml", "system/manifests/guest-generic.toml",
-                           "system/manifests/guest-sw-vcmdq.toml");
+                           "system/manifests/guest-sw-vcmdq.toml",
+                           "system/manifests/default-process.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);

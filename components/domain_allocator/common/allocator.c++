@@ -55,8 +55,7 @@ Ste targetSte(Master& m, kj::Maybe<DomainServer&> rid) {
     case rpc::DomainKind::BLOCKED: return pasids ? cdTable(S1Dss::TERMINATE) : makeAbortSte();
     case rpc::DomainKind::IDENTITY: return pasids ? cdTable(S1Dss::BYPASS) : makeBypassSte(options);
     case rpc::DomainKind::STAGE2:
-    case rpc::DomainKind::NESTED:
-      return KJ_ASSERT_NONNULL(rid).steFor(m);
+    case rpc::DomainKind::NESTED: return KJ_ASSERT_NONNULL(rid).steFor(m);
   }
   KJ_UNREACHABLE;
 }
@@ -118,17 +117,18 @@ public:
   void structures(kj::Vector<StructureInfo>& out) override {
     for (auto& smmu : s_->smmus) {
       for (auto& e : smmu->l2Tables) {
-        out.add(StructureInfo{kj::str("stream_table_l2"), kj::str(smmu->name, " span ", e.key), e.value,
-                              uint64_t(smmuv3::ste::STE_BYTES) << smmu->split,
+        out.add(StructureInfo{kj::str("stream_table_l2"), kj::str(smmu->name, " span ", e.key),
+                              e.value, uint64_t(smmuv3::ste::STE_BYTES) << smmu->split,
                               kj::str("StreamIDs ", uint64_t(e.key) << smmu->split, "..",
                                       ((uint64_t(e.key) + 1) << smmu->split) - 1)});
       }
     }
     for (auto& m : s_->masters) {
       KJ_IF_MAYBE(t, m->cdTable) {
-        out.add(StructureInfo{kj::str("cd_table"), kj::heapString(m->bdf), t->pa, t->bytes,
-                              kj::str(t->format == CdTableFormat::LINEAR ? "linear" : "two-level 64K",
-                                      " S1CDMax=", t->s1CdMax)});
+        out.add(
+            StructureInfo{kj::str("cd_table"), kj::heapString(m->bdf), t->pa, t->bytes,
+                          kj::str(t->format == CdTableFormat::LINEAR ? "linear" : "two-level 64K",
+                                  " S1CDMax=", t->s1CdMax)});
         for (auto& leaf : t->leaves) {
           out.add(StructureInfo{kj::str("cd_leaf"), kj::str(m->bdf, " leaf ", leaf.key), leaf.value,
                                 uint64_t(cdl::CD_BYTES) * cdl::CTXDESC_L2_ENTRIES,
@@ -153,21 +153,26 @@ protected:
       KJ_CASE_ONEOF(r, Result) { return refuse(context, kj::mv(r)); }
       KJ_CASE_ONEOF(found, Smmu*) { smmu = found; }
     }
-    bool nestParent = flags.getNestParent(), dirty = flags.getDirtyTracking(), pasid = flags.getPasid();
+    bool nestParent = flags.getNestParent(), dirty = flags.getDirtyTracking(),
+         pasid = flags.getPasid();
     // arm_smmu_domain_alloc_paging_flags (facts 5.2).
     if (dirty && nestParent) {
-      return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str("DIRTY_TRACKING with NEST_PARENT")));
+      return refuse(context,
+                    fail(Errno::E_OP_NOT_SUPP, kj::str("DIRTY_TRACKING with NEST_PARENT")));
     }
     bool stage2 = nestParent || (!dirty && !pasid && !smmu->stage1);
     if (stage2) {
-      if (!smmu->stage2) return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " has no stage 2")));
+      if (!smmu->stage2)
+        return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " has no stage 2")));
       if (nestParent && !smmu->nesting) {
         return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " cannot nest")));
       }
     } else {
-      if (!smmu->stage1) return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " has no stage 1")));
+      if (!smmu->stage1)
+        return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " has no stage 1")));
       if (dirty && !smmu->httuDirty) {
-        return refuse(context, fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " has no HTTU dirty state")));
+        return refuse(context,
+                      fail(Errno::E_OP_NOT_SUPP, kj::str(smmu->name, " has no HTTU dirty state")));
       }
     }
     auto& ids = stage2 ? smmu->vmids : smmu->asids;
@@ -175,7 +180,8 @@ protected:
     KJ_IF_MAYBE(i, ids.alloc()) {
       id = *i;
     } else {
-      return refuse(context, fail(Errno::E_NO_SPC, kj::str(smmu->name, ": no free ", stage2 ? "VMID" : "ASID")));
+      return refuse(context, fail(Errno::E_NO_SPC,
+                                  kj::str(smmu->name, ": no free ", stage2 ? "VMID" : "ASID")));
     }
 
     auto req = s_->pageTables.createRequest();
@@ -195,8 +201,12 @@ protected:
         results.setMessage(kj::str("page_table refused the table"));
         return;
       }
-      auto d = kj::heap<DomainServer>(kj::addRef(*s_), stage2 ? rpc::DomainKind::STAGE2 : rpc::DomainKind::STAGE1, smmu);
-      if (stage2) d->vmid = uint16_t(id); else d->asid = uint16_t(id);
+      auto d = kj::heap<DomainServer>(
+          kj::addRef(*s_), stage2 ? rpc::DomainKind::STAGE2 : rpc::DomainKind::STAGE1, smmu);
+      if (stage2)
+        d->vmid = uint16_t(id);
+      else
+        d->asid = uint16_t(id);
       d->nestParent = nestParent;
       d->dirtyTracking = dirty;
       d->table = r.getTable();
@@ -223,7 +233,8 @@ protected:
     auto params = context.getParams();
     auto words = params.getVste();
     if (words.size() != 2) {
-      return refuse(context, fail(Errno::E_INVAL, kj::str("a vSTE is 2 qwords (dw0, dw1), not ", words.size())));
+      return refuse(context, fail(Errno::E_INVAL,
+                                  kj::str("a vSTE is 2 qwords (dw0, dw1), not ", words.size())));
     }
     ValidVste vste{0, 0, VsteConfig::ABORT, false};
     KJ_SWITCH_ONEOF(validateVste(words[0], words[1])) {
@@ -242,7 +253,8 @@ protected:
       if (smmu == nullptr) {
         s_->counters.allocErrors++;
         results.setErrno(Errno::E_INVAL);
-        results.setMessage(kj::str("the vIOMMU is on ", info.getSmmu(), ", which this allocator does not drive"));
+        results.setMessage(
+            kj::str("the vIOMMU is on ", info.getSmmu(), ", which this allocator does not drive"));
         return;
       }
       DomainServer* parent = nullptr;
@@ -250,7 +262,8 @@ protected:
       if (parent == nullptr) {
         s_->counters.allocErrors++;
         results.setErrno(Errno::E_INVAL);
-        results.setMessage(kj::str("no nest-parent domain of this allocator has VMID ", info.getVmid()));
+        results.setMessage(
+            kj::str("no nest-parent domain of this allocator has VMID ", info.getVmid()));
         return;
       }
       auto d = kj::heap<DomainServer>(kj::addRef(*s_), rpc::DomainKind::NESTED, smmu);
@@ -272,12 +285,15 @@ protected:
       KJ_CASE_ONEOF(found, Master*) { m = found; }
     }
     auto cap = params.getDomain();
-    return unwrap(*s_, cap).then([this, m, cap](DomainServer* d) mutable {
-      return serialized(*m, [this, m, d, cap]() mutable { return attach(*m, *d, kj::mv(cap)); });
-    }).then([this, context](Result r) mutable {
-      if (r.errno_ != Errno::OK) s_->counters.attachErrors++;
-      done(context, kj::mv(r));
-    });
+    return unwrap(*s_, cap)
+        .then([this, m, cap](DomainServer* d) mutable {
+          return serialized(*m,
+                            [this, m, d, cap]() mutable { return attach(*m, *d, kj::mv(cap)); });
+        })
+        .then([this, context](Result r) mutable {
+          if (r.errno_ != Errno::OK) s_->counters.attachErrors++;
+          done(context, kj::mv(r));
+        });
   }
 
   kj::Promise<void> setPasid(SetPasidContext context) override {
@@ -290,14 +306,16 @@ protected:
     }
     uint32_t pasid = params.getPasid();
     auto cap = params.getDomain();
-    return unwrap(*s_, cap).then([this, m, cap, pasid](DomainServer* d) mutable {
-      return serialized(*m, [this, m, d, cap, pasid]() mutable {
-        return setDevicePasid(*m, pasid, *d, kj::mv(cap));
-      });
-    }).then([this, context](Result r) mutable {
-      if (r.errno_ != Errno::OK) s_->counters.pasidErrors++;
-      done(context, kj::mv(r));
-    });
+    return unwrap(*s_, cap)
+        .then([this, m, cap, pasid](DomainServer* d) mutable {
+          return serialized(*m, [this, m, d, cap, pasid]() mutable {
+            return setDevicePasid(*m, pasid, *d, kj::mv(cap));
+          });
+        })
+        .then([this, context](Result r) mutable {
+          if (r.errno_ != Errno::OK) s_->counters.pasidErrors++;
+          done(context, kj::mv(r));
+        });
   }
 
   kj::Promise<void> masters(MastersContext context) override {
@@ -354,7 +372,8 @@ private:
       }
       case rpc::AllocTarget::GROUP: {
         if (!groupCentric) {
-          return fail(Errno::E_INVAL, kj::str("device_centric: name the device (or the SMMU), not a group"));
+          return fail(Errno::E_INVAL,
+                      kj::str("device_centric: name the device (or the SMMU), not a group"));
         }
         auto group = target.getGroup();
         if (group.size() == 0) return fail(Errno::E_INVAL, kj::str("an empty group"));
@@ -367,7 +386,8 @@ private:
       }
       case rpc::AllocTarget::BUS:
         if (!groupCentric) {
-          return fail(Errno::E_INVAL, kj::str("device_centric: name the device (or the SMMU), not the bus"));
+          return fail(Errno::E_INVAL,
+                      kj::str("device_centric: name the device (or the SMMU), not the bus"));
         }
         // iommu_domain_alloc(bus): the first device on the bus decides.
         if (s_->masters.empty()) return fail(Errno::E_NO_DEV, kj::str("no device on the bus"));
@@ -382,7 +402,8 @@ private:
   kj::OneOf<Master*, Result> master(kj::StringPtr bdf) {
     KJ_IF_MAYBE(m, s_->findMaster(bdf)) { return &*m; }
     if (s_->ambiguous(bdf)) {
-      return fail(Errno::E_INVAL, kj::str("'", bdf, "' is on several PCI segments: give ssss:bb:dd.f"));
+      return fail(Errno::E_INVAL,
+                  kj::str("'", bdf, "' is on several PCI segments: give ssss:bb:dd.f"));
     }
     return fail(Errno::E_NO_DEV, kj::str("no device '", bdf, "'"));
   }
@@ -403,12 +424,13 @@ private:
       if (&*current == &d) return Result{};
     }
     if (d.smmu != nullptr && d.smmu != m.smmu) {
-      return fail(Errno::E_INVAL, kj::str("domain ", d.id, " was finalised for ", d.smmu->name, "; ", m.bdf,
-                                          " is behind ", m.smmu->name));
+      return fail(Errno::E_INVAL, kj::str("domain ", d.id, " was finalised for ", d.smmu->name,
+                                          "; ", m.bdf, " is behind ", m.smmu->name));
     }
     bool translatesStage2 = d.kind == rpc::DomainKind::STAGE2 || d.kind == rpc::DomainKind::NESTED;
     if (translatesStage2 && m.pasids.size() != 0) {
-      return fail(Errno::E_BUSY, kj::str(m.bdf, " has PASIDs in use: no ", kindName(d.kind), " domain"));
+      return fail(Errno::E_BUSY,
+                  kj::str(m.bdf, " has PASIDs in use: no ", kindName(d.kind), " domain"));
     }
     kj::Promise<Result> checked = Result{};
     if (d.kind == rpc::DomainKind::NESTED && d.vste.config == VsteConfig::S1_TRANS) {
@@ -420,7 +442,8 @@ private:
             if (v.getSid() == sid) return Result{};
           }
         }
-        return fail(Errno::E_NO_ENT, kj::str(m.bdf, " has no vDEVICE on the nested domain's vIOMMU"));
+        return fail(Errno::E_NO_ENT,
+                    kj::str(m.bdf, " has no vDEVICE on the nested domain's vIOMMU"));
       });
     }
     return checked.then([this, &m, &d, cap = kj::mv(cap)](Result r) mutable -> kj::Promise<Result> {
@@ -428,7 +451,8 @@ private:
       kj::Promise<void> prepared = kj::READY_NOW;
       if (d.kind == rpc::DomainKind::STAGE1) {
         // The CD first: the STE that makes it reachable comes after.
-        prepared = s_->ensureCdTable(m).then([this, &m, &d]() { return s_->writeCd(m, 0, d.cd()); });
+        prepared =
+            s_->ensureCdTable(m).then([this, &m, &d]() { return s_->writeCd(m, 0, d.cd()); });
       }
       return prepared.then([this, &m, &d]() { return s_->writeSte(m, targetSte(m, d)); })
           .then([this, &m, &d]() -> kj::Promise<void> {
@@ -449,30 +473,35 @@ private:
     });
   }
 
-  kj::Promise<Result> setDevicePasid(Master& m, uint32_t pasid, DomainServer& d, rpc::Domain::Client cap) {
+  kj::Promise<Result> setDevicePasid(Master& m, uint32_t pasid, DomainServer& d,
+                                     rpc::Domain::Client cap) {
     if (d.kind == rpc::DomainKind::BLOCKED) {
       // Detach: the CD cleared; with no PASID left the STE returns to its plain form.
       if (m.pasids.find(pasid) == nullptr) return Result{};
-      return s_->writeCd(m, pasid, Cd{}).then([this, &m, pasid]() {
-        KJ_IF_MAYBE(old, m.pasids.find(pasid)) { old->server->detach(m, pasid); }
-        m.pasids.erase(pasid);
-        return s_->writeSte(m, targetSte(m, ridDomain(m)));
-      }).then([]() { return Result{}; });
+      return s_->writeCd(m, pasid, Cd{})
+          .then([this, &m, pasid]() {
+            KJ_IF_MAYBE(old, m.pasids.find(pasid)) { old->server->detach(m, pasid); }
+            m.pasids.erase(pasid);
+            return s_->writeSte(m, targetSte(m, ridDomain(m)));
+          })
+          .then([]() { return Result{}; });
     }
     if (d.kind != rpc::DomainKind::STAGE1) {
-      return fail(Errno::E_INVAL, kj::str("a PASID takes a stage-1 domain, not ", kindName(d.kind)));
+      return fail(Errno::E_INVAL,
+                  kj::str("a PASID takes a stage-1 domain, not ", kindName(d.kind)));
     }
     if (d.smmu != m.smmu) {
-      return fail(Errno::E_INVAL, kj::str("domain ", d.id, " was finalised for ", d.smmu->name, "; ", m.bdf,
-                                          " is behind ", m.smmu->name));
+      return fail(Errno::E_INVAL, kj::str("domain ", d.id, " was finalised for ", d.smmu->name,
+                                          "; ", m.bdf, " is behind ", m.smmu->name));
     }
     if (pasid == 0 || m.ssidBits == 0 || pasid >= (uint64_t(1) << m.ssidBits)) {
-      return fail(Errno::E_INVAL, kj::str("pasid ", pasid, " outside 1..", (uint64_t(1) << m.ssidBits) - 1,
-                                          " for ", m.bdf));
+      return fail(Errno::E_INVAL, kj::str("pasid ", pasid, " outside 1..",
+                                          (uint64_t(1) << m.ssidBits) - 1, " for ", m.bdf));
     }
     KJ_IF_MAYBE(rid, ridDomain(m)) {
       if (rid->kind == rpc::DomainKind::STAGE2 || rid->kind == rpc::DomainKind::NESTED) {
-        return fail(Errno::E_INVAL, kj::str(m.bdf, "'s RID domain is ", kindName(rid->kind), ": no CD table for PASIDs"));
+        return fail(Errno::E_INVAL, kj::str(m.bdf, "'s RID domain is ", kindName(rid->kind),
+                                            ": no CD table for PASIDs"));
       }
     }
     KJ_IF_MAYBE(current, m.pasids.find(pasid)) {
@@ -526,8 +555,8 @@ void checkPasidBits(const toml::node& value, SettingErrors& errors) {
 
 kj::Own<Smmu> smmuFrom(rpc::SmmuQueue::Client queue, rpc::QueueInfo::Reader info) {
   auto f = info.getFeatures();
-  auto smmu = kj::heap<Smmu>(kj::heapString(info.getSmmu()), kj::mv(queue), f.getAsid16() ? 0xffff : 0xff,
-                             f.getVmid16() ? 0xffff : 0xff);
+  auto smmu = kj::heap<Smmu>(kj::heapString(info.getSmmu()), kj::mv(queue),
+                             f.getAsid16() ? 0xffff : 0xff, f.getVmid16() ? 0xffff : 0xff);
   smmu->stage1 = f.getStage1();
   smmu->stage2 = f.getStage2();
   smmu->nesting = f.getNesting();
@@ -552,23 +581,25 @@ kj::Own<Smmu> smmuFrom(rpc::SmmuQueue::Client queue, rpc::QueueInfo::Reader info
 
 kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, rpc::Policy policy) {
   auto granuleName = ctx.settings.string("granule", "4K");
-  auto granule = granuleName == "64K" ? rpc::Granule::SIZE64K
+  auto granule = granuleName == "64K"   ? rpc::Granule::SIZE64K
                  : granuleName == "16K" ? rpc::Granule::SIZE16K
                                         : rpc::Granule::SIZE4K;
-  auto shared = kj::refcounted<Shared>(ctx.mem, ctx.frames, ctx.use<rpc::PageTableEngine>("page_table"), policy,
-                                       granule, uint8_t(ctx.settings.integer("pasid_bits", 20)));
+  auto shared =
+      kj::refcounted<Shared>(ctx.mem, ctx.frames, ctx.use<rpc::PageTableEngine>("page_table"),
+                             policy, granule, uint8_t(ctx.settings.integer("pasid_bits", 20)));
   kj::StringPtr typeName = ctx.type.name;
 
   using Info = capnp::Response<rpc::SmmuQueue::InfoResults>;
   using Devices = capnp::Response<rpc::PciTopology::DevicesResults>;
   auto queues = ctx.useList<rpc::SmmuQueue>("queues");
-  auto infos = KJ_MAP(q, queues) -> kj::Promise<Info> { return q.infoRequest().send(); };
+  auto infos = KJ_MAP(q, queues)->kj::Promise<Info> { return q.infoRequest().send(); };
   auto topologies = ctx.useList<rpc::PciTopology>("pci");
-  auto devices = KJ_MAP(t, topologies) -> kj::Promise<Devices> { return t.devicesRequest().send(); };
+  auto devices = KJ_MAP(t, topologies)->kj::Promise<Devices> { return t.devicesRequest().send(); };
 
   auto& s = *shared;
   return kj::joinPromises(kj::mv(infos))
-      .then([&s, queues = kj::mv(queues), devices = kj::mv(devices)](kj::Array<Info> infos) mutable {
+      .then([&s, queues = kj::mv(queues),
+             devices = kj::mv(devices)](kj::Array<Info> infos) mutable {
         for (auto i : kj::indices(infos)) {
           auto name = infos[i].getInfo().getSmmu();
           KJ_REQUIRE(s.findSmmu(name) == nullptr, "two smmu_queue instances drive one SMMU", name);
@@ -594,7 +625,8 @@ kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, r
                               d.getSmmuName());
             }
             auto add = [&](uint32_t sid) {
-              for (auto x : m->sids) if (x == sid) return;
+              for (auto x : m->sids)
+                if (x == sid) return;
               m->sids.add(sid);
               auto key = kj::str(m->smmu->name, "/", sid);
               if (taken.find(key) != nullptr) {
@@ -621,8 +653,10 @@ kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, r
       })
       .then([shared = kj::mv(shared), typeName]() mutable {
         auto& s = *shared;
-        s.identity = s.domains.add(kj::heap<DomainServer>(kj::addRef(s), rpc::DomainKind::IDENTITY, nullptr));
-        s.blocked = s.domains.add(kj::heap<DomainServer>(kj::addRef(s), rpc::DomainKind::BLOCKED, nullptr));
+        s.identity = s.domains.add(
+            kj::heap<DomainServer>(kj::addRef(s), rpc::DomainKind::IDENTITY, nullptr));
+        s.blocked =
+            s.domains.add(kj::heap<DomainServer>(kj::addRef(s), rpc::DomainKind::BLOCKED, nullptr));
         auto server = kj::heap<AllocatorServer>(kj::mv(shared));
         auto& core = *server;
         rpc::DomainAllocator::Client main = kj::mv(server);
@@ -630,8 +664,9 @@ kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, r
       });
 }
 
-ComponentType domainAllocatorType(kj::StringPtr name, kj::StringPtr doc,
-                                  kj::Promise<rpc::Component::Client> (*factory)(ComponentContext&)) {
+ComponentType domainAllocatorType(
+    kj::StringPtr name, kj::StringPtr doc,
+    kj::Promise<rpc::Component::Client> (*factory)(ComponentContext&)) {
   return ComponentType{
       name,
       doc,

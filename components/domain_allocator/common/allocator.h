@@ -18,8 +18,9 @@ kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, r
 // translation granule, the smallest the SMMU has when it lacks it), pasid_bits (0..20, default
 // 20: a device's SSID bits are min(SSIDSIZE, pasid_bits); 10 at most without CD2L).
 
-ComponentType domainAllocatorType(kj::StringPtr name, kj::StringPtr doc,
-                                  kj::Promise<rpc::Component::Client> (*factory)(ComponentContext&));
+ComponentType domainAllocatorType(
+    kj::StringPtr name, kj::StringPtr doc,
+    kj::Promise<rpc::Component::Client> (*factory)(ComponentContext&));
 // The registry entry for one implementation: its name, description and factory (which calls
 // makeDomainAllocator with its policy).
 

@@ -46,8 +46,7 @@ DomainServer::~DomainServer() noexcept(false) {
       release = [instance, v]() { instance->vmids.free(v); };
       break;
     }
-    default:
-      break;  // nested: the VMID is its parent's; the guest owns its stage-1 entries
+    default: break;  // nested: the VMID is its parent's; the guest owns its stage-1 entries
   }
   kj::Promise<void> done = kj::READY_NOW;
   if (!ops.empty() && !s.stopped) {  // after shutdown smmu_queue may be gone: only free
@@ -59,7 +58,8 @@ DomainServer::~DomainServer() noexcept(false) {
   });
   KJ_IF_MAYBE(t, table) {
     if (!s.stopped) {
-      done = done.then([t = kj::mv(*t)]() mutable { return t.destroyRequest().send().ignoreResult(); });
+      done = done.then(
+          [t = kj::mv(*t)]() mutable { return t.destroyRequest().send().ignoreResult(); });
     }
   }
   // Not attached to a reference on `s`: a task must never own the TaskSet it runs in. If the
@@ -102,8 +102,7 @@ Ste DomainServer::steFor(const Master& master) {
       }
       KJ_UNREACHABLE;
     }
-    default:
-      KJ_FAIL_REQUIRE("steFor is for stage-2 and nested domains", id);
+    default: KJ_FAIL_REQUIRE("steFor is for stage-2 and nested domains", id);
   }
 }
 
@@ -146,7 +145,11 @@ kj::Promise<void> DomainServer::info(InfoContext context) {
   auto list = out.initAttachments(sorted.size());
   for (auto i : kj::indices(sorted)) {
     list[i].setDevice(sorted[i]->master->bdf);
-    KJ_IF_MAYBE(p, sorted[i]->pasid) { list[i].setPasid(*p); } else { list[i].setRid(); }
+    KJ_IF_MAYBE(p, sorted[i]->pasid) {
+      list[i].setPasid(*p);
+    } else {
+      list[i].setRid();
+    }
   }
   if (kind == rpc::DomainKind::NESTED) {
     auto v = out.initVste(2);
@@ -241,7 +244,8 @@ kj::Promise<uint32_t> DomainServer::flush() {
   return s.invalidate(*smmu, kj::mv(ops));
 }
 
-kj::Promise<uint32_t> DomainServer::invalidateRanges(capnp::List<rpc::Invalidation>::Reader ranges) {
+kj::Promise<uint32_t> DomainServer::invalidateRanges(
+    capnp::List<rpc::Invalidation>::Reader ranges) {
   if (ranges.size() == 0) return uint32_t(0);
   auto& s = *shared;
   bool stage1 = kind == rpc::DomainKind::STAGE1;

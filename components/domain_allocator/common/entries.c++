@@ -97,7 +97,8 @@ Ste makeNestedSte(uint16_t vmid, const Vtcr& vtcr, uint64_t vttbr, uint64_t vste
   Ste s = makeS2Ste(vmid, vtcr, vttbr, options);
   constexpr uint64_t GUEST_0 =
       ste::STE_0_S1FMT.mask() | ste::STE_0_S1CTXPTR.mask() | ste::STE_0_S1CDMAX.mask();
-  s.dw[0] = ste::STE_0_CONFIG.with(ste::STE_0_V.with(0, 1), ste::CONFIG_NESTED) | (vsteDw0 & GUEST_0);
+  s.dw[0] =
+      ste::STE_0_CONFIG.with(ste::STE_0_V.with(0, 1), ste::CONFIG_NESTED) | (vsteDw0 & GUEST_0);
   s.dw[1] = eats(options, s.dw[1] | vsteDw1);
   s.dw[1] = ste::STE_1_MEV.with(s.dw[1], 1);
   return s;

@@ -78,7 +78,7 @@ Cd makeS1Cd(uint16_t asid, const Tcr& tcr, uint64_t ttbr, uint64_t mair, bool di
 // T0SZ, TG0, IRGN0, ORGN0, SH0, IPS from the TCR; EPD1, V, AA64, R, A, ASET, ASID; HA|HD with
 // dirty tracking; TTB0; MAIR. Little-endian, no stalls: ENDI = S = 0.
 
-uint64_t makeL1CdDescriptor(uint64_t l2Pa);          // V, L2PTR (a 64 KiB leaf of 1024 CDs)
+uint64_t makeL1CdDescriptor(uint64_t l2Pa);  // V, L2PTR (a 64 KiB leaf of 1024 CDs)
 uint64_t makeL1StreamDescriptor(uint64_t l2Pa, unsigned split);  // SPAN = split + 1, L2PTR
 
 // ---- used bits (facts 2.4)
@@ -91,13 +91,13 @@ Entry cdUsed(const Cd& cd);
 enum class VsteConfig : uint8_t { ABORT, BYPASS, S1_TRANS };
 
 struct ValidVste {
-  uint64_t dw0, dw1;      // as stored: V = 0 zeroes both, EATS cleared
+  uint64_t dw0, dw1;  // as stored: V = 0 zeroes both, EATS cleared
   VsteConfig config;
-  bool ats;               // S1_TRANS with EATS = TRANS
+  bool ats;  // S1_TRANS with EATS = TRANS
 };
 
 struct VsteError {
-  kj::String message;     // what was wrong: the result is eIo
+  kj::String message;  // what was wrong: the result is eIo
 };
 
 kj::OneOf<ValidVste, VsteError> validateVste(uint64_t dw0, uint64_t dw1);
@@ -105,10 +105,12 @@ kj::OneOf<ValidVste, VsteError> validateVste(uint64_t dw0, uint64_t dw1);
 // a Config other than abort/bypass/s1_trans, or EATS other than abt/trans is an error.
 
 constexpr uint64_t VSTE_0_ALLOWED = smmuv3::ste::STE_0_V.mask() | smmuv3::ste::STE_0_CONFIG.mask() |
-                                    smmuv3::ste::STE_0_S1FMT.mask() | smmuv3::ste::STE_0_S1CTXPTR.mask() |
+                                    smmuv3::ste::STE_0_S1FMT.mask() |
+                                    smmuv3::ste::STE_0_S1CTXPTR.mask() |
                                     smmuv3::ste::STE_0_S1CDMAX.mask();
-constexpr uint64_t VSTE_1_ALLOWED = smmuv3::ste::STE_1_S1DSS.mask() | smmuv3::ste::STE_1_S1CIR.mask() |
-                                    smmuv3::ste::STE_1_S1COR.mask() | smmuv3::ste::STE_1_S1CSH.mask() |
-                                    smmuv3::ste::STE_1_S1STALLD.mask() | smmuv3::ste::STE_1_EATS.mask();
+constexpr uint64_t VSTE_1_ALLOWED =
+    smmuv3::ste::STE_1_S1DSS.mask() | smmuv3::ste::STE_1_S1CIR.mask() |
+    smmuv3::ste::STE_1_S1COR.mask() | smmuv3::ste::STE_1_S1CSH.mask() |
+    smmuv3::ste::STE_1_S1STALLD.mask() | smmuv3::ste::STE_1_EATS.mask();
 
 }  // namespace nb::domains

@@ -37,7 +37,8 @@ UpdatePlan planUpdate(const Entry& current, const Entry& target, UsedBits used) 
   uint8_t critical = 0;
   for (unsigned i = 0; i < 8; i++) {
     KJ_REQUIRE((target.dw[i] & ~targetUsed.dw[i]) == 0,
-               "target sets bits its own configuration does not use", i, target.dw[i], targetUsed.dw[i]);
+               "target sets bits its own configuration does not use", i, target.dw[i],
+               targetUsed.dw[i]);
     // Bits the current entry ignores may take their new value at once.
     unusedUpdate.dw[i] = (current.dw[i] & curUsed.dw[i]) | (target.dw[i] & ~curUsed.dw[i]);
     // A qword whose used-by-the-target bits still differ after that is critical.

@@ -17,22 +17,22 @@
 namespace nb::domains {
 
 enum class UpdateKind : uint8_t {
-  NONE,       // nothing to write: the entry already is the target
-  DIRECT,     // no used bit changes: the target written at once (only unused bits differ)
-  HITLESS,    // one critical qword: unused bits, then the critical qword, then the rest
-  BREAKING,   // two or more: qword 0 zeroed (V = 0), qwords 1..7, then qword 0
+  NONE,      // nothing to write: the entry already is the target
+  DIRECT,    // no used bit changes: the target written at once (only unused bits differ)
+  HITLESS,   // one critical qword: unused bits, then the critical qword, then the rest
+  BREAKING,  // two or more: qword 0 zeroed (V = 0), qwords 1..7, then qword 0
 };
 
 kj::StringPtr KJ_STRINGIFY(UpdateKind kind);
 
 struct UpdateStep {
-  Entry image;                 // what the entry holds once this step's stores are done
-  uint8_t qwords = 0;          // bit i: qword i is stored in this step
+  Entry image;         // what the entry holds once this step's stores are done
+  uint8_t qwords = 0;  // bit i: qword i is stored in this step
 };
 
 struct UpdatePlan {
   UpdateKind kind = UpdateKind::NONE;
-  int critical = -1;           // HITLESS: the critical qword
+  int critical = -1;  // HITLESS: the critical qword
   kj::Vector<UpdateStep> steps;
 };
 

@@ -59,7 +59,7 @@ struct Smmu {
   uint8_t log2Size = 0;
   bool twoLevel = false;
   uint8_t split = 8;
-  kj::HashMap<uint32_t, uint64_t> l2Tables;     // level-1 index -> level-2 table PA
+  kj::HashMap<uint32_t, uint64_t> l2Tables;  // level-1 index -> level-2 table PA
   IdSpace asids;
   IdSpace vmids;
   kj::HashMap<uint16_t, class DomainServer*> nestParents;  // nest-parent stage-2 domains by VMID
@@ -81,25 +81,25 @@ struct Hold {
 
 struct CdTable {
   // A master's context descriptors (facts 2.5): linear, or two-level with 64 KiB leaves.
-  uint64_t pa = 0;               // the linear table or the level-1 table
+  uint64_t pa = 0;  // the linear table or the level-1 table
   uint64_t bytes = 0;
   CdTableFormat format = CdTableFormat::LINEAR;
-  uint8_t s1CdMax = 0;           // log2 of the CDs it holds
+  uint8_t s1CdMax = 0;                     // log2 of the CDs it holds
   kj::HashMap<uint32_t, uint64_t> leaves;  // two-level: level-1 index -> leaf PA
 };
 
 struct Master {
   // One PCI function (Linux's arm_smmu_master).
-  kj::String bdf;                // "ssss:bb:dd.f"
+  kj::String bdf;  // "ssss:bb:dd.f"
   uint16_t segment = 0, rid = 0;
   bool endpoint = false;
   Smmu* smmu = nullptr;
-  kj::Vector<uint32_t> sids;     // every StreamID its DMA can carry
-  kj::Vector<uint32_t> owned;    // those whose STE it writes (a SID another master already has
-                                 // — two functions behind one PCIe-to-PCI bridge — is not)
-  uint8_t ssidBits = 0;          // S1CDMax of its CD table
-  Ste ste;                       // what its STEs hold now
-  kj::Maybe<Hold> domain;        // its RID domain
+  kj::Vector<uint32_t> sids;   // every StreamID its DMA can carry
+  kj::Vector<uint32_t> owned;  // those whose STE it writes (a SID another master already has
+                               // — two functions behind one PCIe-to-PCI bridge — is not)
+  uint8_t ssidBits = 0;        // S1CDMax of its CD table
+  Ste ste;                     // what its STEs hold now
+  kj::Maybe<Hold> domain;      // its RID domain
   kj::TreeMap<uint32_t, Hold> pasids;
   kj::Maybe<CdTable> cdTable;
   kj::ForkedPromise<void> tail = kj::Promise<void>(kj::READY_NOW).fork();
@@ -115,10 +115,10 @@ struct Inv {
 };
 
 struct Counters {
-  uint64_t domainsAllocated[5] = {};   // by rpc::DomainKind
+  uint64_t domainsAllocated[5] = {};  // by rpc::DomainKind
   uint64_t allocErrors = 0, vsteRejected = 0;
   uint64_t attaches = 0, attachErrors = 0, pasidSets = 0, pasidErrors = 0;
-  uint64_t updates[4] = {};            // STE and CD updates by UpdateKind
+  uint64_t updates[4] = {};  // STE and CD updates by UpdateKind
   uint64_t qwordStores = 0, cfgiSte = 0, cfgiCd = 0, syncs = 0, invalidateCalls = 0;
   uint64_t tlbiCommands = 0, wholeDomainFlushes = 0;
   uint64_t mapCalls = 0, unmapCalls = 0, bytesMapped = 0, bytesUnmapped = 0;
@@ -130,8 +130,12 @@ class Shared final : public kj::Refcounted, public kj::TaskSet::ErrorHandler {
 public:
   Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, rpc::PageTableEngine::Client pageTables,
          rpc::Policy policy, rpc::Granule granule, uint8_t pasidBits)
-      : mem(mem), frames(kj::mv(frames)), pageTables(kj::mv(pageTables)), policy(policy),
-        granule(granule), pasidBits(pasidBits) {}
+      : mem(mem),
+        frames(kj::mv(frames)),
+        pageTables(kj::mv(pageTables)),
+        policy(policy),
+        granule(granule),
+        pasidBits(pasidBits) {}
 
   void taskFailed(kj::Exception&& e) override;
 
@@ -139,27 +143,27 @@ public:
   rpc::FrameAllocator::Client frames;
   rpc::PageTableEngine::Client pageTables;
   rpc::Policy policy;
-  rpc::Granule granule;          // the `granule` setting (4K unless set)
-  uint8_t pasidBits;             // the `pasid_bits` setting
+  rpc::Granule granule;  // the `granule` setting (4K unless set)
+  uint8_t pasidBits;     // the `pasid_bits` setting
   kj::Vector<kj::Own<Smmu>> smmus;
   kj::Vector<kj::Own<Master>> masters;
   capnp::CapabilityServerSet<rpc::Domain> domains;
   kj::Maybe<rpc::Domain::Client> identity, blocked;
   uint32_t nextId = 1;
   uint32_t liveDomains = 0;
-  bool stopped = false;          // shut down: domains that end now issue no more commands
+  bool stopped = false;  // shut down: domains that end now issue no more commands
   Counters counters;
   kj::TaskSet tasks{*this};
 
   kj::Maybe<Smmu&> findSmmu(kj::StringPtr name);
-  kj::Maybe<Master&> findMaster(kj::StringPtr bdf);    // Errno-free: callers map to eNoDev
+  kj::Maybe<Master&> findMaster(kj::StringPtr bdf);  // Errno-free: callers map to eNoDev
   bool ambiguous(kj::StringPtr bdf);
 
   // ---- writer.c++: memory, tables and invalidation
   kj::Promise<uint64_t> allocFrames(uint64_t bytes, uint64_t align);  // zeroed
   void freeFrames(uint64_t pa, uint64_t bytes);
   uint64_t stePa(const Smmu& smmu, uint32_t sid) const;
-  kj::Promise<void> setUpStreamTable(Smmu& smmu);   // level-2 tables for its masters' SIDs
+  kj::Promise<void> setUpStreamTable(Smmu& smmu);  // level-2 tables for its masters' SIDs
   kj::Promise<uint32_t> invalidate(Smmu& smmu, kj::Vector<Inv> ops);
   // Issues `ops` (SmmuQueue.invalidate, a CMD_SYNC appended); resolves with the commands the
   // SMMU executed. A refusal or a SYNC timeout is the SMMU misbehaving: an exception.
@@ -167,12 +171,12 @@ public:
   // Every STE `master` owns becomes `target`, planned by planUpdate, CFGI_STE (each SID) + SYNC
   // after each step.
   kj::Promise<void> ensureCdTable(Master& master);
-  kj::Promise<uint64_t> cdPa(Master& master, uint32_t ssid);   // allocates a leaf if needed
+  kj::Promise<uint64_t> cdPa(Master& master, uint32_t ssid);  // allocates a leaf if needed
   kj::Promise<void> writeCd(Master& master, uint32_t ssid, Cd target);
   // CD `ssid` of the master's table becomes `target`, CFGI_CD (each SID) + SYNC after each step.
   Cd readCd(uint64_t pa) const;
 
-  void shutdown();   // drops every installed domain (breaks the references back to `this`)
+  void shutdown();  // drops every installed domain (breaks the references back to `this`)
 };
 
 class DomainServer final : public rpc::Domain::Server {
@@ -186,13 +190,13 @@ public:
   kj::Own<Shared> shared;
   uint32_t id;
   rpc::DomainKind kind;
-  Smmu* smmu;                        // null: identity and blocked (any SMMU)
+  Smmu* smmu;  // null: identity and blocked (any SMMU)
   bool nestParent = false, dirtyTracking = false;
   uint16_t asid = 0, vmid = 0;
 
   // Paging domains.
   kj::Maybe<rpc::PageTable::Client> table;
-  capnp::MallocMessageBuilder tableInfo;   // its TableInfo
+  capnp::MallocMessageBuilder tableInfo;  // its TableInfo
   bool hasTable = false;
   uint64_t pageSize = 4096;
 
@@ -208,9 +212,9 @@ public:
   kj::Vector<Attachment> attachments;
 
   rpc::TableInfo::Reader info() { return tableInfo.getRoot<rpc::TableInfo>().asReader(); }
-  rpc::Domain::Client self() { return thisCap(); }   // a new reference to this domain
-  Ste steFor(const Master& master);   // the STE this domain needs as a RID domain (not stage 1)
-  Cd cd();                            // stage 1: its CD
+  rpc::Domain::Client self() { return thisCap(); }  // a new reference to this domain
+  Ste steFor(const Master& master);  // the STE this domain needs as a RID domain (not stage 1)
+  Cd cd();                           // stage 1: its CD
   void detach(Master& master, kj::Maybe<uint32_t> pasid);
 
 protected:

@@ -154,7 +154,8 @@ kj::Promise<void> Shared::setUpStreamTable(Smmu& smmu) {
         for (uint64_t off = 0; off < bytes; off += ste::STE_BYTES) {
           for (unsigned i = 0; i < 8; i++) mem.store64(l2 + off + i * 8, abort.dw[i]);
         }
-        mem.store64(smmu.strtab + uint64_t(l1) * ste::L1STD_BYTES, makeL1StreamDescriptor(l2, smmu.split));
+        mem.store64(smmu.strtab + uint64_t(l1) * ste::L1STD_BYTES,
+                    makeL1StreamDescriptor(l2, smmu.split));
         smmu.l2Tables.insert(l1, l2);
         counters.l2StreamTables++;
       });
@@ -275,7 +276,9 @@ kj::Promise<uint64_t> Shared::cdPa(Master& m, uint32_t ssid) {
     for (auto sid : m.owned) ops.add(Inv{rpc::HostOp::CFGI_CD, sid, ssid, 0, 0, 0, 0, 0, 0, false});
     counters.cfgiCd += ops.size();
     if (ops.empty()) return kj::Promise<uint64_t>(leaf + offset);
-    return invalidate(*m.smmu, kj::mv(ops)).then([leaf, offset](uint32_t) { return leaf + offset; });
+    return invalidate(*m.smmu, kj::mv(ops)).then([leaf, offset](uint32_t) {
+      return leaf + offset;
+    });
   });
 }
 

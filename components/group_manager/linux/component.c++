@@ -48,17 +48,17 @@ struct DomainRef {
 
 struct Device {
   uint32_t group;
-  uint32_t maxPasids;   // 0: PCIe PASID cannot be enabled (or no SSIDs)
+  uint32_t maxPasids;  // 0: PCIe PASID cannot be enabled (or no SSIDs)
 };
 
 struct GroupState {
   Group formed;
   kj::String smmu;
   rpc::DefaultDomainType defaultType = rpc::DefaultDomainType::TRANSLATED;
-  kj::Maybe<DomainRef> defaultDomain;     // set once the group has booted
+  kj::Maybe<DomainRef> defaultDomain;  // set once the group has booted
   kj::Maybe<DomainRef> current;
   rpc::GroupDomain on = rpc::GroupDomain::DEFAULT_DOMAIN;
-  uint32_t owners = 0;                    // owner_cnt
+  uint32_t owners = 0;  // owner_cnt
   uint64_t owner = 0;
   bool exclusive = false;
   kj::TreeMap<uint32_t, DomainRef> pasids;  // pasid_array
@@ -98,7 +98,7 @@ public:
   rpc::DomainAllocator::Client allocator;
   kj::Maybe<DomainRef> blocked;
   kj::Vector<Function> functions;
-  kj::Vector<Device> devices;                 // parallel to `functions`
+  kj::Vector<Device> devices;  // parallel to `functions`
   kj::Vector<kj::Own<GroupState>> groups;
   Counters counters;
   kj::TaskSet tasks{*this};
@@ -227,7 +227,8 @@ public:
     return out;
   }
 
-  kj::Promise<Result> setGroupPasid(GroupState& g, uint32_t pasid, DomainRef target, DomainRef old) {
+  kj::Promise<Result> setGroupPasid(GroupState& g, uint32_t pasid, DomainRef target,
+                                    DomainRef old) {
     auto s = kj::heap<Sweep>();
     s->devices = pasidDevices(g);
     s->apply = [this, pasid, target](size_t d) mutable { return setPasid(d, pasid, target); };
@@ -278,7 +279,8 @@ public:
         return Result{};
       }
       if (g.on != rpc::GroupDomain::DEFAULT_DOMAIN) {
-        return Result{Errno::E_BUSY, kj::str("group ", g.formed.id, " is not on its default domain")};
+        return Result{Errno::E_BUSY,
+                      kj::str("group ", g.formed.id, " is not on its default domain")};
       }
       return setGroupDomain(g, blockedDomain()).then([&g, owner, exclusive](Result r) {
         if (r.errno_ == Errno::OK) {
@@ -294,10 +296,10 @@ public:
   kj::Promise<void> release(uint32_t group) {
     counters.releases++;
     auto& g = *groups[group];
-    return serialized(g, [this, &g]() -> kj::Promise<Result> {
+    auto released = serialized(g, [this, &g]() -> kj::Promise<Result> {
       KJ_ASSERT(g.owners > 0, "release without a claim", g.formed.id);
       if (--g.owners > 0) return Result{};
-      // The owner should have detached its PASIDs (Linux warns otherwise); detach what is left.
+      // The owner should have detached its PASIDs (Linux warns otherwise): detach what is left.
       kj::Promise<void> pasids = kj::READY_NOW;
       for (auto& entry : g.pasids) {
         uint32_t pasid = entry.key;
@@ -306,16 +308,19 @@ public:
           return setGroupPasid(g, pasid, blockedDomain(), domain).ignoreResult();
         });
       }
-      return pasids.then([this, &g]() {
+      auto restored = pasids.then([this, &g]() {
         g.pasids.clear();
         g.owner = 0;
         g.exclusive = false;
         return setGroupDomain(g, KJ_ASSERT_NONNULL(g.defaultDomain));
-      }).then([](Result r) {
-        KJ_REQUIRE(r.errno_ == Errno::OK, "returning a group to its default domain failed", r.message);
+      });
+      return restored.then([](Result r) {
+        KJ_REQUIRE(r.errno_ == Errno::OK, "returning a group to its default domain failed",
+                   r.message);
         return kj::mv(r);
       });
-    }).ignoreResult();
+    });
+    return released.ignoreResult();
   }
 
   // Shutdown: every domain reference goes (ownerships still held fail from now on).
@@ -395,15 +400,19 @@ protected:
     auto domain = context.getParams().getDomain();
     shared_->counters.replaces++;
     auto& s = *shared_;
-    return s.serialized(g, [&s, &g, domain]() mutable {
-      return s.identify(kj::mv(domain)).then([&s, &g](DomainRef ref) -> kj::Promise<Result> {
-        if (KJ_ASSERT_NONNULL(g.current).id == ref.id) return Result{};
-        return s.setGroupDomain(g, kj::mv(ref));
-      });
-    }).then([this, context](Result r) mutable {
-      if (r.errno_ != Errno::OK) shared_->counters.replaceErrors++;
-      return done(context, kj::mv(r));
-    });
+    return s
+        .serialized(g,
+                    [&s, &g, domain]() mutable {
+                      return s.identify(kj::mv(domain))
+                          .then([&s, &g](DomainRef ref) -> kj::Promise<Result> {
+                            if (KJ_ASSERT_NONNULL(g.current).id == ref.id) return Result{};
+                            return s.setGroupDomain(g, kj::mv(ref));
+                          });
+                    })
+        .then([this, context](Result r) mutable {
+          if (r.errno_ != Errno::OK) shared_->counters.replaceErrors++;
+          return done(context, kj::mv(r));
+        });
   }
 
   kj::Promise<void> detach(DetachContext context) override {
@@ -424,23 +433,29 @@ protected:
     shared_->counters.pasidAttaches++;
     auto& s = *shared_;
     auto& g = group();
-    return s.serialized(g, [&s, &g, pasid, domain, max]() mutable -> kj::Promise<Result> {
-      if (pasid == 0 || pasid >= max) {
-        return Result{Errno::E_INVAL, kj::str("pasid ", pasid, " outside 1..", max == 0 ? 0 : max - 1)};
-      }
-      if (g.pasids.find(pasid) != nullptr) {
-        return Result{Errno::E_BUSY, kj::str("pasid ", pasid, " already has a domain")};
-      }
-      return s.identify(kj::mv(domain)).then([&s, &g, pasid](DomainRef ref) {
-        return s.setGroupPasid(g, pasid, ref, s.blockedDomain()).then([&g, pasid, ref](Result r) {
-          if (r.errno_ == Errno::OK) g.pasids.insert(pasid, ref);
-          return kj::mv(r);
+    return s
+        .serialized(
+            g,
+            [&s, &g, pasid, domain, max]() mutable -> kj::Promise<Result> {
+              if (pasid == 0 || pasid >= max) {
+                return Result{Errno::E_INVAL,
+                              kj::str("pasid ", pasid, " outside 1..", max == 0 ? 0 : max - 1)};
+              }
+              if (g.pasids.find(pasid) != nullptr) {
+                return Result{Errno::E_BUSY, kj::str("pasid ", pasid, " already has a domain")};
+              }
+              return s.identify(kj::mv(domain)).then([&s, &g, pasid](DomainRef ref) {
+                return s.setGroupPasid(g, pasid, ref, s.blockedDomain())
+                    .then([&g, pasid, ref](Result r) {
+                      if (r.errno_ == Errno::OK) g.pasids.insert(pasid, ref);
+                      return kj::mv(r);
+                    });
+              });
+            })
+        .then([this, context](Result r) mutable {
+          if (r.errno_ != Errno::OK) shared_->counters.pasidErrors++;
+          return done(context, kj::mv(r));
         });
-      });
-    }).then([this, context](Result r) mutable {
-      if (r.errno_ != Errno::OK) shared_->counters.pasidErrors++;
-      return done(context, kj::mv(r));
-    });
   }
 
   kj::Promise<void> replacePasid(ReplacePasidContext context) override {
@@ -450,24 +465,31 @@ protected:
     auto domain = params.getDomain();
     auto& s = *shared_;
     auto& g = group();
-    return s.serialized(g, [&s, &g, pasid, domain]() mutable -> kj::Promise<Result> {
-      DomainRef old = placeholder();
-      KJ_IF_MAYBE(o, g.pasids.find(pasid)) {
-        old = *o;
-      } else {
-        return Result{Errno::E_NO_ENT, kj::str("nothing is attached to pasid ", pasid)};
-      }
-      return s.identify(kj::mv(domain)).then([&s, &g, pasid, old](DomainRef ref) -> kj::Promise<Result> {
-        if (ref.id == old.id) return Result{};
-        return s.setGroupPasid(g, pasid, ref, old).then([&g, pasid, ref](Result r) {
-          if (r.errno_ == Errno::OK) g.pasids.upsert(pasid, ref, [](DomainRef& a, DomainRef&& b) { a = kj::mv(b); });
-          return kj::mv(r);
+    return s
+        .serialized(
+            g,
+            [&s, &g, pasid, domain]() mutable -> kj::Promise<Result> {
+              DomainRef old = placeholder();
+              KJ_IF_MAYBE(o, g.pasids.find(pasid)) {
+                old = *o;
+              } else {
+                return Result{Errno::E_NO_ENT, kj::str("nothing is attached to pasid ", pasid)};
+              }
+              return s.identify(kj::mv(domain))
+                  .then([&s, &g, pasid, old](DomainRef ref) -> kj::Promise<Result> {
+                    if (ref.id == old.id) return Result{};
+                    return s.setGroupPasid(g, pasid, ref, old).then([&g, pasid, ref](Result r) {
+                      if (r.errno_ == Errno::OK)
+                        g.pasids.upsert(pasid, ref,
+                                        [](DomainRef& a, DomainRef&& b) { a = kj::mv(b); });
+                      return kj::mv(r);
+                    });
+                  });
+            })
+        .then([this, context](Result r) mutable {
+          if (r.errno_ != Errno::OK) shared_->counters.pasidErrors++;
+          return done(context, kj::mv(r));
         });
-      });
-    }).then([this, context](Result r) mutable {
-      if (r.errno_ != Errno::OK) shared_->counters.pasidErrors++;
-      return done(context, kj::mv(r));
-    });
   }
 
   kj::Promise<void> detachPasid(DetachPasidContext context) override {
@@ -476,18 +498,22 @@ protected:
     shared_->counters.pasidDetaches++;
     auto& s = *shared_;
     auto& g = group();
-    return s.serialized(g, [&s, &g, pasid]() -> kj::Promise<Result> {
-      DomainRef old = placeholder();
-      KJ_IF_MAYBE(o, g.pasids.find(pasid)) {
-        old = *o;
-      } else {
-        return Result{Errno::E_NO_ENT, kj::str("nothing is attached to pasid ", pasid)};
-      }
-      return s.setGroupPasid(g, pasid, s.blockedDomain(), old).then([&g, pasid](Result r) {
-        if (r.errno_ == Errno::OK) g.pasids.erase(pasid);
-        return kj::mv(r);
-      });
-    }).then([context](Result r) mutable { context.getResults().setErrno(r.errno_); });
+    return s
+        .serialized(
+            g,
+            [&s, &g, pasid]() -> kj::Promise<Result> {
+              DomainRef old = placeholder();
+              KJ_IF_MAYBE(o, g.pasids.find(pasid)) {
+                old = *o;
+              } else {
+                return Result{Errno::E_NO_ENT, kj::str("nothing is attached to pasid ", pasid)};
+              }
+              return s.setGroupPasid(g, pasid, s.blockedDomain(), old).then([&g, pasid](Result r) {
+                if (r.errno_ == Errno::OK) g.pasids.erase(pasid);
+                return kj::mv(r);
+              });
+            })
+        .then([context](Result r) mutable { context.getResults().setErrno(r.errno_); });
   }
 
   kj::Promise<void> release(ReleaseContext context) override {
@@ -643,13 +669,17 @@ protected:
       KJ_CASE_ONEOF(d, size_t) {
         auto& s = *shared_;
         auto& g = *s.groups[s.devices[d].group];
-        return s.serialized(g, [&s, &g]() -> kj::Promise<Result> {
-          if (g.formed.members.size() != 1) {
-            return Result{Errno::E_INVAL, kj::str("iommu_detach_device: group ", g.formed.id, " has ",
-                                                  g.formed.members.size(), " devices")};
-          }
-          return s.setCoreDomain(g);
-        }).then([context](Result r) mutable { context.getResults().setErrno(r.errno_); });
+        return s
+            .serialized(g,
+                        [&s, &g]() -> kj::Promise<Result> {
+                          if (g.formed.members.size() != 1) {
+                            return Result{Errno::E_INVAL,
+                                          kj::str("iommu_detach_device: group ", g.formed.id,
+                                                  " has ", g.formed.members.size(), " devices")};
+                          }
+                          return s.setCoreDomain(g);
+                        })
+            .then([context](Result r) mutable { context.getResults().setErrno(r.errno_); });
       }
     }
     KJ_UNREACHABLE;
@@ -669,15 +699,16 @@ private:
                           kj::Maybe<size_t> device) {
     if (owner == 0) return refuse(context, Errno::E_INVAL);
     shared_->counters.claims++;
-    return shared_->claim(group, owner, exclusive).then([this, context, group, device](Result r) mutable {
-      auto results = context.getResults();
-      results.setErrno(r.errno_);
-      if (r.errno_ == Errno::OK) {
-        results.setOwnership(kj::heap<OwnershipServer>(kj::addRef(*shared_), group, device));
-      } else {
-        shared_->counters.claimErrors++;
-      }
-    });
+    return shared_->claim(group, owner, exclusive)
+        .then([this, context, group, device](Result r) mutable {
+          auto results = context.getResults();
+          results.setErrno(r.errno_);
+          if (r.errno_ == Errno::OK) {
+            results.setOwnership(kj::heap<OwnershipServer>(kj::addRef(*shared_), group, device));
+          } else {
+            shared_->counters.claimErrors++;
+          }
+        });
   }
 
   kj::Own<Shared> shared_;
@@ -702,7 +733,9 @@ void checkDeviceDefaults(const toml::node& value, SettingErrors& errors) {
     auto t = e.as_table();
     auto at = kj::str(".", i);
     if (t == nullptr) {
-      errors.error(e, at, kj::str("must be a table: { bdf = \"0000:05:00.0\", default_domain = \"identity\" }"));
+      errors.error(
+          e, at,
+          kj::str("must be a table: { bdf = \"0000:05:00.0\", default_domain = \"identity\" }"));
       continue;
     }
     for (auto&& [k, v] : *t) {
@@ -710,20 +743,25 @@ void checkDeviceDefaults(const toml::node& value, SettingErrors& errors) {
       if (key == "bdf") {
         auto s = v.value<std::string>();
         if (!s || parseBdfName(kj::StringPtr(s->c_str())) == nullptr) {
-          errors.error(v, kj::str(at, ".bdf"), kj::str("must be a BDF such as \"0000:05:00.0\" or \"05:00.0\""));
+          errors.error(v, kj::str(at, ".bdf"),
+                       kj::str("must be a BDF such as \"0000:05:00.0\" or \"05:00.0\""));
         }
       } else if (key == "default_domain") {
         auto s = v.value<std::string>();
         if (!s || parseType(kj::StringPtr(s->c_str())) == nullptr) {
-          errors.error(v, kj::str(at, ".default_domain"), kj::str("must be \"translated\" or \"identity\""));
+          errors.error(v, kj::str(at, ".default_domain"),
+                       kj::str("must be \"translated\" or \"identity\""));
         }
       } else {
-        errors.error(v, kj::str(at, ".", key), kj::str("unknown key '", key, "' (bdf, default_domain)"));
+        errors.error(v, kj::str(at, ".", key),
+                     kj::str("unknown key '", key, "' (bdf, default_domain)"));
       }
     }
-    if (!t->contains("bdf")) errors.error(e, kj::str(at, ".bdf"), kj::str("missing required key 'bdf'"));
+    if (!t->contains("bdf"))
+      errors.error(e, kj::str(at, ".bdf"), kj::str("missing required key 'bdf'"));
     if (!t->contains("default_domain")) {
-      errors.error(e, kj::str(at, ".default_domain"), kj::str("missing required key 'default_domain'"));
+      errors.error(e, kj::str(at, ".default_domain"),
+                   kj::str("missing required key 'default_domain'"));
     }
   }
 }
@@ -745,8 +783,8 @@ kj::Promise<void> bootGroup(Shared& s, GroupState& g) {
     auto req = s.allocator.allocPagingRequest();
     req.initTarget().setDevice(s.functions[g.formed.members[0]].bdf);
     domain = req.send().then([&s, &g](auto r) {
-      KJ_REQUIRE(r.getErrno() == Errno::OK, "allocating a group's default domain failed", g.formed.id,
-                 r.getErrno(), r.getMessage());
+      KJ_REQUIRE(r.getErrno() == Errno::OK, "allocating a group's default domain failed",
+                 g.formed.id, r.getErrno(), r.getMessage());
       return s.identify(r.getDomain());
     });
   }
@@ -771,35 +809,41 @@ kj::Promise<void> bootGroup(Shared& s, GroupState& g) {
 kj::Promise<rpc::Component::Client> startGroupManager(ComponentContext& ctx) {
   auto start = kj::heap<Start>();
   start->shared = kj::refcounted<Shared>(ctx.use<rpc::DomainAllocator>("domains"));
-  start->globalType = KJ_ASSERT_NONNULL(parseType(ctx.settings.string("default_domain", "translated")));
+  start->globalType =
+      KJ_ASSERT_NONNULL(parseType(ctx.settings.string("default_domain", "translated")));
   start->typeName = ctx.type.name;
   if (auto defaults = ctx.settings.table().get("device_defaults")) {
     for (auto& e : *defaults->as_array()) {
       auto& t = *e.as_table();
-      auto bdf = KJ_ASSERT_NONNULL(parseBdfName(kj::StringPtr(t["bdf"].value<std::string>()->c_str())));
-      auto type = KJ_ASSERT_NONNULL(parseType(kj::StringPtr(t["default_domain"].value<std::string>()->c_str())));
+      auto bdf =
+          KJ_ASSERT_NONNULL(parseBdfName(kj::StringPtr(t["bdf"].value<std::string>()->c_str())));
+      auto type = KJ_ASSERT_NONNULL(
+          parseType(kj::StringPtr(t["default_domain"].value<std::string>()->c_str())));
       start->overrides.add(kj::tuple(bdf, type));
     }
   }
 
   auto topologies = ctx.useList<rpc::PciTopology>("pci");
   using Devices = capnp::Response<rpc::PciTopology::DevicesResults>;
-  auto lists = KJ_MAP(t, topologies) -> kj::Promise<Devices> { return t.devicesRequest().send(); };
+  auto lists = KJ_MAP(t, topologies)->kj::Promise<Devices> { return t.devicesRequest().send(); };
   auto& shared = *start->shared;
   auto masters = shared.allocator.mastersRequest().send();
   auto blocked = shared.identify(shared.allocator.allocBlockedRequest().send().getDomain());
 
   return kj::joinPromises(kj::mv(lists))
-      .then([start = kj::mv(start), masters = kj::mv(masters), blocked = kj::mv(blocked)](
-                auto responses) mutable {
+      .then([start = kj::mv(start), masters = kj::mv(masters),
+             blocked = kj::mv(blocked)](auto responses) mutable {
         auto& s = *start->shared;
         for (auto& r : responses) {
           for (auto d : r.getDevices()) s.functions.add(functionFrom(d));
         }
-        return blocked.then([start = kj::mv(start), masters = kj::mv(masters)](DomainRef b) mutable {
-          start->shared->blocked = b;
-          return masters.then([start = kj::mv(start)](auto m) mutable { return kj::tuple(kj::mv(start), kj::mv(m)); });
-        });
+        return blocked.then(
+            [start = kj::mv(start), masters = kj::mv(masters)](DomainRef b) mutable {
+              start->shared->blocked = b;
+              return masters.then([start = kj::mv(start)](auto m) mutable {
+                return kj::tuple(kj::mv(start), kj::mv(m));
+              });
+            });
       })
       .then([](auto pair) {
         auto start = kj::mv(kj::get<0>(pair));
@@ -807,7 +851,8 @@ kj::Promise<rpc::Component::Client> startGroupManager(ComponentContext& ctx) {
         auto& s = *start->shared;
         // Devices: their group and how many PASIDs they can use.
         kj::HashMap<kj::StringPtr, uint8_t> ssidBits;
-        for (auto m : masters.getMasters()) ssidBits.upsert(m.getDevice(), m.getSsidBits(), [](auto&, auto&&) {});
+        for (auto m : masters.getMasters())
+          ssidBits.upsert(m.getDevice(), m.getSsidBits(), [](auto&, auto&&) {});
         auto grouping = formGroups(s.functions);
         for (auto i : kj::indices(s.functions)) {
           auto& f = s.functions[i];
@@ -850,7 +895,8 @@ kj::Promise<rpc::Component::Client> startGroupManager(ComponentContext& ctx) {
           auto server = kj::heap<GroupManagerServer>(kj::mv(start->shared));
           auto& core = *server;
           rpc::GroupManager::Client main = kj::mv(server);
-          return makeComponent(start->typeName, capnp::typeId<rpc::GroupManager>(), kj::mv(main), core);
+          return makeComponent(start->typeName, capnp::typeId<rpc::GroupManager>(), kj::mv(main),
+                               core);
         });
       });
 }

@@ -12,11 +12,12 @@ namespace {
 struct Acs {
   bool sv, rr, cr, uf;
 };
-constexpr Acs REQ_ACS_FLAGS = {true, true, true, true};  // SV | RR | CR | UF (facts 6)
+constexpr Acs REQ_ACS_FLAGS = {true, true, true, true};      // SV | RR | CR | UF (facts 6)
 constexpr Acs PASID_ACS_FLAGS = {false, true, false, true};  // RR | UF (pci_enable_pasid)
 
 bool has(const AcsFlags& acs, Acs need) {
-  return (!need.sv || acs.sv) && (!need.rr || acs.rr) && (!need.cr || acs.cr) && (!need.uf || acs.uf);
+  return (!need.sv || acs.sv) && (!need.rr || acs.rr) && (!need.cr || acs.cr) &&
+         (!need.uf || acs.uf);
 }
 
 // pci_acs_enabled.
@@ -25,8 +26,7 @@ bool acsEnabled(const Function& f, Acs need) {
     case rpc::PciKind::PCIE_TO_PCI_BRIDGE:
       return false;  // its secondary side is conventional PCI: no ACS applies
     case rpc::PciKind::ROOT_PORT:
-    case rpc::PciKind::SWITCH_DOWNSTREAM:
-      return has(f.acs, need);
+    case rpc::PciKind::SWITCH_DOWNSTREAM: return has(f.acs, need);
     case rpc::PciKind::ENDPOINT:
     case rpc::PciKind::SWITCH_UPSTREAM:
       // ACS is meaningful for single-function devices only as part of a multifunction device.
@@ -67,7 +67,8 @@ public:
 };
 
 bool aliases(const Function& a, const Function& b) {
-  for (auto r : a.aliases) if (r == b.rid) return true;
+  for (auto r : a.aliases)
+    if (r == b.rid) return true;
   return false;
 }
 
@@ -145,7 +146,8 @@ Grouping formGroups(kj::ArrayPtr<const Function> functions) {
     if (chosen == nullptr && f.multifunction && !acsEnabled(f, REQ_ACS_FLAGS)) {
       for (auto j : kj::indices(functions)) {
         auto& o = functions[j];
-        if (j == i || o.segment != f.segment || o.bus() != f.bus() || o.slot() != f.slot()) continue;
+        if (j == i || o.segment != f.segment || o.bus() != f.bus() || o.slot() != f.slot())
+          continue;
         if (!o.multifunction || acsEnabled(o, REQ_ACS_FLAGS)) continue;
         KJ_IF_MAYBE(g, groupAt(j)) {
           chosen = *g;
@@ -180,7 +182,9 @@ Grouping formGroups(kj::ArrayPtr<const Function> functions) {
 bool pasidCapable(const Function& f, kj::ArrayPtr<const Function> functions) {
   if (f.kind != rpc::PciKind::ENDPOINT) return false;
   Index index(functions);
-  KJ_IF_MAYBE(self, index.find(f.segment, f.rid)) { return index.pathEnabled(*self, PASID_ACS_FLAGS); }
+  KJ_IF_MAYBE(self, index.find(f.segment, f.rid)) {
+    return index.pathEnabled(*self, PASID_ACS_FLAGS);
+  }
   return false;
 }
 

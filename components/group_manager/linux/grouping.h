@@ -34,15 +34,15 @@ struct AcsFlags {
 
 struct Function {
   // One PCI function, as hw/pci exports it (only what grouping reads).
-  kj::String bdf;                 // "ssss:bb:dd.f"
+  kj::String bdf;  // "ssss:bb:dd.f"
   uint16_t segment = 0;
   uint16_t rid = 0;
   rpc::PciKind kind = rpc::PciKind::ENDPOINT;
   bool multifunction = false;
   AcsFlags acs;
-  kj::Vector<uint16_t> path;      // RIDs of its upstream bridges, nearest first
-  kj::Vector<uint16_t> aliases;   // other RIDs its DMA can carry
-  kj::String smmu;                // the SMMU instance it sits behind
+  kj::Vector<uint16_t> path;     // RIDs of its upstream bridges, nearest first
+  kj::Vector<uint16_t> aliases;  // other RIDs its DMA can carry
+  kj::String smmu;               // the SMMU instance it sits behind
 
   uint8_t bus() const { return uint8_t(rid >> 8); }
   uint8_t slot() const { return uint8_t((rid >> 3) & 31); }
@@ -52,13 +52,13 @@ Function functionFrom(rpc::PciDevice::Reader device);
 
 struct Group {
   uint32_t id;
-  kj::Vector<size_t> members;     // indices into the functions, in probe order
-  kj::String reason;              // why the members share it (the rule that joined the last)
+  kj::Vector<size_t> members;  // indices into the functions, in probe order
+  kj::String reason;           // why the members share it (the rule that joined the last)
 };
 
 struct Grouping {
-  kj::Vector<Group> groups;       // by id
-  kj::Vector<uint32_t> groupOf;   // per function
+  kj::Vector<Group> groups;      // by id
+  kj::Vector<uint32_t> groupOf;  // per function
 };
 
 Grouping formGroups(kj::ArrayPtr<const Function> functions);

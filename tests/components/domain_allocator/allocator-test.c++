@@ -13,7 +13,8 @@ constexpr uint64_t IOVA = 0x1000'0000;
 
 kj::StringPtr placements[] = {"inline", "process"};
 
-TEST_CASE("Allocator: claim, map, attach, DMA lands; unmap invalidates; DMA faults", "[domain_allocator][e2e]") {
+TEST_CASE("Allocator: claim, map, attach, DMA lands; unmap invalidates; DMA faults",
+          "[domain_allocator][e2e]") {
   for (auto where : placements) {
     DYNAMIC_SECTION(where.cStr()) {
       Stack st(oneSmmuManifest(Placement{where}));
@@ -59,10 +60,12 @@ kj::Array<uint64_t> words(Stack& st, uint64_t pa) {
 }
 
 kj::String hex(kj::ArrayPtr<const uint64_t> w) {
-  return kj::strArray(KJ_MAP(x, w) { return kj::str("0x", kj::hex(x)); }, " ");
+  return kj::strArray(
+      KJ_MAP(x, w) { return kj::str("0x", kj::hex(x)); }, " ");
 }
 
-TEST_CASE("Allocator: the STE and CD of every domain kind are the facts' recipes", "[domain_allocator][golden]") {
+TEST_CASE("Allocator: the STE and CD of every domain kind are the facts' recipes",
+          "[domain_allocator][golden]") {
   Stack st(oneSmmuManifest(Placement{}));
   auto owner = st.claimDevice("01:00.0");
   // Blocked: V = 1, Config = abort.
@@ -71,7 +74,8 @@ TEST_CASE("Allocator: the STE and CD of every domain kind are the facts' recipes
   // Identity: Config = bypass (4), SHCFG = incoming (the model has ATTR_TYPES_OVR).
   auto identity = st.domains.allocIdentityRequest().send().wait(st.ws).getDomain();
   CHECK(st.attach(owner, identity) == Errno::OK);
-  CHECK(hex(st.master("0000:01:00.0").ste) == kj::str("0x9 0x", kj::hex(SHCFG_INCOMING), " 0x0 0x0 0x0 0x0 0x0 0x0"));
+  CHECK(hex(st.master("0000:01:00.0").ste) ==
+        kj::str("0x9 0x", kj::hex(SHCFG_INCOMING), " 0x0 0x0 0x0 0x0 0x0 0x0"));
 
   // Stage 1: a two-level CD table (SSIDSIZE 20 > 10), S1Fmt = 2, S1CDMax = 20, S1DSS = SSID0,
   // S1CIR = S1COR = WBRA, S1CSH = ISH; CD 0 in the first 64 KiB leaf.
@@ -85,15 +89,16 @@ TEST_CASE("Allocator: the STE and CD of every domain kind are the facts' recipes
   CHECK(hex(m.ste) == kj::str("0x", kj::hex(dw0), " 0xd6 0x0 0x0 0x0 0x0 0x0 0x0"));
   auto s1cfg = info.getTable().getS1();
   auto tcr = s1cfg.getTcr();
-  uint64_t cd0 = uint64_t(tcr.getTsz()) | (uint64_t(tcr.getTg()) << 6) | (uint64_t(tcr.getIrgn()) << 8) |
-                 (uint64_t(tcr.getOrgn()) << 10) | (uint64_t(tcr.getSh()) << 12) | (1ull << 30) | (1ull << 31) |
-                 (uint64_t(tcr.getIps()) << 32) | (1ull << 41) | (1ull << 45) | (1ull << 46) | (1ull << 47) |
-                 (uint64_t(info.getAsid()) << 48);
+  uint64_t cd0 = uint64_t(tcr.getTsz()) | (uint64_t(tcr.getTg()) << 6) |
+                 (uint64_t(tcr.getIrgn()) << 8) | (uint64_t(tcr.getOrgn()) << 10) |
+                 (uint64_t(tcr.getSh()) << 12) | (1ull << 30) | (1ull << 31) |
+                 (uint64_t(tcr.getIps()) << 32) | (1ull << 41) | (1ull << 45) | (1ull << 46) |
+                 (1ull << 47) | (uint64_t(info.getAsid()) << 48);
   CHECK(tcr.getTsz() == 16);  // IAS 48
   CHECK(info.getAsid() >= 1);
   CHECK(hex(words(st, l1Leaf(st, m.cdTable))) ==
-        kj::str("0x", kj::hex(cd0), " 0x", kj::hex(s1cfg.getTtbr()), " 0x0 0x", kj::hex(s1cfg.getMair()),
-                " 0x0 0x0 0x0 0x0"));
+        kj::str("0x", kj::hex(cd0), " 0x", kj::hex(s1cfg.getTtbr()), " 0x0 0x",
+                kj::hex(s1cfg.getMair()), " 0x0 0x0 0x0 0x0"));
 
   // Stage 2 (a nest parent): Config = 6, SHCFG; S2VMID, the VTCR, S2AA64, S2PTW, S2R; S2TTB.
   auto s2 = st.paging("01:00.0", true);
@@ -102,10 +107,11 @@ TEST_CASE("Allocator: the STE and CD of every domain kind are the facts' recipes
   CHECK(s2info.getVmid() == 1);
   auto vtcr = s2info.getTable().getS2().getVtcr();
   CHECK(st.replace(owner, s2.domain) == Errno::OK);
-  uint64_t dw2 = uint64_t(s2info.getVmid()) | (uint64_t(vtcr.getTsz()) << 32) | (uint64_t(vtcr.getSl()) << 38) |
-                 (uint64_t(vtcr.getIrgn()) << 40) | (uint64_t(vtcr.getOrgn()) << 42) | (uint64_t(vtcr.getSh()) << 44) |
-                 (uint64_t(vtcr.getTg()) << 46) | (uint64_t(vtcr.getPs()) << 48) | (1ull << 51) | (1ull << 54) |
-                 (1ull << 58);
+  uint64_t dw2 = uint64_t(s2info.getVmid()) | (uint64_t(vtcr.getTsz()) << 32) |
+                 (uint64_t(vtcr.getSl()) << 38) | (uint64_t(vtcr.getIrgn()) << 40) |
+                 (uint64_t(vtcr.getOrgn()) << 42) | (uint64_t(vtcr.getSh()) << 44) |
+                 (uint64_t(vtcr.getTg()) << 46) | (uint64_t(vtcr.getPs()) << 48) | (1ull << 51) |
+                 (1ull << 54) | (1ull << 58);
   CHECK(hex(st.master("0000:01:00.0").ste) ==
         kj::str("0xd 0x", kj::hex(SHCFG_INCOMING), " 0x", kj::hex(dw2), " 0x",
                 kj::hex(s2info.getTable().getS2().getVttbr()), " 0x0 0x0 0x0 0x0"));
@@ -120,8 +126,9 @@ TEST_CASE("Allocator: each transition's update kind, with CFGI + SYNC per step (
   auto sids = st.master("0000:01:00.0").sids.size();
   auto identity = st.domains.allocIdentityRequest().send().wait(st.ws).getDomain();
   auto before = [&]() {
-    return kj::tuple(st.counter("domains", "updates_hitless"), st.counter("domains", "updates_breaking"),
-                     st.counter("domains", "syncs"), st.counter("domains", "cfgi_ste"));
+    return kj::tuple(st.counter("domains", "updates_hitless"),
+                     st.counter("domains", "updates_breaking"), st.counter("domains", "syncs"),
+                     st.counter("domains", "cfgi_ste"));
   };
   // abort -> bypass: hitless, two steps (SHCFG, then Config): two CFGI_STE rounds, two SYNCs.
   auto b = before();
@@ -178,10 +185,12 @@ TEST_CASE("Allocator: allocation flags and their errno (facts 5.2)", "[domain_al
   auto req = st.domains.attachDeviceRequest();
   req.setDevice("00:10.0");
   req.setDomain(foreign);
-  CHECK_THROWS_WITH(req.send().wait(st.ws), Catch::Contains("a domain capability from another allocator"));
+  CHECK_THROWS_WITH(req.send().wait(st.ws),
+                    Catch::Contains("a domain capability from another allocator"));
 }
 
-TEST_CASE("Allocator: features refuse what the SMMU lacks; ID spaces run out", "[domain_allocator][alloc]") {
+TEST_CASE("Allocator: features refuse what the SMMU lacks; ID spaces run out",
+          "[domain_allocator][alloc]") {
   {
     Stack st(oneSmmuManifest(Placement{}, "httu = \"none\"\nstage2 = false\n"));
     CHECK(st.paging("01:00.0", false, true).errno_ == Errno::E_OP_NOT_SUPP);  // no HTTU dirty
@@ -212,7 +221,7 @@ TEST_CASE("Allocator: PASIDs — a CD per PASID, S1DSS by the RID domain, detach
   for (auto where : placements) {
     DYNAMIC_SECTION(where.cStr()) {
       Stack st(oneSmmuManifest(Placement{where}));
-      auto owner = st.claimDevice("00:10.0");   // integrated endpoint: PASID-capable
+      auto owner = st.claimDevice("00:10.0");  // integrated endpoint: PASID-capable
       auto d = st.s1("00:10.0");
       auto buffer = st.alloc(0x1000);
       CHECK(st.map(d, IOVA, buffer, 0x1000) == Errno::OK);
@@ -241,6 +250,56 @@ TEST_CASE("Allocator: PASIDs — a CD per PASID, S1DSS by the RID domain, detach
       CHECK(st.attachPasid(mf, 1, d) == Errno::E_INVAL);
     }
   }
+}
+
+TEST_CASE("Allocator: invalidation follows RIL — ranges, or a whole-domain flush past 512 commands",
+          "[domain_allocator][tlbi]") {
+  for (bool ril : {true, false}) {
+    DYNAMIC_SECTION((ril ? "RIL" : "no RIL")) {
+      Stack st(oneSmmuManifest(Placement{}, ril ? "" : "ril = false\n"));
+      auto owner = st.claimDevice("01:00.0");
+      auto d = st.s1("01:00.0");
+      // 2 MiB of 4K pages (the PA is not 2 MiB aligned, so no block can be used).
+      auto buffer = st.alloc(0x201000, 0x200000) + 0x1000;
+      CHECK(st.map(d, IOVA, buffer, 0x200000) == Errno::OK);
+      CHECK(st.attach(owner, d) == Errno::OK);
+      CHECK(st.dma("ep0", IOVA + 0x1ff000, "end"_kj).outcome == "ok"_kj);
+      auto flushes = st.counter("domains", "whole_domain_flushes");
+      auto u = st.unmap(d, IOVA, 0x200000);
+      CHECK(u.bytes == 0x200000);
+      CHECK(st.counter("domains", "whole_domain_flushes") == flushes + (ril ? 0 : 1));
+      CHECK(u.commands >= 1);
+      CHECK(st.dma("ep0", IOVA + 0x1ff000, nullptr, 3).outcome == "fault fTranslation"_kj);
+      // A small unmap is per granule even without RIL — unless it frees a level-3 table: its
+      // walk invalidation spans 2 MiB of 4K granules, 512 commands (as in Linux).
+      CHECK(st.map(d, IOVA, buffer, 0x4000) == Errno::OK);
+      flushes = st.counter("domains", "whole_domain_flushes");
+      CHECK(st.unmap(d, IOVA, 0x2000).bytes == 0x2000);
+      CHECK(st.counter("domains", "whole_domain_flushes") == flushes);
+      CHECK(st.unmap(d, IOVA + 0x2000, 0x2000).bytes == 0x2000);
+      CHECK(st.counter("domains", "whole_domain_flushes") == flushes + (ril ? 0 : 1));
+    }
+  }
+}
+
+TEST_CASE("Allocator: a linear stream table and a linear CD table (pasid_bits 4)",
+          "[domain_allocator][tables]") {
+  Stack st(oneSmmuManifest(Placement{}, "", "", "stream_table = \"linear\"\n", "pasid_bits = 4\n"));
+  auto owner = st.claimDevice("00:10.0");
+  auto d = st.s1("00:10.0");
+  auto buffer = st.alloc(0x1000);
+  CHECK(st.map(d, IOVA, buffer, 0x1000) == Errno::OK);
+  CHECK(st.attach(owner, d) == Errno::OK);
+  auto m = st.master("0000:00:10.0");
+  // S1Fmt = 0 (linear), S1CDMax = 4; CD 0 is the table's first entry.
+  CHECK(m.ste[0] == (1 | (5ull << 1) | m.cdTable | (4ull << 59)));
+  CHECK((st.mem().load64(m.cdTable) >> 31 & 1) == 1);
+  CHECK(st.attachPasid(owner, 15, d) == Errno::OK);
+  CHECK(st.attachPasid(owner, 16, d) == Errno::E_INVAL);
+  CHECK((st.mem().load64(m.cdTable + 15 * 64) >> 31 & 1) == 1);
+  CHECK(st.dma("ep1", IOVA + 8, "x"_kj, 0, 15u).outcome == "ok"_kj);
+  CHECK(st.read(buffer + 8, 1) == "x"_kj);
+  CHECK(st.counter("domains", "l2_stream_tables") == 0);
 }
 
 }  // namespace

@@ -26,14 +26,19 @@ struct Placement {
 // One SMMU, a root port with full ACS over 01:00.0 (ep0), an integrated endpoint 00:10.0
 // (ep1, PASID-capable), and a multifunction device 02:00.0/02:00.1 without ACS (ep2, ep3; one
 // group). `smmuExtra` is appended to smmu0's table.
-inline kj::String oneSmmuManifest(Placement p, kj::StringPtr smmuExtra = "", kj::StringPtr groupsExtra = "") {
+inline kj::String oneSmmuManifest(Placement p, kj::StringPtr smmuExtra = "",
+                                  kj::StringPtr groupsExtra = "", kj::StringPtr queueExtra = "",
+                                  kj::StringPtr domainsExtra = "") {
   return kj::str(
       "[memory]\nbase = 0x80000000\nsize = \"128MiB\"\n"
-      "[[hw.smmuv3]]\nname = \"smmu0\"\n", smmuExtra,
+      "[[hw.smmuv3]]\nname = \"smmu0\"\n",
+      smmuExtra,
       "[[hw.pci]]\nname = \"pci0\"\nuses = { smmu = \"smmu0\" }\ndevices = [\n"
-      "  { bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+      "  { bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+      "\"uf\"] },\n"
       "  { bdf = \"01:00.0\", parent = \"00:01.0\" },\n"
-      "  { bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+      "  { bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", "
+      "\"uf\"] },\n"
       "  { bdf = \"02:00.0\", parent = \"00:02.0\" },\n"
       "  { bdf = \"02:00.1\", parent = \"00:02.0\" },\n"
       "  { bdf = \"00:10.0\" },\n"
@@ -42,24 +47,34 @@ inline kj::String oneSmmuManifest(Placement p, kj::StringPtr smmuExtra = "", kj:
       "[[hw.endpoint]]\nname = \"ep1\"\nuses = { pci = \"pci0\" }\nbdf = \"00:10.0\"\n"
       "[[hw.endpoint]]\nname = \"ep2\"\nuses = { pci = \"pci0\" }\nbdf = \"02:00.0\"\n"
       "[[hw.endpoint]]\nname = \"ep3\"\nuses = { pci = \"pci0\" }\nbdf = \"02:00.1\"\n"
-      "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"", p.components, "\"\n"
-      "[components.smmu_queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"", p.components, "\"\n"
-      "uses = { smmu = \"smmu0\" }\n"
-      "[components.domains]\nimpl = \"", p.allocator, "\"\nplacement = \"", p.components, "\"\n"
-      "uses = { queues = [\"smmu_queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n"
-      "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"", p.components, "\"\n"
-      "uses = { pci = [\"pci0\"], domains = \"domains\" }\n", groupsExtra);
+      "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"",
+      p.components,
+      "\"\n"
+      "[components.smmu_queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"",
+      p.components,
+      "\"\n"
+      "uses = { smmu = \"smmu0\" }\n",
+      queueExtra, "[components.domains]\nimpl = \"", p.allocator, "\"\nplacement = \"",
+      p.components,
+      "\"\n"
+      "uses = { queues = [\"smmu_queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n",
+      domainsExtra, "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"",
+      p.components,
+      "\"\n"
+      "uses = { pci = [\"pci0\"], domains = \"domains\" }\n",
+      groupsExtra);
 }
 
 struct Dma {
-  kj::String outcome;   // "ok", "fault fTranslation", "abort ste", "errno ..."
+  kj::String outcome;  // "ok", "fault fTranslation", "abort ste", "errno ..."
   kj::Array<kj::byte> data;
 };
 
 class Stack {
 public:
   explicit Stack(kj::StringPtr manifest)
-      : sys(manifest), ws(sys.io.waitScope),
+      : sys(manifest),
+        ws(sys.io.waitScope),
         groups(sys.main<rpc::GroupManager>("groups")),
         domains(sys.main<rpc::DomainAllocator>("domains")) {}
 
@@ -70,7 +85,8 @@ public:
 
   PhysMem& mem() { return sys.composer.memory(); }
   uint64_t alloc(uint64_t bytes, uint64_t align = 4096) {
-    uint64_t pa = KJ_REQUIRE_NONNULL(sys.composer.frames().allocFrames(alignUp(bytes, 4096), align));
+    uint64_t pa =
+        KJ_REQUIRE_NONNULL(sys.composer.frames().allocFrames(alignUp(bytes, 4096), align));
     mem().zero(pa, alignUp(bytes, 4096));
     return pa;
   }
@@ -100,7 +116,8 @@ public:
     rpc::Domain::Client domain;
     kj::String message;
   };
-  Alloc paging(kj::StringPtr device, bool nestParent = false, bool dirty = false, bool pasid = false) {
+  Alloc paging(kj::StringPtr device, bool nestParent = false, bool dirty = false,
+               bool pasid = false) {
     auto req = domains.allocPagingRequest();
     req.initTarget().setDevice(device);
     auto flags = req.initFlags();
@@ -197,7 +214,9 @@ public:
       }
       case rpc::DmaResult::ABORTED: {
         auto c = r.getAborted().getCause();
-        out.outcome = kj::str("abort ", c == rpc::DmaAbortCause::STE ? "ste" : c == rpc::DmaAbortCause::GBPA ? "gbpa" : "external");
+        out.outcome = kj::str("abort ", c == rpc::DmaAbortCause::STE    ? "ste"
+                                        : c == rpc::DmaAbortCause::GBPA ? "gbpa"
+                                                                        : "external");
         break;
       }
     }
@@ -222,20 +241,23 @@ public:
     auto r = domains.mastersRequest().send().wait(ws);
     for (auto m : r.getMasters()) {
       if (m.getDevice() == bdf) {
-        return MasterView{m.getDomain(), KJ_MAP(w, m.getSte()) { return uint64_t(w); }, m.getCdTable(),
-                          KJ_MAP(s, m.getStreamIds()) { return uint32_t(s); }};
+        return MasterView{m.getDomain(), KJ_MAP(w, m.getSte()){return uint64_t(w);
       }
-    }
-    KJ_FAIL_REQUIRE("no such master", bdf);
+      , m.getCdTable(), KJ_MAP(s, m.getStreamIds()) { return uint32_t(s); }
+    };
   }
+} KJ_FAIL_REQUIRE("no such master", bdf);
+}  // namespace nb::domains::testing
 
-  uint64_t counter(kj::StringPtr instance, kj::StringPtr name) {
-    for (auto& s : sys.stats()) {
-      if (s.name != instance) continue;
-      for (auto& c : s.counters) if (c.name == name) return c.value;
-    }
-    KJ_FAIL_REQUIRE("no counter", instance, name);
+uint64_t counter(kj::StringPtr instance, kj::StringPtr name) {
+  for (auto& s : sys.stats()) {
+    if (s.name != instance) continue;
+    for (auto& c : s.counters)
+      if (c.name == name) return c.value;
   }
-};
+  KJ_FAIL_REQUIRE("no counter", instance, name);
+}
+}
+;
 
 }  // namespace nb::domains::testing

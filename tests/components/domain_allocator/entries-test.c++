@@ -17,7 +17,8 @@ namespace {
 kj::HashMap<kj::String, Entry> loadGolden() {
   const char* srcdir = getenv("TEST_SRCDIR");
   REQUIRE(srcdir != nullptr);
-  std::ifstream in(kj::str(srcdir, "/nestbed/tests/components/domain_allocator/testdata/entries.golden").cStr());
+  std::ifstream in(
+      kj::str(srcdir, "/nestbed/tests/components/domain_allocator/testdata/entries.golden").cStr());
   REQUIRE(in.good());
   kj::HashMap<kj::String, Entry> out;
   std::string line;
@@ -51,23 +52,29 @@ kj::Array<kj::Tuple<kj::StringPtr, Entry>> built() {
       kj::tuple("abort"_kj, makeAbortSte()),
       kj::tuple("bypass_attr_ovr"_kj, makeBypassSte(ATTR_OVR)),
       kj::tuple("bypass"_kj, makeBypassSte(PLAIN)),
-      kj::tuple("cdtable_linear_ssid0"_kj, makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::SSID0, ATTR_OVR)),
-      kj::tuple("cdtable_2level_bypass"_kj, makeCdTableSte(0x40100000, CdTableFormat::TWO_LEVEL_64K, 20, S1Dss::BYPASS, ATTR_OVR)),
-      kj::tuple("cdtable_linear_terminate"_kj, makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::TERMINATE, PLAIN)),
+      kj::tuple("cdtable_linear_ssid0"_kj,
+                makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::SSID0, ATTR_OVR)),
+      kj::tuple("cdtable_2level_bypass"_kj, makeCdTableSte(0x40100000, CdTableFormat::TWO_LEVEL_64K,
+                                                           20, S1Dss::BYPASS, ATTR_OVR)),
+      kj::tuple("cdtable_linear_terminate"_kj,
+                makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::TERMINATE, PLAIN)),
       kj::tuple("s2_vmid3"_kj, makeS2Ste(3, VTCR_48_4K, 0x40200000, ATTR_OVR)),
-      kj::tuple("nested_vmid3"_kj, makeNestedSte(3, VTCR_48_4K, 0x40200000, GUEST_DW0, GUEST_DW1, ATTR_OVR)),
+      kj::tuple("nested_vmid3"_kj,
+                makeNestedSte(3, VTCR_48_4K, 0x40200000, GUEST_DW0, GUEST_DW1, ATTR_OVR)),
       kj::tuple("cd_s1_asid5"_kj, makeS1Cd(5, TCR_48_4K, 0x40300000, MAIR, false)),
       kj::tuple("cd_s1_asid5_dirty"_kj, makeS1Cd(5, TCR_48_4K, 0x40300000, MAIR, true)),
   });
 }
 
-TEST_CASE("Entries: every recipe equals its golden image, byte for byte", "[domain_allocator][entries]") {
+TEST_CASE("Entries: every recipe equals its golden image, byte for byte",
+          "[domain_allocator][entries]") {
   auto golden = loadGolden();
   auto made = built();
   CHECK(golden.size() == made.size());
   for (auto& m : made) {
     DYNAMIC_SECTION(kj::get<0>(m).cStr()) {
-      auto& expected = KJ_ASSERT_NONNULL(golden.find(kj::get<0>(m)), "no golden image", kj::get<0>(m));
+      auto& expected =
+          KJ_ASSERT_NONNULL(golden.find(kj::get<0>(m)), "no golden image", kj::get<0>(m));
       INFO("built:  " << kj::str(kj::get<1>(m)).cStr());
       INFO("golden: " << kj::str(expected).cStr());
       CHECK(kj::get<1>(m) == expected);
@@ -79,8 +86,8 @@ TEST_CASE("Entries: every recipe equals its golden image, byte for byte", "[doma
 }
 
 TEST_CASE("Entries: level-1 descriptors", "[domain_allocator][entries]") {
-  CHECK(makeL1CdDescriptor(0x40400000) == 0x40400001);          // V[0], L2PTR[51:12]
-  CHECK(makeL1StreamDescriptor(0x40500000, 8) == 0x40500009);   // SPAN[4:0] = 9, L2PTR[51:6]
+  CHECK(makeL1CdDescriptor(0x40400000) == 0x40400001);         // V[0], L2PTR[51:12]
+  CHECK(makeL1StreamDescriptor(0x40500000, 8) == 0x40500009);  // SPAN[4:0] = 9, L2PTR[51:6]
 }
 
 TEST_CASE("Entries: used bits follow the Config (facts 2.4)", "[domain_allocator][entries]") {
@@ -91,16 +98,18 @@ TEST_CASE("Entries: used bits follow the Config (facts 2.4)", "[domain_allocator
   auto bypass = steUsed(makeBypassSte(PLAIN));
   CHECK(bypass.dw[1] == 0x300000000000);  // SHCFG only
   auto s1 = steUsed(makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::SSID0, PLAIN));
-  CHECK(s1.dw[0] == 0xf80ffffffffffffful);   // V, Config, S1Fmt, S1ContextPtr, S1CDMax
-  CHECK(s1.dw[1] == 0xf80800ff);             // S1DSS..S1CSH, MEV, S1STALLD, EATS, STRW
-  CHECK(s1.dw[2] == 0xffff);                 // S2VMID
+  CHECK(s1.dw[0] == 0xf80ffffffffffffful);  // V, Config, S1Fmt, S1ContextPtr, S1CDMax
+  CHECK(s1.dw[1] == 0xf80800ff);            // S1DSS..S1CSH, MEV, S1STALLD, EATS, STRW
+  CHECK(s1.dw[2] == 0xffff);                // S2VMID
   CHECK(s1.dw[3] == 0);
-  auto s1bypass = steUsed(makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::BYPASS, PLAIN));
+  auto s1bypass =
+      steUsed(makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::BYPASS, PLAIN));
   CHECK(s1bypass.dw[1] == (0xf80800ff | 0x300000000000));
   auto s2 = steUsed(makeS2Ste(3, VTCR_48_4K, 0x40200000, PLAIN));
   CHECK(s2.dw[0] == 0xf);
   CHECK(s2.dw[1] == (0x300000000000 | 0x30000000 | 0x2000000 | 0x80000));  // SHCFG EATS S2FWB MEV
-  CHECK(s2.dw[2] == (0xffff | 0x0007ffff00000000ull | (1ull << 51) | (1ull << 52) | (1ull << 54) | (1ull << 57) | (1ull << 58)));
+  CHECK(s2.dw[2] == (0xffff | 0x0007ffff00000000ull | (1ull << 51) | (1ull << 52) | (1ull << 54) |
+                     (1ull << 57) | (1ull << 58)));
   CHECK(s2.dw[3] == 0x000ffffffffffff0ull);
   auto nested = steUsed(makeNestedSte(3, VTCR_48_4K, 0x40200000, GUEST_DW0, GUEST_DW1, PLAIN));
   CHECK(nested.dw[0] == s1.dw[0]);
@@ -128,13 +137,17 @@ struct VsteRow {
 
 TEST_CASE("Entries: guest vSTE validation (facts 2.3)", "[domain_allocator][vste]") {
   auto row = GENERATE(values<VsteRow>({
-      {"V = 0 with anything else is abort, stored as zeros", 0xfffffffffffffffe, ~0ull, true, VsteConfig::ABORT, false, 0},
+      {"V = 0 with anything else is abort, stored as zeros", 0xfffffffffffffffe, ~0ull, true,
+       VsteConfig::ABORT, false, 0},
       {"abort", 0x1, 0, true, VsteConfig::ABORT, false, 0},
       {"bypass", 0x9, 0, true, VsteConfig::BYPASS, false, 0},
       {"s1_trans", GUEST_DW0, GUEST_DW1, true, VsteConfig::S1_TRANS, false, GUEST_DW1},
-      {"s1_trans with EATS = trans: ATS, EATS cleared", GUEST_DW0, GUEST_DW1 | (1ull << 28), true, VsteConfig::S1_TRANS, true, GUEST_DW1},
-      {"a bit between S1ContextPtr and S1CDMax", GUEST_DW0 | (1ull << 55), 0, false, VsteConfig::ABORT, false, 0},
-      {"MEV is the host's", GUEST_DW0, GUEST_DW1 | (1ull << 19), false, VsteConfig::ABORT, false, 0},
+      {"s1_trans with EATS = trans: ATS, EATS cleared", GUEST_DW0, GUEST_DW1 | (1ull << 28), true,
+       VsteConfig::S1_TRANS, true, GUEST_DW1},
+      {"a bit between S1ContextPtr and S1CDMax", GUEST_DW0 | (1ull << 55), 0, false,
+       VsteConfig::ABORT, false, 0},
+      {"MEV is the host's", GUEST_DW0, GUEST_DW1 | (1ull << 19), false, VsteConfig::ABORT, false,
+       0},
       {"SHCFG is the host's", GUEST_DW0, 1ull << 44, false, VsteConfig::ABORT, false, 0},
       {"STRW is the host's", GUEST_DW0, 2ull << 30, false, VsteConfig::ABORT, false, 0},
       {"Config stage 2", 0xd, 0, false, VsteConfig::ABORT, false, 0},
@@ -168,15 +181,18 @@ kj::String describe(const UpdatePlan& plan) {
     }
     steps.add(kj::str("[", kj::strArray(q, " "), "]"));
   }
-  return kj::str(plan.kind, plan.kind == UpdateKind::HITLESS ? kj::str("(", plan.critical, ")") : kj::str(),
+  return kj::str(plan.kind,
+                 plan.kind == UpdateKind::HITLESS ? kj::str("(", plan.critical, ")") : kj::str(),
                  steps.size() ? ": " : "", kj::strArray(steps, " "));
 }
 
-TEST_CASE("Hitless: the sequences of facts 2.4 for the allocator's transitions", "[domain_allocator][hitless]") {
+TEST_CASE("Hitless: the sequences of facts 2.4 for the allocator's transitions",
+          "[domain_allocator][hitless]") {
   auto abort = makeAbortSte();
   auto bypass = makeBypassSte(ATTR_OVR);
   auto s1 = makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::SSID0, ATTR_OVR);
-  auto s1terminate = makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::TERMINATE, ATTR_OVR);
+  auto s1terminate =
+      makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::TERMINATE, ATTR_OVR);
   auto s1bypass = makeCdTableSte(0x40012340, CdTableFormat::LINEAR, 0, S1Dss::BYPASS, ATTR_OVR);
   auto s2a = makeS2Ste(3, VTCR_48_4K, 0x40200000, ATTR_OVR);
   auto s2b = makeS2Ste(4, VTCR_48_4K, 0x40280000, ATTR_OVR);
@@ -210,7 +226,8 @@ TEST_CASE("Hitless: the sequences of facts 2.4 for the allocator's transitions",
   CHECK(describe(planUpdate(cdA, Cd{}, cdUsed)) == "hitless(0): [q0] [q1 q3]"_kj);
 }
 
-TEST_CASE("Hitless: every step's image is what the facts say memory holds", "[domain_allocator][hitless]") {
+TEST_CASE("Hitless: every step's image is what the facts say memory holds",
+          "[domain_allocator][hitless]") {
   auto abort = makeAbortSte();
   auto bypass = makeBypassSte(ATTR_OVR);
   auto plan = planUpdate(abort, bypass, steUsed);
@@ -224,14 +241,15 @@ TEST_CASE("Hitless: every step's image is what the facts say memory holds", "[do
   auto s2 = makeS2Ste(3, VTCR_48_4K, 0x40200000, ATTR_OVR);
   auto breaking = planUpdate(s1, s2, steUsed);
   REQUIRE(breaking.steps.size() == 3);
-  CHECK(breaking.steps[0].image.dw[0] == 0);            // V = 0
+  CHECK(breaking.steps[0].image.dw[0] == 0);  // V = 0
   CHECK(breaking.steps[0].image.dw[1] == s1.dw[1]);
   CHECK(breaking.steps[1].image.dw[0] == 0);
   for (unsigned i = 1; i < 8; i++) CHECK(breaking.steps[1].image.dw[i] == s2.dw[i]);
   CHECK(breaking.steps[2].image == s2);
 }
 
-TEST_CASE("Hitless: a recipe setting a bit it does not use is a broken contract", "[domain_allocator][hitless]") {
+TEST_CASE("Hitless: a recipe setting a bit it does not use is a broken contract",
+          "[domain_allocator][hitless]") {
   Entry bad = makeAbortSte();
   bad.dw[1] = 1;  // S1DSS in an abort STE
   CHECK_THROWS_WITH(planUpdate(makeAbortSte(), bad, steUsed),

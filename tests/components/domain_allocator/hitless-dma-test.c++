@@ -76,8 +76,8 @@ struct Rig {
 
   // Takes the entry at `at` from `current` to `target` by the plan, DMA after every store;
   // returns every outcome seen.
-  kj::Vector<kj::String> walk(uint64_t at, const Entry& current, const Entry& target,
-                              UsedBits used, bool descending) {
+  kj::Vector<kj::String> walk(uint64_t at, const Entry& current, const Entry& target, UsedBits used,
+                              bool descending) {
     write(at, current);
     kj::Vector<kj::String> seen;
     seen.add(dma());
@@ -104,14 +104,14 @@ struct Rig {
     for (bool descending : {false, true}) {
       auto seen = walk(at, current, target, used, descending);
       INFO(what.cStr() << (descending ? " (stores descending)" : " (stores ascending)") << ": "
-                       << kind << ", old = " << expectedOld.cStr() << ", new = " << expectedNew.cStr()
-                       << ", seen: " << kj::strArray(seen, "; ").cStr());
+                       << kind << ", old = " << expectedOld.cStr() << ", new = "
+                       << expectedNew.cStr() << ", seen: " << kj::strArray(seen, "; ").cStr());
       CHECK(seen.front() == expectedOld);
       CHECK(seen.back() == expectedNew);
       for (auto& s : seen) {
-        bool allowed = s == expectedOld || s == expectedNew ||
-                       (kind == UpdateKind::BREAKING &&
-                        (s == "fault C_BAD_STE" || s == "fault C_BAD_CD"));
+        bool allowed =
+            s == expectedOld || s == expectedNew ||
+            (kind == UpdateKind::BREAKING && (s == "fault C_BAD_STE" || s == "fault C_BAD_CD"));
         CHECK(allowed);
       }
     }
@@ -140,8 +140,10 @@ TEST_CASE("Hitless DMA: no intermediate state translates anywhere but old or new
   CHECK(rig.check("abort -> stage 1", ste, rig.abort, rig.s1[0]) == UpdateKind::HITLESS);
   CHECK(rig.check("bypass -> stage 1", ste, rig.bypass, rig.s1[0]) == UpdateKind::HITLESS);
   CHECK(rig.check("stage 1 -> another CD table", ste, rig.s1[0], rig.s1[1]) == UpdateKind::HITLESS);
-  CHECK(rig.check("stage 1 SSID0 -> terminate", ste, rig.s1Pasids, rig.s1Terminate) == UpdateKind::HITLESS);
-  CHECK(rig.check("stage 1 terminate -> SSID0", ste, rig.s1Terminate, rig.s1Pasids) == UpdateKind::HITLESS);
+  CHECK(rig.check("stage 1 SSID0 -> terminate", ste, rig.s1Pasids, rig.s1Terminate) ==
+        UpdateKind::HITLESS);
+  CHECK(rig.check("stage 1 terminate -> SSID0", ste, rig.s1Terminate, rig.s1Pasids) ==
+        UpdateKind::HITLESS);
   CHECK(rig.check("stage 1 -> stage 2", ste, rig.s1[0], rig.s2) == UpdateKind::BREAKING);
   CHECK(rig.check("stage 2 -> stage 1", ste, rig.s2, rig.s1[0]) == UpdateKind::BREAKING);
   CHECK(rig.check("stage 2 -> abort", ste, rig.s2, rig.abort) == UpdateKind::HITLESS);

@@ -9,20 +9,21 @@
 namespace nb::domains::testing {
 namespace {
 
-constexpr uint64_t GUEST_IPA = 0x4000'0000;   // guest memory as the guest (and stage 2) sees it
+constexpr uint64_t GUEST_IPA = 0x4000'0000;  // guest memory as the guest (and stage 2) sees it
 constexpr uint64_t GUEST_BYTES = 0x10'0000;
-constexpr uint64_t GVA = 0x8000'0000;         // where the guest maps its data page
+constexpr uint64_t GVA = 0x8000'0000;  // where the guest maps its data page
 constexpr uint32_t VSID = 0x99;
 
 // Page k of guest memory: L0..L3 of the guest's stage-1 table, its CD, its data page.
 enum GuestPage : unsigned { L0, L1, L2, L3, CD, DATA };
 
 // Facts 4.1 stage-1 leaf: AF, nG, AP[1] (unprivileged), SH inner, AttrIndx 1.
-constexpr uint64_t S1_LEAF = (1ull << 10) | (1ull << 11) | (1ull << 6) | (3ull << 8) | (1ull << 2) | 3;
+constexpr uint64_t S1_LEAF =
+    (1ull << 10) | (1ull << 11) | (1ull << 6) | (3ull << 8) | (1ull << 2) | 3;
 
 struct Guest {
   Stack& st;
-  uint64_t pa;   // guest memory's physical base
+  uint64_t pa;  // guest memory's physical base
 
   uint64_t ipa(GuestPage p) const { return GUEST_IPA + uint64_t(p) * 4096; }
   uint64_t pagePa(GuestPage p) const { return pa + uint64_t(p) * 4096; }
@@ -36,8 +37,9 @@ struct Guest {
     mem.store64(pagePa(L1) + index(1) * 8, ipa(L2) | 3);
     mem.store64(pagePa(L2) + index(2) * 8, ipa(L3) | 3);
     mem.store64(pagePa(L3) + index(3) * 8, ipa(DATA) | S1_LEAF);
-    uint64_t cd0 = 16 | (1ull << 8) | (1ull << 10) | (3ull << 12) | (1ull << 30) | (1ull << 31) | (5ull << 32) |
-                   (1ull << 41) | (1ull << 45) | (1ull << 46) | (1ull << 47) | (3ull << 48);
+    uint64_t cd0 = 16 | (1ull << 8) | (1ull << 10) | (3ull << 12) | (1ull << 30) | (1ull << 31) |
+                   (5ull << 32) | (1ull << 41) | (1ull << 45) | (1ull << 46) | (1ull << 47) |
+                   (3ull << 48);
     mem.store64(pagePa(CD), cd0);
     mem.store64(pagePa(CD) + 8, ipa(L0));
     mem.store64(pagePa(CD) + 24, 0xf404ff44);
@@ -47,7 +49,9 @@ struct Guest {
   uint64_t s1Trans() const { return 1 | (5ull << 1) | ipa(CD); }
 };
 
-kj::Array<uint64_t> vste(uint64_t dw0, uint64_t dw1 = 0xd6) { return kj::heapArray<uint64_t>({dw0, dw1}); }
+kj::Array<uint64_t> vste(uint64_t dw0, uint64_t dw1 = 0xd6) {
+  return kj::heapArray<uint64_t>({dw0, dw1});
+}
 
 struct Nested {
   Errno errno_;
@@ -65,8 +69,9 @@ Nested allocNested(Stack& st, rpc::Viommu::Client& viommu, kj::ArrayPtr<const ui
 
 kj::StringPtr placements[] = {"inline", "process"};
 
-TEST_CASE("Nested: guest vSTEs over a vIOMMU become physical STEs; DMA walks stage 1 through stage 2",
-          "[domain_allocator][nested]") {
+TEST_CASE(
+    "Nested: guest vSTEs over a vIOMMU become physical STEs; DMA walks stage 1 through stage 2",
+    "[domain_allocator][nested]") {
   for (auto where : placements) {
     DYNAMIC_SECTION(where.cStr()) {
       Stack st(oneSmmuManifest(Placement{where}));
@@ -88,7 +93,8 @@ TEST_CASE("Nested: guest vSTEs over a vIOMMU become physical STEs; DMA walks sta
       REQUIRE(add.send().wait(st.ws).getErrno() == Errno::OK);
 
       // Invalid guest data: eIo; a malformed request: eInval.
-      CHECK(allocNested(st, viommu, vste(guest.s1Trans(), 0xd6 | (1ull << 19))).errno_ == Errno::E_IO);
+      CHECK(allocNested(st, viommu, vste(guest.s1Trans(), 0xd6 | (1ull << 19))).errno_ ==
+            Errno::E_IO);
       CHECK(allocNested(st, viommu, vste(1 | (6ull << 1))).errno_ == Errno::E_IO);
       CHECK(allocNested(st, viommu, vste(guest.s1Trans(), 2ull << 28)).errno_ == Errno::E_IO);
       CHECK(allocNested(st, viommu, kj::heapArray<uint64_t>({1, 0, 0})).errno_ == Errno::E_INVAL);

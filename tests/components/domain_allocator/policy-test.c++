@@ -12,7 +12,8 @@ namespace nb::domains::testing {
 namespace {
 
 kj::String shippedManifest(kj::StringPtr policy, kj::StringPtr placement) {
-  auto path = kj::str(getenv("TEST_SRCDIR"), "/nestbed/system/manifests/two-smmu-", policy, "-centric.toml");
+  auto path = kj::str(getenv("TEST_SRCDIR"), "/nestbed/system/manifests/two-smmu-", policy,
+                      "-centric.toml");
   std::ifstream in(path.cStr());
   REQUIRE(in.good());
   std::stringstream text;
@@ -32,7 +33,7 @@ kj::String shippedManifest(kj::StringPtr policy, kj::StringPtr placement) {
 
 struct Outcome {
   Errno errno_;
-  kj::String smmu;   // the SMMU the domain was finalised for ("" when refused)
+  kj::String smmu;  // the SMMU the domain was finalised for ("" when refused)
 };
 
 Outcome alloc(Stack& st, kj::Function<void(rpc::AllocTarget::Builder)> target) {
@@ -96,7 +97,8 @@ TEST_CASE("Policy: device_centric takes a named device or SMMU and refuses the r
       Stack st(shippedManifest("device", where));
       CHECK(st.domains.infoRequest().send().wait(st.ws).getPolicy() == rpc::Policy::DEVICE_CENTRIC);
       CHECK(alloc(st, [](auto t) { t.setBus(); }).errno_ == Errno::E_INVAL);
-      CHECK(alloc(st, [](auto t) { t.initGroup(1).set(0, "0000:01:00.0"); }).errno_ == Errno::E_INVAL);
+      CHECK(alloc(st, [](auto t) { t.initGroup(1).set(0, "0000:01:00.0"); }).errno_ ==
+            Errno::E_INVAL);
       CHECK(alloc(st, [](auto t) { t.setDevice("0000:01:00.0"); }).smmu == "smmu0"_kj);
       CHECK(alloc(st, [](auto t) { t.setDevice("0001:01:00.0"); }).smmu == "smmu1"_kj);
       CHECK(alloc(st, [](auto t) { t.setSmmu("smmu1"); }).smmu == "smmu1"_kj);

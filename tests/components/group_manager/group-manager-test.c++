@@ -5,6 +5,7 @@
 
 #include "interfaces/domain-allocator.capnp.h"
 #include "interfaces/group-manager.capnp.h"
+#include "tests/fixtures/fixture.capnp.h"
 #include "tests/system/compose-testing.h"
 
 namespace nb {
@@ -21,18 +22,25 @@ kj::String manifest(kj::StringPtr placement, kj::StringPtr extra = "") {
       "[memory]\nbase = 0x80000000\nsize = \"16MiB\"\n"
       "[[hw.smmuv3]]\nname = \"smmu0\"\n"
       "[[hw.pci]]\nname = \"pci0\"\nuses = { smmu = \"smmu0\" }\ndevices = [\n"
-      "  { bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+      "  { bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+      "\"uf\"] },\n"
       "  { bdf = \"01:00.0\", parent = \"00:01.0\" },\n"
-      "  { bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+      "  { bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", "
+      "\"uf\"] },\n"
       "  { bdf = \"02:00.0\", parent = \"00:02.0\" },\n"
       "  { bdf = \"02:00.1\", parent = \"00:02.0\" },\n"
       "  { bdf = \"00:10.0\", dma_aliases = [\"00:11.0\"] },\n"
       "  { bdf = \"00:11.0\" },\n"
       "]\n"
-      "[components.domains]\nimpl = \"fixture/domains\"\nplacement = \"", placement, "\"\n"
+      "[components.domains]\nimpl = \"fixture/domains\"\nplacement = \"",
+      placement,
+      "\"\n"
       "uses = { pci = [\"pci0\"] }\n"
-      "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"", placement, "\"\n"
-      "uses = { pci = [\"pci0\"], domains = \"domains\" }\n", extra);
+      "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"",
+      placement,
+      "\"\n"
+      "uses = { pci = [\"pci0\"], domains = \"domains\" }\n",
+      extra);
 }
 
 struct Rig {
@@ -127,8 +135,8 @@ struct Rig {
     kj::StringPtr on = g.getOn() == rpc::GroupDomain::DEFAULT_DOMAIN    ? "defaultDomain"
                        : g.getOn() == rpc::GroupDomain::BLOCKING_DOMAIN ? "blockingDomain"
                                                                         : "attached";
-    return kj::str("on=", on, " domain=", g.getDomain(),
-                   " owners=", g.getOwners(), " pasids=", kj::strArray(pasids, ","));
+    return kj::str("on=", on, " domain=", g.getDomain(), " owners=", g.getOwners(),
+                   " pasids=", kj::strArray(pasids, ","));
   }
 
   // What the allocator was told for one device: "7" or "7 5:9".
@@ -148,7 +156,8 @@ struct Rig {
   uint64_t counter(kj::StringPtr instance, kj::StringPtr name) {
     for (auto& s : sys.stats()) {
       if (s.name != instance) continue;
-      for (auto& c : s.counters) if (c.name == name) return c.value;
+      for (auto& c : s.counters)
+        if (c.name == name) return c.value;
     }
     FAIL("no counter " << instance.cStr() << "." << name.cStr());
     return 0;
@@ -160,9 +169,10 @@ const kj::StringPtr PLACEMENTS[] = {"inline", "process"};
 TEST_CASE("GroupManager: groups boot on their default domains", "[group_manager]") {
   for (auto placement : PLACEMENTS) {
     DYNAMIC_SECTION(placement.cStr()) {
-      Rig rig(placement, "device_defaults = [{ bdf = \"01:00.0\", default_domain = \"identity\" },\n"
-                         "  { bdf = \"00:10.0\", default_domain = \"identity\" },\n"
-                         "  { bdf = \"0000:00:11.0\", default_domain = \"translated\" }]\n");
+      Rig rig(placement,
+              "device_defaults = [{ bdf = \"01:00.0\", default_domain = \"identity\" },\n"
+              "  { bdf = \"00:10.0\", default_domain = \"identity\" },\n"
+              "  { bdf = \"0000:00:11.0\", default_domain = \"translated\" }]\n");
       auto response = rig.groups.groupsRequest().send().wait(rig.ws);
       auto all = response.getGroups();
       REQUIRE(all.size() == 5);
@@ -179,13 +189,15 @@ TEST_CASE("GroupManager: groups boot on their default domains", "[group_manager]
       for (uint32_t id = 0; id < 5; id++) {
         CHECK(all[id].getOn() == rpc::GroupDomain::DEFAULT_DOMAIN);
         CHECK(all[id].getDomain() == all[id].getDefaultDomain());
-        for (auto d : all[id].getDevices()) CHECK(rig.device(d) == kj::str(all[id].getDefaultDomain()));
+        for (auto d : all[id].getDevices())
+          CHECK(rig.device(d) == kj::str(all[id].getDefaultDomain()));
       }
       auto groupOf = [&](kj::StringPtr bdf) {
         auto req = rig.groups.groupOfRequest();
         req.setDevice(bdf);
         auto r = req.send().wait(rig.ws);
-        return r.getErrno() == Errno::OK ? kj::str(r.getGroup().getId()) : kj::str("errno ", uint(r.getErrno()));
+        return r.getErrno() == Errno::OK ? kj::str(r.getGroup().getId())
+                                         : kj::str("errno ", uint(r.getErrno()));
       };
       CHECK(groupOf("02:00.1") == "4");
       CHECK(groupOf("09:00.0") == kj::str("errno ", uint(Errno::E_NO_DEV)));
@@ -225,7 +237,8 @@ TEST_CASE("GroupManager: DMA ownership — exclusive, shared by cookie, released
       // Releasing: explicitly, or by dropping the capability; the last one restores default.
       b.ownership.releaseRequest().send().wait(rig.ws);
       CHECK(rig.group(3) == "on=blockingDomain domain=2 owners=1 pasids="_kj);
-      auto released = b.ownership.infoRequest().send().then([](auto) { return false; }, [](kj::Exception&&) { return true; });
+      auto released = b.ownership.infoRequest().send().then([](auto) { return false; },
+                                                            [](kj::Exception&&) { return true; });
       CHECK(released.wait(rig.ws));
       c = Rig::Claim{Errno::OK, nullptr};
       a = Rig::Claim{Errno::OK, nullptr};
@@ -286,7 +299,7 @@ TEST_CASE("GroupManager: attach, replace without a blocking window, detach; roll
 TEST_CASE("GroupManager: the kernel-driver path, iommu_attach_device, and claims after it",
           "[group_manager][attach]") {
   Rig rig("inline");
-  auto d = rig.paging();  // id 8
+  auto d = rig.paging();                                    // id 8
   CHECK(rig.attachDevice("02:00.0", d) == Errno::E_INVAL);  // not a singleton group
   CHECK(rig.attachDevice("01:00.0", d) == Errno::OK);
   CHECK(rig.group(3) == "on=attached domain=8 owners=0 pasids="_kj);
@@ -310,9 +323,9 @@ TEST_CASE("GroupManager: PASID attach, replace and detach; limits, slots and rol
     DYNAMIC_SECTION(placement.cStr()) {
       Rig rig(placement);
       auto o = rig.claimDevice("01:00.0", 1).ownership;
-      auto d1 = rig.paging();  // 8
-      auto d2 = rig.paging();  // 9
-      CHECK(rig.attachPasid(o, 0, d1) == Errno::E_INVAL);        // IOMMU_NO_PASID
+      auto d1 = rig.paging();                                     // 8
+      auto d2 = rig.paging();                                     // 9
+      CHECK(rig.attachPasid(o, 0, d1) == Errno::E_INVAL);         // IOMMU_NO_PASID
       CHECK(rig.attachPasid(o, 1u << 20, d1) == Errno::E_INVAL);  // >= max_pasids
       CHECK(rig.attachPasid(o, 5, d1) == Errno::OK);
       CHECK(rig.group(3) == "on=blockingDomain domain=2 owners=1 pasids=5:8"_kj);
@@ -346,6 +359,29 @@ TEST_CASE("GroupManager: PASID attach, replace and detach; limits, slots and rol
       CHECK(rig.device("0000:00:11.0") == "5");
     }
   }
+}
+
+TEST_CASE("GroupManager: a claim held by a process that dies is released",
+          "[group_manager][ownership]") {
+  Rig rig("inline",
+          "[components.owner]\nimpl = \"fixture/claimer\"\nplacement = \"process\"\n"
+          "uses = { groups = \"groups\" }\n");
+  auto claimer = rig.sys.main<fixture::Claimer>("owner");
+  auto claim = claimer.claimRequest();
+  claim.setDevice("01:00.0");
+  claim.setOwner(9);
+  REQUIRE(claim.send().wait(rig.ws).getErrno() == Errno::OK);
+  CHECK(rig.group(3) == "on=blockingDomain domain=2 owners=1 pasids="_kj);
+  CHECK(rig.claimDevice("01:00.0", 4).errno_ == Errno::E_PERM);
+
+  auto crashed = claimer.crashRequest().send().then([](auto) { return false; },
+                                                    [](kj::Exception&&) { return true; });
+  CHECK(crashed.wait(rig.ws));
+  rig.sys.waitForEvents(1);
+  CHECK(rig.sys.events.size() >= 1);
+  // The holder's connection is gone: its capabilities were dropped, the claim released.
+  CHECK(rig.group(3) == "on=defaultDomain domain=6 owners=0 pasids="_kj);
+  CHECK(rig.claimDevice("01:00.0", 4).errno_ == Errno::OK);
 }
 
 }  // namespace

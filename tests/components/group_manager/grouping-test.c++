@@ -49,28 +49,36 @@ struct Row {
   const char* groups;
 };
 
-TEST_CASE("Grouping: Linux's pci_device_group rules, one topology per rule", "[group_manager][grouping]") {
+TEST_CASE("Grouping: Linux's pci_device_group rules, one topology per rule",
+          "[group_manager][grouping]") {
   auto row = GENERATE(values<Row>({
       {"root ports with ACS isolate what is below them",
-       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
        "{ bdf = \"01:00.0\", parent = \"00:01.0\" },\n"
-       "{ bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
        "{ bdf = \"02:00.0\", parent = \"00:02.0\" },\n",
        "{00:01.0} {00:02.0} {01:00.0} {02:00.0}"},
       {"a root port without (full) ACS hands its group down",
-       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\"] },\n"
+       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\"] "
+       "},\n"
        "{ bdf = \"01:00.0\", parent = \"00:01.0\" },\n",
        "{00:01.0 01:00.0}"},
       {"a switch with ACS on its downstream ports isolates its endpoints",
-       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
        "{ bdf = \"01:00.0\", kind = \"switch_upstream\", parent = \"00:01.0\", secondary = 2 },\n"
-       "{ bdf = \"02:00.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 3, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
-       "{ bdf = \"02:01.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 4, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"02:00.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 3, "
+       "acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"02:01.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 4, "
+       "acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
        "{ bdf = \"03:00.0\", parent = \"02:00.0\" },\n"
        "{ bdf = \"04:00.0\", parent = \"02:01.0\" },\n",
        "{00:01.0} {01:00.0} {02:00.0} {02:01.0} {03:00.0} {04:00.0}"},
       {"a switch without ACS: each downstream port with what is below it (the known hole)",
-       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
        "{ bdf = \"01:00.0\", kind = \"switch_upstream\", parent = \"00:01.0\", secondary = 2 },\n"
        "{ bdf = \"02:00.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 3 },\n"
        "{ bdf = \"02:01.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 4 },\n"
@@ -80,20 +88,25 @@ TEST_CASE("Grouping: Linux's pci_device_group rules, one topology per rule", "[g
       {"a switch below a root port without ACS: everything joins the root port",
        "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1 },\n"
        "{ bdf = \"01:00.0\", kind = \"switch_upstream\", parent = \"00:01.0\", secondary = 2 },\n"
-       "{ bdf = \"02:00.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 3, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"02:00.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 3, "
+       "acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
        "{ bdf = \"03:00.0\", parent = \"02:00.0\" },\n",
        "{00:01.0 01:00.0 02:00.0 03:00.0}"},
       {"a PCIe-to-PCI bridge: everything behind it shares its group",
-       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
-       "{ bdf = \"01:00.0\", kind = \"pcie_to_pci_bridge\", parent = \"00:01.0\", secondary = 2 },\n"
+       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
+       "{ bdf = \"01:00.0\", kind = \"pcie_to_pci_bridge\", parent = \"00:01.0\", secondary = 2 "
+       "},\n"
        "{ bdf = \"02:00.0\", parent = \"01:00.0\" },\n"
        "{ bdf = \"02:04.0\", parent = \"01:00.0\" },\n",
        "{00:01.0} {01:00.0 02:00.0 02:04.0}"},
       {"multifunction without ACS shares; with ACS isolates",
-       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
        "{ bdf = \"01:00.0\", parent = \"00:01.0\" },\n"
        "{ bdf = \"01:00.1\", parent = \"00:01.0\" },\n"
-       "{ bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+       "{ bdf = \"00:02.0\", kind = \"root_port\", secondary = 2, acs = [\"sv\", \"rr\", \"cr\", "
+       "\"uf\"] },\n"
        "{ bdf = \"02:00.0\", parent = \"00:02.0\", acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
        "{ bdf = \"02:00.1\", parent = \"00:02.0\", acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n",
        "{00:01.0} {00:02.0} {01:00.0 01:00.1} {02:00.0} {02:00.1}"},
@@ -105,8 +118,7 @@ TEST_CASE("Grouping: Linux's pci_device_group rules, one topology per rule", "[g
        "{ bdf = \"00:14.0\", dma_aliases = [\"00:13.0\"] },\n",
        "{00:10.0 00:11.0} {00:12.0} {00:13.0 00:14.0}"},
       {"integrated endpoints on the root bus are isolated",
-       "{ bdf = \"00:03.0\" },\n{ bdf = \"00:04.0\" },\n",
-       "{00:03.0} {00:04.0}"},
+       "{ bdf = \"00:03.0\" },\n{ bdf = \"00:04.0\" },\n", "{00:03.0} {00:04.0}"},
   }));
   DYNAMIC_SECTION(row.what) {
     kj::StringPtr topologies[] = {row.devices};
@@ -118,13 +130,15 @@ TEST_CASE("Grouping: Linux's pci_device_group rules, one topology per rule", "[g
 
 TEST_CASE("Grouping: the default manifest's tree, with reasons", "[group_manager][grouping]") {
   kj::StringPtr topologies[] = {
-      "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+      "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"sv\", \"rr\", \"cr\", "
+      "\"uf\"] },\n"
       "{ bdf = \"01:00.0\", kind = \"switch_upstream\", parent = \"00:01.0\", secondary = 2 },\n"
       "{ bdf = \"02:00.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 3 },\n"
       "{ bdf = \"02:01.0\", kind = \"switch_downstream\", parent = \"01:00.0\", secondary = 4 },\n"
       "{ bdf = \"03:00.0\", parent = \"02:00.0\" },\n"
       "{ bdf = \"04:00.0\", parent = \"02:01.0\" },\n"
-      "{ bdf = \"00:02.0\", kind = \"root_port\", secondary = 5, acs = [\"sv\", \"rr\", \"cr\", \"uf\"] },\n"
+      "{ bdf = \"00:02.0\", kind = \"root_port\", secondary = 5, acs = [\"sv\", \"rr\", \"cr\", "
+      "\"uf\"] },\n"
       "{ bdf = \"05:00.0\", parent = \"00:02.0\", dma_aliases = [\"05:00.2\"] },\n"
       "{ bdf = \"05:00.1\", parent = \"00:02.0\" },\n"};
   auto functions = functionsOf(topologies);
@@ -132,7 +146,8 @@ TEST_CASE("Grouping: the default manifest's tree, with reasons", "[group_manager
   CHECK(describe(functions, grouping) ==
         "{00:01.0} {00:02.0} {01:00.0} {02:00.0 03:00.0} {02:01.0 04:00.0} {05:00.0 05:00.1}"_kj);
   CHECK(grouping.groups[3].reason == "0000:03:00.0: 0000:02:00.0 above lacks ACS"_kj);
-  CHECK(grouping.groups[5].reason == "0000:05:00.1: multifunction without ACS with 0000:05:00.0"_kj);
+  CHECK(grouping.groups[5].reason ==
+        "0000:05:00.1: multifunction without ACS with 0000:05:00.0"_kj);
   CHECK(grouping.groups[0].reason == "isolated"_kj);
   // PCIe PASID needs ACS RR and UF on the way up (and on a multifunction function itself):
   // nothing in this tree can enable it.
@@ -142,7 +157,8 @@ TEST_CASE("Grouping: the default manifest's tree, with reasons", "[group_manager
   }
 }
 
-TEST_CASE("Grouping: PASID needs ACS RR and UF on every port up to the root", "[group_manager][grouping]") {
+TEST_CASE("Grouping: PASID needs ACS RR and UF on every port up to the root",
+          "[group_manager][grouping]") {
   kj::StringPtr topologies[] = {
       "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1, acs = [\"rr\", \"uf\"] },\n"
       "{ bdf = \"01:00.0\", parent = \"00:01.0\" },\n"
@@ -157,10 +173,13 @@ TEST_CASE("Grouping: PASID needs ACS RR and UF on every port up to the root", "[
   CHECK(kj::strArray(capable, " ") == "0000:00:03.0 0000:01:00.0"_kj);
 }
 
-TEST_CASE("Grouping: two segments form separate groups, ids continuing", "[group_manager][grouping]") {
+TEST_CASE("Grouping: two segments form separate groups, ids continuing",
+          "[group_manager][grouping]") {
   kj::StringPtr topologies[] = {
-      "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1 },\n{ bdf = \"01:00.0\", parent = \"00:01.0\" },\n",
-      "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1 },\n{ bdf = \"01:00.0\", parent = \"00:01.0\" },\n"};
+      "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1 },\n{ bdf = \"01:00.0\", parent = "
+      "\"00:01.0\" },\n",
+      "{ bdf = \"00:01.0\", kind = \"root_port\", secondary = 1 },\n{ bdf = \"01:00.0\", parent = "
+      "\"00:01.0\" },\n"};
   auto functions = functionsOf(topologies);
   auto grouping = formGroups(functions);
   CHECK(describe(functions, grouping) == "{00:01.0 01:00.0} {0001:00:01.0 0001:01:00.0}"_kj);

@@ -1,0 +1,356 @@
+// compare and sweep. See commands.h.
+
+#include "system/experiment/commands.h"
+
+#include "system/experiment/measurements.h"
+#include "system/experiment/plot.h"
+#include "system/experiment/progress.h"
+#include "system/experiment/session.h"
+#include "system/experiment/trace.h"
+
+#include <capnp/compat/json.h>
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+namespace nb::experiment {
+
+namespace {
+
+void say(kj::StringPtr message) { fprintf(stderr, "nestbed: %s\n", message.cStr()); }
+
+// Loads `path` with `overrides`; prints every error (after `context`, if any) and returns null
+// when it does not validate.
+kj::Maybe<Plan> load(kj::StringPtr path, const Registry& registry, kj::ArrayPtr<const Override> overrides,
+                     kj::StringPtr context = nullptr) {
+  auto result = loadManifest(path, registry, overrides);
+  KJ_SWITCH_ONEOF(result) {
+    KJ_CASE_ONEOF(plan, Plan) { return kj::mv(plan); }
+    KJ_CASE_ONEOF(errors, kj::Array<ManifestError>) {
+      for (auto& e : errors) fprintf(stderr, "%s\n", kj::str(e).cStr());
+      say(kj::str(errors.size(), errors.size() == 1 ? " error" : " errors", " in ", path,
+                  context == nullptr ? kj::str() : kj::str(" (", context, ")")));
+      return nullptr;
+    }
+  }
+  KJ_UNREACHABLE;
+}
+
+kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String> paths) {
+  ScenarioLoader loader(ScenarioLoader::defaultRoot());
+  kj::Vector<LoadedScenario> loaded;
+  bool errors = false;
+  for (auto& path : paths) {
+    auto result = loader.load(path);
+    KJ_SWITCH_ONEOF(result) {
+      KJ_CASE_ONEOF(s, LoadedScenario) { loaded.add(kj::mv(s)); }
+      KJ_CASE_ONEOF(es, kj::Array<ScenarioError>) {
+        for (auto& e : es) fprintf(stderr, "%s\n", kj::str(e).cStr());
+        errors = true;
+      }
+    }
+  }
+  if (errors) return nullptr;
+  return loaded.releaseAsArray();
+}
+
+// Output files are opened before anything runs, so a typo'd directory costs no run.
+bool writable(kj::StringPtr path) {
+  FILE* f = fopen(path.cStr(), "a");
+  if (f == nullptr) {
+    say(kj::str("cannot write ", path, ": ", strerror(errno)));
+    return false;
+  }
+  fclose(f);
+  return true;
+}
+
+bool writeFile(kj::StringPtr path, kj::StringPtr text) {
+  FILE* f = fopen(path.cStr(), "w");
+  bool ok = f != nullptr && fwrite(text.begin(), 1, text.size(), f) == text.size();
+  if (f != nullptr && fclose(f) != 0) ok = false;
+  if (!ok) say(kj::str("cannot write ", path, ": ", strerror(errno)));
+  return ok;
+}
+
+kj::String overrideText(const Override& o) { return kj::str(o.key, "=", o.value); }
+
+// What an experiment shares between compare and sweep: the event loop, the scenarios, the
+// tracer, the runs and their measurements.
+class Experiment {
+public:
+  Experiment(ExperimentOptions& options, kj::Array<LoadedScenario> scenarios, kj::StringPtr command)
+      : options(options), scenarios(kj::mv(scenarios)), command(command) {
+    if (options.trace != nullptr) tracer = kj::heap<Tracer>(options.registry);
+  }
+
+  // Checks what can be checked before any run: outputs and gnuplot.
+  static bool preflight(ExperimentOptions& options, kj::Maybe<kj::String>& gnuplot) {
+    if (options.plot != nullptr) {
+      gnuplot = findGnuplot();
+      if (gnuplot == nullptr) {
+        say("--plot needs gnuplot on $PATH (Debian: apt-get install gnuplot-nox)");
+        return false;
+      }
+    }
+    for (auto path : {&options.csv, &options.plot, &options.trace}) {
+      KJ_IF_MAYBE(p, *path) {
+        if (!writable(*p)) return false;
+      }
+    }
+    return true;
+  }
+
+  // One run of `plan`. A scenario that does not fit the manifest is bad input: null.
+  kj::Maybe<RunResult> run(Plan plan, kj::StringPtr traceLabel) {
+    RunOptions runOptions{options.registry, options.hostBinary, [](kj::StringPtr e) { say(e); }};
+    KJ_IF_MAYBE(t, tracer) {
+      runOptions.tracer = **t;
+      runOptions.traceLabel = traceLabel;
+    }
+    auto result = runOnce(*io, kj::mv(plan), scenarios, runOptions);
+    if (result.outcome == RunResult::Outcome::CHECK_FAILED) {
+      for (auto& e : result.checkErrors) fprintf(stderr, "%s\n", kj::str(e).cStr());
+      return nullptr;
+    }
+    return kj::mv(result);
+  }
+
+  static kj::StringPtr outcomeText(const RunResult& r) {
+    switch (r.outcome) {
+      case RunResult::Outcome::RAN: return r.ok() ? "ok" : "FAIL (a scenario failed)";
+      case RunResult::Outcome::START_FAILED: return "FAIL (did not start)";
+      case RunResult::Outcome::CHECK_FAILED: return "bad scenario";
+    }
+    KJ_UNREACHABLE;
+  }
+
+  // Prints and writes the outputs; the exit status.
+  int finish(Measurements& measurements, kj::StringPtr param, uint32_t repeats,
+             kj::Maybe<kj::String>& gnuplot, kj::StringPtr series = nullptr) {
+    capnp::MallocMessageBuilder message;
+    auto report = message.initRoot<rpc::ExperimentReport>();
+    auto files = KJ_MAP(s, scenarios) { return kj::heapString(s.file); };
+    auto overrides = KJ_MAP(o, options.overrides) { return overrideText(o); };
+    measurements.fill(report, files, overrides, param, repeats, series);
+    auto reader = report.asReader();
+    if (options.json) {
+      capnp::JsonCodec codec;
+      codec.setPrettyPrint(true);
+      puts(codec.encode(reader).cStr());
+    } else {
+      fputs(formatExperiment(reader).cStr(), stdout);
+    }
+    fflush(stdout);
+    int status = reader.getOk() ? EXIT_OK : EXIT_FAILED;
+    KJ_IF_MAYBE(path, options.csv) {
+      if (!writeFile(*path, experimentCsv(reader))) status = EXIT_USAGE;
+    }
+    KJ_IF_MAYBE(path, options.plot) {
+      auto script = plotScript(reader, *path, options.figures);
+      for (auto& f : options.figures) {
+        if (chosenFigures(reader, kj::arrayPtr(&f, 1)).size() == 0) say(kj::str("--figure '", f, "' matches no row"));
+      }
+      KJ_IF_MAYBE(error, runGnuplot(KJ_ASSERT_NONNULL(gnuplot), script)) {
+        say(*error);
+        status = EXIT_USAGE;
+      }
+    }
+    KJ_IF_MAYBE(path, options.trace) {
+      auto& t = *KJ_ASSERT_NONNULL(tracer);
+      KJ_IF_MAYBE(error, t.write(*path)) {
+        say(*error);
+        status = EXIT_USAGE;
+      } else {
+        say(kj::str("trace: ", t.rpcEvents(), " RPCs, ", t.smmuCommands(), " SMMU commands -> ", *path));
+      }
+    }
+    for (auto v : reader.getVariants()) {
+      for (auto f : v.getFailures()) say(kj::str(variantName(reader, v), " failed: ", f));
+    }
+    return status;
+  }
+
+  ExperimentOptions& options;
+  kj::Array<LoadedScenario> scenarios;
+  kj::StringPtr command;
+  kj::Maybe<kj::Own<Tracer>> tracer;
+  kj::Own<kj::AsyncIoContext> io;
+
+  // The event loop, created once validation has passed (child exits are captured first, as
+  // the composer requires).
+  void loop() {
+    kj::UnixEventPort::captureChildExit();
+    io = kj::heap<kj::AsyncIoContext>(kj::setupAsyncIo());
+  }
+};
+
+}  // namespace
+
+// ======================================================================================
+
+int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr manifestB,
+            kj::ArrayPtr<const kj::String> scenarioPaths) {
+  uint32_t repeats = options.repeats ? options.repeats : 3;
+  kj::Maybe<kj::String> gnuplot;
+  if (!Experiment::preflight(options, gnuplot)) return EXIT_USAGE;
+  // Both manifests must validate with the overrides before anything runs.
+  bool valid = load(manifestA, options.registry, options.overrides, "A") != nullptr;
+  valid = load(manifestB, options.registry, options.overrides, "B") != nullptr && valid;
+  if (!valid) return EXIT_USAGE;
+  auto scenarios = loadScenarios(scenarioPaths);
+  if (scenarios == nullptr) return EXIT_USAGE;
+
+  Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "compare");
+  experiment.loop();
+  kj::StringPtr paths[] = {manifestA, manifestB};
+  kj::StringPtr labels[] = {"A", "B"};
+  auto variants = kj::heapArrayBuilder<VariantSpec>(2);
+  variants.add(VariantSpec{kj::str("A"), kj::heapString(manifestA)});
+  variants.add(VariantSpec{kj::str("B"), kj::heapString(manifestB)});
+  Measurements measurements(rpc::ExperimentReport::Kind::COMPARE, variants.finish());
+  Progress progress("compare", 2 * repeats);
+  for (uint32_t run = 1; run <= repeats; run++) {
+    for (size_t side = 0; side < 2; side++) {
+      auto what = kj::str(labels[side], " run ", run);
+      progress.starting(what);
+      auto plan = load(paths[side], options.registry, options.overrides, labels[side]);
+      if (plan == nullptr) return EXIT_USAGE;   // changed on disk since it was checked
+      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run))) {
+        progress.finished(what, Experiment::outcomeText(*result));
+        measurements.add(side, run, *result);
+      } else {
+        progress.done();
+        say(kj::str("the scenario does not fit ", labels[side], " (", paths[side], ")"));
+        return EXIT_USAGE;
+      }
+    }
+  }
+  progress.done();
+  return experiment.finish(measurements, nullptr, repeats, gnuplot);
+}
+
+kj::Maybe<SweepParam> parseSweepParam(kj::StringPtr text) {
+  KJ_IF_MAYBE(eq, text.findFirst('=')) {
+    if (*eq == 0) return nullptr;
+    auto key = kj::heapString(text.slice(0, *eq));
+    auto rest = text.slice(*eq + 1);
+    kj::Vector<kj::String> values;
+    int depth = 0;
+    bool inQuotes = false;
+    size_t start = 0;
+    for (size_t i = 0; i <= rest.size(); i++) {
+      char c = i < rest.size() ? rest[i] : ',';
+      if (c == '"') inQuotes = !inQuotes;
+      if (!inQuotes && (c == '[' || c == '{')) depth++;
+      if (!inQuotes && (c == ']' || c == '}')) depth--;
+      if (c == ',' && (i == rest.size() || (depth == 0 && !inQuotes))) {
+        if (i == start) return nullptr;   // an empty value
+        values.add(kj::heapString(rest.slice(start, i)));
+        start = i + 1;
+      }
+    }
+    if (values.empty()) return nullptr;
+    return SweepParam{kj::mv(key), values.releaseAsArray()};
+  }
+  return nullptr;
+}
+
+int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const kj::String> scenarioPaths,
+          kj::StringPtr paramText, kj::StringPtr seriesText) {
+  uint32_t repeats = options.repeats ? options.repeats : 1;
+  auto maybeParam = parseSweepParam(paramText);
+  if (maybeParam == nullptr) {
+    say(kj::str("--param must be <key>=<value>,<value>,...: '", paramText, "'"));
+    return EXIT_USAGE;
+  }
+  auto param = kj::mv(KJ_ASSERT_NONNULL(maybeParam));
+  kj::Maybe<SweepParam> series;
+  if (seriesText != nullptr) {
+    series = parseSweepParam(seriesText);
+    if (series == nullptr) {
+      say(kj::str("--series must be <key>=<value>,<value>,...: '", seriesText, "'"));
+      return EXIT_USAGE;
+    }
+  }
+  kj::Maybe<kj::String> gnuplot;
+  if (!Experiment::preflight(options, gnuplot)) return EXIT_USAGE;
+
+  // The variants: every value, and for each every series value (one line each in the plot).
+  struct Point {
+    kj::StringPtr value;
+    kj::Maybe<kj::StringPtr> seriesValue;
+    kj::String name;     // for messages: "[series=s ]key=value"
+    kj::String label;    // the table's column, and the trace's timelines
+  };
+  auto shortOf = [](kj::StringPtr key) {
+    KJ_IF_MAYBE(dot, key.findLast('.')) { return key.slice(*dot + 1); }
+    return key;
+  };
+  kj::Vector<Point> points;
+  for (auto& v : param.values) {
+    KJ_IF_MAYBE(s, series) {
+      for (auto& sv : s->values) {
+        points.add(Point{v, kj::StringPtr(sv), kj::str(s->key, "=", sv, " ", param.key, "=", v),
+                         kj::str(sv, "/", v)});
+      }
+    } else {
+      points.add(Point{v, nullptr, kj::str(param.key, "=", v), kj::heapString(v)});
+    }
+  }
+  auto overridesFor = [&](const Point& point) {
+    kj::Vector<Override> all;
+    for (auto& o : options.overrides) all.add(Override{kj::heapString(o.key), kj::heapString(o.value)});
+    KJ_IF_MAYBE(sv, point.seriesValue) {
+      all.add(Override{kj::heapString(KJ_ASSERT_NONNULL(series).key), kj::heapString(*sv)});
+    }
+    all.add(Override{kj::heapString(param.key), kj::heapString(point.value)});
+    return all;
+  };
+  // Every variant must give a valid manifest before anything runs.
+  bool valid = true;
+  for (auto& point : points) {
+    valid = load(manifest, options.registry, overridesFor(point), kj::str("--param ", point.name)) != nullptr && valid;
+  }
+  if (!valid) return EXIT_USAGE;
+  auto scenarios = loadScenarios(scenarioPaths);
+  if (scenarios == nullptr) return EXIT_USAGE;
+
+  Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "sweep");
+  experiment.loop();
+  auto variants = KJ_MAP(p, points) {
+    return VariantSpec{kj::heapString(p.label), kj::heapString(manifest), kj::heapString(p.value),
+                       p.seriesValue.map([](kj::StringPtr sv) { return kj::heapString(sv); }).orDefault(kj::str())};
+  };
+  Measurements measurements(rpc::ExperimentReport::Kind::SWEEP, kj::mv(variants));
+  Progress progress("sweep", points.size() * repeats);
+  for (uint32_t run = 1; run <= repeats; run++) {
+    for (auto i : kj::indices(points)) {
+      auto& point = points[i];
+      auto what = kj::str(point.name, repeats > 1 ? kj::str(" run ", run) : kj::str());
+      progress.starting(what);
+      auto plan = load(manifest, options.registry, overridesFor(point));
+      if (plan == nullptr) return EXIT_USAGE;
+      // Trace timelines are named by the keys' last parts: "iotlb_entries=64 smmu0".
+      auto label = kj::str(point.seriesValue.map([&](kj::StringPtr sv) {
+                             return kj::str(shortOf(KJ_ASSERT_NONNULL(series).key), "=", sv, " ");
+                           }).orDefault(kj::str()),
+                           shortOf(param.key), "=", point.value, repeats > 1 ? kj::str("#", run) : kj::str());
+      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label)) {
+        progress.finished(what, Experiment::outcomeText(*result));
+        measurements.add(i, run, *result);
+      } else {
+        progress.done();
+        say(kj::str("the scenario does not fit ", manifest, " with ", point.name));
+        return EXIT_USAGE;
+      }
+    }
+  }
+  progress.done();
+  kj::StringPtr seriesKey = series.map([](SweepParam& s) -> kj::StringPtr { return s.key; }).orDefault(nullptr);
+  return experiment.finish(measurements, param.key, repeats, gnuplot, seriesKey);
+}
+
+}  // namespace nb::experiment

@@ -1,0 +1,52 @@
+// `nestbed compare` and `nestbed sweep`: the experiments behind the CLI's argument parsing.
+//
+// Owns: validating an experiment before anything runs (manifests with every override and
+// every swept value, scenario files, gnuplot for --plot), the order of runs (interleaved so
+// slow drift of the machine spreads over the variants alike), progress, and the outputs (text,
+// --json, --csv, --plot, --trace). Does not own: one run (session.h), the statistics
+// (measurements.h), figures (plot.h) or the trace (trace.h).
+//
+// Exit status: 0 every run of every variant passed; 1 a scenario failed or a composition did
+// not start (the message names the side or value); 2 bad input — an unreadable or invalid
+// manifest, a bad --set or --param (an unknown key is named), a scenario file that does not
+// parse or does not fit a manifest, an unwritable output, --plot without gnuplot.
+
+#pragma once
+
+#include "system/composer/manifest.h"
+
+namespace nb::experiment {
+
+struct ExperimentOptions {
+  const Registry& registry;
+  kj::String hostBinary;
+  kj::Vector<Override> overrides;      // --set, applied to every run
+  uint32_t repeats = 0;                // 0: the command's default (compare 3, sweep 1)
+  bool json = false;
+  kj::Maybe<kj::String> csv;
+  kj::Maybe<kj::String> plot;
+  kj::Maybe<kj::String> trace;
+  kj::Vector<kj::String> figures;      // sweep --figure patterns (plot.h)
+};
+
+constexpr int EXIT_OK = 0;
+constexpr int EXIT_FAILED = 1;
+constexpr int EXIT_USAGE = 2;
+
+int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr manifestB,
+            kj::ArrayPtr<const kj::String> scenarios);
+
+// `param` is "key=v1,v2,...": commas inside brackets or quotes do not split (TOML arrays).
+// `series`, if not null, is a second "key=v1,v2,...": every value of `param` runs once per series
+// value, and plots draw one line per series value (an implementation across the swept values).
+int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const kj::String> scenarios,
+          kj::StringPtr param, kj::StringPtr series = nullptr);
+
+// "key=v1,v2,..." split; null if there is no '=' or no value.
+struct SweepParam {
+  kj::String key;
+  kj::Array<kj::String> values;
+};
+kj::Maybe<SweepParam> parseSweepParam(kj::StringPtr text);
+
+}  // namespace nb::experiment

@@ -1,0 +1,105 @@
+// One run. See session.h.
+
+#include "system/experiment/session.h"
+
+#include "system/experiment/trace.h"
+
+#include <kj/debug.h>
+
+namespace nb::experiment {
+
+kj::Array<kj::StringPtr> RunResult::failedScenarios() const {
+  kj::Vector<kj::StringPtr> failed;
+  if (outcome == Outcome::RAN) {
+    for (auto s : report.asReader().getScenarios()) {
+      if (!s.getOk()) failed.add(s.getFile());
+    }
+  }
+  return failed.releaseAsArray();
+}
+
+void fillStats(rpc::RunReport::Builder report, kj::ArrayPtr<const InstanceStats> stats) {
+  auto components = report.initComponents(stats.size());
+  for (auto i : kj::indices(stats)) {
+    components[i].setName(stats[i].name);
+    components[i].setImpl(stats[i].impl);
+    auto counters = components[i].initCounters(stats[i].counters.size());
+    for (auto j : kj::indices(stats[i].counters)) {
+      counters[j].setName(stats[i].counters[j].name);
+      counters[j].setValue(stats[i].counters[j].value);
+    }
+  }
+}
+
+RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedScenario> scenarios,
+                  RunOptions& options) {
+  auto message = kj::heap<capnp::MallocMessageBuilder>();
+  auto report = message->initRoot<rpc::RunReport>();
+  RunResult result{RunResult::Outcome::RAN, kj::mv(message), report, nullptr, nullptr};
+  report.setManifest(plan.file);
+
+  kj::Vector<kj::String> events;
+  ComposerOptions composerOptions{kj::heapString(options.hostBinary), [&](kj::StringPtr e) {
+                                    options.onEvent(e);
+                                    events.add(kj::heapString(e));
+                                  }};
+  KJ_IF_MAYBE(t, options.tracer) {
+    t->beginRun(options.traceLabel, plan);
+    composerOptions.interpose = t->interposer();
+  }
+  Composer composer(io, options.registry, kj::mv(plan), kj::mv(composerOptions));
+  auto finish = [&]() {
+    composer.shutdown().wait(io.waitScope);
+    auto ev = report.initEvents(events.size());
+    for (auto i : kj::indices(events)) ev.set(i, events[i]);
+  };
+
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
+    finish();
+    result.outcome = RunResult::Outcome::START_FAILED;
+    result.error = kj::heapString(e->getDescription());
+    KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
+    return result;
+  }
+
+  rpc::Root::Client root = composer.root();
+  KJ_IF_MAYBE(t, options.tracer) { root = t->scenarioRoot(kj::mv(root)); }
+  bool ok = true;
+  {
+    ScenarioRunner runner(io.waitScope, kj::mv(root), options.registry, composer.memory());
+    kj::Vector<ScenarioError> checkErrors;
+    for (auto& s : scenarios) {
+      for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));
+    }
+    if (!checkErrors.empty()) {
+      finish();
+      result.outcome = RunResult::Outcome::CHECK_FAILED;
+      result.checkErrors = checkErrors.releaseAsArray();
+      KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
+      return result;
+    }
+    KJ_IF_MAYBE(t, options.tracer) {
+      // Counter changes are attributed to the step that made them: the stats before the first
+      // step, then after every step that is not a repeat (a repeat's children were the steps).
+      t->counters(composer.stats().wait(io.waitScope), std::chrono::steady_clock::now());
+      runner.observeSteps([&composer, &io, tracer = t](const ScenarioRunner::StepSpan& span) {
+        tracer->step(span);
+        if (!span.isRepeat) tracer->counters(composer.stats().wait(io.waitScope), span.end);
+      });
+    }
+    auto reports = report.initScenarios(scenarios.size());
+    for (auto i : kj::indices(scenarios)) {
+      runner.run(scenarios[i], reports[i]);
+      ok = ok && reports[i].getOk();
+    }
+    // Counters while the runner still holds what the scenarios saved (see runner.h).
+    fillStats(report, composer.stats().wait(io.waitScope));
+  }
+  report.setOk(ok);
+  KJ_IF_MAYBE(f, options.beforeShutdown) { (*f)(composer, io.waitScope); }
+  finish();
+  KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
+  return result;
+}
+
+}  // namespace nb::experiment
