@@ -81,6 +81,10 @@ struct Step {
     allocIdentity @38 :AllocStaticStep;  # domain_allocator: allocIdentity; saveAs keeps the domain
     allocBlocked @39 :AllocStaticStep;   # domain_allocator: allocBlocked; saveAs keeps the domain
     allocNested @40 :AllocNestedStep;  # domain_allocator: allocNested; saveAs keeps the domain
+    shadow @41 :ShadowStep;            # stage2_shadow: Stage2Shadow.shadow; saveAs keeps the Shadow
+    guestAttach @42 :GuestAttachStep;  # a guest driver's tables, CD, vSTE; allocNested + attach
+    guestMap @43 :GuestMapStep;        # the guest maps in its own stage-1 table
+    guestUnmap @44 :GuestUnmapStep;    # the guest unmaps and invalidates through its path
     # Map and unmap on a domain are the `map` and `unmap` steps with `table = "$domain"`
     # (Domain.map/unmap take the same runs and ranges as PageTable's).
   }
@@ -297,6 +301,70 @@ struct AllocNestedStep {
   allocator @0 :Text = "domains";
   viommu @1 :Text;                     # a saved vIOMMU ("$v")
   vste @2 :List(UInt64);               # the guest's STE dw0, dw1
+}
+
+# ---- Nesting (stage2_shadow and system/guest's guest driver)
+
+struct ShadowStep {
+  # Stage2Shadow.shadow: a nest-parent stage-2 domain mirroring the VM's memslots, kept coherent
+  # on their changes. saveAs keeps the Shadow (dropping it stops the shadowing): its `domain`
+  # method gives the domain to hand to allocViommu.
+  stage2 @0 :Text = "shadow";          # the stage2_shadow instance
+  vm @1 :Text = "vm0";                 # the hw/vm instance (or a saved Vm, "$vm")
+  target @2 :DomainAllocator.AllocTarget;  # where the vIOMMU will be: (smmu = "smmu0")
+}
+
+struct GuestAttachStep {
+  # A guest driver (system/guest/guest-driver.h) takes its passed-through device: it builds its
+  # stage-1 table (the page-table engine in guest-physical space) and a linear CD table in its
+  # own memory, writes its vSTE, and the VMM turns the vSTE into a nested domain over the
+  # vIOMMU (allocNested) and attaches it with its ownership of the device. Later guestMap and
+  # guestUnmap steps name the guest. Results: GuestStepResult (errno of the first refusal).
+  guest @0 :Text = "guest0";           # the guest driver's name in this scenario
+  vm @1 :Text = "vm0";                 # the hw/vm instance whose memory the guest owns
+  viommu @2 :Text;                     # a saved vIOMMU ("$v")
+  allocator @3 :Text = "domains";      # the domain_allocator instance
+  ownership @4 :Text;                  # a saved Ownership of the device ("$o", claimDevice)
+  region :group {
+    # The guest's own memory for its structures: page tables, the CD table (its first page),
+    # a VCMDQ ring on the sw_vcmdq path. Whole pages inside one writable memslot.
+    gpa @5 :UInt64;
+    size @6 :UInt64 = 0x100000;
+  }
+  asid @7 :UInt16 = 1;                 # the guest's ASID (its CD)
+  vsid @8 :UInt64;                     # the device's vSID, as the guest knows it
+}
+
+struct GuestMapStep {
+  # The guest maps [iova, iova + size) to guest-physical `gpa` in its stage-1 table: plain
+  # stores in guest memory, no call anywhere (a new mapping needs no invalidation).
+  guest @0 :Text = "guest0";
+  iova @1 :UInt64;
+  gpa @2 :UInt64;
+  size @3 :UInt64;
+  read @4 :Bool = true;
+  write @5 :Bool = true;
+}
+
+struct GuestUnmapStep {
+  # The guest unmaps and, unless `invalidate` is false, invalidates what its table says must be
+  # (TLBI_NH_VA by its ASID, CMD_SYNC) as one batch on the vIOMMU's guest path.
+  guest @0 :Text = "guest0";
+  iova @1 :UInt64;
+  size @2 :UInt64;
+  invalidate @3 :Bool = true;
+}
+
+struct GuestStepResult {
+  # What a guest step reports.
+  errno @0 :Common.Errno;      # guestMap/guestUnmap: the page table's (eExist, eNoEnt, eInval,
+                               # eRange, eNoMem), then the guest path's (GuestResult); guestAttach:
+                               # allocNested's, then Ownership.attach's
+  message @1 :Text;
+  bytes @2 :UInt64;            # guestMap/guestUnmap: bytes mapped or unmapped
+  entryNum @3 :UInt32;         # guestUnmap: invalidation commands the guest path handled
+  vste @4 :List(UInt64);       # guestAttach: the guest's STE dw0, dw1
+  cdTable @5 :UInt64;          # guestAttach: the CD table's GPA
 }
 
 struct Call {

@@ -4,6 +4,7 @@
 
 #include "interfaces/domain.capnp.h"
 #include "interfaces/smmu-queue.capnp.h"
+#include "system/guest/guest-driver.h"
 #include "system/guest/guest-queue.h"
 
 #include <capnp/message.h>
@@ -85,6 +86,7 @@ const TypedStep TYPED_STEPS[] = {
     {"allocIdentity", "allocator", "allocIdentity", "domain"},
     {"allocBlocked", "allocator", "allocBlocked", "domain"},
     {"allocNested", "allocator", "allocNested", "domain"},
+    {"shadow", "stage2", "shadow", "shadow"},
 };
 
 // The call a step makes, whether written as `call` or as a typed step.
@@ -133,6 +135,9 @@ kj::String stepSummary(rpc::Step::Reader step) {
   if (step.hasLabel()) return kj::heapString(step.getLabel());
   if (step.isRepeat()) return kj::str("repeat ", step.getRepeat().getCount(), "x");
   KJ_IF_MAYBE(c, callOf(step)) { return kj::str(c->target, ".", c->method); }
+  if (step.isGuestAttach()) return kj::str(step.getGuestAttach().getGuest(), ".attach");
+  if (step.isGuestMap()) return kj::str(step.getGuestMap().getGuest(), ".map");
+  if (step.isGuestUnmap()) return kj::str(step.getGuestUnmap().getGuest(), ".unmap");
   return kj::str("check");
 }
 
@@ -185,6 +190,7 @@ struct ScenarioRunner::Impl {
   capnp::TextCodec codec;
   kj::Maybe<PhysMem&> memory;
   kj::HashMap<kj::String, kj::Own<guest::GuestQueue>> guests;
+  kj::HashMap<kj::String, kj::Own<guest::GuestDriver>> drivers;  // guestAttach's, by guest name
   kj::HashMap<kj::String, bool> impls;       // every implementation the manifest runs
   const Registry& registry;
   kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
@@ -259,6 +265,21 @@ struct ScenarioRunner::Impl {
         if (g.getRing().hasS2Domain()) checkCapabilityName(g.getRing().getS2Domain(), known, err);
         break;
       }
+      case rpc::Step::GUEST_ATTACH: {
+        auto g = step.getGuestAttach();
+        checkCapabilityName(g.getViommu(), known, err);
+        checkCapabilityName(g.getOwnership(), known, err);
+        checkCapabilityName(g.getVm(), known, err, capnp::Schema::from<rpc::Vm>());
+        checkCapabilityName(g.getAllocator(), known, err, capnp::Schema::from<rpc::DomainAllocator>());
+        known.upsert(kj::str(GUEST_PREFIX, g.getGuest()), nullptr, [](auto&, auto&&) {});
+        break;
+      }
+      case rpc::Step::GUEST_MAP:
+        checkGuest(step.getGuestMap().getGuest(), known, err);
+        break;
+      case rpc::Step::GUEST_UNMAP:
+        checkGuest(step.getGuestUnmap().getGuest(), known, err);
+        break;
       default: {
         auto call = KJ_ASSERT_NONNULL(callOf(step), "step kind without a handler");
         kj::Maybe<capnp::InterfaceSchema> iface;
@@ -297,7 +318,8 @@ struct ScenarioRunner::Impl {
                 if (name == call.targetField) continue;
                 KJ_IF_MAYBE(param, params.findFieldByName(name)) {
                   if (param->getType().isInterface() && typed->has(f)) {
-                    checkCapabilityName(typed->get(f).as<capnp::Text>(), known, err);
+                    checkCapabilityName(typed->get(f).as<capnp::Text>(), known, err,
+                                        param->getType().asInterface());
                   }
                 } else {
                   err(kj::str("method '", call.method, "' has no parameter '", name, "'"));
@@ -351,14 +373,37 @@ struct ScenarioRunner::Impl {
     }
   }
 
+  // A capability named in a step: a saved one ("$name"), or — where the parameter's interface
+  // is `expected` — an instance serving that interface.
   template <typename Err>
-  void checkCapabilityName(kj::StringPtr name, Known& known, Err& err) {
+  void checkCapabilityName(kj::StringPtr name, Known& known, Err& err,
+                           kj::Maybe<capnp::InterfaceSchema> expected = nullptr) {
     if (!name.startsWith("$")) {
+      KJ_IF_MAYBE(want, expected) {
+        KJ_IF_MAYBE(s, instances.find(name)) {
+          if (!s->extends(*want)) {
+            err(kj::str("instance '", name, "' serves ", s->getShortDisplayName(), ", not ",
+                        want->getShortDisplayName()));
+          }
+        } else {
+          err(kj::str("no instance '", name, "' in the manifest"));
+        }
+        return;
+      }
       err(kj::str("'", name, "' must name a saved capability ($name)"));
     } else KJ_IF_MAYBE(k, known.find(name.slice(1))) {
       if (*k == nullptr) err(kj::str("'", name, "' is not known to hold a capability"));
     } else {
       err(kj::str("'", name, "' is used before it is set (saveAs)"));
+    }
+  }
+
+  // Guest drivers are names of their own, known once a guestAttach step made them.
+  static constexpr kj::StringPtr GUEST_PREFIX = "guest driver "_kj;
+  template <typename Err>
+  void checkGuest(kj::StringPtr name, Known& known, Err& err) {
+    if (known.find(kj::str(GUEST_PREFIX, name)) == nullptr) {
+      err(kj::str("guest '", name, "' is used before a guestAttach step sets it up"));
     }
   }
 
@@ -409,9 +454,8 @@ struct ScenarioRunner::Impl {
     auto name = field.getProto().getName();
     auto param = KJ_ASSERT_NONNULL(req.getSchema().findFieldByName(name));
     if (param.getType().isInterface()) {
-      auto ref = value.as<capnp::Text>();
-      auto& s = KJ_REQUIRE_NONNULL(saved.find(ref.slice(1)), "name used before it is set", ref);
-      req.set(param, KJ_REQUIRE_NONNULL(s.cap, "named value is not a capability", ref));
+      // A saved capability ("$name") or an instance's main capability.
+      req.set(param, target(value.as<capnp::Text>()));
     } else if (param.getType().isData() && field.getType().isList()) {
       auto commands = value.as<capnp::List<rpc::RawCommand>>();
       auto data = req.init(param, commands.size() * 16).as<capnp::Data>();
@@ -499,6 +543,95 @@ struct ScenarioRunner::Impl {
       outcome.exception = kj::mv(*e);
     }
     return outcome;
+  }
+
+  // ---- guest driver steps (system/guest/guest-driver.h): run here, not as one call
+
+  static rpc::Errno errnoOf(pt::Errno e) {
+    switch (e) {
+      case pt::Errno::OK: return rpc::Errno::OK;
+      case pt::Errno::NOENT: return rpc::Errno::E_NO_ENT;
+      case pt::Errno::NOMEM: return rpc::Errno::E_NO_MEM;
+      case pt::Errno::EXIST: return rpc::Errno::E_EXIST;
+      case pt::Errno::INVAL: return rpc::Errno::E_INVAL;
+      case pt::Errno::RANGE: return rpc::Errno::E_RANGE;
+      case pt::Errno::OPNOTSUPP: return rpc::Errno::E_OP_NOT_SUPP;
+    }
+    return rpc::Errno::E_INVAL;
+  }
+
+  // Runs `body` filling a GuestStepResult; an exception becomes the step's exception.
+  template <typename Body>
+  Outcome guestStep(Body&& body) {
+    Outcome outcome;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      auto message = kj::heap<capnp::MallocMessageBuilder>();
+      auto out = message->initRoot<rpc::GuestStepResult>();
+      body(out);
+      outcome.response = capnp::toDynamic(out.asReader());
+      outcome.owner = kj::mv(message);
+    })) {
+      outcome.exception = kj::mv(*e);
+    }
+    return outcome;
+  }
+
+  guest::GuestDriver& driverOf(kj::StringPtr name) {
+    auto& d = KJ_REQUIRE_NONNULL(drivers.find(name), "no guest of that name attached", name);
+    return *d;
+  }
+
+  Outcome guestAttach(rpc::GuestAttachStep::Reader step) {
+    return guestStep([&](rpc::GuestStepResult::Builder out) {
+      PhysMem& mem = KJ_REQUIRE_NONNULL(memory, "guest steps need the system's physical memory");
+      guest::GuestSetup setup;
+      setup.regionGpa = step.getRegion().getGpa();
+      setup.regionSize = step.getRegion().getSize();
+      setup.asid = step.getAsid();
+      setup.vsid = step.getVsid();
+      auto vm = target(step.getVm()).castAs<rpc::Vm>();
+      auto viommu = target(step.getViommu()).castAs<rpc::Viommu>();
+      auto driver = guest::GuestDriver::create(mem, kj::mv(vm), kj::mv(viommu), setup).wait(waitScope);
+      auto status = driver->attach(target(step.getAllocator()).castAs<rpc::DomainAllocator>(),
+                                   target(step.getOwnership()).castAs<rpc::Ownership>())
+                        .wait(waitScope);
+      out.setErrno(status.errno_);
+      out.setMessage(status.message);
+      auto words = driver->vste();
+      auto vste = out.initVste(uint32_t(words.size()));
+      for (auto i : kj::indices(words)) vste.set(uint32_t(i), words[i]);
+      out.setCdTable(driver->cdTableGpa());
+      drivers.upsert(kj::heapString(step.getGuest()), kj::mv(driver),
+                     [](auto& a, auto&& b) { a = kj::mv(b); });
+    });
+  }
+
+  Outcome guestMap(rpc::GuestMapStep::Reader step) {
+    return guestStep([&](rpc::GuestStepResult::Builder out) {
+      auto prot = pt::Prot::CACHE;
+      if (step.getRead()) prot = prot | pt::Prot::READ;
+      if (step.getWrite()) prot = prot | pt::Prot::WRITE;
+      auto r = driverOf(step.getGuest()).map(step.getIova(), step.getGpa(), step.getSize(), prot);
+      out.setErrno(errnoOf(r.error));
+      out.setBytes(r.bytesMapped);
+    });
+  }
+
+  Outcome guestUnmap(rpc::GuestUnmapStep::Reader step) {
+    return guestStep([&](rpc::GuestStepResult::Builder out) {
+      auto& driver = driverOf(step.getGuest());
+      auto r = driver.unmap(step.getIova(), step.getSize());
+      out.setBytes(r.bytesUnmapped);
+      if (r.error != pt::Errno::OK) {
+        out.setErrno(errnoOf(r.error));
+        return;
+      }
+      if (!step.getInvalidate()) return;
+      auto result = driver.invalidate(r.invalidations).wait(waitScope);
+      out.setErrno(result.errno_);
+      out.setEntryNum(result.entryNum);
+      out.setMessage(result.message);
+    });
   }
 
   // Follows a dotted path (field names, list indexes) from a struct.
@@ -773,9 +906,15 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
-      case rpc::Step::GUEST_INVALIDATE: {
+      case rpc::Step::GUEST_INVALIDATE:
+      case rpc::Step::GUEST_ATTACH:
+      case rpc::Step::GUEST_MAP:
+      case rpc::Step::GUEST_UNMAP: {
         auto t = Clock::now();
-        auto outcome = guestInvalidate(node.step.getGuestInvalidate());
+        auto outcome = node.step.isGuestInvalidate() ? guestInvalidate(node.step.getGuestInvalidate())
+                       : node.step.isGuestAttach()   ? guestAttach(node.step.getGuestAttach())
+                       : node.step.isGuestMap()      ? guestMap(node.step.getGuestMap())
+                                                     : guestUnmap(node.step.getGuestUnmap());
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
         expectations(node, iteration, outcome);
         save(node, outcome);
@@ -825,6 +964,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};
   impl_->guests.clear();
+  impl_->drivers.clear();
 
   kj::Vector<Node*> flat;
   for (auto& node : roots) impl_->report(*node, flat);

@@ -202,5 +202,40 @@ TEST_CASE("Scenario: whenImpl naming no registered implementation is a check err
                                                    "implementation") != std::string::npos);
 }
 
+TEST_CASE("Scenario: nesting steps' capabilities, instances and guests are checked", "[scenario]") {
+  testing::TestSystem sys(manifest("inline"));
+  auto path = kj::str(getenv("TEST_TMPDIR"), "/nesting-names.capnp");
+  {
+    std::ofstream out(path.cStr());
+    out << "@0xe4b1c0a9d8f72635;\nusing import \"/interfaces/scenario.capnp\".Scenario;\n"
+           "const scenario :Scenario = (steps = [\n"
+           "  (shadow = (target = (smmu = \"smmu0\"))),\n"
+           "  (guestMap = (guest = \"g\", iova = 0, gpa = 0, size = 4096)),\n"
+           "  (guestAttach = (guest = \"g\", vm = \"counter\", viommu = \"$v\", ownership = \"$o\",\n"
+           "                  region = (gpa = 0))),\n"
+           "  (guestUnmap = (guest = \"g\", iova = 0, size = 4096)),\n"
+           "]);\n";
+  }
+  ScenarioLoader loader(root());
+  auto result = loader.load(path);
+  REQUIRE(result.is<LoadedScenario>());
+  ScenarioRunner runner(sys.io.waitScope, sys.root, testing::testRegistry());
+  auto errors = runner.check(result.get<LoadedScenario>());
+  auto all = KJ_MAP(e, errors) { return kj::str(e); };
+  INFO(kj::strArray(all, "\n").cStr());
+  REQUIRE(errors.size() == 6);
+  CHECK(errors[0].line == 4);
+  CHECK(std::string(all[0].cStr()).find("no instance 'shadow'") != std::string::npos);
+  CHECK(errors[1].line == 5);
+  CHECK(std::string(all[1].cStr()).find("guest 'g' is used before a guestAttach step") !=
+        std::string::npos);
+  CHECK(errors[2].line == 6);
+  CHECK(std::string(all[2].cStr()).find("'$v' is used before it is set") != std::string::npos);
+  CHECK(std::string(all[3].cStr()).find("'$o' is used before it is set") != std::string::npos);
+  CHECK(std::string(all[4].cStr()).find("instance 'counter' serves Counter, not Vm") !=
+        std::string::npos);
+  CHECK(std::string(all[5].cStr()).find("no instance 'domains'") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace nb
