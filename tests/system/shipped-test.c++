@@ -43,6 +43,11 @@ constexpr const char* TWO_SMMU_PROCESS =
     "--set components.queue1.placement=process --set components.domains.placement=process "
     "--set components.groups.placement=process";
 
+constexpr const char* NESTED_PROCESS =
+    "--set components.page_table.placement=process --set components.smmu_queue.placement=process "
+    "--set components.domains.placement=process --set components.groups.placement=process "
+    "--set components.shadow.placement=process";
+
 TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline and in processes",
           "[shipped]") {
   auto study = GENERATE(values<Study>({
@@ -64,6 +69,7 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/guest-native.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
       {"system/manifests/guest-generic.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
       {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
+      {"system/manifests/nested.toml", "system/scenarios/nested.capnp", NESTED_PROCESS},
   }));
   DYNAMIC_SECTION(study.manifest << " " << study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
@@ -84,7 +90,7 @@ TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") 
                            "system/manifests/two-smmu-device-centric.toml",
                            "system/manifests/guest-native.toml", "system/manifests/guest-generic.toml",
                            "system/manifests/guest-sw-vcmdq.toml",
-                           "system/manifests/default-process.toml");
+                           "system/manifests/default-process.toml", "system/manifests/nested.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);
