@@ -70,6 +70,9 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/guest-generic.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
       {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
       {"system/manifests/nested.toml", "system/scenarios/nested.capnp", NESTED_PROCESS},
+      {"system/manifests/nested.toml", "system/scenarios/memslot-churn.capnp", NESTED_PROCESS},
+      {"system/manifests/nested-pinned-pfn.toml", "system/scenarios/nested.capnp", NESTED_PROCESS},
+      {"system/manifests/nested-pinned-pfn.toml", "system/scenarios/memslot-churn.capnp", NESTED_PROCESS},
   }));
   DYNAMIC_SECTION(study.manifest << " " << study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
@@ -90,7 +93,8 @@ TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") 
                            "system/manifests/two-smmu-device-centric.toml",
                            "system/manifests/guest-native.toml", "system/manifests/guest-generic.toml",
                            "system/manifests/guest-sw-vcmdq.toml",
-                           "system/manifests/default-process.toml", "system/manifests/nested.toml");
+                           "system/manifests/default-process.toml", "system/manifests/nested.toml",
+                           "system/manifests/nested-pinned-pfn.toml");
   auto r = nestbed("check " + path(manifest));
   INFO(r.second);
   CHECK(r.first == 0);
