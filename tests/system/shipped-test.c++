@@ -64,6 +64,7 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/guest-native.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
       {"system/manifests/guest-generic.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
       {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-invalidation.capnp", GUEST_PROCESS},
+      {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-batches.capnp", GUEST_PROCESS},
   }));
   DYNAMIC_SECTION(study.manifest << " " << study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
