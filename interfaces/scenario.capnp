@@ -197,6 +197,17 @@ struct GuestInvalidateStep {
     log2Entries @3 :UInt8 = 8;
     s2Domain @4 :Text;                 # a saved stage-2 domain: guest-physical -> physical
   }
+  runs @5 :List(CommandRun);           # more commands, after `commands`
+}
+
+struct CommandRun {
+  # `count` commands: the first is (dw0, dw1), each next one adds `dw1Stride` to dw1 — e.g.
+  # TLBI_NH_VA of `count` consecutive pages. With a scenario parameter as the count
+  # (`count = ${batch:-64}`), one scenario sweeps the guest's batch size.
+  dw0 @0 :UInt64;
+  dw1 @1 :UInt64;
+  count @2 :UInt32 = 1;
+  dw1Stride @3 :UInt64;
 }
 
 # The VM model's steps (interfaces/vm.capnp): a refused change or pin is an errno, expected

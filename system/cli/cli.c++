@@ -186,6 +186,7 @@ private:
                       "Composes MANIFEST (default: system/manifests/default.toml), runs the "
                       "scenarios, and reports every component's stats.");
     addSetOption(b);
+    addDefineOption(b);
     return addTraceOption(b)
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the report as JSON")
         .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
@@ -211,7 +212,7 @@ private:
       kj::Vector<LoadedScenario> loaded;
       bool fileErrors = false;
       for (auto& path : scenarios_) {
-        auto result = loader.load(path);
+        auto result = loader.load(path, defines_);
         KJ_SWITCH_ONEOF(result) {
           KJ_CASE_ONEOF(s, LoadedScenario) { loaded.add(kj::mv(s)); }
           KJ_CASE_ONEOF(errors, kj::Array<ScenarioError>) {
@@ -319,6 +320,20 @@ private:
 
   // ---- compare and sweep (system/experiment/commands.h)
 
+  kj::MainBuilder& addDefineOption(kj::MainBuilder& b) {
+    return b.addOptionWithArg({"define"}, KJ_BIND_METHOD(*this, addDefine), "<name>=<value>",
+                              "a scenario parameter: ${name} in the scenarios' text (repeatable)");
+  }
+  kj::MainBuilder::Validity addDefine(kj::StringPtr text) {
+    KJ_IF_MAYBE(eq, text.findFirst('=')) {
+      if (*eq > 0) {
+        defines_.add(ScenarioParam{kj::heapString(text.slice(0, *eq)), kj::heapString(text.slice(*eq + 1))});
+        return true;
+      }
+    }
+    return "expected --define <name>=<value>";
+  }
+
   kj::MainBuilder& addTraceOption(kj::MainBuilder& b) {
     return b.addOptionWithArg({"trace"}, KJ_BIND_METHOD(*this, setTrace), "<file.json>",
                               "write a Chrome trace-event file (open it in Perfetto): every RPC between "
@@ -330,6 +345,7 @@ private:
   kj::MainBuilder& addExperimentOptions(kj::MainBuilder& b, kj::StringPtr repeatHelp) {
     addSetOption(b);
     addTraceOption(b);
+    addDefineOption(b);
     return b
         .addOptionWithArg({"repeat"}, KJ_BIND_METHOD(*this, setRepeat), "<n>", repeatHelp)
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
@@ -360,6 +376,7 @@ private:
 
   experiment::ExperimentOptions experimentOptions() {
     experiment::ExperimentOptions o{config_.registry, findHostBinary(config_.hostBinaryName)};
+    for (auto& d : defines_) o.defines.add(ScenarioParam{kj::heapString(d.name), kj::heapString(d.value)});
     for (auto& v : overrides_) o.overrides.add(Override{kj::heapString(v.key), kj::heapString(v.value)});
     o.repeats = repeats_;
     o.json = json_;
@@ -514,6 +531,7 @@ private:
   kj::Maybe<kj::String> dump_;
   kj::String socket_;
   kj::Vector<kj::String> scenarios_;
+  kj::Vector<ScenarioParam> defines_;
   kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
   kj::Maybe<kj::String> trace_;

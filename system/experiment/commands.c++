@@ -38,12 +38,13 @@ kj::Maybe<Plan> load(kj::StringPtr path, const Registry& registry, kj::ArrayPtr<
   KJ_UNREACHABLE;
 }
 
-kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String> paths) {
+kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String> paths,
+                                                    kj::ArrayPtr<const ScenarioParam> params) {
   ScenarioLoader loader(ScenarioLoader::defaultRoot());
   kj::Vector<LoadedScenario> loaded;
   bool errors = false;
   for (auto& path : paths) {
-    auto result = loader.load(path);
+    auto result = loader.load(path, params);
     KJ_SWITCH_ONEOF(result) {
       KJ_CASE_ONEOF(s, LoadedScenario) { loaded.add(kj::mv(s)); }
       KJ_CASE_ONEOF(es, kj::Array<ScenarioError>) {
@@ -200,7 +201,7 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
   bool valid = load(manifestA, options.registry, options.overrides, "A") != nullptr;
   valid = load(manifestB, options.registry, options.overrides, "B") != nullptr && valid;
   if (!valid) return EXIT_USAGE;
-  auto scenarios = loadScenarios(scenarioPaths);
+  auto scenarios = loadScenarios(scenarioPaths, options.defines);
   if (scenarios == nullptr) return EXIT_USAGE;
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "compare");
@@ -300,13 +301,33 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
       points.add(Point{v, nullptr, kj::str(param.key, "=", v), kj::heapString(v)});
     }
   }
+  // A key "scenario.<name>" is a scenario parameter (${name} in the scenario's text), any
+  // other key a manifest value.
+  constexpr kj::StringPtr SCENARIO_PREFIX = "scenario."_kj;
+  auto isScenarioKey = [&](kj::StringPtr key) { return key.startsWith(SCENARIO_PREFIX); };
   auto overridesFor = [&](const Point& point) {
     kj::Vector<Override> all;
     for (auto& o : options.overrides) all.add(Override{kj::heapString(o.key), kj::heapString(o.value)});
     KJ_IF_MAYBE(sv, point.seriesValue) {
-      all.add(Override{kj::heapString(KJ_ASSERT_NONNULL(series).key), kj::heapString(*sv)});
+      auto& key = KJ_ASSERT_NONNULL(series).key;
+      if (!isScenarioKey(key)) all.add(Override{kj::heapString(key), kj::heapString(*sv)});
     }
-    all.add(Override{kj::heapString(param.key), kj::heapString(point.value)});
+    if (!isScenarioKey(param.key)) all.add(Override{kj::heapString(param.key), kj::heapString(point.value)});
+    return all;
+  };
+  auto paramsFor = [&](const Point& point) {
+    kj::Vector<ScenarioParam> all;
+    for (auto& d : options.defines) all.add(ScenarioParam{kj::heapString(d.name), kj::heapString(d.value)});
+    KJ_IF_MAYBE(sv, point.seriesValue) {
+      auto& key = KJ_ASSERT_NONNULL(series).key;
+      if (isScenarioKey(key)) {
+        all.add(ScenarioParam{kj::heapString(key.slice(SCENARIO_PREFIX.size())), kj::heapString(*sv)});
+      }
+    }
+    if (isScenarioKey(param.key)) {
+      all.add(ScenarioParam{kj::heapString(param.key.slice(SCENARIO_PREFIX.size())),
+                            kj::heapString(point.value)});
+    }
     return all;
   };
   // Every variant must give a valid manifest before anything runs.
@@ -314,8 +335,10 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
   for (auto& point : points) {
     valid = load(manifest, options.registry, overridesFor(point), kj::str("--param ", point.name)) != nullptr && valid;
   }
+  // ... and every variant's scenarios must load.
+  for (auto& point : points) valid = loadScenarios(scenarioPaths, paramsFor(point)) != nullptr && valid;
   if (!valid) return EXIT_USAGE;
-  auto scenarios = loadScenarios(scenarioPaths);
+  auto scenarios = loadScenarios(scenarioPaths, paramsFor(points[0]));
   if (scenarios == nullptr) return EXIT_USAGE;
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "sweep");
@@ -333,6 +356,9 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
       progress.starting(what);
       auto plan = load(manifest, options.registry, overridesFor(point));
       if (plan == nullptr) return EXIT_USAGE;
+      auto pointScenarios = loadScenarios(scenarioPaths, paramsFor(point));
+      if (pointScenarios == nullptr) return EXIT_USAGE;
+      experiment.scenarios = kj::mv(KJ_ASSERT_NONNULL(pointScenarios));
       // Trace timelines are named by the keys' last parts: "iotlb_entries=64 smmu0".
       auto label = kj::str(point.seriesValue.map([&](kj::StringPtr sv) {
                              return kj::str(shortOf(KJ_ASSERT_NONNULL(series).key), "=", sv, " ");

@@ -13,6 +13,8 @@
 
 #pragma once
 
+#include "system/script/scenario-file.h"
+
 #include "system/composer/manifest.h"
 
 namespace nb::experiment {
@@ -21,6 +23,7 @@ struct ExperimentOptions {
   const Registry& registry;
   kj::String hostBinary;
   kj::Vector<Override> overrides;      // --set, applied to every run
+  kj::Vector<ScenarioParam> defines;   // --define, scenario parameters of every run
   uint32_t repeats = 0;                // 0: the command's default (compare 3, sweep 1)
   bool json = false;
   kj::Maybe<kj::String> csv;

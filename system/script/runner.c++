@@ -526,10 +526,18 @@ struct ScenarioRunner::Impl {
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
       auto& queue = guestOf(step);
       auto commands = step.getCommands();
-      auto words = kj::heapArrayBuilder<const uint64_t>(commands.size() * 2);
+      size_t n = commands.size();
+      for (auto r : step.getRuns()) n += r.getCount();
+      auto words = kj::heapArrayBuilder<const uint64_t>(n * 2);
       for (auto c : commands) {
         words.add(c.getDw0());
         words.add(c.getDw1());
+      }
+      for (auto r : step.getRuns()) {
+        for (uint32_t i = 0; i < r.getCount(); i++) {
+          words.add(r.getDw0());
+          words.add(r.getDw1() + i * r.getDw1Stride());
+        }
       }
       auto result = queue.invalidate(words.finish()).wait(waitScope);
       auto message = kj::heap<capnp::MallocMessageBuilder>();

@@ -20,12 +20,68 @@ namespace {
 
 // Delegates to the disk file but collects errors instead of throwing at the first, so every
 // parse error is reported together.
+// Replaces `${name}` and `${name:-default}` by the parameters' values. A value may not span
+// lines, so every line keeps its number. Unknown names without a default are errors.
+kj::Array<const char> substituteParams(kj::ArrayPtr<const char> text,
+                                       kj::ArrayPtr<const ScenarioParam> params,
+                                       kj::StringPtr file, kj::Vector<ScenarioError>& errors) {
+  kj::Vector<char> out(text.size());
+  uint32_t line = 1, column = 1;
+  for (size_t i = 0; i < text.size(); i++) {
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      size_t end = i + 2;
+      while (end < text.size() && text[end] != '}' && text[end] != '\n') end++;
+      if (end < text.size() && text[end] == '}') {
+        kj::StringPtr inner(text.begin() + i + 2, end - i - 2);
+        kj::String name = kj::heapString(inner), fallback;
+        bool hasDefault = false;
+        for (size_t k = 0; k + 1 < inner.size(); k++) {
+          if (inner[k] == ':' && inner[k + 1] == '-') {
+            name = kj::heapString(inner.slice(0, k));
+            fallback = kj::heapString(inner.slice(k + 2));
+            hasDefault = true;
+            break;
+          }
+        }
+        kj::Maybe<kj::StringPtr> value;
+        for (auto& p : params) {
+          if (p.name == name) value = p.value;
+        }
+        KJ_IF_MAYBE(v, value) {
+          out.addAll(*v);
+        } else if (hasDefault) {
+          out.addAll(fallback);
+        } else {
+          errors.add(ScenarioError{kj::heapString(file), line, column,
+                                   kj::str("scenario parameter '", name,
+                                           "' has no value (--define ", name, "=... or ${", name,
+                                           ":-default})")});
+        }
+        column += end + 1 - i;
+        i = end;
+        continue;
+      }
+    }
+    out.add(text[i]);
+    if (text[i] == '\n') {
+      line++;
+      column = 1;
+    } else {
+      column++;
+    }
+  }
+  return out.releaseAsArray();
+}
+
 class CollectingFile final : public capnp::SchemaFile {
 public:
-  CollectingFile(kj::Own<capnp::SchemaFile> inner, kj::Vector<ScenarioError>& errors)
-      : inner_(kj::mv(inner)), errors_(errors) {}
+  CollectingFile(kj::Own<capnp::SchemaFile> inner, kj::Vector<ScenarioError>& errors,
+                 kj::ArrayPtr<const ScenarioParam> params)
+      : inner_(kj::mv(inner)), errors_(errors), params_(params) {}
   kj::StringPtr getDisplayName() const override { return inner_->getDisplayName(); }
-  kj::Array<const char> readContent() const override { return inner_->readContent(); }
+  kj::Array<const char> readContent() const override {
+    return substituteParams(inner_->readContent(), params_, getDisplayName(), errors_);
+  }
   kj::Maybe<kj::Own<capnp::SchemaFile>> import(kj::StringPtr path) const override {
     return inner_->import(path);
   }
@@ -40,6 +96,7 @@ public:
 private:
   kj::Own<capnp::SchemaFile> inner_;
   kj::Vector<ScenarioError>& errors_;
+  kj::ArrayPtr<const ScenarioParam> params_;
 };
 
 }  // namespace
@@ -66,7 +123,8 @@ ScenarioLoader::ScenarioLoader(kj::StringPtr root) : fs_(kj::newDiskFilesystem()
   importPath_[1] = system_.get();
 }
 
-kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(kj::StringPtr path) {
+kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(
+    kj::StringPtr path, kj::ArrayPtr<const ScenarioParam> params) {
   kj::Vector<ScenarioError> errors;
   auto& cwd = fs_->getCurrent();
   auto fsPath = fs_->getCurrentPath().evalNative(path);
@@ -83,7 +141,7 @@ kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(kj::Str
                                                      kj::heapString(path));
     capnp::ParsedSchema parsed;
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-      parsed = parser->parseFile(kj::heap<CollectingFile>(kj::mv(inner), errors));
+      parsed = parser->parseFile(kj::heap<CollectingFile>(kj::mv(inner), errors, params));
     })) {
       if (errors.empty()) return fileError(e->getDescription());
     }

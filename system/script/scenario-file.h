@@ -24,6 +24,14 @@ struct ScenarioError {
 };
 kj::String KJ_STRINGIFY(const ScenarioError& e);
 
+struct ScenarioParam {
+  // A scenario parameter: `${name}` in the file's text becomes `value` before parsing
+  // (`${name:-default}` when none is given). `nestbed run --define name=value`, and
+  // `nestbed sweep --param scenario.name=v1,v2`.
+  kj::String name;
+  kj::String value;
+};
+
 struct LoadedScenario {
   kj::String file;
   kj::Own<capnp::SchemaParser> parser;  // owns the parsed constant
@@ -38,7 +46,8 @@ public:
   // The root found from $NESTBED_ROOT, the runfiles tree, or the working directory.
   static kj::String defaultRoot();
 
-  kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> load(kj::StringPtr path);
+  kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> load(
+      kj::StringPtr path, kj::ArrayPtr<const ScenarioParam> params = nullptr);
 
 private:
   kj::Own<kj::Filesystem> fs_;

@@ -237,5 +237,32 @@ TEST_CASE("Scenario: nesting steps' capabilities, instances and guests are check
   CHECK(std::string(all[5].cStr()).find("no instance 'domains'") != std::string::npos);
 }
 
+TEST_CASE("Scenario: parameters are substituted, defaults apply, a missing one is an error",
+          "[scenario]") {
+  ScenarioLoader loader(root());
+  auto path = kj::str(root(), "/tests/system/scenarios/params.capnp");
+
+  auto missing = loader.load(path);
+  REQUIRE(missing.is<kj::Array<ScenarioError>>());
+  auto& errors = missing.get<kj::Array<ScenarioError>>();
+  REQUIRE(errors.size() == 2);  // ${n} in the description and in the args
+  CHECK(errors[0].line == 6);
+  CHECK(std::string(errors[0].message.cStr()).find("'n' has no value") != std::string::npos);
+
+  ScenarioParam n5[] = {{kj::str("n"), kj::str("5")}};
+  auto loaded = loader.load(path, n5);
+  REQUIRE(loaded.is<LoadedScenario>());
+  auto& byDefault = loaded.get<LoadedScenario>();
+  CHECK(byDefault.scenario.getDescription() == "3 adds of 5");
+  CHECK(byDefault.scenario.getSteps()[0].getRepeat().getCount() == 3);
+  CHECK(byDefault.scenario.getSteps()[0].getRepeat().getSteps()[0].getCall().getArgs() == "(n = 5)");
+  CHECK(byDefault.stepLines[0] == 8);  // lines are unchanged by substitution
+
+  ScenarioParam both[] = {{kj::str("n"), kj::str("2")}, {kj::str("adds"), kj::str("7")}};
+  auto given = loader.load(path, both);
+  REQUIRE(given.is<LoadedScenario>());
+  CHECK(given.get<LoadedScenario>().scenario.getSteps()[0].getRepeat().getCount() == 7);
+}
+
 }  // namespace
 }  // namespace nb

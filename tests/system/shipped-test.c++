@@ -73,6 +73,7 @@ TEST_CASE("Shipped: every manifest and scenario pair passes, identically inline 
       {"system/manifests/nested.toml", "system/scenarios/memslot-churn.capnp", NESTED_PROCESS},
       {"system/manifests/nested-pinned-pfn.toml", "system/scenarios/nested.capnp", NESTED_PROCESS},
       {"system/manifests/nested-pinned-pfn.toml", "system/scenarios/memslot-churn.capnp", NESTED_PROCESS},
+      {"system/manifests/guest-sw-vcmdq.toml", "system/scenarios/guest-batches.capnp", GUEST_PROCESS},
   }));
   DYNAMIC_SECTION(study.manifest << " " << study.scenario) {
     auto args = path(study.manifest) + " " + path(study.scenario);
