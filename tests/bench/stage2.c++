@@ -65,7 +65,8 @@ kj::String manifest(kj::StringPtr impl, kj::StringPtr placement) {
       "[components.queue]\nimpl = \"smmu_queue/smmuv3\"\nplacement = \"", placement,
       "\"\nuses = { smmu = \"smmu0\" }\n",
       "[components.domains]\nimpl = \"domain_allocator/device_centric\"\nplacement = \"",
-      placement, "\"\nuses = { queues = [\"queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n",
+      placement,
+      "\"\nuses = { queues = [\"queue\"], pci = [\"pci0\"], page_table = \"page_table\" }\n",
       "[components.groups]\nimpl = \"group_manager/linux\"\nplacement = \"", placement,
       "\"\nuses = { pci = [\"pci0\"], domains = \"domains\" }\n",
       "[components.shadow]\nimpl = \"", impl, "\"\nplacement = \"", placement,
@@ -75,10 +76,12 @@ kj::String manifest(kj::StringPtr impl, kj::StringPtr placement) {
 struct System {
   System(kj::AsyncIoContext& io, const Registry& registry, kj::StringPtr impl,
          kj::StringPtr placement, kj::StringPtr host)
-      : io(io), ws(io.waitScope), composer(io, registry, plan(registry, impl, placement),
-                                           ComposerOptions{kj::heapString(host), [](kj::StringPtr e) {
-                                                             fprintf(stderr, "%s\n", e.cStr());
-                                                           }}) {
+      : io(io),
+        ws(io.waitScope),
+        composer(io, registry, plan(registry, impl, placement),
+                 ComposerOptions{kj::heapString(host), [](kj::StringPtr e) {
+                                   fprintf(stderr, "%s\n", e.cStr());
+                                 }}) {
     composer.start().wait(ws);
     vm = main<rpc::Vm>("vm0");
     service = main<rpc::Stage2Shadow>("shadow");

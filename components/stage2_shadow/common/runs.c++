@@ -112,7 +112,9 @@ void splitLeaves(uint64_t iova, uint64_t pa, uint64_t size, uint64_t pgsizeBitma
   while (size > 0) {
     // iommu_pgsize: sizes no larger than what is left, and no larger than the alignment of
     // iova | pa (the lowest set bit; any size if both are zero).
-    uint64_t fits = size >= (uint64_t(1) << 63) ? ~uint64_t(0) : (uint64_t(2) << (63 - __builtin_clzll(size))) - 1;
+    uint64_t fits = size >= (uint64_t(1) << 63)
+                        ? ~uint64_t(0)
+                        : (uint64_t(2) << (63 - __builtin_clzll(size))) - 1;
     uint64_t merged = iova | pa;
     uint64_t aligned = merged == 0 ? ~uint64_t(0) : ((merged & -merged) << 1) - 1;
     uint64_t candidates = pgsizeBitmap & fits & aligned;

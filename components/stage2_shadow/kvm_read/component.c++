@@ -17,7 +17,9 @@ public:
   KvmRead(rpc::Vm::Client vm, Counters& counters) : vm(kj::mv(vm)), counters(counters) {}
 
   kj::Promise<Snapshot> snapshot() override {
-    return readSlots().then([](kj::Array<Run>&& slots) { return Snapshot{rpc::Errno::OK, nullptr, kj::mv(slots)}; });
+    return readSlots().then([](kj::Array<Run>&& slots) {
+      return Snapshot{rpc::Errno::OK, nullptr, kj::mv(slots)};
+    });
   }
 
   kj::Promise<kj::Array<Run>> resolve(const SlotChange& change,

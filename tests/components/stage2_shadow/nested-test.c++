@@ -84,7 +84,8 @@ struct Nest {
 
 constexpr pt::Prot RW = pt::Prot::READ | pt::Prot::WRITE | pt::Prot::CACHE;
 
-TEST_CASE("Nested: guest-owned stage 1 over the shadow stage 2, end to end", "[stage2_shadow][nested]") {
+TEST_CASE("Nested: guest-owned stage 1 over the shadow stage 2, end to end",
+          "[stage2_shadow][nested]") {
   auto path = GENERATE(as<kj::StringPtr>{}, "native", "generic", "sw_vcmdq");
   auto placement = GENERATE(as<kj::StringPtr>{}, "inline", "process");
   auto impl = GENERATE(as<kj::StringPtr>{}, "stage2_shadow/kvm_read", "stage2_shadow/pinned_pfn");

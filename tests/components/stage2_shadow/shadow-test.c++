@@ -76,7 +76,7 @@ TEST_CASE("Shadow: contents match the VM's memslots, with the largest blocks ali
   }
 }
 
-TEST_CASE("Shadow: DMA through the stage-2 domain reaches each slot's backing, with its permissions",
+TEST_CASE("Shadow: DMA through the stage-2 domain reaches each slot's backing, with permissions",
           "[stage2_shadow]") {
   auto impl = GENERATE(as<kj::StringPtr>{}, "stage2_shadow/kvm_read", "stage2_shadow/pinned_pfn");
   auto placement = GENERATE(as<kj::StringPtr>{}, "inline", "process");
