@@ -189,6 +189,15 @@ struct VeventRecord {
   fault @3 :Smmu.Fault;     # the same record decoded (its `sid` is the vSID)
 }
 
+# The software VCMDQ's register offsets (Viommu.vcmdq), shared by its server and guest drivers.
+const vcmdqConfig :UInt32 = 0x00;    # bit 0 EN
+const vcmdqStatus :UInt32 = 0x04;    # bit 0 ENABLED (CONFIG's ack)
+const vcmdqProd :UInt32 = 0x08;      # writing it is the doorbell
+const vcmdqCons :UInt32 = 0x0c;      # ERR in [30:24] (CERROR_ILL = 1), as CMDQ_CONS
+const vcmdqGerror :UInt32 = 0x10;    # bit 0 CMDQ_ERR
+const vcmdqGerrorn :UInt32 = 0x14;   # write GERROR's value to acknowledge
+const vcmdqBase :UInt32 = 0x18;      # 64-bit, Q_BASE format with a guest-physical ADDR
+
 interface Viommu {
   # One vIOMMU: dropping the last reference destroys it and its vDEVICEs.
 
@@ -213,11 +222,8 @@ interface Viommu {
   # eOpNotSupp unless the vIOMMU's path is `generic`.
 
   vcmdq @5 () -> (errno :Common.Errno, queue :Smmu.Mmio);
-  # `swVcmdq`: the guest's virtual command queue registers (one per vIOMMU):
-  #   0x00 CONFIG  bit 0 EN                     0x04 STATUS  bit 0 ENABLED (CONFIG's ack)
-  #   0x08 PROD    (writing it is the doorbell) 0x0c CONS    ERR in [30:24] (CERROR_ILL = 1)
-  #   0x10 GERROR  bit 0 CMDQ_ERR               0x14 GERRORN (write GERROR's value to acknowledge)
-  #   0x18 BASE    64-bit, Q_BASE format with a guest-physical ADDR and LOG2SIZE
+  # `swVcmdq`: the guest's virtual command queue registers (one per vIOMMU), at the offsets of
+  # the vcmdq* constants above.
   # The ring lives in guest memory; its GPAs are translated through the vIOMMU's stage 2.
   # Accepted: TLBI_NH_ASID, TLBI_NH_VA, ATC_INV, CMD_SYNC; any other entry stops the queue with
   # CONS.ERR = CERROR_ILL at that entry. eOpNotSupp unless the path is `swVcmdq`.

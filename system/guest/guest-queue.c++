@@ -12,8 +12,9 @@ constexpr uint64_t PAGE = 4096;
 constexpr uint32_t ENTRY_BYTES = 16;
 
 // The software VCMDQ's registers (interfaces/smmu-queue.capnp, Viommu.vcmdq).
-constexpr uint32_t CONFIG = 0x00, STATUS = 0x04, PROD = 0x08, CONS = 0x0c, GERROR = 0x10,
-                   GERRORN = 0x14, BASE = 0x18;
+constexpr uint32_t CONFIG = rpc::VCMDQ_CONFIG, STATUS = rpc::VCMDQ_STATUS, PROD = rpc::VCMDQ_PROD,
+                   CONS = rpc::VCMDQ_CONS, GERROR = rpc::VCMDQ_GERROR,
+                   GERRORN = rpc::VCMDQ_GERRORN, BASE = rpc::VCMDQ_BASE;
 
 constexpr uint64_t SYNC_DW0 = uint64_t(smmuv3::Opcode::SYNC);
 

@@ -20,8 +20,9 @@ constexpr uint32_t INT_MAX_SEQUENCE = 0x7fffffff;  // vEVENTQ sequence numbers w
 
 // The software VCMDQ's registers (interfaces/smmu-queue.capnp, Viommu.vcmdq).
 namespace vreg {
-constexpr uint32_t CONFIG = 0x00, STATUS = 0x04, PROD = 0x08, CONS = 0x0c, GERROR = 0x10,
-                   GERRORN = 0x14, BASE = 0x18;
+constexpr uint32_t CONFIG = rpc::VCMDQ_CONFIG, STATUS = rpc::VCMDQ_STATUS, PROD = rpc::VCMDQ_PROD,
+                   CONS = rpc::VCMDQ_CONS, GERROR = rpc::VCMDQ_GERROR,
+                   GERRORN = rpc::VCMDQ_GERRORN, BASE = rpc::VCMDQ_BASE;
 constexpr Field CONS_ERR = smmuv3::CMDQ_CONS::ERR;   // the SMMU's CMDQ_CONS layout
 }  // namespace vreg
 
