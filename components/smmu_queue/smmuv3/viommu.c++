@@ -539,6 +539,7 @@ kj::Promise<void> VcmdqServer::writeRegister(uint32_t offset, uint64_t value, ui
     case vreg::PROD: {
       uint32_t mask = enabled ? 2 * entries() - 1 : 0xffffffffu;
       prod = v & mask;
+      if (owner != nullptr && enabled) owner->sideOrThrow().counters.vcmdqDoorbells++;
       return doorbell();
     }
     case vreg::GERRORN:
@@ -604,8 +605,8 @@ Command VcmdqServer::entryAt(uint32_t index) const {
 }
 
 kj::Promise<void> VcmdqServer::doorbell() {
+  // Runs the queue (after a PROD write, or resuming after an acknowledged error).
   if (owner == nullptr || !enabled) return kj::READY_NOW;
-  owner->sideOrThrow().counters.vcmdqDoorbells++;
   auto run = tail.then([this]() { return consume(); }).fork();
   tail = run.addBranch();
   return run.addBranch();
