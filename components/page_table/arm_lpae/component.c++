@@ -110,10 +110,11 @@ public:
   // Frees the engine (its pages return to the pool) and forgets this table.
   void release() {
     KJ_IF_MAYBE(t, table_) {
-      auto& s = (*t)->stats();
+      // A copy: the statistics live in the engine, which the next line destroys.
+      const auto s = (*t)->stats();
+      table_ = nullptr;  // destructor frees every page into the pool
       shared_->counters.ptesWritten += s.ptesWritten;
       shared_->counters.tablePagesAllocated += s.tablesAllocated;
-      table_ = nullptr;  // destructor frees every page into the pool
       shared_->counters.tablePagesFreed += s.tablesAllocated;
       for (auto i : kj::indices(shared_->live)) {
         if (shared_->live[i] == this) {
