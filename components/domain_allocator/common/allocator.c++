@@ -586,7 +586,8 @@ kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, r
                                         : rpc::Granule::SIZE4K;
   auto shared =
       kj::refcounted<Shared>(ctx.mem, ctx.frames, ctx.use<rpc::PageTableEngine>("page_table"),
-                             policy, granule, uint8_t(ctx.settings.integer("pasid_bits", 20)));
+                             policy, granule, uint8_t(ctx.settings.integer("pasid_bits", 20)),
+                             ctx.clock);
   kj::StringPtr typeName = ctx.type.name;
 
   using Info = capnp::Response<rpc::SmmuQueue::InfoResults>;

@@ -129,8 +129,9 @@ struct Counters {
 class Shared final : public kj::Refcounted, public kj::TaskSet::ErrorHandler {
 public:
   Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, rpc::PageTableEngine::Client pageTables,
-         rpc::Policy policy, rpc::Granule granule, uint8_t pasidBits)
+         rpc::Policy policy, rpc::Granule granule, uint8_t pasidBits, ModeledClock& clock)
       : mem(mem),
+        clock(clock),
         frames(kj::mv(frames)),
         pageTables(kj::mv(pageTables)),
         policy(policy),
@@ -140,6 +141,7 @@ public:
   void taskFailed(kj::Exception&& e) override;
 
   PhysMem& mem;
+  ModeledClock& clock;  // the modeled machine's time: STE/CD stores are charged here
   rpc::FrameAllocator::Client frames;
   rpc::PageTableEngine::Client pageTables;
   rpc::Policy policy;

@@ -73,12 +73,13 @@ void setInvalidations(capnp::List<rpc::Invalidation>::Builder out, kj::ArrayPtr<
 
 // What every table of one component instance shares.
 struct Shared final : public kj::Refcounted {
-  Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, PartialUnmap policy)
-      : mem(mem), pool(kj::mv(frames)), policy(policy) {}
+  Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, PartialUnmap policy, ModeledClock& clock)
+      : mem(mem), pool(kj::mv(frames)), policy(policy), clock(clock) {}
 
   PhysMem& mem;
   FramePool pool;
   PartialUnmap policy;
+  ModeledClock& clock;
   kj::Vector<class TableServer*> live;
   uint64_t nextId = 1;
 
@@ -127,6 +128,16 @@ public:
     }
   }
 
+private:
+  // The modeled time of the software's stores into the table and of the table pages it took.
+  void chargeWork(const IoPageTable::Stats& before) {
+    KJ_IF_MAYBE(t, table()) {
+      auto& after = t->stats();
+      shared_->clock.charge(Cost::PTE_STORE, after.ptesWritten - before.ptesWritten);
+      shared_->clock.charge(Cost::TABLE_PAGE, after.tablesAllocated - before.tablesAllocated);
+    }
+  }
+
 protected:
   kj::Promise<void> map(MapContext context) override {
     auto& table = requireTable();
@@ -143,7 +154,10 @@ protected:
     auto state = kj::heap<MapState>();
     state->runs = kj::mv(runs);
     auto& ref = *state;
-    return mapFrom(ref, 0, need, MAX_NOMEM_RETRIES).then([this, context, state = kj::mv(state)]() mutable {
+    auto before = table.stats();
+    return mapFrom(ref, 0, need, MAX_NOMEM_RETRIES).then([this, context, state = kj::mv(state),
+                                                          before]() mutable {
+      chargeWork(before);
       auto results = context.getResults();
       results.setErrno(toRpc(state->error));
       results.setBytesMapped(state->bytesMapped);
@@ -166,7 +180,9 @@ protected:
     uint64_t need = shared_->policy == PartialUnmap::SPLIT ? ranges.size() * 2 * table.geometry().levels : 0;
     return shared_->pool.reserve(table.geometry().pageSize(), need)
         .then([this, context, ranges = kj::mv(ranges)](bool) mutable {
+          auto before = requireTable().stats();
           auto result = requireTable().unmap(ranges);
+          chargeWork(before);
           auto results = context.getResults();
           results.setErrno(toRpc(result.error));
           results.setBytesUnmapped(result.bytesUnmapped);
@@ -402,6 +418,7 @@ protected:
       KJ_SWITCH_ONEOF(made) {
         KJ_CASE_ONEOF(table, kj::Own<IoPageTable>) {
           shared_->counters.tablesCreated++;
+          shared_->clock.charge(Cost::TABLE_PAGE, table->stats().tablesAllocated);
           TableServer::fillInfo(*table, results.initInfo());
           results.setTable(kj::heap<TableServer>(kj::addRef(*shared_), kj::mv(table)));
         }
@@ -424,7 +441,7 @@ kj::Promise<rpc::Component::Client> makePageTable(ComponentContext& ctx) {
   PartialUnmap policy = policyName == "split"        ? PartialUnmap::SPLIT
                         : policyName == "whole_leaf" ? PartialUnmap::WHOLE_LEAF
                                                      : PartialUnmap::REFUSE;
-  auto server = kj::heap<EngineServer>(kj::refcounted<Shared>(ctx.mem, ctx.frames, policy));
+  auto server = kj::heap<EngineServer>(kj::refcounted<Shared>(ctx.mem, ctx.frames, policy, ctx.clock));
   auto& core = *server;
   rpc::PageTableEngine::Client main = kj::mv(server);
   return makeComponent(ctx.type.name, capnp::typeId<rpc::PageTableEngine>(), kj::mv(main), core);

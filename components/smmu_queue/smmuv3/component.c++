@@ -262,6 +262,7 @@ kj::Promise<rpc::Component::Client> makeQueue(ComponentContext& ctx) {
   options.streamTableSplit = unsigned(s.integer("stream_table_split", options.streamTableSplit));
   options.syncTimeout = s.integer("sync_timeout_ms", 1000) * kj::MILLISECONDS;
   options.unroutedLog = size_t(s.integer("unrouted_log", int64_t(options.unroutedLog)));
+  options.clock = &ctx.clock;
   auto pathName = s.string("guest_path", "native");
   rpc::GuestPath path = pathName == "generic"    ? rpc::GuestPath::GENERIC
                         : pathName == "sw_vcmdq" ? rpc::GuestPath::SW_VCMDQ

@@ -130,6 +130,7 @@ private:
   void route(const EventRecord& record,
              kj::HashMap<uint32_t, kj::Vector<EventRecord>>& bySubscriber);
   kj::Promise<Drained> serializedDrain();
+  kj::Promise<void> background(kj::Promise<void> work);
   kj::Promise<void> globalError();
 
   void taskFailed(kj::Exception&& exception) override;

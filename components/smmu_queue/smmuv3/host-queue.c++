@@ -57,17 +57,24 @@ protected:
   }
 };
 
+// An interrupt handler's work: the modeled clock counts it as in progress until it is done (or
+// cancelled), so the scenario step that raised the interrupt pays for it in any placement.
+kj::Promise<void> HostQueueImpl::background(kj::Promise<void> work) {
+  options.clock->backgroundBegin();
+  return work.attach(kj::defer([clock = options.clock]() { clock->backgroundEnd(); }));
+}
+
 void HostQueueImpl::interrupt(rpc::SmmuIrq irq) {
   switch (irq) {
     case rpc::SmmuIrq::EVTQ:
       // Any drain reads everything present: one queued drain is enough.
       if (!irqDrainQueued) {
         irqDrainQueued = true;
-        tasks.add(serializedDrain().ignoreResult());
+        tasks.add(background(serializedDrain().ignoreResult()));
       }
       return;
     case rpc::SmmuIrq::GERROR:
-      tasks.add(globalError());
+      tasks.add(background(globalError()));
       return;
     case rpc::SmmuIrq::CMD_SYNC:
       return;  // this driver's SYNCs are CS = SEV and polled
@@ -447,6 +454,7 @@ void HostQueueImpl::writeEntry(const Command& c, SlotOwner owner) {
   ring[2 * slot + 1] = c.dw1;
   owners[slot] = owner;
   prod = (prod + 1) & ringMask();
+  options.clock->charge(Cost::CMD_STORE);
 }
 
 bool HostQueueImpl::fill() {

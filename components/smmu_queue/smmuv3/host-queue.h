@@ -11,6 +11,8 @@
 
 #pragma once
 
+#include "system/runtime/modeled-time.h"
+
 #include "components/smmu_queue/smmuv3/commands.h"
 #include "hw/mem/phys-mem.h"
 #include "interfaces/mem.capnp.h"
@@ -33,6 +35,7 @@ struct HostOptions {
   kj::Duration syncTimeout = 1 * kj::SECONDS;   // ARM_SMMU_POLL_TIMEOUT_US
   unsigned maxDoorbellsInFlight = 1;  // Mmio batches (PROD writes + CONS reads) outstanding
   size_t unroutedLog = 256;         // events kept for unrouted()
+  ModeledClock* clock = &ModeledClock::off();  // charged for each command written to the ring
 };
 
 struct SmmuCaps {
