@@ -96,7 +96,8 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
         r.line = s.getLine();
         r.depth = s.getDepth();
       }
-      r.samples[variant].add(s.getIterations() ? s.getMicros() / s.getIterations() : s.getMicros());
+      double us = wall_ ? s.getMicros() : double(s.getModeledNs()) / 1000;
+      r.samples[variant].add(s.getIterations() ? us / s.getIterations() : us);
     }
   }
   for (auto instance : report.getComponents()) {
@@ -115,6 +116,7 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
                         kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats,
                         kj::StringPtr series) {
   report.setKind(kind_);
+  report.setTimeBase(wall_ ? "wall" : "modeled");
   auto s = report.initScenarios(scenarios.size());
   for (auto i : kj::indices(scenarios)) s.set(i, scenarios[i]);
   auto o = report.initOverrides(overrides.size());
@@ -311,7 +313,9 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
     }
     lines.add(kj::str());
   };
-  table("step (us per iteration)", report.getSteps(), true);
+  table(report.getTimeBase() == "wall" ? "step (wall us per iteration)"
+                                       : "step (modeled us per iteration)",
+        report.getSteps(), true);
   table("counter", report.getCounters(), false);
 
   size_t differing = 0, varying = 0;
