@@ -62,6 +62,7 @@ struct Invalidation {
   size @1 :UInt64;
   granule @2 :UInt64;   # leaf size cached (leaf) or the translation granule (walk)
   leaf @3 :Bool;        # true: leaf entries only; false: walk caches too (tables were freed)
+  range @4 :UInt32;     # unmap: index of the range it belongs to (one iommu_unmap each)
 }
 
 struct Tcr {

@@ -68,6 +68,7 @@ void setInvalidations(capnp::List<rpc::Invalidation>::Builder out, kj::ArrayPtr<
     out[i].setSize(in[i].size);
     out[i].setGranule(in[i].granule);
     out[i].setLeaf(in[i].leaf);
+    out[i].setRange(in[i].range);
   }
 }
 

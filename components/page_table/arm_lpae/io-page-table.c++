@@ -715,13 +715,23 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
       error = Errno::INVAL;
     } else if (range.size > g.inputLimit() || range.iova > g.inputLimit() - range.size) {
       error = Errno::RANGE;
-    } else if (config_.lifetime == TableLifetime::LINUX) {
-      error = unmapLinux(range, result);
     } else {
-      UnmapVisitor v(*this, result.invalidations);
-      walkTable(g.startLevel, root_, range.iova, range.iova + range.size, v);
-      result.bytesUnmapped += v.unmapped;
-      error = v.error;
+      // Each range's invalidations on their own, then tagged with its index: entries of two
+      // ranges are never merged (each range is one iommu_unmap, with its own final sync).
+      UnmapResult one;
+      if (config_.lifetime == TableLifetime::LINUX) {
+        error = unmapLinux(range, one);
+      } else {
+        UnmapVisitor v(*this, one.invalidations);
+        walkTable(g.startLevel, root_, range.iova, range.iova + range.size, v);
+        one.bytesUnmapped = v.unmapped;
+        error = v.error;
+      }
+      result.bytesUnmapped += one.bytesUnmapped;
+      for (auto& inv : one.invalidations) {
+        inv.range = uint32_t(i);
+        result.invalidations.add(inv);
+      }
     }
     if (error != Errno::OK) {
       result.error = error;

@@ -93,6 +93,8 @@ struct Invalidation {
   uint64_t granule;  // leaf: the add_page size (for a split, the original block's size);
                      // walk: the translation granule, as Linux flush_walk passes it.
   bool leaf;         // true: leaf entries only (TLBI ... Leaf=1); false: walk caches too.
+  uint32_t range = 0;  // unmap: the index of the range it belongs to (entries of different
+                       // ranges are never merged: each range is its own iommu_unmap)
 };
 
 struct MapResult {

@@ -485,6 +485,15 @@ bool HostQueueImpl::fill() {
         stats_.batches++;
         s.sinceSync = 0;
         s.finalSyncWritten = s.written == n;
+      } else if (opcodeOf(s.commands[s.written]) == uint8_t(Opcode::SYNC)) {
+        // A CMD_SYNC inside a submission ends a batch there (arm_smmu_cmdq_batch_submit):
+        // one submission can carry several of Linux's, each waited on in order.
+        writeEntry(s.commands[s.written], SlotOwner{s.id, uint32_t(s.written), true});
+        s.written++;
+        s.syncsWritten++;
+        stats_.syncs++;
+        stats_.batches++;
+        s.sinceSync = 0;
       } else {
         writeEntry(s.commands[s.written], SlotOwner{s.id, uint32_t(s.written), false});
         s.written++;
