@@ -92,5 +92,6 @@ interface Domain {
   drainFlushQueue @5 () -> (errno :Common.Errno, flushed :Bool, entries :UInt32);
   # A flush-queue domain's timer expiry (fq_flush_timeout; Linux's 10 ms, explicit until
   # nestbed models time): when entries are pending, one whole-ASID/VMID flush + SYNC
-  # (`flushed`) and every queued entry reclaimed (`entries`). eOpNotSupp for a strict domain.
+  # (`flushed`) and every queued entry reclaimed (`entries`). A strict domain has nothing
+  # pending (ok, not flushed); eOpNotSupp for a domain without a page table.
 }

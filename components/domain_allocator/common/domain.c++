@@ -248,10 +248,11 @@ kj::Promise<uint32_t> DomainServer::flush() {
 }
 
 kj::Promise<void> DomainServer::drainFlushQueue(DrainFlushQueueContext context) {
-  if (!flushQueue) {
+  if (smmu == nullptr || !hasTable) {
     context.getResults().setErrno(Errno::E_OP_NOT_SUPP);
     return kj::READY_NOW;
   }
+  // A strict domain has no queue: nothing is ever pending (flushed = false).
   InvalidationPlan plan;
   uint32_t reclaimed = 0;
   bool flushed = fqFlushTimeout(plan, reclaimed);
