@@ -169,7 +169,8 @@ struct IoPageTable::MapVisitor {
         // An existing table where a block is wanted. Linux unmaps and frees it whatever it
         // holds, silently dropping live mappings; here a table holding leaves is a mapping
         // in the way (EEXIST), and only a leafless one is freed and replaced (with the
-        // flush_walk Linux issues). Tables are freed once empty, so this is rare.
+        // flush_walk Linux issues). Common under the linux lifetime (4K unmaps leave empty
+        // tables behind), rare under eager.
         PhysAddr child = t.tableAddress(s.pte);
         if (t.subtreeHasLeaf(child, s.level + 1)) return fail(Errno::EXIST);
         t.writePte(s.ptep, 0);
