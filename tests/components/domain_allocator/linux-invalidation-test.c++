@@ -351,6 +351,46 @@ TEST_CASE("Linux invalidation: STE and CD transitions cost the KUnit tests' SYNC
   }
 }
 
+TEST_CASE("Linux invalidation: PASID transitions cost the KUnit tests' SYNCs",
+          "[domain_allocator][linux]") {
+  // Facts 3.3: plain bypass <-> S1DSS-bypass cdtable 2 each way; a CD invalid <-> valid 2; a new
+  // leaf of a two-level CD table (pasid_bits 20 > CTXDESC_LINEAR_CDMAX) costs its level-1
+  // descriptor's CFGI_CD (leaf = 0) + SYNC: 1 (arm_smmu_alloc_cd_ptr).
+  Stack st(oneSmmuManifest(Placement{}));
+  auto owner = st.claimDevice("00:10.0");  // integrated endpoint: PASID-capable
+  REQUIRE(st.master("0000:00:10.0").sids.size() == 1);
+  auto identity = st.domains.allocIdentityRequest().send().wait(st.ws).getDomain();
+  auto d = st.s1("00:10.0");
+  auto syncs = [&]() { return st.counter("domains", "syncs"); };
+  uint64_t before = syncs();
+  CHECK(st.attach(owner, identity) == Errno::OK);
+  CHECK(syncs() - before == 2);  // abort -> bypass
+  before = syncs();
+  const uint64_t leaves = st.counter("domains", "cd_leaves");
+  CHECK(st.attachPasid(owner, 7, d) == Errno::OK);
+  // The device's CD table and its first leaf exist since its boot-time default domain (Linux
+  // keeps master->cd_table too): CD invalid -> valid 2, then the STE 2.
+  CHECK(st.counter("domains", "cd_leaves") == leaves);
+  CHECK(syncs() - before == 2 + 2);
+  // A PASID in a leaf not allocated yet: its level-1 descriptor's CFGI_CD (leaf = 0) + SYNC
+  // first, then the CD 2; the STE does not change.
+  before = syncs();
+  auto d2 = st.s1("00:10.0");
+  CHECK(st.attachPasid(owner, 1024, d2) == Errno::OK);
+  CHECK(st.counter("domains", "cd_leaves") == leaves + 1);
+  CHECK(syncs() - before == 1 + 2);
+  before = syncs();
+  auto req = owner.detachPasidRequest();
+  req.setPasid(7);
+  CHECK(req.send().wait(st.ws).getErrno() == Errno::OK);
+  CHECK(syncs() - before == 2);  // CD valid -> cleared; PASID 1024 keeps the STE
+  before = syncs();
+  auto last = owner.detachPasidRequest();
+  last.setPasid(1024);
+  CHECK(last.send().wait(st.ws).getErrno() == Errno::OK);
+  CHECK(syncs() - before == 2 + 2);  // CD valid -> cleared, STE back to plain bypass
+}
+
 // ---- strict and lazy
 
 struct Lazy {
