@@ -399,7 +399,8 @@ struct Lazy {
   rpc::Domain::Client d = nullptr;
   uint64_t buffer;
 
-  explicit Lazy(kj::StringPtr placement, kj::StringPtr domainsExtra = "default_domain_type = \"dma_fq\"\n")
+  explicit Lazy(kj::StringPtr placement,
+                kj::StringPtr domainsExtra = "default_domain_type = \"dma_fq\"\n")
       : st(manifestFor(Case{true, false, "6.18"}, placement, domainsExtra)),
         owner(st.claimDevice("01:00.0")),
         buffer(st.alloc(0x10000)) {

@@ -119,7 +119,9 @@ TEST_CASE("Linux lifetime: golden callback sequences (facts 1.2, 1.3)", "[page_t
     auto u = unmapOne(*t, iova, GiB);
     CHECK(u.bytesUnmapped == GiB);
     std::vector<Inv> expected;
-    for (uint64_t i = 0; i < 511; i++) expected.push_back({iova + i * 2 * MiB, 2 * MiB, PAGE, false});
+    for (uint64_t i = 0; i < 511; i++) {
+      expected.push_back({iova + i * 2 * MiB, 2 * MiB, PAGE, false});
+    }
     expected.push_back({iova, 511 * 2 * MiB, 2 * MiB, true});
     expected.push_back({base + GiB, 2 * MiB, PAGE, false});
     expected.push_back({base + GiB, 2 * MiB, 2 * MiB, true});
