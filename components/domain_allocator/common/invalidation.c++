@@ -4,8 +4,9 @@
 // by smmu_queue from each typed operation; these functions decide which operations, in which
 // submissions (each ending in a CMD_SYNC), in which order.
 //
-// Not modelled: ATS (no ATC_INV after each flush: the allocator tracks no ATS masters), the
-// SVA notifier path, MMU-700's forced SYNC, E2H (EL2 opcodes).
+// arm_smmu_atc_inv_domain sends nothing: no master enables ATS here (entries.h), as in Linux
+// with nr_ats_masters = 0. Not modelled: the SVA notifier path, MMU-700's forced SYNC, E2H (EL2
+// opcodes).
 
 #include "components/domain_allocator/common/state.h"
 
