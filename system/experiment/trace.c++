@@ -371,7 +371,11 @@ public:
     auto request = target.typelessRequest(interfaceId, methodId, params.targetSize());
     request.set(params);
     context.releaseParams();
-    auto done = context.tailCall(kj::mv(request));
+    // Sent and copied back rather than tail-called: a tail call relayed for a process-placed
+    // caller dropped the RPC layer's pipeline fulfiller unfulfilled (an uncaught exception).
+    auto done = request.send().then([context](capnp::Response<capnp::AnyPointer>&& response) mutable {
+      context.getResults(response.targetSize()).set(response);
+    });
     auto recorded = done.then(
         [e = kj::addRef(*edge), interfaceId, methodId, start]() {
           e->tracer.recordCall(e->holder, e->owner, interfaceId, methodId, start, Clock::now(), nullptr);
