@@ -641,7 +641,25 @@ ManifestResult loadManifest(kj::StringPtr path, const Registry& registry,
   }
   std::stringstream buf;
   buf << in.rdbuf();
-  return parseManifest(kj::StringPtr(buf.str().c_str()), path, registry, overrides);
+  auto text = buf.str();
+  // A NUL byte would silently end the text the TOML parser sees: refuse it, naming where.
+  auto nul = text.find('\0');
+  if (nul != std::string::npos) {
+    uint32_t line = 1, column = 1;
+    for (size_t i = 0; i < nul; i++) {
+      if (text[i] == '\n') {
+        line++;
+        column = 1;
+      } else {
+        column++;
+      }
+    }
+    auto errors = kj::heapArrayBuilder<ManifestError>(1);
+    errors.add(ManifestError{SourcePos{kj::heapString(path), line, column}, kj::str("manifest"),
+                             kj::str("a NUL byte (a binary file?): a manifest is TOML text")});
+    return errors.finish();
+  }
+  return parseManifest(kj::StringPtr(text.c_str()), path, registry, overrides);
 }
 
 ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Registry& registry,

@@ -3,6 +3,8 @@
 
 #include "tests/system/compose-testing.h"
 
+#include <unistd.h>
+
 namespace nb {
 namespace {
 
@@ -171,6 +173,44 @@ TEST_CASE("Manifest: sizes accept integers and binary units", "[manifest]") {
   auto plan = testing::planOf("[memory]\nbase = \"1GiB\"\nsize = 8192\n");
   CHECK(plan.memory.base == uint64_t(1) << 30);
   CHECK(plan.memory.size == 8192);
+}
+
+TEST_CASE("Manifest: a NUL byte is an error naming where, not the end of the text", "[manifest]") {
+  char name[] = "/tmp/nestbed-nul-XXXXXX";
+  int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  // The [memory] table, then a NUL on line 4 before a key that must not be lost silently.
+  const char text[] = "[memory]\nbase = 0x40000000\nsize = \"16MiB\"\nab\0cd = 1\n";
+  REQUIRE(write(fd, text, sizeof(text) - 1) == ssize_t(sizeof(text) - 1));
+  close(fd);
+  auto result = loadManifest(name, testing::testRegistry());
+  unlink(name);
+  REQUIRE(result.is<kj::Array<ManifestError>>());
+  auto& errors = result.get<kj::Array<ManifestError>>();
+  REQUIRE(errors.size() == 1);
+  CHECK(kj::str(errors[0]).startsWith(kj::str(name, ":4:3: manifest: a NUL byte")));
+}
+
+TEST_CASE("Manifest: [timing] names a profile, overrides costs, refuses what it does not know",
+          "[manifest][modeled]") {
+  auto plan = testing::planOf(kj::str(MEMORY, "[timing]\nprofile = \"neoverse-trap-hyp\"\n"
+                                              "[timing.costs]\nmmio_read = 7\n"));
+  CHECK(plan.timing.profile.name == "neoverse-trap-hyp");
+  CHECK(plan.timing.profile.ns(Cost::MMIO_READ) == 7);
+  CHECK(plan.timing.profile.costs[uint(Cost::MMIO_READ)].status == "override");
+  CHECK(plan.timing.enabled);
+  CHECK(!testing::planOf(kj::str(MEMORY, "[timing]\nprofile = \"off\"\n")).timing.enabled);
+  auto errors = errorsOf(kj::str(MEMORY, "[timing]\nprofile = \"neoverse\"\n"));
+  CHECK(errors[0].startsWith("bad.toml:5:11: timing.profile: unknown profile 'neoverse'"));
+  errors = errorsOf(kj::str(MEMORY, "[timing.costs]\nmmio_reed = 1\n"));
+  CHECK(errors[0] ==
+        "bad.toml:5:1: timing.costs.mmio_reed: unknown cost 'mmio_reed' (did you mean 'mmio_read'?)");
+  errors = errorsOf(kj::str(MEMORY, "[timing.costs]\nmmio_read = -1\n"));
+  CHECK(errors[0] == "bad.toml:5:13: timing.costs.mmio_read: must not be negative (-1)");
+  Override set[] = {{kj::str("timing.costs.walk_read"), kj::str("3")}};
+  auto result = parseManifest(MEMORY, "m.toml", testing::testRegistry(), set);
+  REQUIRE(result.is<Plan>());
+  CHECK(result.get<Plan>().timing.profile.ns(Cost::WALK_READ) == 3);
 }
 
 }  // namespace
