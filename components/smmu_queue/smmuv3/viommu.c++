@@ -207,6 +207,16 @@ public:
   rpc::Domain::Client& stage2() { return s2; }
   uint16_t vmidOf() const { return vmid; }
   VsidLookup& vsidLookup() { return lookup; }
+  GuestRules guestRules() {
+    // The fields a guest command may set follow the physical SMMU's ID registers.
+    const SmmuCaps& caps = sideOrThrow().host.caps();
+    GuestRules r;
+    r.ril = caps.ril;
+    r.ats = caps.ats;
+    r.asid16 = caps.asid16;
+    r.ssidBits = caps.ssidBits;
+    return r;
+  }
   GuestSide::Impl& sideOrThrow() {
     KJ_REQUIRE(side != nullptr, "the smmu_queue serving this vIOMMU has shut down");
     return *side;
@@ -312,8 +322,9 @@ public:
     // native, and sw_vcmdq's trapped main queue (the commands outside the VCMDQ subset).
     kj::Vector<Command> commands(n);
     kj::Maybe<Refusal> refusal;
+    const GuestRules rules = guestRules();
     for (size_t i = 0; i < n; i++) {
-      auto converted = convertNative(commandAt(blob, i), vmid, lookup);
+      auto converted = convertNative(commandAt(blob, i), vmid, lookup, rules);
       if (converted.is<Refusal>()) {
         refusal = kj::mv(converted.get<Refusal>());
         break;
@@ -394,8 +405,10 @@ private:
     auto entries = request.initEntries(n);
     size_t decoded = 0;
     kj::Maybe<Refusal> refusal;
+    const GuestRules rules = guestRules();
     for (; decoded < n; decoded++) {
-      KJ_IF_MAYBE(r, decodeGeneric(commandAt(blob, decoded), entries[decoded], s.counters.lost)) {
+      KJ_IF_MAYBE(r, decodeGeneric(commandAt(blob, decoded), entries[decoded], s.counters.lost,
+                                   rules)) {
         refusal = kj::mv(*r);
         break;
       }
@@ -625,7 +638,8 @@ kj::Promise<void> VcmdqServer::consume() {
   bool stop = false;
   while (!empty()) {
     Command entry = entryAt(indexOf(cons));
-    auto converted = convertVcmdq(entry, owner->vmidOf(), owner->vsidLookup());
+    auto converted = convertVcmdq(entry, owner->vmidOf(), owner->vsidLookup(),
+                                  owner->guestRules());
     if (converted.is<Refusal>()) {
       side.counters.vcmdqErrors++;
       side.counters.guestRefused++;
