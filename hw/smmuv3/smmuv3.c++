@@ -87,7 +87,10 @@ const SteConfig* Smmuv3::lookupSte(const Transaction& t, kj::Maybe<EventRecord>&
   auto table = decodeStreamTableConfig(s.strtabBase, s.strtabBaseCfg, features_);
   auto raw = fetchSte(mem, table, t.sid);
   KJ_IF_MAYBE(e, raw.tryGet<Event>()) {
-    failure = fault(t, *e, true);
+    // IHI 0070 §6.3.12 SMMU_CR2.RECINVSID: C_BAD_STREAMID is recorded only when it is 1 (the
+    // transaction is terminated either way).
+    const bool recorded = e->id != EventId::C_BAD_STREAMID || CR2::RECINVSID.test(s.cr2);
+    failure = fault(t, *e, recorded);
     return nullptr;
   }
   auto decoded = decodeSte(raw.get<Ste>(), features_, CR2::E2H.test(s.cr2));

@@ -75,9 +75,10 @@ kj::OneOf<Ste, Event> fetchSte(const PhysMem& mem, const StreamTableConfig& tabl
       return fetchAbort(EventId::F_STE_FETCH, l1Addr);
     }
     uint64_t span = ste::L1STD_SPAN.get(l1);
-    if (span == 0) return badSid;  // invalid L1 descriptor
-    // SPAN above SPLIT+1 is CONSTRAINED UNPREDICTABLE: this model treats it as SPLIT+1.
-    span = kj::min(span, uint64_t(table.split + 1));
+    // IHI 0070 §3.3.2 (L1STD.SPAN): 0 = invalid descriptor; a SPAN above SPLIT + 1 (which
+    // includes the reserved values 12..31, as SPLIT is at most 10) is out of range; both make
+    // the stream invalid: C_BAD_STREAMID.
+    if (span == 0 || span > uint64_t(table.split) + 1) return badSid;
     uint64_t l2Index = sid & ((uint64_t(1) << table.split) - 1);
     if ((l2Index >> (span - 1)) != 0) return badSid;
     addr = (ste::L1STD_L2PTR.get(l1) << ste::L1STD_L2PTR.lo) + l2Index * sizeof(Ste);

@@ -38,8 +38,9 @@ StreamTableConfig decodeStreamTableConfig(uint64_t strtabBase, uint32_t strtabBa
 // UNPREDICTABLE; this model rounds it down to a valid one (minimum 6).
 
 kj::OneOf<Ste, Event> fetchSte(const PhysMem& mem, const StreamTableConfig& table, uint32_t sid);
-// C_BAD_STREAMID for a SID beyond the table, an invalid (SPAN = 0) L1 descriptor or a SID beyond
-// its L1 descriptor's span; F_STE_FETCH (fetch address) for a read outside memory.
+// C_BAD_STREAMID for a SID beyond the table, an invalid (SPAN = 0) or out-of-range (SPAN above
+// SPLIT + 1, reserved values included; IHI 0070 §3.3.2) L1 descriptor, or a SID beyond its L1
+// descriptor's span; F_STE_FETCH (fetch address) for a read outside memory.
 
 enum class StreamConfig : uint8_t { ABORT, BYPASS, S1_TRANS, S2_TRANS, NESTED };
 enum class S1Dss : uint8_t { TERMINATE = 0, BYPASS = 1, SSID0 = 2 };

@@ -220,6 +220,56 @@ TEST_CASE("hw/smmuv3: translate returns faults and aborts as data",
   }
 }
 
+TEST_CASE("hw/smmuv3: stream-table conformance over RPC (SPAN, RECINVSID)",
+          "[smmuv3][component][conformance]") {
+  // IHI 0070 §3.3.2 (L1STD.SPAN above SPLIT + 1 is out of range: C_BAD_STREAMID) and §6.3.12
+  // (CR2.RECINVSID = 0: C_BAD_STREAMID terminates the transaction but is not recorded).
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    auto translate = [&](uint32_t sid) {
+      auto req = smmu.translateRequest();
+      req.setSid(sid);
+      req.setIova(0x4000);
+      return req.send().wait(ws);
+    };
+    r.setUp(4);  // linear, 16 STEs
+    r.writeSte(2, steBypass());
+    CHECK(translate(2).getOk().getPa() == 0x4000);
+    auto beyond = translate(16);
+    REQUIRE(beyond.isFault());
+    CHECK(beyond.getFault().getType() == rpc::EventType::C_BAD_STREAMID);
+    CHECK(r.drainEvents().size() == 1);
+
+    r.write32(off::CR0, 0);
+    r.write32(off::CR2, CR2_PTM);  // RECINVSID = 0
+    // Two-level, SPLIT 8, 16 L1 descriptors: SPAN 9 (= SPLIT + 1) and SPAN 10 (out of range).
+    uint64_t l1 = r.arena.alloc(16 * 8);
+    uint64_t l2 = r.arena.alloc(256 * 64);
+    r.writeWords(l2 + 5 * 64, steBypass());
+    r.arena.mem().store64(l1 + 1 * 8, l2 | 9);
+    r.arena.mem().store64(l1 + 2 * 8, l2 | 10);
+    r.write64(off::STRTAB_BASE, l1);
+    r.write32(off::STRTAB_BASE_CFG, (1u << 16) | (8u << 6) | 12);
+    r.write32(off::CR0, CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN);
+    r.invalidateAll();
+    CHECK(translate(0x105).getOk().getPa() == 0x4000);
+    auto outOfRange = translate(0x205);
+    REQUIRE(outOfRange.isFault());
+    CHECK(outOfRange.getFault().getType() == rpc::EventType::C_BAD_STREAMID);
+    CHECK(r.drainEvents().size() == 0);  // RECINVSID = 0: not recorded
+    r.write32(off::CR0, 0);
+    r.write32(off::CR2, CR2_PTM | CR2_RECINVSID);
+    r.write32(off::CR0, CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN);
+    CHECK(translate(0x205).isFault());
+    CHECK(r.drainEvents().size() == 1);
+  }
+}
+
 class SinkImpl final : public rpc::IrqSink::Server {
 public:
   explicit SinkImpl(kj::Vector<rpc::SmmuIrq>& seen) : seen(seen) {}

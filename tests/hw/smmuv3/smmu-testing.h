@@ -35,6 +35,7 @@ constexpr uint32_t IDR0 = 0x00, IDR1 = 0x04, IDR2 = 0x08, IDR3 = 0x0c, IDR4 = 0x
                    EVTQ_PROD = 0x10000 + 0xa8, EVTQ_CONS = 0x10000 + 0xac;
 }
 constexpr uint32_t CR0_SMMUEN = 1, CR0_EVTQEN = 4, CR0_CMDQEN = 8;
+constexpr uint32_t CR2_E2H = 1, CR2_RECINVSID = 2, CR2_PTM = 4;  // facts 1.8
 
 // ---- STE (facts 2.1) -----------------------------------------------------------------------
 struct Words8 {
@@ -229,6 +230,7 @@ public:
 
   // Bring-up in the order of Linux's reset (facts 1.8): linear stream table, queues, enable.
   void setUp(unsigned sidLog2 = 8) {
+    write32(off::CR2, CR2_PTM | CR2_RECINVSID);  // as Linux's reset (facts 1.8 step 3)
     strtab = alloc(64ull << sidLog2, 64ull << sidLog2);
     write64(off::STRTAB_BASE, strtab);
     write32(off::STRTAB_BASE_CFG, sidLog2);

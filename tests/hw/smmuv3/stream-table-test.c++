@@ -72,6 +72,88 @@ TEST_CASE("Smmuv3: two-level stream table", "[smmuv3][ste]") {
   }
 }
 
+TEST_CASE("Smmuv3: a two-level L1 descriptor's SPAN decides which SIDs exist",
+          "[smmuv3][ste][conformance]") {
+  // IHI 0070 §3.3.2 (L1STD: SPAN[4:0], L2Ptr[51:6]; the L2 table holds 2^(SPAN-1) STEs; SPAN 0
+  // is invalid) and §6.3.25 (STRTAB_BASE_CFG.SPLIT): a SPAN above SPLIT + 1 is out of range,
+  // and 12..31 are reserved (SPLIT is at most 10 here, so those are above SPLIT + 1 too). An
+  // invalid or out-of-range descriptor makes every SID under it C_BAD_STREAMID (§7.3.2).
+  struct Row {
+    const char* name;
+    unsigned split;
+    uint64_t span;
+    uint32_t l2Index;   // the SID's index within its L2 table
+    bool valid;
+  };
+  auto row = GENERATE(values<Row>({
+      {"SPAN 0: invalid descriptor", 8, 0, 0, false},
+      {"SPAN 1: one STE, index 0", 8, 1, 0, true},
+      {"SPAN 1: one STE, index 1 beyond it", 8, 1, 1, false},
+      {"SPAN 3: four STEs, index 3", 8, 3, 3, true},
+      {"SPAN 3: four STEs, index 4 beyond it", 8, 3, 4, false},
+      {"SPAN 9 = SPLIT+1: index 255", 8, 9, 255, true},
+      {"SPAN 10 > SPLIT+1: out of range", 8, 10, 0, false},
+      {"SPAN 11 > SPLIT+1: out of range", 8, 11, 0, false},
+      {"SPAN 12 reserved", 8, 12, 0, false},
+      {"SPAN 31 reserved", 8, 31, 0, false},
+      {"SPLIT 6: SPAN 7 = SPLIT+1, index 63", 6, 7, 63, true},
+      {"SPLIT 6: SPAN 8 > SPLIT+1", 6, 8, 0, false},
+      {"SPLIT 10: SPAN 11 = SPLIT+1, index 1023", 10, 11, 1023, true},
+      {"SPLIT 10: SPAN 12 reserved", 10, 12, 0, false},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    Harness h;
+    h.write32(off::CR2, CR2_PTM | CR2_RECINVSID);
+    uint64_t l1 = h.alloc(16 * 8, 4096);
+    h.write64(off::STRTAB_BASE, l1);
+    // FMT = 2-level, SPLIT, LOG2SIZE = SPLIT + 4: sixteen L1 descriptors.
+    h.write32(off::STRTAB_BASE_CFG, (1u << 16) | (row.split << 6) | (row.split + 4));
+    h.setUpQueues();
+    h.enable();
+    uint64_t l2 = h.alloc(64ull << row.split, 64ull << row.split);
+    for (uint32_t i = 0; i < (1u << row.split); i++) h.writeWords(l2 + i * 64ull, steBypass());
+    h.mem().store64(l1 + 2 * 8, l2 | row.span);
+    const uint32_t sid = (2u << row.split) | row.l2Index;
+    auto result = h.translate(sid, 0x4000);
+    if (row.valid) {
+      CHECK(expectPa(result) == 0x4000);
+    } else {
+      NB_REQUIRE_RECORD(expectFault(result), (Rec{0x02, sid}.make()));
+      auto events = h.drainEvents();
+      REQUIRE(events.size() == 1);
+      NB_REQUIRE_RECORD(events[0], (Rec{0x02, sid}.make()));
+    }
+  }
+}
+
+TEST_CASE("Smmuv3: CR2.RECINVSID decides whether C_BAD_STREAMID is recorded",
+          "[smmuv3][ste][conformance]") {
+  // IHI 0070 §6.3.12 SMMU_CR2.RECINVSID: 0 = C_BAD_STREAMID is not recorded, 1 = recorded;
+  // the transaction is terminated either way (§7.3.2). Other configuration errors (C_BAD_STE)
+  // are always recorded.
+  struct Row {
+    const char* name;
+    uint32_t cr2;
+    uint32_t sid;
+    uint8_t event;
+    bool recorded;
+  };
+  auto row = GENERATE(values<Row>({
+      {"RECINVSID=0: SID beyond the table, not recorded", CR2_PTM, 16, 0x02, false},
+      {"RECINVSID=1: SID beyond the table, recorded", CR2_PTM | CR2_RECINVSID, 16, 0x02, true},
+      {"RECINVSID=0: C_BAD_STE still recorded", CR2_PTM, 5, 0x04, true},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    Harness h;
+    h.setUp(4);  // 16 STEs; SID 5's STE is V = 0
+    h.write32(off::CR0, 0);
+    h.write32(off::CR2, row.cr2);
+    h.enable();
+    NB_REQUIRE_RECORD(expectFault(h.translate(row.sid, 0x1000)), (Rec{row.event, row.sid}.make()));
+    CHECK(h.drainEvents().size() == (row.recorded ? 1u : 0u));
+  }
+}
+
 TEST_CASE("Smmuv3: a linear table outside memory is F_STE_FETCH", "[smmuv3][ste]") {
   Harness h;
   h.write64(off::STRTAB_BASE, 0x40'0000'0000);
