@@ -128,6 +128,9 @@ struct TranslateResult {
     }
     fault @2 :Fault;        # terminated with this event (also in the EVTQ when recordable)
     aborted @3 :AbortCause; # terminated silently
+    razWi @4 :Fault;        # terminated as RAZ/WI (IDR0.TERM_MODEL = 0 and CD.A = 0, IHI 0070
+                            # §3.12.2): the device sees success, reads return zero, writes are
+                            # ignored; the event is in the EVTQ when recordable (CD.R)
   }
 }
 

@@ -109,6 +109,7 @@ void fillResult(rpc::TranslateResult::Builder out, const TranslateResult& result
       out.setAborted(abort.cause == AbortCause::GBPA_ABORT ? rpc::AbortCause::GBPA
                                                            : rpc::AbortCause::STE);
     }
+    KJ_CASE_ONEOF(razWi, TranslateRazWi) { fillFault(out.initRazWi(), razWi.record); }
   }
 }
 
@@ -364,7 +365,8 @@ protected:
     kj::Vector<TranslateResult> results(in.size());
     for (auto t : in) {
       results.add(state->model.translate(transactionFrom(t)));
-      if (!results.back().is<TranslateOk>()) break;  // a burst stops at its first failure
+      // A burst stops at its first failure; RAZ/WI completes for the device.
+      if (!results.back().is<TranslateOk>() && !results.back().is<TranslateRazWi>()) break;
     }
     auto out = context.getResults().initResults(results.size());
     for (auto i : kj::indices(results)) fillResult(out[i], results[i]);

@@ -109,6 +109,7 @@ kj::OneOf<CdConfig, Event> decodeCd(const Cd& d, const SteConfig& ste, const Fea
   CdConfig c;
   c.asid = uint16_t(CD_0_ASID.get(dw0) & f.asidMask());
   c.record = CD_0_R.test(dw0);
+  c.abortFaults = CD_0_A.test(dw0);
   c.aset = CD_0_ASET.test(dw0);
   c.mair = d.dw[3];
   const bool el2 = ste.strw == StreamWorld::EL2;

@@ -37,6 +37,7 @@ struct CdConfig {
   // One CD decoded.
   uint16_t asid = 0;
   bool record = false;   // R: record stage-1 faults in the EVTQ
+  bool abortFaults = true;  // A: a terminated stage-1 fault aborts (0: RAZ/WI, with TERM_MODEL 0)
   bool aset = false;
   uint64_t mair = 0;     // decoded for completeness; memory attributes are not modelled
   bool singleRegion = false;  // EL2 regime without E2H: TTB0 only

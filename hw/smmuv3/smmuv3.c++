@@ -81,6 +81,19 @@ bool Smmuv3::stage1Recordable(const Event& e, const CdConfig& cd, const SteConfi
   return !isTranslationFault(e.id) || cd.record;
 }
 
+TranslateResult Smmuv3::stage1Fault(const Transaction& t, const Event& e, const CdConfig& cd,
+                                     const SteConfig& ste) {
+  // IHI 0070 §3.12.2: a stage-1 translation-class fault (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+  // F_PERMISSION; not stage 2, not configuration errors or aborts) terminates the transaction
+  // with RAZ/WI when IDR0.TERM_MODEL = 0 and CD.A = 0, and aborts it otherwise.
+  EventRecord record = fault(t, e, stage1Recordable(e, cd, ste));
+  if (!e.s2 && isTranslationFault(e.id) && !cd.abortFaults && !features_.termModelAbort) {
+    counters.razWi++;
+    return TranslateRazWi{record};
+  }
+  return record;
+}
+
 const SteConfig* Smmuv3::lookupSte(const Transaction& t, kj::Maybe<EventRecord>& failure) {
   if (const SteConfig* cached = configs.findSte(t.sid)) return cached;
   const RegisterState& s = regs.state();
@@ -206,12 +219,12 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
   Access access{t.write, t.priv, t.exec && !t.write};
   Event translationFault;
   translationFault.id = EventId::F_TRANSLATION;
-  if (!region.enabled) return fault(t, translationFault, cd->record);  // EPDx = 1
+  if (!region.enabled) return stage1Fault(t, translationFault, *cd, ste);  // EPDx = 1
   const uint64_t va = region.tbi ? signExtend55(t.iova) : t.iova;
   const unsigned ias = region.stage.inputBits;
   const uint64_t upper = va >> ias;  // must be all zeros (TTB0) or all ones (TTB1)
   if (upper != (regionIndex == 0 ? 0 : (~uint64_t(0) >> ias))) {
-    return fault(t, translationFault, cd->record);
+    return stage1Fault(t, translationFault, *cd, ste);
   }
 
   // ---- IOTLB
@@ -235,7 +248,7 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
   const uint64_t walkInput = va & ((uint64_t(1) << ias) - 1);
   auto s1 = walker.walk(region.stage, walkInput, access, FaultClass::IN,
                         nested ? &ste.s2 : nullptr);
-  KJ_IF_MAYBE(e, s1.tryGet<Event>()) return fault(t, *e, stage1Recordable(*e, *cd, ste));
+  KJ_IF_MAYBE(e, s1.tryGet<Event>()) return stage1Fault(t, *e, *cd, ste);
   const Leaf& l1 = s1.get<Leaf>();
 
   IotlbEntry entry;
@@ -270,6 +283,7 @@ kj::Vector<Stat> Smmuv3::stats() const {
   add("bypassed", counters.bypassed);
   add("aborted", counters.aborted);
   add("faults", counters.faults);
+  add("raz_wi", counters.razWi);
   add("iotlb.hits", counters.iotlbHits);
   add("iotlb.misses", counters.iotlbMisses);
   add("iotlb.entries", iotlb.size());

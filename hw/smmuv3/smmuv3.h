@@ -53,8 +53,15 @@ struct TranslateAbort {
   AbortCause cause;
 };
 
-using TranslateResult = kj::OneOf<TranslateOk, EventRecord, TranslateAbort>;
-// ok, or the transaction was terminated with a fault (the event the SMMU raised; it is also in
+struct TranslateRazWi {
+  // A stage-1 translation fault terminated as RAZ/WI rather than aborted (IHI 0070 §3.12.2:
+  // IDR0.TERM_MODEL = 0 and CD.A = 0): the device's read returns zero and its write is
+  // ignored. `record` is the event (in the EVTQ when CD.R says so).
+  EventRecord record;
+};
+
+using TranslateResult = kj::OneOf<TranslateOk, EventRecord, TranslateAbort, TranslateRazWi>;
+// ok, or terminated as RAZ/WI, or the transaction was terminated with a fault (the event the SMMU raised; it is also in
 // the EVTQ when EVTQEN is set and the fault is recordable: CD.R for stage-1 translation faults,
 // STE.S2R for stage-2 ones, always for configuration errors and external aborts), or aborted
 // silently.
@@ -94,6 +101,8 @@ private:
   void gerrorAcknowledged(uint32_t acked) override;
 
   EventRecord fault(const Transaction& t, Event event, bool recordable);
+  TranslateResult stage1Fault(const Transaction& t, const Event& e, const CdConfig& cd,
+                              const SteConfig& ste);
   bool stage1Recordable(const Event& e, const CdConfig& cd, const SteConfig& ste) const;
   bool stage2Recordable(const Event& e, const SteConfig& ste) const;
   const SteConfig* lookupSte(const Transaction& t, kj::Maybe<EventRecord>& failure);
@@ -105,6 +114,7 @@ private:
     uint64_t bypassed = 0;
     uint64_t aborted = 0;
     uint64_t faults = 0;
+    uint64_t razWi = 0;   // faults terminated as RAZ/WI (TERM_MODEL = 0, CD.A = 0)
     uint64_t iotlbHits = 0;
     uint64_t iotlbMisses = 0;
     uint64_t walks = 0;   // IOTLB misses that walked (one per translation, nested or not)

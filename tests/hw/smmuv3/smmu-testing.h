@@ -108,6 +108,7 @@ struct CdParams {
   bool record = true;
   bool ha = false, hd = false;
   bool epd0 = false, epd1 = true;
+  bool abort = true;     // A: terminated faults abort (0: RAZ/WI when IDR0.TERM_MODEL = 0)
 };
 inline uint64_t tg0(unsigned pageShift) { return pageShift == 12 ? 0 : pageShift == 16 ? 1 : 2; }
 
@@ -116,7 +117,7 @@ inline Words8 cdS1(const CdParams& p) {
   c.w[0] = uint64_t(64 - p.ias) | (tg0(p.pageShift) << 6) | (1ull << 8) | (1ull << 10) |
            (3ull << 12) | (uint64_t(p.epd0) << 14) | (uint64_t(p.epd1) << 30) | (1ull << 31) |
            (uint64_t(p.ips) << 32) | (1ull << 41) | (uint64_t(p.hd) << 42) |
-           (uint64_t(p.ha) << 43) | (uint64_t(p.record) << 45) | (1ull << 46) | (1ull << 47) |
+           (uint64_t(p.ha) << 43) | (uint64_t(p.record) << 45) | (uint64_t(p.abort) << 46) | (1ull << 47) |
            (uint64_t(p.asid) << 48);
   c.w[1] = p.ttb0 & mask(51, 4);
   c.w[3] = 0xf404ff44;  // facts 4.2 MAIR

@@ -504,5 +504,59 @@ TEST_CASE("Smmuv3: nested HTTU writes stage-1 tables through stage 2",
   }
 }
 
+// ---- termination: abort or RAZ/WI ----------------------------------------------------------
+
+TEST_CASE("Smmuv3: IDR0.TERM_MODEL and CD.A decide abort or RAZ/WI for stage-1 faults",
+          "[smmuv3][walk][conformance]") {
+  // IHI 0070 §3.12.2 and §6.3.1 (SMMU_IDR0.TERM_MODEL): with TERM_MODEL = 0 a terminated
+  // stage-1 translation-class fault completes as RAZ/WI when CD.A = 0 and aborts when CD.A = 1;
+  // with TERM_MODEL = 1 it always aborts. Stage-2 faults and configuration errors abort either
+  // way. The event is recorded per CD.R (set here) in every case.
+  struct Row {
+    const char* name;
+    bool termModel;   // IDR0.TERM_MODEL
+    bool cdA;         // CD.A
+    const char* fault;  // "s1" (unmapped at stage 1), "s2" (nested, unmapped at stage 2)
+    bool razWi;
+  };
+  auto row = GENERATE(values<Row>({
+      {"TERM_MODEL=0 A=0 stage-1 fault: RAZ/WI", false, false, "s1", true},
+      {"TERM_MODEL=0 A=1 stage-1 fault: abort", false, true, "s1", false},
+      {"TERM_MODEL=1 A=0 stage-1 fault: abort", true, false, "s1", false},
+      {"TERM_MODEL=0 A=0 stage-2 fault: abort", false, false, "s2", false},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    Features f;
+    f.termModelAbort = row.termModel;
+    Harness h(f);
+    h.setUp();
+    CHECK((h.read32(off::IDR0) >> 26 & 1) == uint32_t(row.termModel));
+    CdParams cp;
+    cp.abort = row.cdA;
+    uint64_t data = h.alloc(4096);
+    NestedStream n(h, 1, 12, 48, 12, 40, 1, cp,
+                   [] { S2Params p; p.ps = 2; return p; }());
+    n.map(0x1000, data, 3, 3);
+    uint64_t iova = 0x1000;
+    if (kj::StringPtr(row.fault) == "s1") {
+      iova = 0x5000;  // nothing at stage 1
+    } else {
+      n.s1.map(0x6000, data + 0x10'0000 + IPA_DELTA, 3, S1_RW);  // IPA unmapped at stage 2
+      iova = 0x6000;
+    }
+    auto result = h.translate(1, iova);
+    EventRecord record;
+    if (row.razWi) {
+      REQUIRE(result.is<TranslateRazWi>());
+      record = result.get<TranslateRazWi>().record;
+    } else {
+      record = expectFault(result);
+    }
+    CHECK(decodeEventRecord(record).id == (EventId::F_TRANSLATION));
+    CHECK(h.drainEvents().size() == 1);
+    CHECK(expectPa(h.translate(1, 0x1000)) == data);
+  }
+}
+
 }  // namespace
 }  // namespace nb::smmu::testing
