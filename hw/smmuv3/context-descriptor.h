@@ -62,9 +62,11 @@ kj::OneOf<Cd, Event> fetchCd(const PhysMem& mem, Walker& walker, const SteConfig
 // is F_CD_FETCH with the physical fetch address.
 
 kj::OneOf<CdConfig, Event> decodeCd(const Cd& cd, const SteConfig& ste, const Features& features);
-// C_BAD_CD for: V = 0; AA64 = 0; ENDI = 1; S = 1 (no stall model); for an enabled region, a
-// reserved or unsupported granule or a TxSZ outside 16..39 (25- to 48-bit inputs; values
-// outside are CONSTRAINED UNPREDICTABLE, rejected here). IPS above the OAS behaves as the OAS.
-// The regime comes from the STE (STRW, E2H).
+// C_BAD_CD for: V = 0; AA64 = 0; ENDI = 1; S = 1 (no stall model); HA without HTTU, HD
+// without HTTU access+dirty; for an enabled region, a reserved or unsupported granule, a TxSZ
+// outside 16..39 (25- to 48-bit inputs; values outside are CONSTRAINED UNPREDICTABLE, rejected
+// here), or a TTB beyond the effective IPS (IPS capped at the OAS) or at/above 2^48 with 4K/16K
+// (IHI 0070 §5.4). The regime comes from the STE (STRW, E2H); in the EL2 regime without E2H
+// EPD0 has no effect.
 
 }  // namespace nb::smmu

@@ -270,6 +270,59 @@ TEST_CASE("hw/smmuv3: stream-table conformance over RPC (SPAN, RECINVSID)",
   }
 }
 
+TEST_CASE("hw/smmuv3: STE/CD legality over RPC", "[smmuv3][component][conformance]") {
+  // IHI 0070 §5.4: CD.TTB0 beyond the effective IPS is an ILLEGAL CD (C_BAD_CD), not a walk-time
+  // F_ADDR_SIZE; §5.2: a 4K stage-2 start at level 0 on an SMMU whose OAS is 42 bits is an
+  // ILLEGAL STE (C_BAD_STE); HA without HTTU is an ILLEGAL CD.
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("oas = 42\nhttu = \"none\"\n", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    r.setUp(4);
+    auto typeOf = [&](uint32_t sid) {
+      auto req = smmu.translateRequest();
+      req.setSid(sid);
+      req.setIova(0x1000);
+      auto response = req.send().wait(ws);
+      REQUIRE(response.isFault());
+      return response.getFault().getType();
+    };
+    uint64_t table = arena.alloc(4096);
+    CdParams cp;
+    cp.ips = 3;                      // 42 bits
+    cp.ttb0 = table | (1ull << 42);  // beyond them
+    uint64_t cd1 = arena.alloc(64);
+    r.writeWords(cd1, cdS1(cp));
+    r.writeSte(1, steS1(cd1));
+    CHECK(typeOf(1) == rpc::EventType::C_BAD_CD);
+    cp.ttb0 = table;
+    cp.ha = true;                    // no HTTU
+    uint64_t cd2 = arena.alloc(64);
+    r.writeWords(cd2, cdS1(cp));
+    r.writeSte(2, steS1(cd2));
+    CHECK(typeOf(2) == rpc::EventType::C_BAD_CD);
+    cp.ha = false;
+    uint64_t cd3 = arena.alloc(64);
+    r.writeWords(cd3, cdS1(cp));
+    r.writeSte(3, steS1(cd3));
+    CHECK(typeOf(3) == rpc::EventType::F_TRANSLATION);  // legal: the empty table is walked
+    S2Params sp;
+    sp.ias = 42;
+    sp.sl0 = 2;                      // 4K level 0: needs OAS >= 44
+    sp.ps = 3;
+    sp.ttb = table;
+    r.writeSte(4, steS2(sp));
+    CHECK(typeOf(4) == rpc::EventType::C_BAD_STE);
+    sp.sl0 = 1;                      // level 1 with 8 concatenated tables: legal
+    sp.ttb = arena.alloc(8 * 4096, 8 * 4096);
+    r.writeSte(5, steS2(sp));
+    CHECK(typeOf(5) == rpc::EventType::F_TRANSLATION);
+  }
+}
+
 class SinkImpl final : public rpc::IrqSink::Server {
 public:
   explicit SinkImpl(kj::Vector<rpc::SmmuIrq>& seen) : seen(seen) {}

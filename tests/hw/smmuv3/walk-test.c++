@@ -421,14 +421,14 @@ TEST_CASE("Smmuv3: HTTU sets the access flag", "[smmuv3][walk][httu]") {
   CHECK(expectPa(h.translate(1, 0x1000)) == pa);
   CHECK((h.mem().load64(slot) & PTE_AF) != 0);
   CHECK(h.stat("walk.httu_updates") == 1);
-  SECTION("without IDR0.HTTU the CD's HA is ignored") {
+  SECTION("without IDR0.HTTU a CD with HA is illegal (IHI 0070 §5.4 CD.HA)") {
     Features f;
     f.httu = Httu::NONE;
     Harness h2(f);
     h2.setUp();
     S1Stream s2(h2, 1, 12, 48, cp);
     uint64_t slot2 = s2.tables.map(0x1000, h2.alloc(4096), 3, S1_RW & ~PTE_AF);
-    CHECK(faultId(h2.translate(1, 0x1000)) == EventId::F_ACCESS);
+    CHECK(faultId(h2.translate(1, 0x1000)) == EventId::C_BAD_CD);
     CHECK((h2.mem().load64(slot2) & PTE_AF) == 0);
   }
 }
