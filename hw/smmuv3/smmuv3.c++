@@ -94,6 +94,22 @@ TranslateResult Smmuv3::stage1Fault(const Transaction& t, const Event& e, const 
   return record;
 }
 
+TranslateResult Smmuv3::addressSizeFault(const Transaction& t) {
+  // A stage-1 F_ADDR_SIZE on the input (S2 = 0, CLASS = IN); no CD governs its recording.
+  Event e;
+  e.id = EventId::F_ADDR_SIZE;
+  e.cls = FaultClass::IN;
+  return fault(t, e, true);
+}
+
+TranslateResult Smmuv3::bypass(const Transaction& t) {
+  // Bypass outputs the input address, which must fit the OAS: above it the transaction is
+  // aborted with F_ADDR_SIZE (IHI 0070 §3.4.1, bypass address-size checks).
+  if (features_.oas < 64 && (t.iova >> features_.oas) != 0) return addressSizeFault(t);
+  counters.bypassed++;
+  return TranslateOk{t.iova, BYPASS_LEAF_SIZE};
+}
+
 const SteConfig* Smmuv3::lookupSte(const Transaction& t, kj::Maybe<EventRecord>& failure) {
   if (const SteConfig* cached = configs.findSte(t.sid)) return cached;
   const RegisterState& s = regs.state();
@@ -145,8 +161,7 @@ TranslateResult Smmuv3::translate(const Transaction& t) {
       return TranslateAbort{AbortCause::STE_ABORT};
     case StreamConfig::BYPASS:
       // Substreams are ignored when stage 1 is not enabled (CONSTRAINED choice).
-      counters.bypassed++;
-      return TranslateOk{t.iova, BYPASS_LEAF_SIZE};
+      return bypass(t);
     case StreamConfig::S2_TRANS:
       return translateStage2Only(t, *ste);
     case StreamConfig::S1_TRANS:
@@ -169,6 +184,9 @@ TranslateResult Smmuv3::translateStage2Only(const Transaction& t, const SteConfi
       return okFromEntry(*e, sizeLog2, t.iova);
     }
   }
+  // Input beyond the SMMU's IAS (its OAS: AArch64 tables only, IHI 0070 §3.4) is an address
+  // size fault of the (absent) stage 1, before stage 2 looks at S2T0SZ (§3.4.1).
+  if (features_.oas < 64 && (t.iova >> features_.oas) != 0) return addressSizeFault(t);
   counters.iotlbMisses++;
   counters.walks++;
   auto outcome = walker.walk(ste.s2, t.iova, access, FaultClass::IN);
@@ -193,8 +211,7 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
   KJ_IF_MAYBE(e, selected.tryGet<Event>()) return fault(t, *e, true);
   if (selected.is<StageOneBypass>()) {
     if (nested) return translateStage2Only(t, ste);
-    counters.bypassed++;
-    return TranslateOk{t.iova, BYPASS_LEAF_SIZE};
+    return bypass(t);
   }
   const uint32_t cdIndex = selected.get<uint32_t>();
 

@@ -101,6 +101,8 @@ private:
   void gerrorAcknowledged(uint32_t acked) override;
 
   EventRecord fault(const Transaction& t, Event event, bool recordable);
+  TranslateResult addressSizeFault(const Transaction& t);
+  TranslateResult bypass(const Transaction& t);
   TranslateResult stage1Fault(const Transaction& t, const Event& e, const CdConfig& cd,
                               const SteConfig& ste);
   bool stage1Recordable(const Event& e, const CdConfig& cd, const SteConfig& ste) const;

@@ -323,6 +323,42 @@ TEST_CASE("hw/smmuv3: STE/CD legality over RPC", "[smmuv3][component][conformanc
   }
 }
 
+TEST_CASE("hw/smmuv3: address-size faults over RPC", "[smmuv3][component][conformance]") {
+  // IHI 0070 §3.4.1: bypass output above the OAS and stage-2-only input above the IAS (= OAS)
+  // are stage-1 F_ADDR_SIZE faults on the input (S2 = 0, CLASS = IN).
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("oas = 40\n", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    r.setUp(4);
+    r.writeSte(1, steBypass());
+    S2Params sp;
+    sp.ias = 40;
+    sp.sl0 = 1;
+    sp.ps = 2;
+    sp.ttb = arena.alloc(2 * 4096, 2 * 4096);
+    r.writeSte(2, steS2(sp));
+    auto translate = [&](uint32_t sid, uint64_t iova) {
+      auto req = smmu.translateRequest();
+      req.setSid(sid);
+      req.setIova(iova);
+      return req.send().wait(ws);
+    };
+    CHECK(translate(1, (1ull << 40) - 4096).getOk().getPa() == (1ull << 40) - 4096);
+    for (uint32_t sid : {1u, 2u}) {
+      auto beyond = translate(sid, 1ull << 40);
+      REQUIRE(beyond.isFault());
+      CHECK(beyond.getFault().getType() == rpc::EventType::F_ADDR_SIZE);
+      CHECK(!beyond.getFault().getS2());
+      CHECK(beyond.getFault().getClass() == rpc::FaultClass::IN);
+    }
+    CHECK(r.drainEvents().size() == 2);
+  }
+}
+
 class SinkImpl final : public rpc::IrqSink::Server {
 public:
   explicit SinkImpl(kj::Vector<rpc::SmmuIrq>& seen) : seen(seen) {}
