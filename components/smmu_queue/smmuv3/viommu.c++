@@ -227,21 +227,30 @@ public:
     uint32_t sid = smmuv3::evt::EVT_0_SID.get(record.dw[0]);
     uint64_t vsid = 0;
     KJ_IF_MAYBE(v, sidToVsid.find(sid)) { vsid = *v; } else { return; }
-    uint32_t sequence = nextSequence;
-    nextSequence = nextSequence == INT_MAX_SEQUENCE ? 0 : nextSequence + 1;
-    if (eventq.size() >= depth) {
-      // Full: the record is lost; the next one queued says so.
-      lostPending = true;
+    if (queuedRecords >= depth) {
+      // Full: the record is lost. The loss marker (a header with IOMMU_VEVENTQ_FLAG_LOST_EVENTS
+      // and no payload, facts 5.3 IOMMU_VEVENTQ_ALLOC) goes to the tail at once, taking a
+      // sequence number, unless one is already the tail; lost records take none.
       sideOrThrow().counters.veventsLost++;
+      if (!lostMarkerQueued) {
+        Vevent marker;
+        marker.sequence = takeSequence();
+        marker.lost = true;
+        marker.marker = true;
+        eventq.push_back(marker);
+        lostMarkerQueued = true;
+      }
       return;
     }
     Vevent e;
-    e.sequence = sequence;
-    e.lost = lostPending;
-    lostPending = false;
+    e.sequence = takeSequence();
     e.record = record;
     e.record.dw[0] = smmuv3::evt::EVT_0_SID.with(record.dw[0], vsid);
     eventq.push_back(e);
+    queuedRecords++;
+    // A marker stays where the loss happened: the next record goes after it, and a later
+    // overflow queues a new one.
+    lostMarkerQueued = false;
     sideOrThrow().counters.veventsQueued++;
   }
 
@@ -372,20 +381,31 @@ public:
         auto r = list[i];
         r.setSequence(e.sequence);
         r.setLostEvents(e.lost);
-        auto raw = r.initRaw(4);
-        for (uint w = 0; w < 4; w++) raw.set(w, e.record.dw[w]);
-        decodeEvent(e.record, r.initFault());
+        if (!e.marker) {
+          auto raw = r.initRaw(4);
+          for (uint w = 0; w < 4; w++) raw.set(w, e.record.dw[w]);
+          decodeEvent(e.record, r.initFault());
+          queuedRecords--;
+        }
         eventq.pop_front();
+        if (eventq.empty()) lostMarkerQueued = false;
       }
     });
   }
 
 private:
   struct Vevent {
-    uint32_t sequence;
-    bool lost;
-    EventRecord record;
+    uint32_t sequence = 0;
+    bool lost = false;     // LOST_EVENTS: this is the loss marker
+    bool marker = false;   // no payload
+    EventRecord record = {};
   };
+
+  uint32_t takeSequence() {
+    uint32_t sequence = nextSequence;
+    nextSequence = nextSequence == INT_MAX_SEQUENCE ? 0 : nextSequence + 1;
+    return sequence;
+  }
 
   void unbind(uint32_t sid) {
     sidToVsid.erase(sid);
@@ -502,7 +522,8 @@ private:
   VsidLookup lookup;
   std::deque<Vevent> eventq;
   uint32_t nextSequence = 0;
-  bool lostPending = false;
+  bool lostMarkerQueued = false;  // the queue's tail is a loss marker
+  uint32_t queuedRecords = 0;     // records in `eventq`, markers not counted (the depth bound)
   kj::Maybe<VcmdqServer*> vcmdqServer;
   kj::Maybe<rpc::Mmio::Client> vcmdqCap;
 
