@@ -373,6 +373,11 @@ protected:
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> reset(ResetContext context) override {
+    state->model.reset();
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> info(InfoContext context) override {
     auto& m = state->model;
     const Features& f = m.features();

@@ -43,6 +43,13 @@ void Smmuv3::mmioWrite(uint32_t offset, uint64_t value, unsigned size) {
   regs.write(offset, value, size);
 }
 
+void Smmuv3::reset() {
+  counters.resets++;
+  regs.reset();
+  configs.invalidateAll();
+  iotlb.invalidateAll();
+}
+
 void Smmuv3::cr0Written(uint32_t previous) {
   // CMDQEN 0 -> 1 with commands pending starts consumption.
   if (!CR0::CMDQEN.test(previous) && regs.cmdqEnabled()) cmdq.consume();
@@ -301,6 +308,7 @@ kj::Vector<Stat> Smmuv3::stats() const {
   add("aborted", counters.aborted);
   add("faults", counters.faults);
   add("raz_wi", counters.razWi);
+  add("resets", counters.resets);
   add("iotlb.hits", counters.iotlbHits);
   add("iotlb.misses", counters.iotlbMisses);
   add("iotlb.entries", iotlb.size());

@@ -86,6 +86,10 @@ public:
   void mmioWrite(uint32_t offset, uint64_t value, unsigned size);
   // Read-only and reserved fields, unknown offsets and other sizes are ignored.
 
+  void reset();
+  // A device reset: registers to their reset values (RegisterFile::reset), queues empty, the
+  // STE/CD cache and IOTLB emptied. Statistics are kept (they are the model's, not the SMMU's).
+
   // implements the device side ------------------------------------------------------------
   TranslateResult translate(const Transaction& transaction);
 
@@ -116,7 +120,8 @@ private:
     uint64_t bypassed = 0;
     uint64_t aborted = 0;
     uint64_t faults = 0;
-    uint64_t razWi = 0;   // faults terminated as RAZ/WI (TERM_MODEL = 0, CD.A = 0)
+    uint64_t razWi = 0;
+    uint64_t resets = 0;   // faults terminated as RAZ/WI (TERM_MODEL = 0, CD.A = 0)
     uint64_t iotlbHits = 0;
     uint64_t iotlbMisses = 0;
     uint64_t walks = 0;   // IOTLB misses that walked (one per translation, nested or not)
