@@ -401,6 +401,41 @@ TEST_CASE("hw/smmuv3: reset over RPC", "[smmuv3][component][reset][conformance]"
   }
 }
 
+TEST_CASE("hw/smmuv3: reserved and feature-denied commands are CERROR_ILL over RPC",
+          "[smmuv3][component][conformance]") {
+  // IHI 0070 §4.4.1: a range TLBI with TG != 0 and NUM = SCALE = TTL = 0 is reserved; §4.1.3
+  // with IDR0.S2P = 0: TLBI_S12_VMALL is illegal; STALL_MODEL = 0b01: CMD_RESUME is illegal.
+  // Each stops the queue with CMDQ_CONS.ERR = CERROR_ILL (facts 1.6) and runs nothing.
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("stage2 = false\n", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    r.setUp(4);
+    const Cmd cmds[] = {cmdTlbi(0x12, 0, 1, 0x4000'0000, 1, 0, 0, 0),  // reserved range
+                        cmdTlbi(0x28, 1),                             // S12_VMALL without S2
+                        {0x44 | (1ull << 32), 0}};                    // RESUME, no stalls
+    uint32_t index = 0;
+    for (auto& c : cmds) {
+      uint32_t cons = r.submit({c});
+      CHECK((cons >> 24 & 0x7f) == 1);
+      CHECK((cons & 0xff) == index);
+      // Linux's recovery: the entry becomes a CMD_SYNC, then GERRORN acknowledges.
+      uint64_t slot = r.cmdq + uint64_t(index) * 16;
+      arena.mem().store64(slot, cmdSync().dw0);
+      arena.mem().store64(slot + 8, 0);
+      r.write32(off::GERRORN, r.read32(off::GERROR));
+      CHECK(r.read32(off::CMDQ_CONS) == index + 1);
+      index++;
+    }
+    CHECK(counter(sys, "smmu0", "cmdq_illegal") == 3);
+    CHECK(counter(sys, "smmu0", "cmdq_op_tlbi_nh_va") == 0);
+    CHECK(r.submit({cmdTlbi(0x12, 0, 1, 0x4000'0000, 1, 0, 0, 3), cmdSync()}) == index + 2);
+  }
+}
+
 class SinkImpl final : public rpc::IrqSink::Server {
 public:
   explicit SinkImpl(kj::Vector<rpc::SmmuIrq>& seen) : seen(seen) {}
