@@ -13,7 +13,8 @@ struct FrameRun {
 }
 
 interface FrameAllocator {
-  alloc @0 (bytes :UInt64 = 4096, align :UInt64 = 4096, count :UInt32 = 1, below :UInt64 = 0) -> (errno :Common.Errno, runs :List(FrameRun));
+  alloc @0 (bytes :UInt64 = 4096, align :UInt64 = 4096, count :UInt32 = 1, below :UInt64 = 0)
+      -> (errno :Common.Errno, runs :List(FrameRun));
   # `count` runs of `bytes` each, aligned to `align` (a power of two >= 4096). All or nothing:
   # `eNoMem` (and no runs) when memory is exhausted; `eInval` for a bad size or alignment.
   # `below` (0: anywhere) bounds where: every run ends at or below it (e.g. 2^OAS for tables a

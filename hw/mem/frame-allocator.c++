@@ -70,8 +70,10 @@ kj::Maybe<PhysAddr> FrameSource::allocFramesBelow(uint64_t bytes, uint64_t align
 
 kj::Maybe<PhysAddr> FrameAllocator::allocFramesBelow(uint64_t bytes, uint64_t align,
                                                      PhysAddr limit) {
-  KJ_REQUIRE(bytes > 0 && isAligned(bytes, FRAME_SIZE), "allocation must be a multiple of 4 KiB", bytes);
-  KJ_REQUIRE(isPow2(align) && align >= FRAME_SIZE, "alignment must be a power of two >= 4 KiB", align);
+  KJ_REQUIRE(bytes > 0 && isAligned(bytes, FRAME_SIZE), "allocation must be a multiple of 4 KiB",
+             bytes);
+  KJ_REQUIRE(isPow2(align) && align >= FRAME_SIZE, "alignment must be a power of two >= 4 KiB",
+             align);
   if (limit <= base_) return nullptr;
   const uint64_t below = kj::min(frames_, (limit - base_) / FRAME_SIZE);  // frames under limit
   uint64_t count = bytes / FRAME_SIZE, alignFrames = align / FRAME_SIZE;

@@ -61,10 +61,10 @@ struct TranslateRazWi {
 };
 
 using TranslateResult = kj::OneOf<TranslateOk, EventRecord, TranslateAbort, TranslateRazWi>;
-// ok, or terminated as RAZ/WI, or the transaction was terminated with a fault (the event the SMMU raised; it is also in
+// ok, or the transaction was terminated with a fault (the event the SMMU raised; it is also in
 // the EVTQ when EVTQEN is set and the fault is recordable: CD.R for stage-1 translation faults,
-// STE.S2R for stage-2 ones, always for configuration errors and external aborts), or aborted
-// silently.
+// STE.S2R for stage-2 ones, always for configuration errors and external aborts; C_BAD_STREAMID
+// only with CR2.RECINVSID), or terminated as RAZ/WI (with its event), or aborted silently.
 
 struct Stat {
   kj::String name;   // e.g. "iotlb.hits", "cmdq.op.TLBI_NH_VA"

@@ -117,8 +117,8 @@ inline Words8 cdS1(const CdParams& p) {
   c.w[0] = uint64_t(64 - p.ias) | (tg0(p.pageShift) << 6) | (1ull << 8) | (1ull << 10) |
            (3ull << 12) | (uint64_t(p.epd0) << 14) | (uint64_t(p.epd1) << 30) | (1ull << 31) |
            (uint64_t(p.ips) << 32) | (1ull << 41) | (uint64_t(p.hd) << 42) |
-           (uint64_t(p.ha) << 43) | (uint64_t(p.record) << 45) | (uint64_t(p.abort) << 46) | (1ull << 47) |
-           (uint64_t(p.asid) << 48);
+           (uint64_t(p.ha) << 43) | (uint64_t(p.record) << 45) | (uint64_t(p.abort) << 46) |
+           (1ull << 47) | (uint64_t(p.asid) << 48);
   c.w[1] = p.ttb0 & mask(51, 4);
   c.w[3] = 0xf404ff44;  // facts 4.2 MAIR
   return c;
