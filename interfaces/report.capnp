@@ -61,6 +61,9 @@ struct ExperimentReport {
   # sweep: a second key, one line per value in plots (e.g. the implementation compared across
   # the swept values); variants are every (value, series value) pair, each value's series side by
   # side
+  timeBase @11 :Text;
+  # what the step rows measure: "modeled" (the modeled machine's time, from the cost profile:
+  # the same on every run, so repeats are not needed) or "wall" (this machine's time, --wall)
 
   struct Variant {
     label @0 :Text;             # "A", "B", or the swept value as written ("series/value" with a series)

@@ -96,7 +96,8 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
         r.line = s.getLine();
         r.depth = s.getDepth();
       }
-      r.samples[variant].add(s.getIterations() ? s.getMicros() / s.getIterations() : s.getMicros());
+      double us = wall_ ? s.getMicros() : double(s.getModeledNs()) / 1000;
+      r.samples[variant].add(s.getIterations() ? us / s.getIterations() : us);
     }
   }
   for (auto instance : report.getComponents()) {
@@ -115,6 +116,7 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
                         kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats,
                         kj::StringPtr series) {
   report.setKind(kind_);
+  report.setTimeBase(wall_ ? "wall" : "modeled");
   auto s = report.initScenarios(scenarios.size());
   for (auto i : kj::indices(scenarios)) s.set(i, scenarios[i]);
   auto o = report.initOverrides(overrides.size());
@@ -205,7 +207,8 @@ namespace {
 kj::String number(double v, bool step) {
   char buf[32];
   if (step) {
-    snprintf(buf, sizeof(buf), v >= 100 ? "%.0f" : "%.1f", v);
+    // Modeled times go down to nanoseconds: small values keep three decimals of a microsecond.
+    snprintf(buf, sizeof(buf), v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.3f", v);
   } else {
     snprintf(buf, sizeof(buf), "%.0f", v);
   }
@@ -244,13 +247,18 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
   auto runs = report.getRepeats();
   if (compare) {
     lines.add(kj::str("nestbed compare: ", runs, " run", runs == 1 ? "" : "s", " of each, alternating A B; ",
-                      runs > 1 ? "median [min-max] over runs" : "one run"));
+                      runs > 1 ? "median [min-max] over runs" : "one run",
+                      report.getTimeBase() == "wall"
+                          ? "; steps in wall time (this machine)"
+                          : "; steps in modeled time (the same on every run: no repeats needed)"));
   } else {
     lines.add(kj::str("nestbed sweep: ", report.getParam(),
                       report.hasSeries() && report.getSeries().size()
                           ? kj::str(" for each ", report.getSeries(), " (columns: series/value)") : kj::str(),
                       ", ", variants.size(), " variants, ", runs, " run", runs == 1 ? "" : "s", " each",
-                      runs > 1 ? "; median [min-max] over runs" : ""));
+                      runs > 1 ? "; median [min-max] over runs" : "",
+                      report.getTimeBase() == "wall" ? "; steps in wall time (this machine)"
+                                                     : "; steps in modeled time (no repeats needed)"));
   }
   for (auto v : variants) {
     if (compare) lines.add(kj::str("  ", v.getLabel(), "  ", v.getManifest()));
@@ -311,7 +319,9 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
     }
     lines.add(kj::str());
   };
-  table("step (us per iteration)", report.getSteps(), true);
+  table(report.getTimeBase() == "wall" ? "step (wall us per iteration)"
+                                       : "step (modeled us per iteration)",
+        report.getSteps(), true);
   table("counter", report.getCounters(), false);
 
   size_t differing = 0, varying = 0;

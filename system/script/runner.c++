@@ -27,6 +27,7 @@ struct ScenarioRunner::Node {
   // Results, accumulated over repeat iterations.
   bool ok = true;
   double micros = 0;
+  ModeledClock::Totals modeled;   // accumulated over iterations
   uint32_t iterations = 0;
   struct Failure {
     kj::String what, expected, actual;
@@ -195,6 +196,18 @@ struct ScenarioRunner::Impl {
   const Registry& registry;
   kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
   kj::StringPtr file;   // of the scenario running
+  ModeledClock* clock = &ModeledClock::off();
+  kj::StringPtr profile;
+  kj::Timer* timer = nullptr;
+
+  // Lets the background work a step caused finish (bounded: a handler that never ends does not
+  // hang the scenario; its work is then charged to later steps).
+  void settle() {
+    if (timer == nullptr) return;
+    for (int spins = 0; clock->background() > 0 && spins < 100000; spins++) {
+      timer->afterDelay(20 * kj::MICROSECONDS).wait(waitScope);
+    }
+  }
 
   Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
       : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry) {
@@ -516,6 +529,7 @@ struct ScenarioRunner::Impl {
     auto queue = guest::GuestQueue::create(kj::mv(viommu), mem, kj::mv(gpaToPa),
                                            guest::VcmdqRing{ring.getGpa(), ring.getLog2Entries()})
                      .wait(waitScope);
+    queue->setClock(*clock);
     auto& ref = *queue;
     guests.insert(kj::heapString(step.getViommu()), kj::mv(queue));
     return ref;
@@ -600,6 +614,7 @@ struct ScenarioRunner::Impl {
       auto vm = target(step.getVm()).castAs<rpc::Vm>();
       auto viommu = target(step.getViommu()).castAs<rpc::Viommu>();
       auto driver = guest::GuestDriver::create(mem, kj::mv(vm), kj::mv(viommu), setup).wait(waitScope);
+      driver->queue().setClock(*clock);
       auto status = driver->attach(target(step.getAllocator()).castAs<rpc::DomainAllocator>(),
                                    target(step.getOwnership()).castAs<rpc::Ownership>())
                         .wait(waitScope);
@@ -885,11 +900,20 @@ struct ScenarioRunner::Impl {
   void runNode(Node& node, uint32_t iteration) {
     using Clock = std::chrono::steady_clock;
     auto began = Clock::now();
+    auto modeledBefore = clock->totals();
     runStep(node, iteration);
+    settle();
+    auto d = clock->totals() - modeledBefore;
+    node.modeled.now += d.now;
+    node.modeled.wait += d.wait;
+    for (size_t c = 0; c < COST_CLASSES; c++) {
+      node.modeled.ns[c] += d.ns[c];
+      node.modeled.units[c] += d.units[c];
+    }
     KJ_IF_MAYBE(o, observer) {
       auto label = stepSummary(node.step);
       (*o)(StepSpan{file, node.line, label, node.depth, iteration, node.step.isRepeat(), node.ok, began,
-                    Clock::now()});
+                    Clock::now(), modeledBefore.now, modeledBefore.now + d.now, &d});
     }
   }
 
@@ -952,6 +976,12 @@ ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root,
     : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory)) {}
 ScenarioRunner::~ScenarioRunner() noexcept(false) {}
 
+void ScenarioRunner::setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer) {
+  impl_->clock = &clock;
+  impl_->profile = profileName;
+  impl_->timer = &timer;
+}
+
 kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
   kj::Vector<ScenarioError> errors;
   size_t cursor = 0;
@@ -978,6 +1008,10 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   for (auto& node : roots) impl_->report(*node, flat);
   report.setFile(scenario.file);
   report.setDescription(scenario.scenario.getDescription());
+  report.setProfile(impl_->profile);
+  uint64_t scenarioNs = 0;
+  for (auto& node : roots) scenarioNs += node->modeled.now;
+  report.setModeledNs(scenarioNs);
   bool ok = true;
   auto steps = report.initSteps(flat.size());
   for (auto i : kj::indices(flat)) {
@@ -987,6 +1021,25 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
     s.setLabel(stepSummary(n.step));
     s.setOk(n.ok);
     s.setMicros(n.micros);
+    s.setModeledNs(n.modeled.now);
+    {
+      size_t shares = n.modeled.wait ? 1 : 0;
+      for (size_t c = 0; c < COST_CLASSES; c++) shares += n.modeled.ns[c] || n.modeled.units[c];
+      auto out = s.initModeled(shares);
+      size_t k = 0;
+      for (size_t c = 0; c < COST_CLASSES; c++) {
+        if (!n.modeled.ns[c] && !n.modeled.units[c]) continue;
+        out[k].setCost(costKey(Cost(c)));
+        out[k].setUnits(n.modeled.units[c]);
+        out[k].setNs(n.modeled.ns[c]);
+        k++;
+      }
+      if (n.modeled.wait) {
+        out[k].setCost("wait");
+        out[k].setUnits(1);
+        out[k].setNs(n.modeled.wait);
+      }
+    }
     s.setIterations(n.iterations);
     s.setDepth(n.depth);
     auto failures = s.initFailures(n.failures.size());
@@ -1018,16 +1071,37 @@ void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) 
 kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
   kj::Vector<kj::String> lines;
   lines.add(kj::str("scenario ", report.getFile(), report.getDescription().size() ? kj::str(": ", report.getDescription()) : kj::str()));
+  if (report.getProfile().size()) {
+    lines.add(kj::str("  times per iteration: modeled (profile ", report.getProfile(),
+                      ", the same on every run) and wall (this machine)"));
+  }
   for (auto s : report.getSteps()) {
     auto indent = kj::repeat(' ', 2 * s.getDepth());
     auto label = kj::str(indent, s.getLabel(), s.getIterations() > 1 ? kj::str(" x", s.getIterations()) : kj::str());
-    char time[32];
+    char time[64];
     double per = s.getIterations() > 0 ? s.getMicros() / s.getIterations() : 0;
-    snprintf(time, sizeof(time), "%10.1f us", per);
+    double modeled = s.getIterations() > 0 ? double(s.getModeledNs()) / 1000 / s.getIterations() : 0;
+    snprintf(time, sizeof(time), "%10.3f us modeled %10.1f us wall", modeled, per);
     char buf[256];
     snprintf(buf, sizeof(buf), "  %-4s line %-4u %-48s %s", s.getOk() ? "ok" : "FAIL", s.getLine(),
              label.cStr(), time);
     lines.add(kj::str(buf));
+    // What drove the modeled time: the three largest shares.
+    auto shares = s.getModeled();
+    if (shares.size() > 0) {
+      kj::Vector<rpc::CostShare::Reader> top;
+      for (auto c : shares) top.add(c);
+      std::sort(top.begin(), top.end(), [](auto a, auto b) { return a.getNs() > b.getNs(); });
+      kj::Vector<kj::String> parts;
+      for (size_t i = 0; i < kj::min(top.size(), size_t(3)); i++) {
+        auto c = top[i];
+        if (c.getNs() == 0) break;
+        bool smmu = c.getCost().startsWith("smmu_");
+        parts.add(kj::str(c.getCost() == "wait" ? kj::str() : kj::str(c.getUnits(), "x "), c.getCost(),
+                          " ", c.getNs(), " ns", smmu ? " (SMMU)" : ""));
+      }
+      if (parts.size()) lines.add(kj::str(indent, "                 modeled: ", kj::strArray(parts, ", ")));
+    }
     for (auto f : s.getFailures()) {
       lines.add(kj::str("         ", report.getFile(), ":", s.getLine(), ": ", f.getWhat(), ": expected ",
                         f.getExpected(), ", actual ", f.getActual(),

@@ -21,7 +21,8 @@ struct Counter {
 };
 
 // A run that passed, with one scenario of two steps (one a check, which takes no time).
-RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool ok = true) {
+RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool ok = true,
+              uint64_t stepModeledNs = 0) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto report = message->initRoot<rpc::RunReport>();
   report.setOk(ok);
@@ -32,6 +33,7 @@ RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool o
   steps[0].setLine(7);
   steps[0].setLabel("x.add");
   steps[0].setMicros(stepMicros * 4);
+  steps[0].setModeledNs(stepModeledNs * 4);
   steps[0].setIterations(4);
   steps[1].setLine(9);
   steps[1].setLabel("check");
@@ -80,6 +82,7 @@ rpc::ExperimentReport::Row::Reader counter(rpc::ExperimentReport::Reader r, kj::
 
 TEST_CASE("Measurements: median and min-max per variant, B/A, flags", "[experiment][measurements]") {
   Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+  m.useWallTime(true);   // the hand-made reports carry wall times only
   // A: step 10, 30, 20 us per iteration; B: 40, 40, 10.
   m.add(0, 1, ran(10, {{"c", "same", 7}, {"c", "zero", 0}, {"c", "grows", 0}, {"c", "drifts", 1}}));
   m.add(1, 1, ran(40, {{"c", "same", 7}, {"c", "zero", 0}, {"c", "grows", 3}, {"c", "drifts", 2}}));
@@ -132,6 +135,25 @@ TEST_CASE("Measurements: median and min-max per variant, B/A, flags", "[experime
   CHECK(has(csv, "\nstep_us,s.capnp,x.add,7,20,10,30,40,10,40,2,1,0\n"));
   CHECK(has(csv, "\ncounter,c,grows,0,0,0,0,3,3,3,inf,1,0\n"));
   CHECK(has(csv, "\ncounter,d,only_b,0,,,,1,1,1,,1,0\n"));
+}
+
+TEST_CASE("Measurements: step rows are modeled time per iteration unless wall time is asked for",
+          "[experiment][measurements]") {
+  for (bool wall : {false, true}) {
+    Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+    m.useWallTime(wall);
+    // A: 10 us wall, 2,500 ns modeled per iteration; B: 30 us wall, 5,000 ns modeled.
+    m.add(0, 1, ran(10, {{"c", "n", 1}}, true, 2500));
+    m.add(1, 1, ran(30, {{"c", "n", 1}}, true, 5000));
+    capnp::MallocMessageBuilder message;
+    auto builder = message.initRoot<rpc::ExperimentReport>();
+    m.fill(builder, nullptr, nullptr, nullptr, 1);
+    auto r = builder.asReader();
+    CHECK(r.getTimeBase() == (wall ? "wall" : "modeled"));
+    REQUIRE(r.getSteps().size() == 1);
+    CHECK(r.getSteps()[0].getCells()[0].getMedian() == (wall ? 10 : 2.5));
+    CHECK(r.getSteps()[0].getRatio() == (wall ? 3 : 2));
+  }
 }
 
 TEST_CASE("Measurements: failed runs are named per variant", "[experiment][measurements]") {
