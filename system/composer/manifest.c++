@@ -162,6 +162,13 @@ public:
         }
       }
     }
+    if (name == "off") {
+      TimingPlan off;
+      off.profile.name = kj::str("off");
+      off.origin = kj::str("timing off");
+      off.enabled = false;
+      return kj::mv(off);
+    }
     // A shipped profile by name, or a file.
     kj::String text, origin;
     bool isPath = name.endsWith(".toml") || name.findFirst('/') != nullptr;
@@ -173,7 +180,7 @@ public:
         error(kj::mv(namePos), "timing.profile",
               kj::str("unknown profile '", name, "'", suggestion(name, shippedProfileNames()),
                       "; shipped: ", kj::strArray(shippedProfileNames(), ", "),
-                      " (or give a path to a .toml file)"));
+                      " (or give a path to a .toml file, or \"off\")"));
         return nullptr;
       }
     } else {
@@ -222,7 +229,7 @@ public:
             }
           }
         }
-        return TimingPlan{kj::mv(profile), kj::mv(origin)};
+        return TimingPlan{kj::mv(profile), kj::mv(origin), true};
       }
     }
     KJ_UNREACHABLE;
