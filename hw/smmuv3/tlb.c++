@@ -56,6 +56,21 @@ uint64_t lastAddress(const IotlbScope& scope) {
 }
 }  // namespace
 
+Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
+  if (entries == 0) return;
+  KJ_REQUIRE(ways > 0, "an IOTLB has at least one way");
+  ways_ = kj::min(ways, entries);
+  KJ_REQUIRE(entries % ways_ == 0, "IOTLB entries must be a multiple of its ways", entries, ways_);
+  sets_ = entries / ways_;
+  setsArePow2 = (sets_ & (sets_ - 1)) == 0;
+  inBases = kj::heapArray<uint64_t>(entries);
+  contexts = kj::heapArray<uint64_t>(entries);
+  lastUse = kj::heapArray<uint64_t>(entries);
+  values = kj::heapArray<IotlbEntry>(entries);
+  for (auto& c : contexts) c = 0;
+  for (auto& u : lastUse) u = 0;
+}
+
 IotlbKey Iotlb::makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global) {
   IotlbKey k;
   k.inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
@@ -68,26 +83,41 @@ IotlbKey Iotlb::makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog
   return k;
 }
 
-void Iotlb::noteInserted(uint8_t sizeLog2) {
-  if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
-}
-
-void Iotlb::noteRemoved(uint8_t sizeLog2) {
-  if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
+IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
+  IotlbKey k;
+  k.inBase = inBase;
+  k.vmid = uint16_t(context);
+  k.asid = uint16_t(context >> 16);
+  k.sizeLog2 = uint8_t(context >> 32);
+  k.flags = uint8_t(context >> 40);
+  return k;
 }
 
 const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out) {
   for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
-    uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizes));
-    if (const IotlbEntry* e = table.find(makeKey(tag, inputAddr, sizeLog2, false))) {
-      *sizeLog2Out = sizeLog2;
-      return e;
-    }
-    if (!tag.ipaSpace) {
-      if (const IotlbEntry* e = table.find(makeKey(tag, inputAddr, sizeLog2, true))) {
+    const uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizes));
+    const IotlbKey own = makeKey(tag, inputAddr, sizeLog2, false);
+    const uint64_t inBase = own.inBase;
+    const uint64_t ownContext = packContext(own);
+    // A global entry is looked for in VA space only; in IPA space `globalContext` matches no
+    // way (VALID clear).
+    const uint64_t globalContext =
+        tag.ipaSpace ? 0 : packContext(makeKey(tag, inputAddr, sizeLog2, true));
+    const size_t first = size_t(setOf(inputAddr, sizeLog2)) * ways_;
+    size_t global = SIZE_MAX;
+    for (size_t i = first; i < first + ways_; i++) {
+      if (inBases[i] != inBase) continue;
+      if (contexts[i] == ownContext) {
+        lastUse[i] = ++clock;
         *sizeLog2Out = sizeLog2;
-        return e;
+        return &values[i];
       }
+      if (contexts[i] == globalContext && globalContext != 0) global = i;
+    }
+    if (global != SIZE_MAX) {
+      lastUse[global] = ++clock;
+      *sizeLog2Out = sizeLog2;
+      return &values[global];
     }
   }
   return nullptr;
@@ -95,23 +125,42 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
 
 void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
                    const IotlbEntry& entry) {
-  if (table.capacity() == 0) return;
-  IotlbKey key = makeKey(tag, inputAddr, sizeLog2, global && !tag.ipaSpace);
-  bool existed = table.find(key) != nullptr;
-  IotlbKey victim;
-  bool evicted = false;
-  table.insert(key, entry, &victim, &evicted);
-  if (evicted) {
-    noteRemoved(victim.sizeLog2);
+  if (sets_ == 0) return;
+  const IotlbKey key = makeKey(tag, inputAddr, sizeLog2, global && !tag.ipaSpace);
+  const uint64_t context = packContext(key);
+  const size_t first = size_t(setOf(inputAddr, sizeLog2)) * ways_;
+  size_t invalid = SIZE_MAX, oldest = first;
+  for (size_t i = first; i < first + ways_; i++) {
+    if (contexts[i] == 0) {
+      if (invalid == SIZE_MAX) invalid = i;
+      continue;
+    }
+    if (inBases[i] == key.inBase && contexts[i] == context) {
+      values[i] = entry;
+      lastUse[i] = ++clock;
+      return;
+    }
+    if (lastUse[i] < lastUse[oldest] || contexts[oldest] == 0) oldest = i;
+  }
+  size_t way = invalid;
+  if (way == SIZE_MAX) {
+    way = oldest;
+    eraseWay(way);
     evictions++;
   }
-  if (!existed) noteInserted(sizeLog2);
+  inBases[way] = key.inBase;
+  contexts[way] = context;
+  lastUse[way] = ++clock;
+  values[way] = entry;
+  count++;
+  if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
 }
 
-size_t Iotlb::eraseKey(const IotlbKey& key) {
-  if (!table.erase(key)) return 0;
-  noteRemoved(key.sizeLog2);
-  return 1;
+void Iotlb::eraseWay(size_t i) {
+  const uint8_t sizeLog2 = uint8_t(contexts[i] >> 32);
+  contexts[i] = 0;
+  count--;
+  if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
 }
 
 bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& e) const {
@@ -145,37 +194,36 @@ bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEnt
 }
 
 size_t Iotlb::invalidate(const IotlbScope& scope) {
-  if (table.size() == 0) return 0;
+  if (count == 0) return 0;
+  size_t n = 0;
+  auto consider = [&](size_t i) {
+    if (contexts[i] == 0) return;
+    if (!inScope(scope, unpack(inBases[i], contexts[i]), values[i])) return;
+    eraseWay(i);
+    n++;
+  };
 
-  // Point probes when the scope names one context and a small address range: each present
-  // entry size contributes the aligned blocks overlapping the range. Otherwise scan.
-  const bool s1Space = (scope.kinds & uint8_t(TranslationKind::S2_ONLY)) == 0;
-  const bool s2Space = scope.kinds == uint8_t(TranslationKind::S2_ONLY);
-  const bool oneContext = scope.vmid != nullptr || scope.regime == Regime::EL2;
-  if (scope.ranged && oneContext && (s2Space || (s1Space && scope.asidMatch !=
-                                                                IotlbScope::Asid::ANY))) {
-    constexpr uint64_t MAX_PROBES = 64;
+  // A small range visits only the sets its blocks index, per present entry size: each block of
+  // size 2^s overlapping the range has one set. Otherwise every way is visited.
+  if (scope.ranged) {
+    constexpr uint64_t MAX_BLOCKS = 64;
     const uint64_t last = lastAddress(scope);
-    uint64_t probes = 0;
-    for (uint64_t sizes = sizesPresent; sizes != 0 && probes <= MAX_PROBES; sizes &= sizes - 1) {
+    uint64_t blocks = 0;
+    for (uint64_t sizes = sizesPresent; sizes != 0 && blocks <= MAX_BLOCKS; sizes &= sizes - 1) {
       unsigned s = __builtin_ctzll(sizes);
-      probes += (s >= 64 ? 0 : (last >> s) - (scope.addr >> s)) + 1;
+      blocks += (last >> s) - (scope.addr >> s) + 1;
     }
-    if (probes <= MAX_PROBES) {
-      IotlbTag tag;
-      tag.regime = scope.regime;
-      tag.ipaSpace = s2Space;
-      tag.vmid = scope.vmid.orDefault(0);
-      tag.asid = scope.asid;
-      size_t n = 0;
+    if (blocks <= MAX_BLOCKS) {
       for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
-        uint8_t s = uint8_t(__builtin_ctzll(sizes));
+        const uint8_t s = uint8_t(__builtin_ctzll(sizes));
         for (uint64_t block = scope.addr >> s; block <= (last >> s); block++) {
-          for (bool global : {false, true}) {
-            if (global && (s2Space || scope.asidMatch == IotlbScope::Asid::NON_GLOBAL)) continue;
-            IotlbKey key = makeKey(tag, block << s, s, global);
-            if (const IotlbEntry* e = table.find(key)) {
-              if (inScope(scope, key, *e)) n += eraseKey(key);
+          const size_t first = size_t(setOf(block << s, s)) * ways_;
+          for (size_t i = first; i < first + ways_; i++) {
+            // Only this size's entries for this block live here by this probe's account;
+            // others in the set are found by their own probes (or are out of range).
+            if (contexts[i] != 0 && uint8_t(contexts[i] >> 32) == s &&
+                inBases[i] == block << s) {
+              consider(i);
             }
           }
         }
@@ -184,17 +232,17 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
     }
   }
 
-  return table.eraseIf([&](const IotlbKey& key, const IotlbEntry& e) {
-    if (!inScope(scope, key, e)) return false;
-    noteRemoved(key.sizeLog2);
-    return true;
-  });
+  for (size_t i = 0; i < contexts.size(); i++) consider(i);
+  return n;
 }
 
 size_t Iotlb::invalidateAll() {
   for (auto& c : sizeCounts) c = 0;
   sizesPresent = 0;
-  return table.clear();
+  for (auto& c : contexts) c = 0;
+  size_t n = count;
+  count = 0;
+  return n;
 }
 
 }  // namespace nb::smmu

@@ -121,36 +121,59 @@ struct IotlbScope {
 };
 
 class Iotlb {
+  // Organisation: `sets` x `ways` entries, set-associative. An entry of size 2^s for input
+  // address A lives in set (A >> s) mod sets: the set is chosen by the input page (or block)
+  // number alone, as a CPU TLB indexes by VA bits, so every context (VMID, ASID, global)
+  // competes for the same sets. Replacement is per-set LRU: a new entry takes an invalid way if
+  // the set has one, else the way least recently inserted or returned by lookup().
 public:
-  explicit Iotlb(uint32_t entries) : table(entries) {}
+  Iotlb(uint32_t entries, uint32_t ways);
+  // `entries` 0 disables the IOTLB. Otherwise ways = min(ways, entries), and entries must be a
+  // multiple of it (sets = entries / ways; KJ_REQUIRE, checked by validateFeatures too).
 
   const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
   // The entry covering `inputAddr` in `tag`'s context (non-global first, then global for VA
-  // space), or null. Counts nothing: the caller decides whether the entry serves the access.
+  // space, smallest size first), or null; a returned entry becomes its set's most recently
+  // used. Counts nothing: the caller decides whether the entry serves the access.
   void insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
               const IotlbEntry& entry);
+  // Replaces the entry with the same key in place, else fills the set's first invalid way,
+  // else evicts the set's least recently used way (`evictions` counts those).
   size_t invalidate(const IotlbScope& scope);
   // Removes exactly the entries in scope; returns how many.
   size_t invalidateAll();
 
-  uint32_t capacity() const { return table.capacity(); }
-  uint32_t size() const { return table.size(); }
+  uint32_t capacity() const { return sets_ * ways_; }
+  uint32_t sets() const { return sets_; }
+  uint32_t ways() const { return ways_; }
+  uint32_t size() const { return count; }
   uint64_t evictions = 0;
 
 private:
-  struct KeyHash {
-    size_t operator()(const IotlbKey& k) const {
-      return mixHash(k.inBase ^ (uint64_t(k.vmid) << 48) ^ (uint64_t(k.asid) << 32) ^
-                     (uint64_t(k.sizeLog2) << 8) ^ k.flags);
-    }
-  };
+  // A way's tag packed for a two-word compare: inBase, and the context word below (VALID set
+  // in every used way, so an invalid way never matches).
+  static constexpr uint64_t VALID = uint64_t(1) << 48;
+  static uint64_t packContext(const IotlbKey& k) {
+    return uint64_t(k.vmid) | (uint64_t(k.asid) << 16) | (uint64_t(k.sizeLog2) << 32) |
+           (uint64_t(k.flags) << 40) | VALID;
+  }
+  static IotlbKey unpack(uint64_t inBase, uint64_t context);
   static IotlbKey makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global);
   bool inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& entry) const;
-  void noteInserted(uint8_t sizeLog2);
-  void noteRemoved(uint8_t sizeLog2);
-  size_t eraseKey(const IotlbKey& key);
+  uint32_t setOf(uint64_t inputAddr, uint8_t sizeLog2) const {
+    uint64_t page = inputAddr >> sizeLog2;
+    return uint32_t(setsArePow2 ? page & (sets_ - 1) : page % sets_);
+  }
+  void eraseWay(size_t i);
 
-  FlatCache<IotlbKey, IotlbEntry, KeyHash> table;
+  uint32_t sets_ = 0, ways_ = 0;
+  bool setsArePow2 = true;
+  uint32_t count = 0;
+  uint64_t clock = 0;                 // LRU time: bumped by every insert and returned lookup
+  kj::Array<uint64_t> inBases;        // [set * ways + way]
+  kj::Array<uint64_t> contexts;       // packContext(), 0 = invalid way
+  kj::Array<uint64_t> lastUse;        // LRU stamps
+  kj::Array<IotlbEntry> values;
   uint32_t sizeCounts[64] = {};
   uint64_t sizesPresent = 0;   // bit n: some entry has sizeLog2 == n
 };
