@@ -588,9 +588,9 @@ ComponentType smmuv3Type() {
                       "IOTLB capacity in leaf entries, 0 (no IOTLB) .. 2^20 (default 4096)",
                       checkRange<0, MAX_CACHE_ENTRIES>},
           SettingSpec{"iotlb_ways", SettingType::INTEGER, false, nullptr,
-                      "IOTLB associativity, 1..64 (default 8; capped at iotlb_entries, which "
+                      "IOTLB associativity, 1..16 (default 8; capped at iotlb_entries, which "
                       "must be a multiple of it: sets = entries / ways, LRU within a set)",
-                      checkRange<1, 64>},
+                      checkRange<1, 16>},
           SettingSpec{"config_cache_entries", SettingType::INTEGER, false, nullptr,
                       "STE and CD cache capacity (each), 0 (none) .. 2^20 (default 1024)",
                       checkRange<0, MAX_CACHE_ENTRIES>},

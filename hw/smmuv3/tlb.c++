@@ -60,27 +60,35 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   if (entries == 0) return;
   KJ_REQUIRE(ways > 0, "an IOTLB has at least one way");
   ways_ = kj::min(ways, entries);
+  KJ_REQUIRE(ways_ <= MAX_WAYS, "an IOTLB has at most 16 ways", ways_);
   KJ_REQUIRE(entries % ways_ == 0, "IOTLB entries must be a multiple of its ways", entries, ways_);
   sets_ = entries / ways_;
   setsArePow2 = (sets_ & (sets_ - 1)) == 0;
   inBases = kj::heapArray<uint64_t>(entries);
   contexts = kj::heapArray<uint64_t>(entries);
-  lastUse = kj::heapArray<uint64_t>(entries);
   values = kj::heapArray<IotlbEntry>(entries);
+  recency = kj::heapArray<uint64_t>(sets_);
+  fingerprints = kj::heapArray<uint64_t>(2 * size_t(sets_));
   for (auto& c : contexts) c = 0;
-  for (auto& u : lastUse) u = 0;
+  for (auto& f : fingerprints) f = 0;
+  for (uint32_t w = 0; w < ways_; w++) laneHighs[w / 8] |= uint64_t(0x80) << (8 * (w % 8));
+  // Initial order (most recent first): ways-1, ..., 1, 0. Any permutation would do: a set fills
+  // its invalid ways, lowest first, before it evicts, and each fill promotes the way.
+  uint64_t order = 0;
+  for (uint32_t w = 0; w < ways_; w++) order |= uint64_t(w) << (4 * (ways_ - 1 - w));
+  for (auto& r : recency) r = order;
 }
 
-IotlbKey Iotlb::makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global) {
-  IotlbKey k;
-  k.inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
-  k.vmid = tag.regime == Regime::EL2 ? 0 : tag.vmid;
-  k.sizeLog2 = sizeLog2;
-  k.flags = uint8_t((tag.ipaSpace ? IotlbKey::SPACE_IPA : 0) |
-                    (tag.regime == Regime::EL2 ? IotlbKey::REGIME_EL2 : 0) |
-                    (global ? IotlbKey::GLOBAL : 0));
-  k.asid = global || tag.ipaSpace ? 0 : tag.asid;
-  return k;
+inline void Iotlb::promote(uint32_t set, uint32_t way) {
+  // Find `way`'s nibble: the lowest zero nibble of order ^ (way in every nibble). The classic
+  // zero-nibble test is exact for the lowest one, and `way` occurs once among the first `ways_`.
+  constexpr uint64_t ONES = 0x1111'1111'1111'1111ull, HIGHS = 0x8888'8888'8888'8888ull;
+  uint64_t& order = recency[set];
+  const uint64_t x = order ^ (ONES * way);
+  const unsigned pos = unsigned(__builtin_ctzll((x - ONES) & ~x & HIGHS)) >> 2;
+  const uint64_t below = order & ((uint64_t(1) << (4 * pos)) - 1);
+  const uint64_t above = order & ~((uint64_t(2) << (4 * pos + 3)) - 1);
+  order = above | (below << 4) | way;
 }
 
 IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
@@ -93,32 +101,60 @@ IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
   return k;
 }
 
+inline void Iotlb::eraseWay(uint32_t set, uint32_t way) {
+  const size_t i = size_t(set) * ways_ + way;
+  const uint8_t sizeLog2 = uint8_t(contexts[i] >> 32);
+  if ((contexts[i] >> 40) & IotlbKey::GLOBAL) globalCount--;
+  contexts[i] = 0;
+  fingerprints[2 * size_t(set) + way / 8] &= ~(uint64_t(0xff) << (8 * (way % 8)));
+  count--;
+  if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
+}
+
 const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out) {
+  hint.valid = false;
+  const uint64_t ownBase = contextBase(tag, false);
+  // Global entries are VA-space only: in IPA space the global context is one no way carries.
+  const uint64_t globalBase = tag.ipaSpace ? ~uint64_t(0) : contextBase(tag, true);
   for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
     const uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizes));
-    const IotlbKey own = makeKey(tag, inputAddr, sizeLog2, false);
-    const uint64_t inBase = own.inBase;
-    const uint64_t ownContext = packContext(own);
-    // A global entry is looked for in VA space only; in IPA space `globalContext` matches no
-    // way (VALID clear).
-    const uint64_t globalContext =
-        tag.ipaSpace ? 0 : packContext(makeKey(tag, inputAddr, sizeLog2, true));
-    const size_t first = size_t(setOf(inputAddr, sizeLog2)) * ways_;
-    size_t global = SIZE_MAX;
-    for (size_t i = first; i < first + ways_; i++) {
-      if (inBases[i] != inBase) continue;
-      if (contexts[i] == ownContext) {
-        lastUse[i] = ++clock;
-        *sizeLog2Out = sizeLog2;
-        return &values[i];
+    const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+    const uint64_t ownContext = ownBase | (uint64_t(sizeLog2) << 32);
+    const uint64_t globalContext = globalBase | (uint64_t(sizeLog2) << 32);
+    const uint32_t set = setOf(inputAddr, sizeLog2);
+    const size_t first = size_t(set) * ways_;
+    // Own entries first, then global ones, by their fingerprint bytes, full tags compared only
+    // for candidates.
+    const uint64_t ownFp = fingerprint(inBase, ownContext);
+    const uint64_t globalFp = fingerprint(inBase, globalContext);
+    for (unsigned half = 0; half < 2; half++) {
+      for (uint64_t m = candidates(set, half, ownFp); m != 0; m &= m - 1) {
+        const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+        if (inBases[first + way] == inBase && contexts[first + way] == ownContext) {
+          promote(set, way);
+          *sizeLog2Out = sizeLog2;
+          return &values[first + way];
+        }
       }
-      if (contexts[i] == globalContext && globalContext != 0) global = i;
+      if (ways_ <= 8) break;
     }
-    if (global != SIZE_MAX) {
-      lastUse[global] = ++clock;
-      *sizeLog2Out = sizeLog2;
-      return &values[global];
+    for (unsigned half = 0; half < 2 && globalCount != 0; half++) {
+      for (uint64_t m = candidates(set, half, globalFp); m != 0; m &= m - 1) {
+        const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+        if (inBases[first + way] == inBase && contexts[first + way] == globalContext) {
+          promote(set, way);
+          *sizeLog2Out = sizeLog2;
+          return &values[first + way];
+        }
+      }
+      if (ways_ <= 8) break;
     }
+    hint.valid = true;
+    hint.sizeLog2 = sizeLog2;
+    hint.set = set;
+    hint.inBase = inBase;
+    hint.ownContext = ownContext;
+    hint.globalContext = globalContext;
   }
   return nullptr;
 }
@@ -126,41 +162,65 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
 void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
                    const IotlbEntry& entry) {
   if (sets_ == 0) return;
-  const IotlbKey key = makeKey(tag, inputAddr, sizeLog2, global && !tag.ipaSpace);
-  const uint64_t context = packContext(key);
-  const size_t first = size_t(setOf(inputAddr, sizeLog2)) * ways_;
-  size_t invalid = SIZE_MAX, oldest = first;
-  for (size_t i = first; i < first + ways_; i++) {
-    if (contexts[i] == 0) {
-      if (invalid == SIZE_MAX) invalid = i;
-      continue;
+  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+  const uint64_t context =
+      contextBase(tag, global && !tag.ipaSpace) | (uint64_t(sizeLog2) << 32);
+  const uint64_t fp = fingerprint(inBase, context);
+  const uint32_t set = setOf(inputAddr, sizeLog2);
+  const size_t first = size_t(set) * ways_;
+  uint32_t way = MAX_WAYS;
+  // The last lookup missed exactly this key in this set (and nothing changed since): skip the
+  // search for it.
+  const bool known = hint.valid && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
+                     (hint.ownContext == context || hint.globalContext == context);
+  hint.valid = false;
+  if (!known) {
+    for (unsigned half = 0; half < 2 && laneHighs[half] != 0 && way == MAX_WAYS; half++) {
+      for (uint64_t m = candidates(set, half, fp); m != 0; m &= m - 1) {
+        const uint32_t w = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+        if (inBases[first + w] == inBase && contexts[first + w] == context) {
+          way = w;   // replaced in place
+          break;
+        }
+      }
     }
-    if (inBases[i] == key.inBase && contexts[i] == context) {
-      values[i] = entry;
-      lastUse[i] = ++clock;
-      return;
+  }
+  if (way == MAX_WAYS) {
+    for (unsigned half = 0; half < 2 && laneHighs[half] != 0; half++) {
+      const uint64_t invalid = candidates(set, half, 0);
+      if (invalid != 0) {
+        // The lowest flagged byte is exact (no borrow reaches it).
+        way = 8 * half + (unsigned(__builtin_ctzll(invalid)) >> 3);
+        break;
+      }
     }
-    if (lastUse[i] < lastUse[oldest] || contexts[oldest] == 0) oldest = i;
+    const uint64_t global = (context >> 40) & IotlbKey::GLOBAL ? 1 : 0;
+    if (way != MAX_WAYS) {
+      count++;
+      if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
+    } else {
+      // Evict the least recently used way, overwritten in place. With one entry size present
+      // and no global entries, the victim's context need not be read.
+      way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
+      evictions++;
+      if (sizesPresent != (uint64_t(1) << sizeLog2) || globalCount != 0) {
+        const uint64_t victim = contexts[first + way];
+        const uint8_t victimLog2 = uint8_t(victim >> 32);
+        if (victimLog2 != sizeLog2) {
+          if (--sizeCounts[victimLog2] == 0) sizesPresent &= ~(uint64_t(1) << victimLog2);
+          if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
+        }
+        if ((victim >> 40) & IotlbKey::GLOBAL) globalCount--;
+      }
+    }
+    globalCount += global;
+    uint64_t& word = fingerprints[2 * size_t(set) + way / 8];
+    word = (word & ~(uint64_t(0xff) << (8 * (way % 8)))) | (fp << (8 * (way % 8)));
+    inBases[first + way] = inBase;
+    contexts[first + way] = context;
   }
-  size_t way = invalid;
-  if (way == SIZE_MAX) {
-    way = oldest;
-    eraseWay(way);
-    evictions++;
-  }
-  inBases[way] = key.inBase;
-  contexts[way] = context;
-  lastUse[way] = ++clock;
-  values[way] = entry;
-  count++;
-  if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
-}
-
-void Iotlb::eraseWay(size_t i) {
-  const uint8_t sizeLog2 = uint8_t(contexts[i] >> 32);
-  contexts[i] = 0;
-  count--;
-  if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
+  values[first + way] = entry;
+  promote(set, way);
 }
 
 bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& e) const {
@@ -194,12 +254,14 @@ bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEnt
 }
 
 size_t Iotlb::invalidate(const IotlbScope& scope) {
+  hint.valid = false;
   if (count == 0) return 0;
   size_t n = 0;
-  auto consider = [&](size_t i) {
+  auto consider = [&](uint32_t set, uint32_t way) {
+    const size_t i = size_t(set) * ways_ + way;
     if (contexts[i] == 0) return;
     if (!inScope(scope, unpack(inBases[i], contexts[i]), values[i])) return;
-    eraseWay(i);
+    eraseWay(set, way);
     n++;
   };
 
@@ -217,13 +279,14 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
       for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
         const uint8_t s = uint8_t(__builtin_ctzll(sizes));
         for (uint64_t block = scope.addr >> s; block <= (last >> s); block++) {
-          const size_t first = size_t(setOf(block << s, s)) * ways_;
-          for (size_t i = first; i < first + ways_; i++) {
+          const uint32_t set = setOf(block << s, s);
+          for (uint32_t way = 0; way < ways_; way++) {
             // Only this size's entries for this block live here by this probe's account;
             // others in the set are found by their own probes (or are out of range).
+            const size_t i = size_t(set) * ways_ + way;
             if (contexts[i] != 0 && uint8_t(contexts[i] >> 32) == s &&
                 inBases[i] == block << s) {
-              consider(i);
+              consider(set, way);
             }
           }
         }
@@ -232,14 +295,19 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
     }
   }
 
-  for (size_t i = 0; i < contexts.size(); i++) consider(i);
+  for (uint32_t set = 0; set < sets_; set++) {
+    for (uint32_t way = 0; way < ways_; way++) consider(set, way);
+  }
   return n;
 }
 
 size_t Iotlb::invalidateAll() {
+  hint.valid = false;
+  globalCount = 0;
   for (auto& c : sizeCounts) c = 0;
   sizesPresent = 0;
   for (auto& c : contexts) c = 0;
+  for (auto& f : fingerprints) f = 0;
   size_t n = count;
   count = 0;
   return n;

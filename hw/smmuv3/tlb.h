@@ -124,12 +124,18 @@ class Iotlb {
   // Organisation: `sets` x `ways` entries, set-associative. An entry of size 2^s for input
   // address A lives in set (A >> s) mod sets: the set is chosen by the input page (or block)
   // number alone, as a CPU TLB indexes by VA bits, so every context (VMID, ASID, global)
-  // competes for the same sets. Replacement is per-set LRU: a new entry takes an invalid way if
-  // the set has one, else the way least recently inserted or returned by lookup().
+  // competes for the same sets. Replacement is per-set LRU: a new entry takes the set's
+  // lowest-numbered invalid way if it has one, else the way least recently inserted or returned
+  // by lookup(). Each set keeps its ways' recency order as a stack of 4-bit way numbers, so
+  // finding the victim and promoting a way are a few bit operations, not a scan; and a byte of
+  // each way's tag hash (0 = invalid), so a lookup compares every way in one word operation
+  // and reads a way's full tag only when its byte matches.
 public:
+  static constexpr uint32_t MAX_WAYS = 16;
   Iotlb(uint32_t entries, uint32_t ways);
-  // `entries` 0 disables the IOTLB. Otherwise ways = min(ways, entries), and entries must be a
-  // multiple of it (sets = entries / ways; KJ_REQUIRE, checked by validateFeatures too).
+  // `entries` 0 disables the IOTLB. Otherwise ways = min(ways, entries), at most MAX_WAYS, and
+  // entries must be a multiple of it (sets = entries / ways; KJ_REQUIRE, checked by
+  // validateFeatures too).
 
   const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
   // The entry covering `inputAddr` in `tag`'s context (non-global first, then global for VA
@@ -150,30 +156,58 @@ public:
   uint64_t evictions = 0;
 
 private:
-  // A way's tag packed for a two-word compare: inBase, and the context word below (VALID set
-  // in every used way, so an invalid way never matches).
+  // A way's tag packed for a two-word compare: inBase, and a context word — vmid | asid << 16
+  // | sizeLog2 << 32 | flags << 40 | VALID (set in every used way, so an invalid way, 0, never
+  // matches).
   static constexpr uint64_t VALID = uint64_t(1) << 48;
-  static uint64_t packContext(const IotlbKey& k) {
-    return uint64_t(k.vmid) | (uint64_t(k.asid) << 16) | (uint64_t(k.sizeLog2) << 32) |
-           (uint64_t(k.flags) << 40) | VALID;
-  }
   static IotlbKey unpack(uint64_t inBase, uint64_t context);
-  static IotlbKey makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global);
   bool inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& entry) const;
   uint32_t setOf(uint64_t inputAddr, uint8_t sizeLog2) const {
     uint64_t page = inputAddr >> sizeLog2;
     return uint32_t(setsArePow2 ? page & (sets_ - 1) : page % sets_);
   }
-  void eraseWay(size_t i);
+  // The context word of `tag`'s entries without the size (OR in sizeLog2 << 32).
+  static uint64_t contextBase(const IotlbTag& tag, bool global) {
+    const bool el2 = tag.regime == Regime::EL2;
+    const uint64_t flags = (tag.ipaSpace ? IotlbKey::SPACE_IPA : 0) |
+                           (el2 ? IotlbKey::REGIME_EL2 : 0) | (global ? IotlbKey::GLOBAL : 0);
+    const uint64_t asid = global || tag.ipaSpace ? 0 : tag.asid;
+    return uint64_t(el2 ? 0 : tag.vmid) | (asid << 16) | (flags << 40) | VALID;
+  }
+  [[gnu::always_inline]] inline void eraseWay(uint32_t set, uint32_t way);
+  [[gnu::always_inline]] inline void promote(uint32_t set, uint32_t way);
+  // `way` becomes the set's most recently used.
+  static uint64_t fingerprint(uint64_t inBase, uint64_t context) {
+    return 0x80 | ((inBase ^ context) * 0x9e3779b97f4a7c15ull) >> 57;
+  }
+  // Bit 8w+7 set for each way w whose byte in `word` (ways 8*half..) may equal `fp`: every way
+  // that does, and perhaps others (a borrow); callers compare the full tag.
+  uint64_t candidates(uint32_t set, unsigned half, uint64_t fp) const {
+    constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
+    const uint64_t x = fingerprints[2 * size_t(set) + half] ^ (fp * ONES);
+    return (x - ONES) & ~x & laneHighs[half];
+  }
 
   uint32_t sets_ = 0, ways_ = 0;
   bool setsArePow2 = true;
   uint32_t count = 0;
-  uint64_t clock = 0;                 // LRU time: bumped by every insert and returned lookup
+  uint32_t globalCount = 0;           // entries with IotlbKey::GLOBAL: none, no global probe
   kj::Array<uint64_t> inBases;        // [set * ways + way]
-  kj::Array<uint64_t> contexts;       // packContext(), 0 = invalid way
-  kj::Array<uint64_t> lastUse;        // LRU stamps
+  kj::Array<uint64_t> contexts;       // context words, 0 = invalid way
   kj::Array<IotlbEntry> values;
+  kj::Array<uint64_t> recency;        // per set: nibble n = the way n-th most recently used
+  kj::Array<uint64_t> fingerprints;   // per set two words: byte w = way (8 * word + w)'s
+                                      // fingerprint(), 0 when invalid
+  uint64_t laneHighs[2] = {0, 0};     // bit 8w+7 for each way the word holds
+  // What the last lookup() learned on a miss, for the insert() that follows it (after the
+  // walk): this set holds neither the own nor the global key, so insert() need not look.
+  // Cleared by every change to the contents.
+  struct MissHint {
+    bool valid = false;
+    uint8_t sizeLog2 = 0;
+    uint32_t set = 0;
+    uint64_t inBase = 0, ownContext = 0, globalContext = 0;
+  } hint;
   uint32_t sizeCounts[64] = {};
   uint64_t sizesPresent = 0;   // bit n: some entry has sizeLog2 == n
 };

@@ -98,7 +98,8 @@ TEST_CASE("Iotlb: entries = sets x ways; the ways are capped at the entries",
   CHECK(tlb.capacity() == row.entries);
   CHECK(tlb.sets() == row.sets);
   CHECK(tlb.ways() == row.effectiveWays);
-  CHECK_THROWS(Iotlb(12, 8));  // 12 is no multiple of 8
+  CHECK_THROWS(Iotlb(12, 8));   // 12 is no multiple of 8
+  CHECK_THROWS(Iotlb(64, 32));  // at most 16 ways
 }
 
 TEST_CASE("Iotlb: a working set of exactly the capacity fits when it fills every set evenly",
