@@ -64,12 +64,9 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   KJ_REQUIRE(entries % ways_ == 0, "IOTLB entries must be a multiple of its ways", entries, ways_);
   sets_ = entries / ways_;
   setsArePow2 = (sets_ & (sets_ - 1)) == 0;
-  inBases = kj::heapArray<uint64_t>(entries);
-  contexts = kj::heapArray<uint64_t>(entries);
-  values = kj::heapArray<IotlbEntry>(entries);
+  slots = kj::heapArray<Slot>(entries);
   recency = kj::heapArray<uint64_t>(sets_);
   fingerprints = kj::heapArray<uint64_t>(2 * size_t(sets_));
-  for (auto& c : contexts) c = 0;
   for (auto& f : fingerprints) f = 0;
   for (uint32_t w = 0; w < ways_; w++) laneHighs[w / 8] |= uint64_t(0x80) << (8 * (w % 8));
   // Initial order (most recent first): ways-1, ..., 1, 0. Any permutation would do: a set fills
@@ -77,6 +74,7 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   uint64_t order = 0;
   for (uint32_t w = 0; w < ways_; w++) order |= uint64_t(w) << (4 * (ways_ - 1 - w));
   for (auto& r : recency) r = order;
+  orderMask = ways_ == 16 ? ~uint64_t(0) : (uint64_t(1) << (4 * ways_)) - 1;
 }
 
 inline void Iotlb::promote(uint32_t set, uint32_t way) {
@@ -103,9 +101,9 @@ IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
 
 inline void Iotlb::eraseWay(uint32_t set, uint32_t way) {
   const size_t i = size_t(set) * ways_ + way;
-  const uint8_t sizeLog2 = uint8_t(contexts[i] >> 32);
-  if ((contexts[i] >> 40) & IotlbKey::GLOBAL) globalCount--;
-  contexts[i] = 0;
+  const uint8_t sizeLog2 = uint8_t(slots[i].context >> 32);
+  if ((slots[i].context >> 40) & IotlbKey::GLOBAL) globalCount--;
+  slots[i].context = 0;
   fingerprints[2 * size_t(set) + way / 8] &= ~(uint64_t(0xff) << (8 * (way % 8)));
   count--;
   if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
@@ -130,10 +128,10 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
     for (unsigned half = 0; half < 2; half++) {
       for (uint64_t m = candidates(set, half, ownFp); m != 0; m &= m - 1) {
         const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
-        if (inBases[first + way] == inBase && contexts[first + way] == ownContext) {
+        if (slots[first + way].inBase == inBase && slots[first + way].context == ownContext) {
           promote(set, way);
           *sizeLog2Out = sizeLog2;
-          return &values[first + way];
+          return &slots[first + way].value;
         }
       }
       if (ways_ <= 8) break;
@@ -141,10 +139,10 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
     for (unsigned half = 0; half < 2 && globalCount != 0; half++) {
       for (uint64_t m = candidates(set, half, globalFp); m != 0; m &= m - 1) {
         const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
-        if (inBases[first + way] == inBase && contexts[first + way] == globalContext) {
+        if (slots[first + way].inBase == inBase && slots[first + way].context == globalContext) {
           promote(set, way);
           *sizeLog2Out = sizeLog2;
-          return &values[first + way];
+          return &slots[first + way].value;
         }
       }
       if (ways_ <= 8) break;
@@ -169,6 +167,7 @@ void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bo
   const uint32_t set = setOf(inputAddr, sizeLog2);
   const size_t first = size_t(set) * ways_;
   uint32_t way = MAX_WAYS;
+  bool evicted = false;
   // The last lookup missed exactly this key in this set (and nothing changed since): skip the
   // search for it.
   const bool known = hint.valid && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
@@ -178,7 +177,7 @@ void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bo
     for (unsigned half = 0; half < 2 && laneHighs[half] != 0 && way == MAX_WAYS; half++) {
       for (uint64_t m = candidates(set, half, fp); m != 0; m &= m - 1) {
         const uint32_t w = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
-        if (inBases[first + w] == inBase && contexts[first + w] == context) {
+        if (slots[first + w].inBase == inBase && slots[first + w].context == context) {
           way = w;   // replaced in place
           break;
         }
@@ -203,8 +202,9 @@ void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bo
       // and no global entries, the victim's context need not be read.
       way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
       evictions++;
+      evicted = true;
       if (sizesPresent != (uint64_t(1) << sizeLog2) || globalCount != 0) {
-        const uint64_t victim = contexts[first + way];
+        const uint64_t victim = slots[first + way].context;
         const uint8_t victimLog2 = uint8_t(victim >> 32);
         if (victimLog2 != sizeLog2) {
           if (--sizeCounts[victimLog2] == 0) sizesPresent &= ~(uint64_t(1) << victimLog2);
@@ -216,11 +216,16 @@ void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bo
     globalCount += global;
     uint64_t& word = fingerprints[2 * size_t(set) + way / 8];
     word = (word & ~(uint64_t(0xff) << (8 * (way % 8)))) | (fp << (8 * (way % 8)));
-    inBases[first + way] = inBase;
-    contexts[first + way] = context;
+    slots[first + way].inBase = inBase;
+    slots[first + way].context = context;
   }
-  values[first + way] = entry;
-  promote(set, way);
+  slots[first + way].value = entry;
+  if (evicted) {
+    // The victim was the least recent: promoting it is a shift of the whole order.
+    recency[set] = ((recency[set] << 4) & orderMask) | way;
+  } else {
+    promote(set, way);
+  }
 }
 
 bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& e) const {
@@ -259,8 +264,8 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
   size_t n = 0;
   auto consider = [&](uint32_t set, uint32_t way) {
     const size_t i = size_t(set) * ways_ + way;
-    if (contexts[i] == 0) return;
-    if (!inScope(scope, unpack(inBases[i], contexts[i]), values[i])) return;
+    if (slots[i].context == 0) return;
+    if (!inScope(scope, unpack(slots[i].inBase, slots[i].context), slots[i].value)) return;
     eraseWay(set, way);
     n++;
   };
@@ -284,8 +289,8 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
             // Only this size's entries for this block live here by this probe's account;
             // others in the set are found by their own probes (or are out of range).
             const size_t i = size_t(set) * ways_ + way;
-            if (contexts[i] != 0 && uint8_t(contexts[i] >> 32) == s &&
-                inBases[i] == block << s) {
+            if (slots[i].context != 0 && uint8_t(slots[i].context >> 32) == s &&
+                slots[i].inBase == block << s) {
               consider(set, way);
             }
           }
@@ -306,7 +311,7 @@ size_t Iotlb::invalidateAll() {
   globalCount = 0;
   for (auto& c : sizeCounts) c = 0;
   sizesPresent = 0;
-  for (auto& c : contexts) c = 0;
+  for (auto& w : slots) w.context = 0;
   for (auto& f : fingerprints) f = 0;
   size_t n = count;
   count = 0;

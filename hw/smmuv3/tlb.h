@@ -192,13 +192,19 @@ private:
   bool setsArePow2 = true;
   uint32_t count = 0;
   uint32_t globalCount = 0;           // entries with IotlbKey::GLOBAL: none, no global probe
-  kj::Array<uint64_t> inBases;        // [set * ways + way]
-  kj::Array<uint64_t> contexts;       // context words, 0 = invalid way
-  kj::Array<IotlbEntry> values;
+  struct Slot {
+    // One way: its tag and entry together (32 bytes), so a lookup that compares the tag and a
+    // fill that writes it touch one cache line.
+    uint64_t inBase = 0;
+    uint64_t context = 0;             // 0 = invalid way
+    IotlbEntry value;
+  };
+  kj::Array<Slot> slots;              // [set * ways + way]
   kj::Array<uint64_t> recency;        // per set: nibble n = the way n-th most recently used
   kj::Array<uint64_t> fingerprints;   // per set two words: byte w = way (8 * word + w)'s
                                       // fingerprint(), 0 when invalid
   uint64_t laneHighs[2] = {0, 0};     // bit 8w+7 for each way the word holds
+  uint64_t orderMask = 0;             // the recency nibbles in use
   // What the last lookup() learned on a miss, for the insert() that follows it (after the
   // walk): this set holds neither the own nor the global key, so insert() need not look.
   // Cleared by every change to the contents.
