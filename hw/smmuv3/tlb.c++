@@ -124,7 +124,6 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
     // Own entries first, then global ones, by their fingerprint bytes, full tags compared only
     // for candidates.
     const uint64_t ownFp = fingerprint(inBase, ownContext);
-    const uint64_t globalFp = fingerprint(inBase, globalContext);
     for (unsigned half = 0; half < 2; half++) {
       for (uint64_t m = candidates(set, half, ownFp); m != 0; m &= m - 1) {
         const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
@@ -137,6 +136,7 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
       if (ways_ <= 8) break;
     }
     for (unsigned half = 0; half < 2 && globalCount != 0; half++) {
+      const uint64_t globalFp = fingerprint(inBase, globalContext);
       for (uint64_t m = candidates(set, half, globalFp); m != 0; m &= m - 1) {
         const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
         if (slots[first + way].inBase == inBase && slots[first + way].context == globalContext) {
