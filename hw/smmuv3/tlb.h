@@ -193,8 +193,8 @@ private:
   uint32_t count = 0;
   uint32_t globalCount = 0;           // entries with IotlbKey::GLOBAL: none, no global probe
   struct Slot {
-    // One way: its tag and entry together (32 bytes), so a lookup that compares the tag and a
-    // fill that writes it touch one cache line.
+    // One way: its tag and entry together (32 bytes), so a lookup that compares the tag and
+    // reads the entry, or a fill, touches one place rather than three arrays.
     uint64_t inBase = 0;
     uint64_t context = 0;             // 0 = invalid way
     IotlbEntry value;
