@@ -592,7 +592,8 @@ ComponentType smmuv3Type() {
                       "must be a multiple of it: sets = entries / ways, LRU within a set)",
                       checkRange<1, 16>},
           SettingSpec{"config_cache_entries", SettingType::INTEGER, false, nullptr,
-                      "STE and CD cache capacity (each), 0 (none) .. 2^20 (default 1024)",
+                      "STE and CD cache capacity (each), 0 (none) .. 2^20 (default 1024; "
+                      "set-associative, LRU within a set)",
                       checkRange<0, MAX_CACHE_ENTRIES>},
       }),
       nullptr,

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "hw/smmuv3/context-descriptor.h"
-#include "hw/smmuv3/flat-cache.h"
+#include "hw/smmuv3/set-cache.h"
 #include "hw/smmuv3/stream-table.h"
 #include "hw/smmuv3/walk.h"
 #include <cstdint>
@@ -51,8 +51,8 @@ private:
   struct CdHash {
     size_t operator()(uint64_t key) const { return mixHash(key); }
   };
-  FlatCache<uint32_t, SteConfig, SidHash> stes;
-  FlatCache<uint64_t, CdConfig, CdHash> cds;
+  SetCache<uint32_t, SteConfig, SidHash> stes;
+  SetCache<uint64_t, CdConfig, CdHash> cds;
 };
 
 // =============================================================================================

@@ -1,9 +1,10 @@
-// tests/hw/smmuv3: cache storage and capacity — FlatCache against a reference map, the IOTLB's
+// tests/hw/smmuv3: cache storage and capacity — SetCache (the configuration cache's storage)
+// against a reference map and in LRU order, the IOTLB's
 // organisation (sets x ways, per-set LRU, invalidation freeing ways; expected contents derived
 // by hand from set = page number mod sets), and the model with its caches turned off.
 
 #include "smmu-testing.h"
-#include "hw/smmuv3/flat-cache.h"
+#include "hw/smmuv3/set-cache.h"
 #include <map>
 #include <random>
 
@@ -11,14 +12,18 @@ namespace nb::smmu::testing {
 namespace {
 
 struct BadHash {
-  // Few buckets: long probe chains exercise backward-shift deletion.
+  // Few distinct hashes: most sets stay empty and the rest overflow.
   size_t operator()(uint32_t k) const { return k % 7; }
 };
 
-TEST_CASE("FlatCache: agrees with a reference map under random operations", "[smmuv3][tlb]") {
-  auto capacity = GENERATE(1u, 5u, 64u);
+struct Identity {
+  size_t operator()(uint32_t k) const { return k; }
+};
+
+TEST_CASE("SetCache: agrees with a reference map under random operations", "[smmuv3][tlb]") {
+  auto capacity = GENERATE(1u, 5u, 12u, 64u);
   DYNAMIC_SECTION("capacity " << capacity) {
-    FlatCache<uint32_t, uint32_t, BadHash> cache(capacity);
+    SetCache<uint32_t, uint32_t, BadHash> cache(capacity);
     std::map<uint32_t, uint32_t> ref;
     std::mt19937 rng(capacity);
     for (unsigned step = 0; step < 20000; step++) {
@@ -56,6 +61,34 @@ TEST_CASE("FlatCache: agrees with a reference map under random operations", "[sm
       }
     }
   }
+}
+
+TEST_CASE("SetCache: ways are the largest of 8, 4, 2, 1 dividing the capacity; LRU per set",
+          "[smmuv3][tlb]") {
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(1024).ways() == 8);
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(12).ways() == 4);
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(6).ways() == 2);
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(5).ways() == 1);
+  // 12 entries: 3 sets x 4 ways, key k in set k mod 3; 0, 3, 6, 9 fill set 0.
+  SetCache<uint32_t, uint32_t, Identity> cache(12);
+  for (uint32_t k : {0u, 3u, 6u, 9u, 1u, 2u}) cache.insert(k, k + 100);
+  REQUIRE(cache.find(0) != nullptr);   // 0 is now set 0's most recent; 3 its least
+  uint32_t victim = 0;
+  bool evicted = false;
+  cache.insert(12, 112, &victim, &evicted);
+  CHECK(evicted);
+  CHECK(victim == 3);
+  CHECK(cache.find(3) == nullptr);
+  CHECK(*cache.find(0) == 100);
+  CHECK(*cache.find(12) == 112);
+  CHECK(cache.size() == 6);
+  // An erased way is the next fill's: no eviction.
+  CHECK(cache.erase(6));
+  evicted = false;
+  cache.insert(15, 115, &victim, &evicted);
+  CHECK(!evicted);
+  CHECK(*cache.find(9) == 109);
+  CHECK(*cache.find(1) == 101);
 }
 
 // ---- The IOTLB's organisation, on the class itself: 4K pages of one context unless noted.
