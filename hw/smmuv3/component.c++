@@ -529,6 +529,7 @@ Features featuresFrom(const Settings& s) {
   f.msi = s.boolean("msi", f.msi);
   f.sev = s.boolean("sev", f.sev);
   f.iotlbEntries = uint32_t(s.integer("iotlb_entries", f.iotlbEntries));
+  f.iotlbWays = uint32_t(s.integer("iotlb_ways", f.iotlbWays));
   f.configCacheEntries = uint32_t(s.integer("config_cache_entries", f.configCacheEntries));
   return f;
 }
@@ -593,8 +594,13 @@ ComponentType smmuv3Type() {
           SettingSpec{"iotlb_entries", SettingType::INTEGER, false, nullptr,
                       "IOTLB capacity in leaf entries, 0 (no IOTLB) .. 2^20 (default 4096)",
                       checkRange<0, MAX_CACHE_ENTRIES>},
+          SettingSpec{"iotlb_ways", SettingType::INTEGER, false, nullptr,
+                      "IOTLB associativity, 1..16 (default 8; capped at iotlb_entries, which "
+                      "must be a multiple of it: sets = entries / ways, LRU within a set)",
+                      checkRange<1, 16>},
           SettingSpec{"config_cache_entries", SettingType::INTEGER, false, nullptr,
-                      "STE and CD cache capacity (each), 0 (none) .. 2^20 (default 1024)",
+                      "STE and CD cache capacity (each), 0 (none) .. 2^20 (default 1024; "
+                      "set-associative, LRU within a set)",
                       checkRange<0, MAX_CACHE_ENTRIES>},
       }),
       nullptr,

@@ -15,6 +15,6 @@ ComponentType smmuv3Type();
 // "hw/smmuv3" (isHardware). Settings, all optional, defaults as in `Features`: stage1, stage2,
 // ril, httu ("none" | "access" | "access_dirty"), ats, hyp, sid_bits, ssid_bits, oas, gran4k,
 // gran16k, gran64k, asid16, vmid16, two_level_stream_table, cd2l, cmdq_log2_max,
-// evtq_log2_max, attr_types_ovr, msi, sev, iotlb_entries, config_cache_entries.
+// evtq_log2_max, attr_types_ovr, msi, sev, iotlb_entries, iotlb_ways, config_cache_entries.
 
 }  // namespace nb::smmu

@@ -41,6 +41,12 @@ void validateFeatures(const Features& features) {
   KJ_REQUIRE(features.ssidBits <= 20, features.ssidBits);
   KJ_REQUIRE(features.cmdqLog2Max <= 19, features.cmdqLog2Max);
   KJ_REQUIRE(features.evtqLog2Max <= 19, features.evtqLog2Max);
+  KJ_REQUIRE(features.iotlbWays >= 1 && features.iotlbWays <= 16, "iotlb_ways is 1..16",
+             features.iotlbWays);
+  const uint32_t ways = kj::min(features.iotlbWays, kj::max(features.iotlbEntries, 1u));
+  KJ_REQUIRE(features.iotlbEntries % ways == 0,
+             "iotlb_entries must be a multiple of iotlb_ways (entries = sets x ways)",
+             features.iotlbEntries, features.iotlbWays);
 }
 
 IdRegisters makeIdRegisters(const Features& f) {

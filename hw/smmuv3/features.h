@@ -43,6 +43,9 @@ struct Features {
   bool msi = true;                  // IDR0.MSI: CMD_SYNC CS=IRQ writes MSIDATA to MSIADDR
   bool sev = true;                  // IDR0.SEV
   uint32_t iotlbEntries = 4096;     // IOTLB capacity in leaf entries; 0 = no IOTLB
+  uint32_t iotlbWays = 8;           // IOTLB associativity, 1..16, capped at iotlbEntries, which
+                                    // must be a multiple of it: sets = entries / ways, LRU
+                                    // within a set
   uint32_t configCacheEntries = 1024;  // STE and CD cache capacity (each); 0 = no config cache
 
   constexpr bool nesting() const { return stage1 && stage2; }

@@ -31,7 +31,7 @@ Smmuv3::Smmuv3(PhysMem& mem, Features features, kj::Function<void(Irq)> irq)
       regs(features_, *this, this->irq),
       walker(mem, walkCounters),
       configs(features_.configCacheEntries),
-      iotlb(features_.iotlbEntries),
+      iotlb(features_.iotlbEntries, features_.iotlbWays),
       cmdq(mem, regs, features_, configs, iotlb),
       evtq(mem, regs) {}
 

@@ -56,62 +56,176 @@ uint64_t lastAddress(const IotlbScope& scope) {
 }
 }  // namespace
 
-IotlbKey Iotlb::makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global) {
+Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
+  if (entries == 0) return;
+  KJ_REQUIRE(ways > 0, "an IOTLB has at least one way");
+  ways_ = kj::min(ways, entries);
+  KJ_REQUIRE(ways_ <= MAX_WAYS, "an IOTLB has at most 16 ways", ways_);
+  KJ_REQUIRE(entries % ways_ == 0, "IOTLB entries must be a multiple of its ways", entries, ways_);
+  sets_ = entries / ways_;
+  setsArePow2 = (sets_ & (sets_ - 1)) == 0;
+  slots = kj::heapArray<Slot>(entries);
+  recency = kj::heapArray<uint64_t>(sets_);
+  fingerprints = kj::heapArray<uint64_t>(2 * size_t(sets_));
+  for (auto& f : fingerprints) f = 0;
+  for (uint32_t w = 0; w < ways_; w++) laneHighs[w / 8] |= uint64_t(0x80) << (8 * (w % 8));
+  // Initial order (most recent first): ways-1, ..., 1, 0. Any permutation would do: a set fills
+  // its invalid ways, lowest first, before it evicts, and each fill promotes the way.
+  uint64_t order = 0;
+  for (uint32_t w = 0; w < ways_; w++) order |= uint64_t(w) << (4 * (ways_ - 1 - w));
+  for (auto& r : recency) r = order;
+  orderMask = ways_ == 16 ? ~uint64_t(0) : (uint64_t(1) << (4 * ways_)) - 1;
+}
+
+inline void Iotlb::promote(uint32_t set, uint32_t way) {
+  // Find `way`'s nibble: the lowest zero nibble of order ^ (way in every nibble). The classic
+  // zero-nibble test is exact for the lowest one, and `way` occurs once among the first `ways_`.
+  constexpr uint64_t ONES = 0x1111'1111'1111'1111ull, HIGHS = 0x8888'8888'8888'8888ull;
+  uint64_t& order = recency[set];
+  const uint64_t x = order ^ (ONES * way);
+  const unsigned pos = unsigned(__builtin_ctzll((x - ONES) & ~x & HIGHS)) >> 2;
+  const uint64_t below = order & ((uint64_t(1) << (4 * pos)) - 1);
+  const uint64_t above = order & ~((uint64_t(2) << (4 * pos + 3)) - 1);
+  order = above | (below << 4) | way;
+}
+
+IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
   IotlbKey k;
-  k.inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
-  k.vmid = tag.regime == Regime::EL2 ? 0 : tag.vmid;
-  k.sizeLog2 = sizeLog2;
-  k.flags = uint8_t((tag.ipaSpace ? IotlbKey::SPACE_IPA : 0) |
-                    (tag.regime == Regime::EL2 ? IotlbKey::REGIME_EL2 : 0) |
-                    (global ? IotlbKey::GLOBAL : 0));
-  k.asid = global || tag.ipaSpace ? 0 : tag.asid;
+  k.inBase = inBase;
+  k.vmid = uint16_t(context);
+  k.asid = uint16_t(context >> 16);
+  k.sizeLog2 = uint8_t(context >> 32);
+  k.flags = uint8_t(context >> 40);
   return k;
 }
 
-void Iotlb::noteInserted(uint8_t sizeLog2) {
-  if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
-}
-
-void Iotlb::noteRemoved(uint8_t sizeLog2) {
+inline void Iotlb::eraseWay(uint32_t set, uint32_t way) {
+  const size_t i = size_t(set) * ways_ + way;
+  const uint8_t sizeLog2 = uint8_t(slots[i].context >> 32);
+  if ((slots[i].context >> 40) & IotlbKey::GLOBAL) globalCount--;
+  slots[i].context = 0;
+  fingerprints[2 * size_t(set) + way / 8] &= ~(uint64_t(0xff) << (8 * (way % 8)));
+  count--;
   if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
 }
 
 const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out) {
+  hint.valid = false;
+  const uint64_t ownBase = contextBase(tag, false);
+  // Global entries are VA-space only: in IPA space the global context is one no way carries.
+  const uint64_t globalBase = tag.ipaSpace ? ~uint64_t(0) : contextBase(tag, true);
   for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
-    uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizes));
-    if (const IotlbEntry* e = table.find(makeKey(tag, inputAddr, sizeLog2, false))) {
-      *sizeLog2Out = sizeLog2;
-      return e;
-    }
-    if (!tag.ipaSpace) {
-      if (const IotlbEntry* e = table.find(makeKey(tag, inputAddr, sizeLog2, true))) {
-        *sizeLog2Out = sizeLog2;
-        return e;
+    const uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizes));
+    const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+    const uint64_t ownContext = ownBase | (uint64_t(sizeLog2) << 32);
+    const uint64_t globalContext = globalBase | (uint64_t(sizeLog2) << 32);
+    const uint32_t set = setOf(inputAddr, sizeLog2);
+    const size_t first = size_t(set) * ways_;
+    // Own entries first, then global ones, by their fingerprint bytes, full tags compared only
+    // for candidates.
+    const uint64_t ownFp = fingerprint(inBase, ownContext);
+    for (unsigned half = 0; half < 2; half++) {
+      for (uint64_t m = candidates(set, half, ownFp); m != 0; m &= m - 1) {
+        const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+        if (slots[first + way].inBase == inBase && slots[first + way].context == ownContext) {
+          promote(set, way);
+          *sizeLog2Out = sizeLog2;
+          return &slots[first + way].value;
+        }
       }
+      if (ways_ <= 8) break;
     }
+    for (unsigned half = 0; half < 2 && globalCount != 0; half++) {
+      const uint64_t globalFp = fingerprint(inBase, globalContext);
+      for (uint64_t m = candidates(set, half, globalFp); m != 0; m &= m - 1) {
+        const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+        if (slots[first + way].inBase == inBase && slots[first + way].context == globalContext) {
+          promote(set, way);
+          *sizeLog2Out = sizeLog2;
+          return &slots[first + way].value;
+        }
+      }
+      if (ways_ <= 8) break;
+    }
+    hint.valid = true;
+    hint.sizeLog2 = sizeLog2;
+    hint.set = set;
+    hint.inBase = inBase;
+    hint.ownContext = ownContext;
+    hint.globalContext = globalContext;
   }
   return nullptr;
 }
 
 void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
                    const IotlbEntry& entry) {
-  if (table.capacity() == 0) return;
-  IotlbKey key = makeKey(tag, inputAddr, sizeLog2, global && !tag.ipaSpace);
-  bool existed = table.find(key) != nullptr;
-  IotlbKey victim;
+  if (sets_ == 0) return;
+  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+  const uint64_t context =
+      contextBase(tag, global && !tag.ipaSpace) | (uint64_t(sizeLog2) << 32);
+  const uint64_t fp = fingerprint(inBase, context);
+  const uint32_t set = setOf(inputAddr, sizeLog2);
+  const size_t first = size_t(set) * ways_;
+  uint32_t way = MAX_WAYS;
   bool evicted = false;
-  table.insert(key, entry, &victim, &evicted);
-  if (evicted) {
-    noteRemoved(victim.sizeLog2);
-    evictions++;
+  // The last lookup missed exactly this key in this set (and nothing changed since): skip the
+  // search for it.
+  const bool known = hint.valid && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
+                     (hint.ownContext == context || hint.globalContext == context);
+  hint.valid = false;
+  if (!known) {
+    for (unsigned half = 0; half < 2 && laneHighs[half] != 0 && way == MAX_WAYS; half++) {
+      for (uint64_t m = candidates(set, half, fp); m != 0; m &= m - 1) {
+        const uint32_t w = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+        if (slots[first + w].inBase == inBase && slots[first + w].context == context) {
+          way = w;   // replaced in place
+          break;
+        }
+      }
+    }
   }
-  if (!existed) noteInserted(sizeLog2);
-}
-
-size_t Iotlb::eraseKey(const IotlbKey& key) {
-  if (!table.erase(key)) return 0;
-  noteRemoved(key.sizeLog2);
-  return 1;
+  if (way == MAX_WAYS) {
+    for (unsigned half = 0; half < 2 && laneHighs[half] != 0; half++) {
+      const uint64_t invalid = candidates(set, half, 0);
+      if (invalid != 0) {
+        // The lowest flagged byte is exact (no borrow reaches it).
+        way = 8 * half + (unsigned(__builtin_ctzll(invalid)) >> 3);
+        break;
+      }
+    }
+    const uint64_t global = (context >> 40) & IotlbKey::GLOBAL ? 1 : 0;
+    if (way != MAX_WAYS) {
+      count++;
+      if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
+    } else {
+      // Evict the least recently used way, overwritten in place. With one entry size present
+      // and no global entries, the victim's context need not be read.
+      way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
+      evictions++;
+      evicted = true;
+      if (sizesPresent != (uint64_t(1) << sizeLog2) || globalCount != 0) {
+        const uint64_t victim = slots[first + way].context;
+        const uint8_t victimLog2 = uint8_t(victim >> 32);
+        if (victimLog2 != sizeLog2) {
+          if (--sizeCounts[victimLog2] == 0) sizesPresent &= ~(uint64_t(1) << victimLog2);
+          if (sizeCounts[sizeLog2]++ == 0) sizesPresent |= uint64_t(1) << sizeLog2;
+        }
+        if ((victim >> 40) & IotlbKey::GLOBAL) globalCount--;
+      }
+    }
+    globalCount += global;
+    uint64_t& word = fingerprints[2 * size_t(set) + way / 8];
+    word = (word & ~(uint64_t(0xff) << (8 * (way % 8)))) | (fp << (8 * (way % 8)));
+    slots[first + way].inBase = inBase;
+    slots[first + way].context = context;
+  }
+  slots[first + way].value = entry;
+  if (evicted) {
+    // The victim was the least recent: promoting it is a shift of the whole order.
+    recency[set] = ((recency[set] << 4) & orderMask) | way;
+  } else {
+    promote(set, way);
+  }
 }
 
 bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& e) const {
@@ -145,37 +259,39 @@ bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEnt
 }
 
 size_t Iotlb::invalidate(const IotlbScope& scope) {
-  if (table.size() == 0) return 0;
+  hint.valid = false;
+  if (count == 0) return 0;
+  size_t n = 0;
+  auto consider = [&](uint32_t set, uint32_t way) {
+    const size_t i = size_t(set) * ways_ + way;
+    if (slots[i].context == 0) return;
+    if (!inScope(scope, unpack(slots[i].inBase, slots[i].context), slots[i].value)) return;
+    eraseWay(set, way);
+    n++;
+  };
 
-  // Point probes when the scope names one context and a small address range: each present
-  // entry size contributes the aligned blocks overlapping the range. Otherwise scan.
-  const bool s1Space = (scope.kinds & uint8_t(TranslationKind::S2_ONLY)) == 0;
-  const bool s2Space = scope.kinds == uint8_t(TranslationKind::S2_ONLY);
-  const bool oneContext = scope.vmid != nullptr || scope.regime == Regime::EL2;
-  if (scope.ranged && oneContext && (s2Space || (s1Space && scope.asidMatch !=
-                                                                IotlbScope::Asid::ANY))) {
-    constexpr uint64_t MAX_PROBES = 64;
+  // A small range visits only the sets its blocks index, per present entry size: each block of
+  // size 2^s overlapping the range has one set. Otherwise every way is visited.
+  if (scope.ranged) {
+    constexpr uint64_t MAX_BLOCKS = 64;
     const uint64_t last = lastAddress(scope);
-    uint64_t probes = 0;
-    for (uint64_t sizes = sizesPresent; sizes != 0 && probes <= MAX_PROBES; sizes &= sizes - 1) {
+    uint64_t blocks = 0;
+    for (uint64_t sizes = sizesPresent; sizes != 0 && blocks <= MAX_BLOCKS; sizes &= sizes - 1) {
       unsigned s = __builtin_ctzll(sizes);
-      probes += (s >= 64 ? 0 : (last >> s) - (scope.addr >> s)) + 1;
+      blocks += (last >> s) - (scope.addr >> s) + 1;
     }
-    if (probes <= MAX_PROBES) {
-      IotlbTag tag;
-      tag.regime = scope.regime;
-      tag.ipaSpace = s2Space;
-      tag.vmid = scope.vmid.orDefault(0);
-      tag.asid = scope.asid;
-      size_t n = 0;
+    if (blocks <= MAX_BLOCKS) {
       for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
-        uint8_t s = uint8_t(__builtin_ctzll(sizes));
+        const uint8_t s = uint8_t(__builtin_ctzll(sizes));
         for (uint64_t block = scope.addr >> s; block <= (last >> s); block++) {
-          for (bool global : {false, true}) {
-            if (global && (s2Space || scope.asidMatch == IotlbScope::Asid::NON_GLOBAL)) continue;
-            IotlbKey key = makeKey(tag, block << s, s, global);
-            if (const IotlbEntry* e = table.find(key)) {
-              if (inScope(scope, key, *e)) n += eraseKey(key);
+          const uint32_t set = setOf(block << s, s);
+          for (uint32_t way = 0; way < ways_; way++) {
+            // Only this size's entries for this block live here by this probe's account;
+            // others in the set are found by their own probes (or are out of range).
+            const size_t i = size_t(set) * ways_ + way;
+            if (slots[i].context != 0 && uint8_t(slots[i].context >> 32) == s &&
+                slots[i].inBase == block << s) {
+              consider(set, way);
             }
           }
         }
@@ -184,17 +300,22 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
     }
   }
 
-  return table.eraseIf([&](const IotlbKey& key, const IotlbEntry& e) {
-    if (!inScope(scope, key, e)) return false;
-    noteRemoved(key.sizeLog2);
-    return true;
-  });
+  for (uint32_t set = 0; set < sets_; set++) {
+    for (uint32_t way = 0; way < ways_; way++) consider(set, way);
+  }
+  return n;
 }
 
 size_t Iotlb::invalidateAll() {
+  hint.valid = false;
+  globalCount = 0;
   for (auto& c : sizeCounts) c = 0;
   sizesPresent = 0;
-  return table.clear();
+  for (auto& w : slots) w.context = 0;
+  for (auto& f : fingerprints) f = 0;
+  size_t n = count;
+  count = 0;
+  return n;
 }
 
 }  // namespace nb::smmu

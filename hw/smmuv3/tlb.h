@@ -9,7 +9,7 @@
 #pragma once
 
 #include "hw/smmuv3/context-descriptor.h"
-#include "hw/smmuv3/flat-cache.h"
+#include "hw/smmuv3/set-cache.h"
 #include "hw/smmuv3/stream-table.h"
 #include "hw/smmuv3/walk.h"
 #include <cstdint>
@@ -51,8 +51,8 @@ private:
   struct CdHash {
     size_t operator()(uint64_t key) const { return mixHash(key); }
   };
-  FlatCache<uint32_t, SteConfig, SidHash> stes;
-  FlatCache<uint64_t, CdConfig, CdHash> cds;
+  SetCache<uint32_t, SteConfig, SidHash> stes;
+  SetCache<uint64_t, CdConfig, CdHash> cds;
 };
 
 // =============================================================================================
@@ -121,36 +121,99 @@ struct IotlbScope {
 };
 
 class Iotlb {
+  // Organisation: `sets` x `ways` entries, set-associative. An entry of size 2^s for input
+  // address A lives in set (A >> s) mod sets: the set is chosen by the input page (or block)
+  // number alone, as a CPU TLB indexes by VA bits, so every context (VMID, ASID, global)
+  // competes for the same sets. Replacement is per-set LRU: a new entry takes the set's
+  // lowest-numbered invalid way if it has one, else the way least recently inserted or returned
+  // by lookup(). Each set keeps its ways' recency order as a stack of 4-bit way numbers, so
+  // finding the victim and promoting a way are a few bit operations, not a scan; and a byte of
+  // each way's tag hash (0 = invalid), so a lookup compares every way in one word operation
+  // and reads a way's full tag only when its byte matches.
 public:
-  explicit Iotlb(uint32_t entries) : table(entries) {}
+  static constexpr uint32_t MAX_WAYS = 16;
+  Iotlb(uint32_t entries, uint32_t ways);
+  // `entries` 0 disables the IOTLB. Otherwise ways = min(ways, entries), at most MAX_WAYS, and
+  // entries must be a multiple of it (sets = entries / ways; KJ_REQUIRE, checked by
+  // validateFeatures too).
 
   const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
   // The entry covering `inputAddr` in `tag`'s context (non-global first, then global for VA
-  // space), or null. Counts nothing: the caller decides whether the entry serves the access.
+  // space, smallest size first), or null; a returned entry becomes its set's most recently
+  // used. Counts nothing: the caller decides whether the entry serves the access.
   void insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
               const IotlbEntry& entry);
+  // Replaces the entry with the same key in place, else fills the set's first invalid way,
+  // else evicts the set's least recently used way (`evictions` counts those).
   size_t invalidate(const IotlbScope& scope);
   // Removes exactly the entries in scope; returns how many.
   size_t invalidateAll();
 
-  uint32_t capacity() const { return table.capacity(); }
-  uint32_t size() const { return table.size(); }
+  uint32_t capacity() const { return sets_ * ways_; }
+  uint32_t sets() const { return sets_; }
+  uint32_t ways() const { return ways_; }
+  uint32_t size() const { return count; }
   uint64_t evictions = 0;
 
 private:
-  struct KeyHash {
-    size_t operator()(const IotlbKey& k) const {
-      return mixHash(k.inBase ^ (uint64_t(k.vmid) << 48) ^ (uint64_t(k.asid) << 32) ^
-                     (uint64_t(k.sizeLog2) << 8) ^ k.flags);
-    }
-  };
-  static IotlbKey makeKey(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global);
+  // A way's tag packed for a two-word compare: inBase, and a context word — vmid | asid << 16
+  // | sizeLog2 << 32 | flags << 40 | VALID (set in every used way, so an invalid way, 0, never
+  // matches).
+  static constexpr uint64_t VALID = uint64_t(1) << 48;
+  static IotlbKey unpack(uint64_t inBase, uint64_t context);
   bool inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& entry) const;
-  void noteInserted(uint8_t sizeLog2);
-  void noteRemoved(uint8_t sizeLog2);
-  size_t eraseKey(const IotlbKey& key);
+  uint32_t setOf(uint64_t inputAddr, uint8_t sizeLog2) const {
+    uint64_t page = inputAddr >> sizeLog2;
+    return uint32_t(setsArePow2 ? page & (sets_ - 1) : page % sets_);
+  }
+  // The context word of `tag`'s entries without the size (OR in sizeLog2 << 32).
+  static uint64_t contextBase(const IotlbTag& tag, bool global) {
+    const bool el2 = tag.regime == Regime::EL2;
+    const uint64_t flags = (tag.ipaSpace ? IotlbKey::SPACE_IPA : 0) |
+                           (el2 ? IotlbKey::REGIME_EL2 : 0) | (global ? IotlbKey::GLOBAL : 0);
+    const uint64_t asid = global || tag.ipaSpace ? 0 : tag.asid;
+    return uint64_t(el2 ? 0 : tag.vmid) | (asid << 16) | (flags << 40) | VALID;
+  }
+  [[gnu::always_inline]] inline void eraseWay(uint32_t set, uint32_t way);
+  [[gnu::always_inline]] inline void promote(uint32_t set, uint32_t way);
+  // `way` becomes the set's most recently used.
+  static uint64_t fingerprint(uint64_t inBase, uint64_t context) {
+    return 0x80 | ((inBase ^ context) * 0x9e3779b97f4a7c15ull) >> 57;
+  }
+  // Bit 8w+7 set for each way w whose byte in `word` (ways 8*half..) may equal `fp`: every way
+  // that does, and perhaps others (a borrow); callers compare the full tag.
+  uint64_t candidates(uint32_t set, unsigned half, uint64_t fp) const {
+    constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
+    const uint64_t x = fingerprints[2 * size_t(set) + half] ^ (fp * ONES);
+    return (x - ONES) & ~x & laneHighs[half];
+  }
 
-  FlatCache<IotlbKey, IotlbEntry, KeyHash> table;
+  uint32_t sets_ = 0, ways_ = 0;
+  bool setsArePow2 = true;
+  uint32_t count = 0;
+  uint32_t globalCount = 0;           // entries with IotlbKey::GLOBAL: none, no global probe
+  struct Slot {
+    // One way: its tag and entry together (32 bytes), so a lookup that compares the tag and
+    // reads the entry, or a fill, touches one place rather than three arrays.
+    uint64_t inBase = 0;
+    uint64_t context = 0;             // 0 = invalid way
+    IotlbEntry value;
+  };
+  kj::Array<Slot> slots;              // [set * ways + way]
+  kj::Array<uint64_t> recency;        // per set: nibble n = the way n-th most recently used
+  kj::Array<uint64_t> fingerprints;   // per set two words: byte w = way (8 * word + w)'s
+                                      // fingerprint(), 0 when invalid
+  uint64_t laneHighs[2] = {0, 0};     // bit 8w+7 for each way the word holds
+  uint64_t orderMask = 0;             // the recency nibbles in use
+  // What the last lookup() learned on a miss, for the insert() that follows it (after the
+  // walk): this set holds neither the own nor the global key, so insert() need not look.
+  // Cleared by every change to the contents.
+  struct MissHint {
+    bool valid = false;
+    uint8_t sizeLog2 = 0;
+    uint32_t set = 0;
+    uint64_t inBase = 0, ownContext = 0, globalContext = 0;
+  } hint;
   uint32_t sizeCounts[64] = {};
   uint64_t sizesPresent = 0;   // bit n: some entry has sizeLog2 == n
 };

@@ -1,23 +1,28 @@
 // tests/bench: figures for the page-table engine core (no RPC), 4K granule, stage 1, 48-bit.
 //
-// Owns: the measurement loops. Prints one `name: value unit` line per figure, each figure once
-// per table lifetime (suffix _linux, the default, and _eager):
-//   map_4k_ptes_per_s        1 GiB mapped as 4K pages in one map() call (tables allocated too)
-//   unmap_4k_ptes_per_s      that 1 GiB unmapped in one unmap() call (tables freed too)
-//   map_1g_of_4k_us          the same map, in microseconds (1 GiB-aligned iova)
-//   unmap_1g_of_4k_us        the same unmap (linux: one L1 entry cleared, its subtree freed)
-//   unmap_over_map_1g        the ratio of the two (target <= 0.05 under linux)
-//   iova_to_phys_per_s       random lookups inside a 1 GiB mapping of 4K pages
-//   map_unmap_4k_pair_ns     one 4K map + unmap, tables kept alive by a resident neighbour
-//   map_unmap_4k_pair_cold_ns  the same with no neighbour (eager: three tables allocated and
-//                            freed per pair; linux: none, the tables stay)
-//   cold_over_warm_pair      the ratio of the two (target <= 2 under linux)
-//   map_1g_in_2m_blocks_us   1 GiB mapped as 512 2M blocks in one call
-// Each figure is the best of several repetitions (least disturbed by the host).
+// Owns: the measurement loops. Prints one `name: value unit (spread)` line per figure, in
+// thread CPU time and (`_wall`) wall time, medians of repetitions with their min-max
+// (tests/bench/measure.h), each figure once per table lifetime (suffix _linux, the default, and
+// _eager). The engine's memory is pre-faulted (every page of the memfd written before the first
+// map) except where a name says first_touch:
+//   map_4k_ptes_per_s              1 GiB mapped as 4K pages in one map() call (tables too)
+//   map_4k_ptes_per_s_first_touch  the same on fresh memory: each table page's first-touch
+//                                  fault is in the figure (a new PhysMem per repetition)
+//   unmap_4k_ptes_per_s            that 1 GiB unmapped in one unmap() call (tables freed too)
+//   map_1g_of_4k_us, unmap_1g_of_4k_us  the same map and unmap in microseconds
+//   unmap_over_map_1g              their ratio, per repetition (target <= 0.05 under linux)
+//   map_4k_one_page_ns             one 4K page per map() call, 4096 distinct pages
+//   unmap_4k_one_page_ns           one 4K page per unmap() call, the same pages
+//   iova_to_phys_ns                one random lookup inside a 1 GiB mapping of 4K pages
+//   map_unmap_4k_pair_ns           one 4K map + unmap, tables kept alive by a resident neighbour
+//   map_unmap_4k_pair_cold_ns      the same with no neighbour (eager: three tables allocated and
+//                                  freed per pair; linux: none, the tables stay)
+//   cold_over_warm_pair            the ratio of the two, per repetition (target <= 2 linux)
+//   map_1g_in_2m_blocks_us         1 GiB mapped as 512 2M blocks in one call
 
 #include "components/page_table/arm_lpae/io-page-table.h"
+#include "tests/bench/measure.h"
 
-#include <chrono>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -25,16 +30,17 @@
 namespace nb::pt {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double secondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using nb::bench::Interval;
+using nb::bench::Samples;
+using nb::bench::timed;
 
 constexpr uint64_t GiB = uint64_t(1) << 30;
 constexpr uint64_t MiB = uint64_t(1) << 20;
 constexpr uint64_t PAGE = 4096;
 constexpr Prot RW = Prot::READ | Prot::WRITE | Prot::CACHE;
+constexpr PhysAddr BASE = 0x4000'0000;
+constexpr uint64_t SIZE = 64 * MiB;
+constexpr int REPS = 7;
 
 void check(bool ok, const char* what) {
   if (!ok) {
@@ -43,103 +49,169 @@ void check(bool ok, const char* what) {
   }
 }
 
-int run(TableLifetime lifetime, const char* sfx) {
-  constexpr PhysAddr BASE = 0x4000'0000;
-  constexpr uint64_t SIZE = 64 * MiB;
-  auto mem = PhysMem::createAnonymous(BASE, SIZE);
-  FrameAllocator frames(BASE, SIZE);
-  TableConfig config;
-  config.lifetime = lifetime;
-  IoPageTable table(*mem, frames, config);
+void print(const char* name, const char* sfx, const char* unit, const Samples& s,
+           int precision = 1) {
+  nb::bench::print(kj::str(name, "_", sfx).cStr(), unit, s, precision);
+}
 
+// A table over its own memory; `prefault` writes every page of the memory first.
+struct Rig {
+  Rig(TableLifetime lifetime, bool prefault)
+      : mem(PhysMem::createAnonymous(BASE, SIZE)), frames(BASE, SIZE) {
+    if (prefault) {
+      for (uint64_t pa = BASE; pa < BASE + SIZE; pa += PAGE) mem->store64(pa, 0);
+    }
+    TableConfig config;
+    config.lifetime = lifetime;
+    table = kj::heap<IoPageTable>(*mem, frames, config);
+  }
+  kj::Own<PhysMem> mem;
+  FrameAllocator frames;
+  kj::Own<IoPageTable> table;
+};
+
+int run(TableLifetime lifetime, const char* sfx) {
   // 1 GiB at iova 4G; pa 4K-aligned only, so every leaf is a page.
   const uint64_t iova = 4 * GiB;
   const MapRun bigRun{iova, 0x1'0000'1000, GiB, RW};
   const UnmapRange bigRange{iova, GiB};
-  const uint64_t ptes = GiB / PAGE;
+  const double ptes = double(GiB / PAGE);
 
-  double bestMap = 1e9, bestUnmap = 1e9;
-  for (int rep = 0; rep < 7; rep++) {
-    auto start = Clock::now();
-    auto r = table.map(kj::arrayPtr(&bigRun, 1));
-    double t = secondsSince(start);
-    check(r.bytesMapped == GiB, "bulk map");
-    bestMap = kj::min(bestMap, t);
-    start = Clock::now();
-    auto u = table.unmap(kj::arrayPtr(&bigRange, 1));
-    t = secondsSince(start);
-    check(u.bytesUnmapped == GiB, "bulk unmap");
-    bestUnmap = kj::min(bestUnmap, t);
+  Rig rig(lifetime, true);
+  IoPageTable& table = *rig.table;
+
+  // ---- bulk map and unmap, pre-faulted; first-touch on fresh memory, alternating
+  {
+    Samples mapRate, unmapRate, mapUs, unmapUs, ratio, firstTouchRate;
+    for (int rep = 0; rep < REPS; rep++) {
+      Interval m = timed([&]() { check(table.map(kj::arrayPtr(&bigRun, 1)).bytesMapped == GiB,
+                                       "bulk map"); });
+      Interval u = timed([&]() {
+        check(table.unmap(kj::arrayPtr(&bigRange, 1)).bytesUnmapped == GiB, "bulk unmap");
+      });
+      mapRate.add(ptes / m.cpu, ptes / m.wall);
+      unmapRate.add(ptes / u.cpu, ptes / u.wall);
+      mapUs.add(m.cpu * 1e6, m.wall * 1e6);
+      unmapUs.add(u.cpu * 1e6, u.wall * 1e6);
+      ratio.add(u.cpu / m.cpu, u.wall / m.wall);
+      Rig fresh(lifetime, false);
+      Interval f = timed([&]() {
+        check(fresh.table->map(kj::arrayPtr(&bigRun, 1)).bytesMapped == GiB, "fresh map");
+      });
+      firstTouchRate.add(ptes / f.cpu, ptes / f.wall);
+    }
+    print("map_4k_ptes_per_s", sfx, "ptes/s", mapRate, 0);
+    print("map_4k_ptes_per_s_first_touch", sfx, "ptes/s", firstTouchRate, 0);
+    print("unmap_4k_ptes_per_s", sfx, "ptes/s", unmapRate, 0);
+    print("map_1g_of_4k_us", sfx, "us", mapUs);
+    print("unmap_1g_of_4k_us", sfx, "us", unmapUs);
+    print("unmap_over_map_1g", sfx, "ratio", ratio, 4);
   }
-  printf("map_4k_ptes_per_s_%s: %.0f ptes/s\n", sfx, double(ptes) / bestMap);
-  printf("unmap_4k_ptes_per_s_%s: %.0f ptes/s\n", sfx, double(ptes) / bestUnmap);
-  printf("map_1g_of_4k_us_%s: %.1f us\n", sfx, bestMap * 1e6);
-  printf("unmap_1g_of_4k_us_%s: %.1f us\n", sfx, bestUnmap * 1e6);
-  printf("unmap_over_map_1g_%s: %.4f ratio\n", sfx, bestUnmap / bestMap);
 
-  // Random lookups in a 1 GiB mapping of pages.
+  // ---- one page per call: 4096 distinct pages of a 16 MiB window, mapped then unmapped
+  {
+    constexpr unsigned N = 4096;
+    std::vector<MapRun> maps;
+    std::vector<UnmapRange> unmaps;
+    std::mt19937_64 rng(7);
+    std::vector<uint64_t> order(N);
+    for (unsigned i = 0; i < N; i++) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (unsigned i = 0; i < N; i++) {
+      maps.push_back(MapRun{iova + order[i] * PAGE, 0x8000'0000 + order[i] * PAGE, PAGE, RW});
+      unmaps.push_back(UnmapRange{iova + order[i] * PAGE, PAGE});
+    }
+    // Warm: the window's tables exist from here on under linux (a 4K unmap frees none).
+    for (auto& m : maps) check(table.map(kj::arrayPtr(&m, 1)).error == Errno::OK, "warm map");
+    for (auto& u : unmaps) check(table.unmap(kj::arrayPtr(&u, 1)).bytesUnmapped == PAGE, "warm");
+    Samples mapNs, unmapNs;
+    for (int rep = 0; rep < REPS; rep++) {
+      Interval m = timed([&]() {
+        for (auto& r : maps) {
+          if (table.map(kj::arrayPtr(&r, 1)).error != Errno::OK) check(false, "page map");
+        }
+      });
+      Interval u = timed([&]() {
+        for (auto& r : unmaps) {
+          if (table.unmap(kj::arrayPtr(&r, 1)).bytesUnmapped != PAGE) check(false, "unmap");
+        }
+      });
+      mapNs.add(m.cpu * 1e9 / N, m.wall * 1e9 / N);
+      unmapNs.add(u.cpu * 1e9 / N, u.wall * 1e9 / N);
+    }
+    print("map_4k_one_page_ns", sfx, "ns", mapNs);
+    print("unmap_4k_one_page_ns", sfx, "ns", unmapNs);
+  }
+
+  // ---- random lookups in a 1 GiB mapping of pages
   {
     check(table.map(kj::arrayPtr(&bigRun, 1)).bytesMapped == GiB, "lookup map");
     std::mt19937_64 rng(42);
-    std::vector<uint64_t> iovas(1 << 20);
+    std::vector<uint64_t> iovas(1 << 18);
     for (auto& v : iovas) v = iova + rng() % GiB;
-    double best = 1e9;
     uint64_t sum = 0;
-    for (int rep = 0; rep < 5; rep++) {
-      auto start = Clock::now();
-      for (uint64_t v : iovas) {
-        KJ_IF_MAYBE(pa, table.iovaToPhys(v)) sum += *pa;
-      }
-      best = kj::min(best, secondsSince(start));
+    Samples ns, rate;
+    for (int rep = 0; rep < REPS; rep++) {
+      Interval t = timed([&]() {
+        for (uint64_t v : iovas) {
+          KJ_IF_MAYBE(pa, table.iovaToPhys(v)) sum += *pa;
+        }
+      });
+      ns.add(t.cpu * 1e9 / iovas.size(), t.wall * 1e9 / iovas.size());
+      rate.add(iovas.size() / t.cpu, iovas.size() / t.wall);
     }
     check(sum != 0, "lookups");
-    printf("iova_to_phys_per_s_%s: %.0f lookups/s\n", sfx, double(iovas.size()) / best);
+    print("iova_to_phys_ns", sfx, "ns", ns);
+    print("iova_to_phys_per_s", sfx, "lookups/s", rate, 0);
     check(table.unmap(kj::arrayPtr(&bigRange, 1)).bytesUnmapped == GiB, "lookup unmap");
   }
 
-  // One 4K map + unmap pair, steady state: a resident page keeps the tables.
-  auto pairNs = [&](uint64_t at) {
-    const MapRun run{at, 0x8000'0000, PAGE, RW};
-    const UnmapRange range{at, PAGE};
-    constexpr int N = 200000;
-    double best = 1e9;
-    for (int rep = 0; rep < 5; rep++) {
-      auto start = Clock::now();
-      for (int i = 0; i < N; i++) {
-        auto r = table.map(kj::arrayPtr(&run, 1));
-        auto u = table.unmap(kj::arrayPtr(&range, 1));
-        if (r.error != Errno::OK || u.bytesUnmapped != PAGE) check(false, "pair");
-      }
-      best = kj::min(best, secondsSince(start) / N);
-    }
-    return best * 1e9;
-  };
+  // ---- one 4K map + unmap pair: a resident page keeps the tables (warm), or none (cold);
+  // the two interleaved per repetition.
   {
+    const uint64_t at = iova + 17 * PAGE;
+    const MapRun pairRun{at, 0x8000'0000, PAGE, RW};
+    const UnmapRange pairRange{at, PAGE};
     const MapRun resident{iova, 0x9000'0000, PAGE, RW};
-    check(table.map(kj::arrayPtr(&resident, 1)).error == Errno::OK, "resident map");
-    const double warm = pairNs(iova + 17 * PAGE);
-    printf("map_unmap_4k_pair_ns_%s: %.1f ns\n", sfx, warm);
     const UnmapRange residentRange{iova, PAGE};
-    check(table.unmap(kj::arrayPtr(&residentRange, 1)).bytesUnmapped == PAGE, "resident unmap");
-    if (lifetime == TableLifetime::EAGER) check(table.tablePagesInUse() == 1, "tables freed");
-    const double cold = pairNs(iova + 17 * PAGE);
-    printf("map_unmap_4k_pair_cold_ns_%s: %.1f ns\n", sfx, cold);
-    printf("cold_over_warm_pair_%s: %.2f ratio\n", sfx, cold / warm);
+    constexpr int N = 50000;
+    auto pairs = [&]() {
+      return timed([&]() {
+        for (int i = 0; i < N; i++) {
+          auto r = table.map(kj::arrayPtr(&pairRun, 1));
+          auto u = table.unmap(kj::arrayPtr(&pairRange, 1));
+          if (r.error != Errno::OK || u.bytesUnmapped != PAGE) check(false, "pair");
+        }
+      });
+    };
+    Samples warm, cold, ratio;
+    for (int rep = 0; rep < REPS; rep++) {
+      check(table.map(kj::arrayPtr(&resident, 1)).error == Errno::OK, "resident map");
+      Interval w = pairs();
+      check(table.unmap(kj::arrayPtr(&residentRange, 1)).bytesUnmapped == PAGE, "resident");
+      if (lifetime == TableLifetime::EAGER) check(table.tablePagesInUse() == 1, "tables freed");
+      Interval c = pairs();
+      warm.add(w.cpu * 1e9 / N, w.wall * 1e9 / N);
+      cold.add(c.cpu * 1e9 / N, c.wall * 1e9 / N);
+      ratio.add(c.cpu / w.cpu, c.wall / w.wall);
+    }
+    print("map_unmap_4k_pair_ns", sfx, "ns", warm);
+    print("map_unmap_4k_pair_cold_ns", sfx, "ns", cold);
+    print("cold_over_warm_pair", sfx, "ratio", ratio, 2);
   }
 
-  // 1 GiB as 2M blocks: pa 2M-aligned but not 1G-aligned.
+  // ---- 1 GiB as 2M blocks: pa 2M-aligned but not 1G-aligned.
   {
     const MapRun run{iova, 0x1'0020'0000, GiB, RW};
-    double best = 1e9;
-    for (int rep = 0; rep < 20; rep++) {
-      auto start = Clock::now();
-      auto r = table.map(kj::arrayPtr(&run, 1));
-      double t = secondsSince(start);
-      check(r.bytesMapped == GiB, "2M map");
-      best = kj::min(best, t);
+    Samples us;
+    for (int rep = 0; rep < REPS; rep++) {
+      Interval t = timed([&]() {
+        check(table.map(kj::arrayPtr(&run, 1)).bytesMapped == GiB, "2M map");
+      });
+      us.add(t.cpu * 1e6, t.wall * 1e6);
       check(table.unmap(kj::arrayPtr(&bigRange, 1)).bytesUnmapped == GiB, "2M unmap");
     }
-    printf("map_1g_in_2m_blocks_us_%s: %.2f us\n", sfx, best * 1e6);
+    print("map_1g_in_2m_blocks_us", sfx, "us", us, 2);
   }
   return 0;
 }

@@ -6,6 +6,7 @@
 #include "interfaces/page-table.capnp.h"
 #include "system/composer/composer.h"
 #include "system/registry.h"
+#include "tests/bench/measure.h"
 
 #include <kj/async-unix.h>
 #include <stdlib.h>
@@ -23,11 +24,6 @@ constexpr uint64_t MAP_BYTES = (1ull << 30) - 0x3000;
 
 double usSince(Clock::time_point t) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 Plan benchPlan(const Registry& registry, kj::StringPtr placement) {
@@ -62,74 +58,81 @@ struct System {
 };
 
 // ~1 GiB of 4K pages in one call, fresh table: IOVA and PA are congruent modulo 4K only, so no
-// block fits anywhere and every leaf is a page.
+// block fits anywhere and every leaf is a page. One repetition, in microseconds (wall time:
+// the work spans two processes when the component is process-placed).
 double map1gIn4kUs(System& sys) {
-  std::vector<double> runs;
-  for (int r = 0; r < 5; r++) {
-    auto table = sys.create();
-    auto req = table.mapRequest();
-    auto run = req.initRuns(1)[0];
-    run.setIova(0x1000);
-    run.setPa(0x40002000);
-    run.setSize(MAP_BYTES);
-    run.initProt().setRead(true);
-    run.getProt().setWrite(true);
-    auto t = Clock::now();
-    auto response = req.send().wait(sys.io.waitScope);
-    runs.push_back(usSince(t));
-    KJ_ASSERT(response.getErrno() == rpc::Errno::OK);
-    table.destroyRequest().send().wait(sys.io.waitScope);
-  }
-  return median(runs);
+  auto table = sys.create();
+  auto req = table.mapRequest();
+  auto run = req.initRuns(1)[0];
+  run.setIova(0x1000);
+  run.setPa(0x40002000);
+  run.setSize(MAP_BYTES);
+  run.initProt().setRead(true);
+  run.getProt().setWrite(true);
+  auto t = Clock::now();
+  auto response = req.send().wait(sys.io.waitScope);
+  double us = usSince(t);
+  KJ_ASSERT(response.getErrno() == rpc::Errno::OK);
+  table.destroyRequest().send().wait(sys.io.waitScope);
+  return us;
 }
 
-double mapUnmapPairUs(System& sys) {
-  auto table = sys.create();
-  std::vector<double> runs;
-  for (int r = 0; r < 5; r++) {
-    constexpr int N = 500;
-    auto t = Clock::now();
-    for (int i = 0; i < N; i++) {
-      auto m = table.mapRequest();
-      auto run = m.initRuns(1)[0];
-      run.setIova(0x100000);
-      run.setPa(0x40000000);
-      run.setSize(4096);
-      run.initProt().setRead(true);
-      m.send().wait(sys.io.waitScope);
-      auto u = table.unmapRequest();
-      auto range = u.initRanges(1)[0];
-      range.setIova(0x100000);
-      range.setSize(4096);
-      u.send().wait(sys.io.waitScope);
-    }
-    runs.push_back(usSince(t) / N);
+// One repetition of 500 one-page map + unmap pairs, microseconds per pair.
+double mapUnmapPairUs(System& sys, rpc::PageTable::Client& table) {
+  constexpr int N = 500;
+  auto t = Clock::now();
+  for (int i = 0; i < N; i++) {
+    auto m = table.mapRequest();
+    auto run = m.initRuns(1)[0];
+    run.setIova(0x100000);
+    run.setPa(0x40000000);
+    run.setSize(4096);
+    run.initProt().setRead(true);
+    m.send().wait(sys.io.waitScope);
+    auto u = table.unmapRequest();
+    auto range = u.initRanges(1)[0];
+    range.setIova(0x100000);
+    range.setSize(4096);
+    u.send().wait(sys.io.waitScope);
   }
-  return median(runs);
+  return usSince(t) / N;
+}
+
+void print(const char* name, const char* unit, const std::vector<double>& v, int precision) {
+  Spread s = spreadOf(v);
+  printf("%s: %.*f %s (min-max %.*f-%.*f, median of %zu, wall)\n", name, precision, s.median,
+         unit, precision, s.min, precision, s.max, v.size());
 }
 
 }  // namespace
 
 void runRpcBench(const Registry& registry, kj::StringPtr host) {
+  // Both systems up at once and measured alternately, so each process/inline ratio pairs two
+  // measurements taken moments apart (a loaded machine moves them together).
   kj::UnixEventPort::captureChildExit();
   auto io = kj::setupAsyncIo();
-  double mapInline, mapProcess, pairInline, pairProcess;
-  {
-    System sys(io, registry, "inline", host);
-    mapInline = map1gIn4kUs(sys);
-    pairInline = mapUnmapPairUs(sys);
+  System inlineSys(io, registry, "inline", host);
+  System processSys(io, registry, "process", host);
+  auto inlineTable = inlineSys.create();
+  auto processTable = processSys.create();
+  mapUnmapPairUs(inlineSys, inlineTable);   // warm: connections, tables
+  mapUnmapPairUs(processSys, processTable);
+  constexpr int REPS = 7;
+  const double ptes = double(MAP_BYTES) / 4096;
+  std::vector<double> mapInline, mapProcess, mapRatio, pairInline, pairProcess;
+  for (int r = 0; r < REPS; r++) {
+    double mi = map1gIn4kUs(inlineSys), mp = map1gIn4kUs(processSys);
+    mapInline.push_back(ptes / (mi / 1e6));
+    mapProcess.push_back(ptes / (mp / 1e6));
+    mapRatio.push_back(mp / mi);
+    pairInline.push_back(mapUnmapPairUs(inlineSys, inlineTable));
+    pairProcess.push_back(mapUnmapPairUs(processSys, processTable));
   }
-  {
-    System sys(io, registry, "process", host);
-    mapProcess = map1gIn4kUs(sys);
-    pairProcess = mapUnmapPairUs(sys);
-  }
-  double ptes = double(MAP_BYTES) / 4096;
-  printf("map_4k_rpc_inline_ptes_per_s: %.0f ptes/s\n", ptes / (mapInline / 1e6));
-  printf("map_4k_rpc_process_ptes_per_s: %.0f ptes/s\n", ptes / (mapProcess / 1e6));
-  printf("map_4k_process_over_inline: %.3f ratio\n", mapProcess / mapInline);
-  printf("map_unmap_4k_pair_rpc_inline_us: %.2f us\n", pairInline);
-  printf("map_unmap_4k_pair_rpc_process_us: %.2f us\n", pairProcess);
+  print("map_4k_rpc_inline_ptes_per_s", "ptes/s", mapInline, 0);
+  print("map_4k_rpc_process_ptes_per_s", "ptes/s", mapProcess, 0);
+  print("map_4k_process_over_inline", "ratio", mapRatio, 3);
+  print("map_unmap_4k_pair_rpc_inline_us", "us", pairInline, 2);
+  print("map_unmap_4k_pair_rpc_process_us", "us", pairProcess, 2);
 }
 
 }  // namespace nb::bench

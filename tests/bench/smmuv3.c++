@@ -5,13 +5,15 @@
 //   dma_4k_read_smmu_process_us    the same with the SMMU process-placed
 //   dma_4k_read_smmu_process_over_inline
 //   dma_64k_read_smmu_*_us         a 64 KiB read: 16 pages translated in one batched call
-// The PCI topology and the endpoint stay inline; each figure is a median of 5 runs.
+// The PCI topology and the endpoint stay inline; both systems run side by side and are measured
+// alternately, each figure the median of 7 repetitions with its min-max (wall time).
 
 #include "hw/smmuv3/registers.h"
 #include "interfaces/endpoint.capnp.h"
 #include "interfaces/smmuv3.capnp.h"
 #include "system/composer/composer.h"
 #include "system/registry.h"
+#include "tests/bench/measure.h"
 #include "tests/bench/smmuv3-structures.h"
 
 #include <kj/async-unix.h>
@@ -32,11 +34,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t EP_SID = 0x100;  // 01:00.0, sid_base 0
 constexpr unsigned PAGES = 64;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 Plan dmaPlan(const Registry& registry, kj::StringPtr smmuPlacement) {
   auto result = parseManifest(
@@ -99,24 +96,22 @@ struct System {
     return req.send().getMain().template castAs<T>();
   }
 
-  // Median microseconds per read of `bytes` at successive page-aligned addresses.
+  void readOnce(uint64_t bytes, unsigned i) {
+    auto req = endpoint.dmaRequest(capnp::MessageSize{8, 0});
+    req.setIova(VA_BASE + (i * bytes) % (PAGES * 4096ull));
+    req.setLength(bytes);
+    auto response = req.send().wait(io.waitScope);
+    KJ_ASSERT(response.isOk() && response.getData().size() == bytes, "benchmark DMA failed");
+  }
+  void warm() {
+    for (unsigned i = 0; i < 200; i++) readOnce(4096, i);  // IOTLB, config cache, connections
+  }
+  // One repetition: microseconds per read of `bytes` at successive page-aligned addresses.
   double readUs(uint64_t bytes) {
-    auto once = [&](unsigned i) {
-      auto req = endpoint.dmaRequest(capnp::MessageSize{8, 0});
-      req.setIova(VA_BASE + (i * bytes) % (PAGES * 4096ull));
-      req.setLength(bytes);
-      auto response = req.send().wait(io.waitScope);
-      KJ_ASSERT(response.isOk() && response.getData().size() == bytes, "benchmark DMA failed");
-    };
-    for (unsigned i = 0; i < 200; i++) once(i);  // warm: IOTLB, config cache, connections
-    std::vector<double> runs;
-    for (int r = 0; r < 5; r++) {
-      constexpr unsigned N = 1000;
-      auto t = Clock::now();
-      for (unsigned i = 0; i < N; i++) once(i);
-      runs.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count() / N);
-    }
-    return median(runs);
+    constexpr unsigned N = 1000;
+    auto t = Clock::now();
+    for (unsigned i = 0; i < N; i++) readOnce(bytes, i);
+    return std::chrono::duration<double, std::micro>(Clock::now() - t).count() / N;
   }
 
   kj::AsyncIoContext& io;
@@ -127,22 +122,30 @@ struct System {
 void runDmaBench(const Registry& registry, kj::StringPtr host) {
   kj::UnixEventPort::captureChildExit();
   auto io = kj::setupAsyncIo();
-  double inline4k, inline64k, process4k, process64k;
-  {
-    System sys(io, registry, "inline", host);
-    inline4k = sys.readUs(4096);
-    inline64k = sys.readUs(65536);
+  // Both systems up at once, measured alternately: each ratio pairs two measurements taken
+  // moments apart.
+  System inlineSys(io, registry, "inline", host);
+  System processSys(io, registry, "process", host);
+  inlineSys.warm();
+  processSys.warm();
+  std::vector<double> inline4k, inline64k, process4k, process64k, ratio4k;
+  for (int r = 0; r < 7; r++) {
+    inline4k.push_back(inlineSys.readUs(4096));
+    process4k.push_back(processSys.readUs(4096));
+    ratio4k.push_back(process4k.back() / inline4k.back());
+    inline64k.push_back(inlineSys.readUs(65536));
+    process64k.push_back(processSys.readUs(65536));
   }
-  {
-    System sys(io, registry, "process", host);
-    process4k = sys.readUs(4096);
-    process64k = sys.readUs(65536);
-  }
-  printf("dma_4k_read_smmu_inline_us: %.2f us\n", inline4k);
-  printf("dma_4k_read_smmu_process_us: %.2f us\n", process4k);
-  printf("dma_4k_read_smmu_process_over_inline: %.2f ratio\n", process4k / inline4k);
-  printf("dma_64k_read_smmu_inline_us: %.2f us\n", inline64k);
-  printf("dma_64k_read_smmu_process_us: %.2f us\n", process64k);
+  auto print = [](const char* name, const char* unit, const std::vector<double>& v) {
+    nb::bench::Spread s = nb::bench::spreadOf(v);
+    printf("%s: %.2f %s (min-max %.2f-%.2f, median of %zu, wall)\n", name, s.median, unit,
+           s.min, s.max, v.size());
+  };
+  print("dma_4k_read_smmu_inline_us", "us", inline4k);
+  print("dma_4k_read_smmu_process_us", "us", process4k);
+  print("dma_4k_read_smmu_process_over_inline", "ratio", ratio4k);
+  print("dma_64k_read_smmu_inline_us", "us", inline64k);
+  print("dma_64k_read_smmu_process_us", "us", process64k);
 }
 
 }  // namespace

@@ -333,21 +333,6 @@ struct IoPageTable::UnmapVisitor {
   }
 };
 
-struct IoPageTable::LookupVisitor {
-  // Facts 4.8: leaf PA | (iova & (block_size - 1)).
-  const IoPageTable& t;
-  kj::Maybe<uint64_t> pa;
-
-  Step visit(Slot& s) {
-    if (isTable(s.pte, s.level)) return Step::DESCEND;
-    if (isLeaf(s.pte, s.level)) {
-      pa = decodeOutputAddress(s.pte, t.geometry_.granule) + (s.from - s.base);
-    }
-    return Step::STOP;
-  }
-  Step leave(Slot&, Step step) { return step; }
-};
-
 struct IoPageTable::WalkVisitor {
   kj::Vector<WalkStep>& steps;
 
@@ -560,6 +545,8 @@ MapResult IoPageTable::map(kj::ArrayPtr<const MapRun> runs) {
       error = Errno::RANGE;
     } else if (!hasAny(run.prot, Prot::READ | Prot::WRITE)) {
       error = Errno::INVAL;
+    } else if (run.size == g.pageSize() && mapPageFast(run)) {
+      result.bytesMapped += run.size;
     } else {
       MapVisitor v(*this, run, result.invalidations);
       walkTable(g.startLevel, root_, run.iova, run.iova + run.size, v);
@@ -573,6 +560,25 @@ MapResult IoPageTable::map(kj::ArrayPtr<const MapRun> runs) {
     }
   }
   return result;
+}
+
+bool IoPageTable::mapPageFast(const MapRun& run) {
+  // One page whose tables all exist and whose last-level entry is empty: exactly what
+  // MapVisitor does there (descend through each table, write the page leaf), as a loop.
+  // Anything else (a table to allocate, an entry in the way) returns false for the visitor.
+  const Geometry& g = geometry_;
+  PhysAddr table = root_;
+  for (uint32_t level = g.startLevel; level < MAX_LEVELS - 1; level++) {
+    const uint64_t pte = loadPte(entriesOf(table, level) + g.index(run.iova, level));
+    if (!isTable(pte, level)) return false;
+    table = tableAddress(pte);
+  }
+  constexpr uint32_t LAST = MAX_LEVELS - 1;
+  uint64_t* ptep = entriesOf(table, LAST) + g.index(run.iova, LAST);
+  if (loadPte(ptep) != 0 || !g.leafAllowed(LAST)) return false;
+  writePte(ptep, makeLeafPte(makeLeafAttributes(config_.format, run.prot, config_.hd), run.pa,
+                             LAST));
+  return true;
 }
 
 uint64_t IoPageTable::iommuPgsize(uint64_t iova, uint64_t remaining, uint64_t& count) const {
@@ -735,9 +741,11 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
         error = v.error;
       }
       result.bytesUnmapped += one.bytesUnmapped;
-      for (auto& inv : one.invalidations) {
-        inv.range = uint32_t(i);
-        result.invalidations.add(inv);
+      for (auto& inv : one.invalidations) inv.range = uint32_t(i);
+      if (result.invalidations.size() == 0) {
+        result.invalidations = kj::mv(one.invalidations);   // no second list to allocate
+      } else {
+        for (auto& inv : one.invalidations) result.invalidations.add(inv);
       }
     }
     if (error != Errno::OK) {
@@ -750,10 +758,21 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
 }
 
 kj::Maybe<uint64_t> IoPageTable::iovaToPhys(uint64_t iova) const {
+  // A loop, not a visitor: one descriptor per level (the per-call cost of a single lookup was
+  // the visitor walk's bookkeeping, not its four loads).
   if (iova >= geometry_.inputLimit()) return nullptr;
-  LookupVisitor v{*this, nullptr};
-  walkTable(geometry_.startLevel, root_, iova, iova + 1, v);
-  return v.pa;
+  PhysAddr table = root_;
+  for (uint32_t level = geometry_.startLevel;; level++) {
+    const uint64_t pte = loadPte(entriesOf(table, level) + geometry_.index(iova, level));
+    if (isTable(pte, level)) {
+      table = tableAddress(pte);
+      continue;
+    }
+    if (!isLeaf(pte, level)) return nullptr;
+    // Facts 4.8: leaf PA | (iova & (block_size - 1)).
+    return decodeOutputAddress(pte, geometry_.granule) +
+           (iova & (geometry_.blockSize(level) - 1));
+  }
 }
 
 kj::Vector<WalkStep> IoPageTable::walk(uint64_t iova) const {

@@ -209,10 +209,10 @@ private:
   struct Slot;
   struct MapVisitor;
   struct UnmapVisitor;
-  struct LookupVisitor;
   struct WalkVisitor;
   struct DirtyVisitor;
 
+  bool mapPageFast(const MapRun& run);
   uint64_t iommuPgsize(uint64_t iova, uint64_t remaining, uint64_t& count) const;
   uint64_t unmapPages(uint64_t iova, uint64_t pgsize, uint64_t count, UnmapResult& result,
                       Errno& error);

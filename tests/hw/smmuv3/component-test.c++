@@ -103,6 +103,24 @@ TEST_CASE("hw/smmuv3: an impossible feature combination fails the start, naming 
   composer.shutdown().wait(io.waitScope);
 }
 
+TEST_CASE("hw/smmuv3: the IOTLB's ways are checked: a range per key, entries a multiple",
+          "[smmuv3][component][tlb]") {
+  CHECK(errorsText(manifest("iotlb_ways = 17\n")) ==
+        "test.toml:8:14: hw.smmu0.iotlb_ways: must be between 1 and 16, not 17");
+  auto io = TestSystem::setup();
+  Composer composer(io, testRegistry(), planOf(manifest("iotlb_entries = 12\niotlb_ways = 8\n")),
+                    ComposerOptions{fixtureHostPath(), [](kj::StringPtr) {}});
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
+    auto text = kj::str(e->getDescription());
+    INFO(text.cStr());
+    CHECK(text.startsWith("starting 'smmu0' (hw/smmuv3)"));
+    CHECK(strstr(text.cStr(), "iotlb_entries must be a multiple of iotlb_ways") != nullptr);
+  } else {
+    FAIL("the SMMU started");
+  }
+  composer.shutdown().wait(io.waitScope);
+}
+
 TEST_CASE("hw/smmuv3: MMIO over RPC — single accesses, batches and the MMIO-only facet",
           "[smmuv3][component][mmio]") {
   TestSystem sys(manifest());

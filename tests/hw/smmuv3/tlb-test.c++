@@ -1,8 +1,10 @@
-// tests/hw/smmuv3: cache storage and capacity — FlatCache against a reference map, IOTLB
-// replacement, and the model with its caches turned off.
+// tests/hw/smmuv3: cache storage and capacity — SetCache (the configuration cache's storage)
+// against a reference map and in LRU order, the IOTLB's
+// organisation (sets x ways, per-set LRU, invalidation freeing ways; expected contents derived
+// by hand from set = page number mod sets), and the model with its caches turned off.
 
 #include "smmu-testing.h"
-#include "hw/smmuv3/flat-cache.h"
+#include "hw/smmuv3/set-cache.h"
 #include <map>
 #include <random>
 
@@ -10,14 +12,18 @@ namespace nb::smmu::testing {
 namespace {
 
 struct BadHash {
-  // Few buckets: long probe chains exercise backward-shift deletion.
+  // Few distinct hashes: most sets stay empty and the rest overflow.
   size_t operator()(uint32_t k) const { return k % 7; }
 };
 
-TEST_CASE("FlatCache: agrees with a reference map under random operations", "[smmuv3][tlb]") {
-  auto capacity = GENERATE(1u, 5u, 64u);
+struct Identity {
+  size_t operator()(uint32_t k) const { return k; }
+};
+
+TEST_CASE("SetCache: agrees with a reference map under random operations", "[smmuv3][tlb]") {
+  auto capacity = GENERATE(1u, 5u, 12u, 64u);
   DYNAMIC_SECTION("capacity " << capacity) {
-    FlatCache<uint32_t, uint32_t, BadHash> cache(capacity);
+    SetCache<uint32_t, uint32_t, BadHash> cache(capacity);
     std::map<uint32_t, uint32_t> ref;
     std::mt19937 rng(capacity);
     for (unsigned step = 0; step < 20000; step++) {
@@ -57,6 +63,204 @@ TEST_CASE("FlatCache: agrees with a reference map under random operations", "[sm
   }
 }
 
+TEST_CASE("SetCache: ways are the largest of 8, 4, 2, 1 dividing the capacity; LRU per set",
+          "[smmuv3][tlb]") {
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(1024).ways() == 8);
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(12).ways() == 4);
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(6).ways() == 2);
+  CHECK(SetCache<uint32_t, uint32_t, Identity>(5).ways() == 1);
+  // 12 entries: 3 sets x 4 ways, key k in set k mod 3; 0, 3, 6, 9 fill set 0.
+  SetCache<uint32_t, uint32_t, Identity> cache(12);
+  for (uint32_t k : {0u, 3u, 6u, 9u, 1u, 2u}) cache.insert(k, k + 100);
+  REQUIRE(cache.find(0) != nullptr);   // 0 is now set 0's most recent; 3 its least
+  uint32_t victim = 0;
+  bool evicted = false;
+  cache.insert(12, 112, &victim, &evicted);
+  CHECK(evicted);
+  CHECK(victim == 3);
+  CHECK(cache.find(3) == nullptr);
+  CHECK(*cache.find(0) == 100);
+  CHECK(*cache.find(12) == 112);
+  CHECK(cache.size() == 6);
+  // An erased way is the next fill's: no eviction.
+  CHECK(cache.erase(6));
+  evicted = false;
+  cache.insert(15, 115, &victim, &evicted);
+  CHECK(!evicted);
+  CHECK(*cache.find(9) == 109);
+  CHECK(*cache.find(1) == 101);
+}
+
+// ---- The IOTLB's organisation, on the class itself: 4K pages of one context unless noted.
+
+IotlbTag ctx(uint16_t asid = 1, uint16_t vmid = 0) {
+  IotlbTag t;
+  t.asid = asid;
+  t.vmid = vmid;
+  return t;
+}
+
+IotlbEntry leafTo(uint64_t pa) {
+  IotlbEntry e;
+  e.outBase = pa;
+  e.s1Level = 3;
+  return e;
+}
+
+void put(Iotlb& tlb, uint64_t page, IotlbTag tag = ctx()) {
+  tlb.insert(tag, page << 12, 12, false, leafTo(0x8000'0000 + (page << 12)));
+}
+
+bool has(Iotlb& tlb, uint64_t page, IotlbTag tag = ctx()) {
+  uint8_t sizeLog2 = 0;
+  const IotlbEntry* e = tlb.lookup(tag, (page << 12) + 0x123, &sizeLog2);
+  if (e == nullptr) return false;
+  CHECK(sizeLog2 == 12);
+  CHECK(e->outBase == 0x8000'0000 + (page << 12));
+  return true;
+}
+
+TEST_CASE("Iotlb: entries = sets x ways; the ways are capped at the entries",
+          "[smmuv3][tlb]") {
+  struct Row {
+    uint32_t entries, ways, sets, effectiveWays;
+  };
+  auto row = GENERATE(Row{4096, 8, 512, 8}, Row{256, 4, 64, 4}, Row{16, 16, 1, 16},
+                      Row{24, 8, 3, 8}, Row{1, 8, 1, 1}, Row{4, 8, 1, 4}, Row{0, 8, 0, 0});
+  Iotlb tlb(row.entries, row.ways);
+  CHECK(tlb.capacity() == row.entries);
+  CHECK(tlb.sets() == row.sets);
+  CHECK(tlb.ways() == row.effectiveWays);
+  CHECK_THROWS(Iotlb(12, 8));   // 12 is no multiple of 8
+  CHECK_THROWS(Iotlb(64, 32));  // at most 16 ways
+}
+
+TEST_CASE("Iotlb: a working set of exactly the capacity fits when it fills every set evenly",
+          "[smmuv3][tlb]") {
+  Iotlb tlb(16, 4);  // 4 sets x 4 ways; page p -> set p mod 4
+  for (uint64_t p = 0; p < 16; p++) put(tlb, p);
+  CHECK(tlb.size() == 16);
+  CHECK(tlb.evictions == 0);
+  for (uint64_t p = 0; p < 16; p++) CHECK(has(tlb, p));
+  // Page 16 is set 0's fifth: set 0 holds 0, 4, 8, 12, last used in that order (the lookups
+  // above went 0..15), so page 0 goes; the other sets are untouched.
+  put(tlb, 16);
+  CHECK(tlb.size() == 16);
+  CHECK(tlb.evictions == 1);
+  CHECK(!has(tlb, 0));
+  for (uint64_t p = 1; p <= 16; p++) CHECK(has(tlb, p));
+}
+
+TEST_CASE("Iotlb: pages that share a set evict each other in LRU order", "[smmuv3][tlb]") {
+  Iotlb tlb(8, 2);  // 4 sets x 2 ways; pages 0, 4, 8, 12 share set 0
+  put(tlb, 1);
+  put(tlb, 2);
+  put(tlb, 3);
+  put(tlb, 0);
+  put(tlb, 4);
+  CHECK(has(tlb, 0));  // 0 is now more recent than 4
+  put(tlb, 8);         // evicts 4
+  CHECK(tlb.evictions == 1);
+  CHECK(!has(tlb, 4));
+  CHECK(has(tlb, 8));
+  CHECK(has(tlb, 0));  // order of use: 8, then 0
+  put(tlb, 12);        // evicts 8
+  CHECK(tlb.evictions == 2);
+  CHECK(!has(tlb, 8));
+  CHECK(has(tlb, 0));
+  CHECK(has(tlb, 12));
+  // Re-inserting a present key replaces it in place: no eviction, it becomes most recent.
+  put(tlb, 0);
+  put(tlb, 4);         // evicts 12, not 0
+  CHECK(tlb.evictions == 3);
+  CHECK(!has(tlb, 12));
+  CHECK(has(tlb, 0));
+  // The other sets never lost anything.
+  CHECK(has(tlb, 1));
+  CHECK(has(tlb, 2));
+  CHECK(has(tlb, 3));
+  CHECK(tlb.size() == 5);
+}
+
+TEST_CASE("Iotlb: the set comes from the input address alone, so contexts and sizes compete",
+          "[smmuv3][tlb]") {
+  Iotlb tlb(8, 2);  // 4 sets x 2 ways
+  put(tlb, 4, ctx(1));
+  put(tlb, 4, ctx(2));
+  CHECK(has(tlb, 4, ctx(1)));
+  put(tlb, 4, ctx(3));  // same page, third ASID: set 0 is full, ASID 2 was least recent
+  CHECK(tlb.evictions == 1);
+  CHECK(!has(tlb, 4, ctx(2)));
+  CHECK(has(tlb, 4, ctx(1)));
+  CHECK(has(tlb, 4, ctx(3)));
+  // A 2M block at 0x4020'0000: block number 0x201 -> set 1; it evicts nothing.
+  tlb.insert(ctx(1), 0x4020'0000, 21, false, leafTo(0x1'0000'0000));
+  CHECK(tlb.evictions == 1);
+  uint8_t sizeLog2 = 0;
+  const IotlbEntry* e = tlb.lookup(ctx(1), 0x4020'0000 + 0x1234'5, &sizeLog2);
+  REQUIRE(e != nullptr);
+  CHECK(sizeLog2 == 21);
+  CHECK(e->outBase == 0x1'0000'0000);
+  // A global entry is found from any ASID, in the set its page indexes (page 5 -> set 1).
+  tlb.insert(ctx(9), 5 << 12, 12, true, leafTo(0x9000'0000));
+  e = tlb.lookup(ctx(7), (5 << 12) + 8, &sizeLog2);
+  REQUIRE(e != nullptr);
+  CHECK(e->outBase == 0x9000'0000);
+  // Set 1 now holds the block and the global page: a third entry there evicts the block, the
+  // least recently used.
+  put(tlb, 1);
+  CHECK(tlb.evictions == 2);
+  CHECK(tlb.lookup(ctx(1), 0x4020'0000, &sizeLog2) == nullptr);
+}
+
+TEST_CASE("Iotlb: invalidation frees ways, and a set with a free way evicts nothing",
+          "[smmuv3][tlb]") {
+  Iotlb tlb(8, 2);  // 4 sets x 2 ways
+  put(tlb, 0);
+  put(tlb, 4);
+  put(tlb, 1, ctx(2));
+  put(tlb, 5, ctx(2));
+  IotlbScope one;
+  one.kinds = uint8_t(TranslationKind::S1_ONLY);
+  one.vmid = uint16_t(0);
+  one.asidMatch = IotlbScope::Asid::MATCH_OR_GLOBAL;
+  one.asid = 1;
+  one.ranged = true;
+  one.addr = 0x0;  // page 0 of ASID 1
+  CHECK(tlb.invalidate(one) == 1);
+  CHECK(tlb.size() == 3);
+  put(tlb, 8);  // set 0 had a free way
+  CHECK(tlb.evictions == 0);
+  CHECK(has(tlb, 4));
+  CHECK(has(tlb, 8));
+  CHECK(!has(tlb, 0));
+  // ASID 2's entries, wherever they are (a scan of every way): pages 1 and 5.
+  IotlbScope asid2;
+  asid2.kinds = uint8_t(TranslationKind::S1_ONLY);
+  asid2.vmid = uint16_t(0);
+  asid2.asidMatch = IotlbScope::Asid::NON_GLOBAL;
+  asid2.asid = 2;
+  CHECK(tlb.invalidate(asid2) == 2);
+  CHECK(tlb.size() == 2);
+  put(tlb, 9);
+  put(tlb, 13);  // set 1 is empty again: two inserts, no eviction
+  CHECK(tlb.evictions == 0);
+  CHECK(tlb.invalidateAll() == 4);
+  CHECK(tlb.size() == 0);
+  CHECK(!has(tlb, 4));
+}
+
+TEST_CASE("Iotlb: a set count that is no power of two indexes by the remainder",
+          "[smmuv3][tlb]") {
+  Iotlb tlb(24, 8);  // 3 sets x 8 ways; pages 0, 3, 6, ... share set 0
+  for (uint64_t i = 0; i < 9; i++) put(tlb, 3 * i);
+  CHECK(tlb.evictions == 1);  // the ninth page of set 0 evicted the first
+  CHECK(!has(tlb, 0));
+  for (uint64_t i = 1; i < 9; i++) CHECK(has(tlb, 3 * i));
+  for (uint64_t p : {1, 2, 4, 5, 7, 8}) put(tlb, p);
+  CHECK(tlb.evictions == 1);
+}
+
 // SID 1: S1, 4K pages 0x1000.. (count pages), each VA -> data + VA.
 struct Pages {
   Pages(Harness& h, unsigned count) : t(h, 12, 48, 0) {
@@ -84,7 +288,10 @@ TEST_CASE("Smmuv3: the IOTLB replaces entries when full", "[smmuv3][tlb]") {
     }
   }
   CHECK(h.stat("iotlb.entries") == 8);
-  CHECK(h.stat("iotlb.evictions") >= 64 * 3 - 8);
+  // 8 entries, 8 ways: one fully associative LRU set. Cycling 64 pages through it, every access
+  // misses and every insert after the first 8 evicts.
+  CHECK(h.stat("iotlb.hits") == 0);
+  CHECK(h.stat("iotlb.evictions") == 64 * 3 - 8);
   // Invalidation still finds whatever is cached.
   h.submit({cmdTlbi(0x11, 0, 1), cmdSync()});
   CHECK(h.stat("iotlb.entries") == 0);
