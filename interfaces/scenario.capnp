@@ -85,10 +85,16 @@ struct Step {
     guestAttach @42 :GuestAttachStep;  # a guest driver's tables, CD, vSTE; allocNested + attach
     guestMap @43 :GuestMapStep;        # the guest maps in its own stage-1 table
     guestUnmap @44 :GuestUnmapStep;    # the guest unmaps and invalidates through its path
+    print @46 :Text;
+    # Puts this text into the report, `$name` replaced by saved values (numbers that are
+    # addresses or registers in hex): observing without an expectation.
     # Map and unmap on a domain are the `map` and `unmap` steps with `table = "$domain"`
     # (Domain.map/unmap take the same runs and ranges as PageTable's).
   }
 
+  record @45 :Text;
+  # Puts the step's result (see Call.result) into the report under this name, whatever it is:
+  # observing without failing. Addresses and registers are shown in hex.
   whenImpl @25 :List(ImplExpect);
   # Expectations that replace `expect` when the manifest runs an implementation: the first
   # entry whose `impl` some instance runs wins. One scenario then states where each design
@@ -420,6 +426,11 @@ struct Expect {
 
     exception @2 :Text;
     # The call throws; its description contains this text.
+    any @7 :Void;
+    # Whatever happens — an errno, a fault, an abort, an exception — the step passes (its
+    # other expectations are still checked). Without it, an outcome the step does not expect
+    # fails it: an exception, an errno other than ok, or results reporting a `fault` or an
+    # `aborted` transaction that `fault` (or a `fields` path through it) does not name.
   }
 
   value @3 :Text;
@@ -466,7 +477,22 @@ struct StepReport {
   iterations @4 :UInt32;  # 1, or the repeat count
   failures @5 :List(Failure);
   depth @6 :UInt8;        # nesting level (steps inside a repeat are 1)
+  deltas @7 :List(CounterDelta);
+  # Every counter of every instance the step changed (a repeat: its steps', summed over
+  # iterations), in start order: what this step cost, without boot or the steps before it.
+  records @8 :List(Record);
+  # What `record` and `print` put into the report (one per iteration inside a repeat).
 
+  struct CounterDelta {
+    instance @0 :Text;    # manifest instance name ("memory" for hw/mem's own)
+    counter @1 :Text;
+    delta @2 :Int64;      # after the step minus before it
+  }
+  struct Record {
+    name @0 :Text;        # `record`'s name; empty for `print`
+    value @1 :Text;       # Cap'n Proto text, addresses and registers in hex
+    iteration @2 :UInt32; # within a repeat
+  }
   struct Failure {
     what @0 :Text;        # "errno", "value", "fields.total", "counter page_table.maps", ...
     expected @1 :Text;

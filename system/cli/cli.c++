@@ -69,20 +69,27 @@ private:
   bool failed_ = false;
 };
 
+// A path the user typed, input or output. Under `bazel run` the working directory is the
+// runfiles tree and BUILD_WORKING_DIRECTORY is where the command was typed: relative paths are
+// relative to it, whether or not the file exists yet.
 kj::String resolvePath(kj::StringPtr path) {
-  // Under `bazel run`, the working directory is the runfiles tree; paths the user typed are
-  // relative to where they typed them.
   if (path.startsWith("/")) return kj::heapString(path);
   if (const char* wd = getenv("BUILD_WORKING_DIRECTORY")) {
-    auto candidate = kj::str(wd, "/", path);
-    struct stat st;
-    if (stat(candidate.cStr(), &st) == 0) return candidate;
+    if (*wd != '\0') return kj::str(wd, "/", path);
   }
   return kj::heapString(path);
 }
 
 constexpr kj::StringPtr DEFAULT_MANIFEST = "system/manifests/default.toml"_kj;
 constexpr kj::StringPtr DEFAULT_SCENARIO = "system/scenarios/default.capnp"_kj;
+
+// A shipped file nestbed uses when none is named: from the working directory when it is the
+// workspace or the runfiles tree (as under `bazel run`), else from the runfiles tree beside the
+// executable.
+kj::String shippedFile(kj::StringPtr rel) {
+  if (access(rel.cStr(), R_OK) == 0) return kj::heapString(rel);
+  return kj::str(ScenarioLoader::defaultRoot(), "/", rel);
+}
 
 class Cli {
 public:
@@ -125,7 +132,7 @@ private:
   }
 
   kj::Maybe<Plan> load() {
-    auto path = manifest_ == nullptr ? kj::str(DEFAULT_MANIFEST) : kj::heapString(manifest_);
+    auto path = manifest_ == nullptr ? shippedFile(DEFAULT_MANIFEST) : kj::heapString(manifest_);
     auto result = loadManifest(path, config_.registry, overrides_);
     KJ_SWITCH_ONEOF(result) {
       KJ_CASE_ONEOF(plan, Plan) { return kj::mv(plan); }
@@ -205,7 +212,7 @@ private:
 
   kj::MainBuilder::Validity run() {
     // With no arguments at all, the default tour.
-    if (manifest_ == nullptr && scenarios_.empty()) scenarios_.add(kj::str(DEFAULT_SCENARIO));
+    if (manifest_ == nullptr && scenarios_.empty()) scenarios_.add(shippedFile(DEFAULT_SCENARIO));
     KJ_IF_MAYBE(plan, load()) {
       // Scenario files are parsed before anything starts; their errors are file errors (exit 2).
       ScenarioLoader loader(ScenarioLoader::defaultRoot());
@@ -222,6 +229,9 @@ private:
         }
       }
       if (fileErrors) context_.finish(EXIT_USAGE);
+      auto unused = unusedParams(loaded, defines_);
+      for (auto& e : unused) context_.warning(kj::str("nestbed: ", e));
+      if (unused.size() > 0) context_.finish(EXIT_USAGE);
 
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
@@ -545,6 +555,7 @@ private:
 }  // namespace
 
 int nestbedMain(int argc, char* argv[], CliConfig config) {
+  ScenarioLoader::setProgramPath(argv[0]);
   CliContext context(argv[0]);
   Cli cli(context, config);
   return kj::runMainAndExit(context, cli.getMain(), argc, argv);

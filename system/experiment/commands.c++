@@ -38,8 +38,10 @@ kj::Maybe<Plan> load(kj::StringPtr path, const Registry& registry, kj::ArrayPtr<
   KJ_UNREACHABLE;
 }
 
+// Loads the scenarios; with `checkUnused`, a parameter none of them refers to is an error too.
 kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String> paths,
-                                                    kj::ArrayPtr<const ScenarioParam> params) {
+                                                    kj::ArrayPtr<const ScenarioParam> params,
+                                                    bool checkUnused = true) {
   ScenarioLoader loader(ScenarioLoader::defaultRoot());
   kj::Vector<LoadedScenario> loaded;
   bool errors = false;
@@ -54,6 +56,11 @@ kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String
     }
   }
   if (errors) return nullptr;
+  if (checkUnused) {
+    auto unused = unusedParams(loaded, params);
+    for (auto& e : unused) say(e);
+    if (unused.size() > 0) return nullptr;
+  }
   return loaded.releaseAsArray();
 }
 
@@ -336,7 +343,10 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
     valid = load(manifest, options.registry, overridesFor(point), kj::str("--param ", point.name)) != nullptr && valid;
   }
   // ... and every variant's scenarios must load.
-  for (auto& point : points) valid = loadScenarios(scenarioPaths, paramsFor(point)) != nullptr && valid;
+  for (auto& point : points) {
+    // Every point has the same parameter names: one report of an unused one is enough.
+    valid = loadScenarios(scenarioPaths, paramsFor(point), &point == &points[0]) != nullptr && valid;
+  }
   if (!valid) return EXIT_USAGE;
   auto scenarios = loadScenarios(scenarioPaths, paramsFor(points[0]));
   if (scenarios == nullptr) return EXIT_USAGE;

@@ -33,6 +33,13 @@ struct ScenarioRunner::Node {
     uint32_t iteration;
   };
   kj::Vector<Failure> failures;
+  // Counter changes by counter index (Impl::counterKeys), summed over iterations; leaf steps.
+  kj::Vector<int64_t> deltas;
+  struct Record {
+    kj::String name, value;
+    uint32_t iteration;
+  };
+  kj::Vector<Record> records;
 };
 
 namespace {
@@ -123,7 +130,87 @@ kj::Maybe<CallSpec> callOf(rpc::Step::Reader step) {
 struct Saved {
   kj::Maybe<capnp::DynamicCapability::Client> cap;
   kj::String text;
+  kj::String display;   // for `print`: addresses and registers in hex
 };
+
+// Whether a number under this field name is an address or a register, shown in hex.
+bool isHexName(kj::StringPtr name) {
+  for (auto exact : {"value", "raw", "vste", "dw0", "dw1", "ttb", "ttb0", "ttb1", "s2ttb",
+                     "cdTable", "sid", "vsid", "streamid", "mask"}) {
+    if (name == exact) return true;
+  }
+  kj::String lower = kj::heapString(name);
+  for (auto& c : lower) c = char(tolower(c));
+  for (auto suffix : {"pa", "iova", "addr", "address", "base"}) {
+    if (lower.endsWith(suffix)) return true;
+  }
+  return false;
+}
+
+// Cap'n Proto text with the numbers of address and register fields in hex.
+kj::String display(capnp::DynamicValue::Reader v, kj::StringPtr name, capnp::TextCodec& codec) {
+  switch (v.getType()) {
+    case capnp::DynamicValue::UINT:
+      if (isHexName(name)) return kj::str("0x", kj::hex(v.as<uint64_t>()));
+      return kj::str(v.as<uint64_t>());
+    case capnp::DynamicValue::INT:
+      return kj::str(v.as<int64_t>());
+    case capnp::DynamicValue::BOOL:
+      return kj::str(v.as<bool>() ? "true" : "false");
+    case capnp::DynamicValue::VOID:
+      return kj::str("void");
+    case capnp::DynamicValue::ENUM:
+      KJ_IF_MAYBE(e, v.as<capnp::DynamicEnum>().getEnumerant()) {
+        return kj::heapString(e->getProto().getName());
+      }
+      return kj::str(v.as<capnp::DynamicEnum>().getRaw());
+    case capnp::DynamicValue::CAPABILITY:
+      return kj::str("<capability>");
+    case capnp::DynamicValue::LIST: {
+      kj::Vector<kj::String> items;
+      for (auto item : v.as<capnp::DynamicList>()) items.add(display(item, name, codec));
+      return kj::str("[", kj::strArray(items, ", "), "]");
+    }
+    case capnp::DynamicValue::STRUCT: {
+      auto s = v.as<capnp::DynamicStruct>();
+      kj::Vector<kj::String> fields;
+      for (auto f : s.getSchema().getNonUnionFields()) {
+        auto n = f.getProto().getName();
+        fields.add(kj::str(n, " = ", display(s.get(f), n, codec)));
+      }
+      KJ_IF_MAYBE(f, s.which()) {
+        auto n = f->getProto().getName();
+        fields.add(kj::str(n, " = ", display(s.get(*f), n, codec)));
+      }
+      return kj::str("(", kj::strArray(fields, ", "), ")");
+    }
+    default:
+      return codec.encode(v);
+  }
+}
+
+// A hardware outcome the results report: a `fault` or `aborted` union member, at the top of
+// the results or in a list of per-transaction results. Returns the member's name and text.
+kj::Maybe<std::pair<kj::StringPtr, kj::String>> failureIn(capnp::DynamicStruct::Reader s,
+                                                          capnp::TextCodec& codec, int depth = 1) {
+  KJ_IF_MAYBE(f, s.which()) {
+    auto name = f->getProto().getName();
+    if (name == "fault" || name == "aborted") {
+      return std::make_pair(kj::StringPtr(name), display(s.get(*f), name, codec));
+    }
+  }
+  if (depth == 0) return nullptr;
+  for (auto f : s.getSchema().getNonUnionFields()) {
+    auto type = f.getType();
+    if (!type.isList() || !type.asList().getElementType().isStruct()) continue;
+    for (auto item : s.get(f).as<capnp::DynamicList>()) {
+      KJ_IF_MAYBE(found, failureIn(item.as<capnp::DynamicStruct>(), codec, depth - 1)) {
+        return kj::mv(*found);
+      }
+    }
+  }
+  return nullptr;
+}
 
 kj::String enumerantName(rpc::Errno e) {
   auto enumerants = capnp::Schema::from<rpc::Errno>().getEnumerants();
@@ -134,6 +221,7 @@ kj::String enumerantName(rpc::Errno e) {
 kj::String stepSummary(rpc::Step::Reader step) {
   if (step.hasLabel()) return kj::heapString(step.getLabel());
   if (step.isRepeat()) return kj::str("repeat ", step.getRepeat().getCount(), "x");
+  if (step.isPrint()) return kj::str("print");
   KJ_IF_MAYBE(c, callOf(step)) { return kj::str(c->target, ".", c->method); }
   if (step.isGuestAttach()) return kj::str(step.getGuestAttach().getGuest(), ".attach");
   if (step.isGuestMap()) return kj::str(step.getGuestMap().getGuest(), ".map");
@@ -196,6 +284,15 @@ struct ScenarioRunner::Impl {
   kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
   kj::StringPtr file;   // of the scenario running
 
+  // Per-step accounting: every counter of every instance, by index, as last read.
+  kj::Vector<std::pair<kj::String, kj::String>> counterKeys;   // (instance, counter)
+  kj::HashMap<kj::String, size_t> counterIndex;                 // "instance.counter" -> index
+  kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
+  kj::Vector<kj::Maybe<uint64_t>> lastCounters;
+  kj::HashMap<kj::String, rpc::Component::Client> components;
+  // check(): a value of each saved name's type, so call arguments parse before anything runs.
+  kj::HashMap<kj::String, kj::String> samples;
+
   Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
       : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry) {
     for (auto name : registry.names()) {
@@ -208,7 +305,9 @@ struct ScenarioRunner::Impl {
         instances.insert(kj::heapString(inst.getName()), *schema);
       }
       impls.upsert(kj::heapString(inst.getImpl()), true, [](auto&, auto&&) {});
+      instanceOrder.add(kj::heapString(inst.getName()));
     }
+    instanceOrder.add(kj::str("memory"));
     // hw/mem's frame allocator is a call target too, so scenarios allocate the memory their
     // structures live in ("memory" is not a manifest instance name: the composer reserves it).
     instances.insert(kj::str("memory"), capnp::Schema::from<rpc::FrameAllocator>());
@@ -253,11 +352,18 @@ struct ScenarioRunner::Impl {
         auto counter = kj::heapString(step.getRepeat().getCounter());
         bool shadowed = known.find(counter) != nullptr;
         if (!shadowed) known.insert(kj::heapString(counter), nullptr);
+        samples.upsert(kj::heapString(counter), kj::str(step.getRepeat().getStart()),
+                       [](auto& a, auto&& b) { a = kj::mv(b); });
         for (auto& child : node.children) check(*child, known, file, errors);
         if (!shadowed) known.erase(counter);
         break;
       }
       case rpc::Step::CHECK:
+        break;
+      case rpc::Step::PRINT:
+        for (auto& name : referencedNames(step.getPrint())) {
+          if (known.find(name) == nullptr) err(kj::str("'$", name, "' is used before it is set"));
+        }
         break;
       case rpc::Step::GUEST_INVALIDATE: {
         auto g = step.getGuestInvalidate();
@@ -326,6 +432,7 @@ struct ScenarioRunner::Impl {
                 }
               }
             }
+            if (call.typed == nullptr) checkArgs(call, *method, err);
             capnp::Type type = method->getResultType();
             for (auto part : splitPath(call.result)) {
               if (type.isList() && std::all_of(part.begin(), part.end(), ::isdigit)) {
@@ -366,10 +473,69 @@ struct ScenarioRunner::Impl {
     }
     if (step.hasSaveAs()) {
       kj::Maybe<capnp::InterfaceSchema> iface;
+      samples.erase(step.getSaveAs());
       KJ_IF_MAYBE(t, resultType) {
         if (t->isInterface()) iface = t->asInterface();
+        KJ_IF_MAYBE(sample, sampleOf(*t)) {
+          samples.insert(kj::heapString(step.getSaveAs()), kj::mv(*sample));
+        }
       }
       known.upsert(kj::heapString(step.getSaveAs()), iface, [](auto& a, auto&& b) { a = kj::mv(b); });
+    }
+  }
+
+  // Text that parses as a value of `type`, standing in for a saved value in check().
+  static kj::Maybe<kj::String> sampleOf(capnp::Type type) {
+    switch (type.which()) {
+      case capnp::schema::Type::BOOL: return kj::str("false");
+      case capnp::schema::Type::INT8: case capnp::schema::Type::INT16:
+      case capnp::schema::Type::INT32: case capnp::schema::Type::INT64:
+      case capnp::schema::Type::UINT8: case capnp::schema::Type::UINT16:
+      case capnp::schema::Type::UINT32: case capnp::schema::Type::UINT64:
+        return kj::str("0");
+      case capnp::schema::Type::FLOAT32: case capnp::schema::Type::FLOAT64:
+        return kj::str("0.0");
+      case capnp::schema::Type::TEXT: return kj::str("\"\"");
+      case capnp::schema::Type::ENUM: {
+        auto enumerants = type.asEnum().getEnumerants();
+        if (enumerants.size() > 0) return kj::heapString(enumerants[0].getProto().getName());
+        return nullptr;
+      }
+      case capnp::schema::Type::STRUCT: return kj::str("()");
+      case capnp::schema::Type::LIST: return kj::str("[]");
+      default: return nullptr;
+    }
+  }
+
+  // A call's argument text parsed as the method's parameters before anything runs, `$name`
+  // standing for a value of the saved name's type (skipped when a type is not known).
+  template <typename Err>
+  void checkArgs(const CallSpec& call, capnp::InterfaceSchema::Method method, Err& err) {
+    kj::Vector<char> text;
+    auto args = call.args;
+    for (size_t i = 0; i < args.size(); i++) {
+      if (args[i] == '$') {
+        size_t start = i + 1, end = start;
+        while (end < args.size() && (isalnum(args[end]) || args[end] == '_')) end++;
+        KJ_IF_MAYBE(sample, samples.find(args.slice(start, end))) {
+          text.addAll(*sample);
+        } else {
+          return;   // a value of unknown type: it parses when it runs, or the step fails
+        }
+        i = end - 1;
+        continue;
+      }
+      text.add(args[i]);
+    }
+    text.add('\0');
+    kj::String literal(text.releaseAsArray());
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      capnp::MallocMessageBuilder scratch;
+      auto params = scratch.initRoot<capnp::DynamicStruct>(method.getParamType());
+      codec.decode(literal, params);
+    })) {
+      err(kj::str("args \"", args, "\" are not parameters of ", method.getProto().getName(), ": ",
+                  describe(*e)));
     }
   }
 
@@ -782,13 +948,14 @@ struct ScenarioRunner::Impl {
     auto expect = expectOf(node.step);
     auto step = node.step;
     auto outcomeExpect = expect.getOutcome();
+    bool any = outcomeExpect.isAny();
     KJ_IF_MAYBE(e, outcome.exception) {
       if (outcomeExpect.isException()) {
         if (strstr(describe(*e).cStr(), kj::heapString(outcomeExpect.getException()).cStr()) == nullptr) {
           fail(node, iteration, "exception", kj::str("containing \"", outcomeExpect.getException(), "\""),
                kj::heapString(describe(*e)));
         }
-      } else {
+      } else if (!any) {
         fail(node, iteration, "outcome",
              outcomeExpect.isErrno() ? enumerantName(outcomeExpect.getErrno()) : kj::str("success"),
              kj::str("exception: ", describe(*e)));
@@ -816,6 +983,20 @@ struct ScenarioRunner::Impl {
           if (*a != "ok") fail(node, iteration, "errno", kj::str("ok"), kj::mv(*a));
         }
       }
+      // A fault or an aborted transaction the step does not name is an outcome it did not ask
+      // for: it fails the step, as an errno or an exception would.
+      if (!any && !expect.hasFault()) {
+        KJ_IF_MAYBE(found, failureIn(results, codec)) {
+          bool named = false;
+          for (auto f : expect.getFields()) {
+            for (auto part : splitPath(f.getPath())) named = named || part == found->first;
+          }
+          if (!named) {
+            fail(node, iteration, "outcome", kj::str("success"),
+                 kj::str(found->first, " ", found->second));
+          }
+        }
+      }
       if (expect.hasValue()) checkField(node, iteration, results, resultPath, expect.getValue(), "value");
       for (auto f : expect.getFields()) {
         checkField(node, iteration, results, f.getPath(), f.getEquals(), kj::str("fields.", f.getPath()));
@@ -833,6 +1014,127 @@ struct ScenarioRunner::Impl {
         }
       }
     }
+  }
+
+  // ---- per-step accounting
+
+  // Every instance's counters now, by counter index (new counters get the next indexes).
+  kj::Vector<kj::Maybe<uint64_t>> readCounters() {
+    kj::Vector<kj::Maybe<uint64_t>> values(counterKeys.size());
+    for (size_t i = 0; i < counterKeys.size(); i++) values.add(nullptr);
+    auto put = [&](kj::StringPtr instance, kj::StringPtr counter, uint64_t value) {
+      auto key = kj::str(instance, ".", counter);
+      size_t index;
+      KJ_IF_MAYBE(i, counterIndex.find(key)) {
+        index = *i;
+      } else {
+        index = counterKeys.size();
+        counterKeys.add(kj::heapString(instance), kj::heapString(counter));
+        counterIndex.insert(kj::mv(key), index);
+        values.add(nullptr);
+      }
+      values[index] = value;
+    };
+    // Every request is sent before any is waited on: one round of pipelined calls.
+    kj::Vector<capnp::RemotePromise<rpc::Component::StatsResults>> pending;
+    for (auto& name : instanceOrder) {
+      if (name == "memory") continue;
+      auto& component = components.findOrCreate(name, [&]() {
+        auto req = root.getRequest();
+        req.setName(name);
+        return kj::HashMap<kj::String, rpc::Component::Client>::Entry{
+            kj::heapString(name), req.send().getComponent()};
+      });
+      pending.add(component.statsRequest().send());
+    }
+    auto info = root.memoryRequest().send().getFrames().infoRequest().send();
+    size_t k = 0;
+    for (auto& name : instanceOrder) {
+      if (name == "memory") continue;
+      // An instance that died has no counters to read; the composer reports its exit.
+      kj::runCatchingExceptions([&]() {
+        auto stats = pending[k].wait(waitScope);
+        for (auto c : stats.getCounters()) put(name, c.getName(), c.getValue());
+      });
+      k++;
+    }
+    kj::runCatchingExceptions([&]() {
+      auto i = info.wait(waitScope);
+      put("memory", "size_bytes", i.getSize());
+      put("memory", "used_bytes", i.getUsedBytes());
+    });
+    return values;
+  }
+
+  // What the step just run changed, added to the node's deltas.
+  void account(Node& node) {
+    auto now = readCounters();
+    while (node.deltas.size() < now.size()) node.deltas.add(0);
+    for (size_t i = 0; i < now.size(); i++) {
+      KJ_IF_MAYBE(after, now[i]) {
+        uint64_t before = 0;
+        if (i < lastCounters.size()) {
+          KJ_IF_MAYBE(b, lastCounters[i]) { before = *b; }
+        }
+        node.deltas[i] += int64_t(*after - before);
+      }
+    }
+    lastCounters = kj::mv(now);
+  }
+
+  // A step's deltas: its own, or for a repeat the sum of its steps'.
+  kj::Vector<int64_t> deltasOf(Node& node) {
+    if (!node.step.isRepeat()) {
+      kj::Vector<int64_t> copy;
+      copy.addAll(node.deltas);
+      return copy;
+    }
+    kj::Vector<int64_t> sum;
+    for (auto& child : node.children) {
+      auto d = deltasOf(*child);
+      while (sum.size() < d.size()) sum.add(0);
+      for (auto i : kj::indices(d)) sum[i] += d[i];
+    }
+    return sum;
+  }
+
+  // ---- observing
+
+  void record(Node& node, uint32_t iteration, Outcome& outcome) {
+    if (!node.step.hasRecord()) return;
+    kj::String value;
+    KJ_IF_MAYBE(e, outcome.exception) {
+      value = kj::str("exception: ", describe(*e));
+    } else KJ_IF_MAYBE(response, outcome.response) {
+      kj::StringPtr resultPath = "";
+      KJ_IF_MAYBE(spec, callOf(node.step)) { resultPath = spec->result; }
+      kj::String error;
+      KJ_IF_MAYBE(v, select(*response, resultPath, error)) {
+        auto parts = splitPath(resultPath);
+        value = display(*v, parts.empty() ? kj::StringPtr("") : parts.back(), codec);
+      } else {
+        value = kj::mv(error);
+      }
+    }
+    node.records.add(Node::Record{kj::heapString(node.step.getRecord()), kj::mv(value), iteration});
+  }
+
+  kj::String printText(kj::StringPtr text) {
+    kj::Vector<char> out;
+    for (size_t i = 0; i < text.size(); i++) {
+      if (text[i] == '$') {
+        size_t start = i + 1, end = start;
+        while (end < text.size() && (isalnum(text[end]) || text[end] == '_')) end++;
+        KJ_IF_MAYBE(value, saved.find(text.slice(start, end))) {
+          out.addAll(value->display);
+          i = end - 1;
+          continue;
+        }
+      }
+      out.add(text[i]);
+    }
+    out.add('\0');
+    return kj::String(out.releaseAsArray());
   }
 
   void counters(Node& node, uint32_t iteration) {
@@ -867,7 +1169,7 @@ struct ScenarioRunner::Impl {
 
   void save(Node& node, Outcome& outcome) {
     if (!node.step.hasSaveAs()) return;
-    Saved value{nullptr, kj::str()};
+    Saved value{nullptr, kj::str(), kj::str()};
     KJ_IF_MAYBE(response, outcome.response) {
       kj::String error;
       kj::StringPtr resultPath = "";
@@ -877,6 +1179,8 @@ struct ScenarioRunner::Impl {
           value.cap = v->as<capnp::DynamicCapability>();
         }
         value.text = text(*v);
+        auto parts = splitPath(resultPath);
+        value.display = display(*v, parts.empty() ? kj::StringPtr("") : parts.back(), codec);
       }
     }
     saved.upsert(kj::heapString(node.step.getSaveAs()), kj::mv(value), [](auto& a, auto&& b) { a = kj::mv(b); });
@@ -902,7 +1206,8 @@ struct ScenarioRunner::Impl {
         auto t = Clock::now();
         auto counterName = kj::heapString(r.getCounter());
         for (uint32_t k = 0; k < r.getCount(); k++) {
-          saved.upsert(kj::heapString(counterName), Saved{nullptr, kj::str(r.getStart() + k * r.getStride())},
+          auto value = r.getStart() + k * r.getStride();
+          saved.upsert(kj::heapString(counterName), Saved{nullptr, kj::str(value), kj::str(value)},
                        [](auto& a, auto&& b) { a = kj::mv(b); });
           for (auto& child : node.children) runNode(*child, k);
         }
@@ -914,6 +1219,9 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::PRINT:
+        node.records.add(Node::Record{kj::str(), printText(node.step.getPrint()), iteration});
+        break;
       case rpc::Step::GUEST_INVALIDATE:
       case rpc::Step::GUEST_ATTACH:
       case rpc::Step::GUEST_MAP:
@@ -924,7 +1232,9 @@ struct ScenarioRunner::Impl {
                        : node.step.isGuestMap()      ? guestMap(node.step.getGuestMap())
                                                      : guestUnmap(node.step.getGuestUnmap());
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        account(node);
         expectations(node, iteration, outcome);
+        record(node, iteration, outcome);
         save(node, outcome);
         break;
       }
@@ -933,7 +1243,9 @@ struct ScenarioRunner::Impl {
         auto t = Clock::now();
         auto outcome = doCall(spec);
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        account(node);
         expectations(node, iteration, outcome);
+        record(node, iteration, outcome);
         save(node, outcome);
         break;
       }
@@ -968,6 +1280,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   impl_->file = scenario.file;
+  impl_->lastCounters = impl_->readCounters();   // the baseline of the first step's deltas
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};
@@ -989,6 +1302,23 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
     s.setMicros(n.micros);
     s.setIterations(n.iterations);
     s.setDepth(n.depth);
+    auto deltas = impl_->deltasOf(n);
+    size_t changed = 0;
+    for (auto d : deltas) changed += d != 0;
+    auto out = s.initDeltas(changed);
+    for (size_t i = 0, k = 0; i < deltas.size(); i++) {
+      if (deltas[i] == 0) continue;
+      out[k].setInstance(impl_->counterKeys[i].first);
+      out[k].setCounter(impl_->counterKeys[i].second);
+      out[k].setDelta(deltas[i]);
+      k++;
+    }
+    auto records = s.initRecords(n.records.size());
+    for (auto j : kj::indices(n.records)) {
+      records[j].setName(n.records[j].name);
+      records[j].setValue(n.records[j].value);
+      records[j].setIteration(n.records[j].iteration);
+    }
     auto failures = s.initFailures(n.failures.size());
     for (auto j : kj::indices(n.failures)) {
       failures[j].setWhat(n.failures[j].what);
@@ -1015,23 +1345,80 @@ void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) 
   impl_->observer = kj::mv(observer);
 }
 
+namespace {
+
+// A step's modeled time: the sum of the `modeled_ns` counters it changed, in microseconds.
+kj::Maybe<double> modeledMicros(rpc::StepReport::Reader step) {
+  kj::Maybe<double> total;
+  for (auto d : step.getDeltas()) {
+    if (d.getCounter() == "modeled_ns") total = total.orDefault(0) + double(d.getDelta()) / 1000;
+  }
+  return total;
+}
+
+// Items joined by ", ", wrapped at 100 columns under `indent`.
+void addWrapped(kj::Vector<kj::String>& lines, kj::StringPtr indent, kj::ArrayPtr<kj::String> items) {
+  kj::String line = kj::heapString(indent);
+  bool first = true;
+  for (auto& item : items) {
+    if (!first && line.size() + 2 + item.size() > 100) {
+      lines.add(kj::mv(line));
+      line = kj::heapString(indent);
+      first = true;
+    }
+    line = kj::str(line, first ? "" : ", ", item);
+    first = false;
+  }
+  if (!first) lines.add(kj::mv(line));
+}
+
+}  // namespace
+
 kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
   kj::Vector<kj::String> lines;
   lines.add(kj::str("scenario ", report.getFile(), report.getDescription().size() ? kj::str(": ", report.getDescription()) : kj::str()));
+  // Columns after the label: wall time per iteration, and modeled time per iteration once some
+  // component exports `modeled_ns`.
+  bool modeled = false;
+  for (auto s : report.getSteps()) modeled = modeled || modeledMicros(s) != nullptr;
   for (auto s : report.getSteps()) {
     auto indent = kj::repeat(' ', 2 * s.getDepth());
     auto label = kj::str(indent, s.getLabel(), s.getIterations() > 1 ? kj::str(" x", s.getIterations()) : kj::str());
-    char time[32];
-    double per = s.getIterations() > 0 ? s.getMicros() / s.getIterations() : 0;
-    snprintf(time, sizeof(time), "%10.1f us", per);
+    uint32_t n = kj::max(s.getIterations(), 1u);
+    char time[64];
+    snprintf(time, sizeof(time), "%10.1f us", s.getMicros() / n);
+    kj::String modeledColumn;
+    if (modeled) {
+      char buf[64];
+      KJ_IF_MAYBE(m, modeledMicros(s)) {
+        snprintf(buf, sizeof(buf), "%10.1f us modeled", *m / n);
+      } else {
+        snprintf(buf, sizeof(buf), "%21s", "");
+      }
+      modeledColumn = kj::str(" ", buf);
+    }
     char buf[256];
     snprintf(buf, sizeof(buf), "  %-4s line %-4u %-48s %s", s.getOk() ? "ok" : "FAIL", s.getLine(),
              label.cStr(), time);
-    lines.add(kj::str(buf));
+    lines.add(kj::str(buf, modeledColumn));
     for (auto f : s.getFailures()) {
       lines.add(kj::str("         ", report.getFile(), ":", s.getLine(), ": ", f.getWhat(), ": expected ",
                         f.getExpected(), ", actual ", f.getActual(),
                         s.getIterations() > 1 ? kj::str(" (iteration ", f.getIteration(), ")") : kj::str()));
+    }
+    for (auto r : s.getRecords()) {
+      auto at = s.getDepth() > 0 ? kj::str(" (iteration ", r.getIteration(), ")") : kj::str();
+      if (r.getName().size() == 0) {
+        lines.add(kj::str("         print: ", r.getValue(), at));
+      } else {
+        lines.add(kj::str("         record ", r.getName(), " = ", r.getValue(), at));
+      }
+    }
+    if (s.getDeltas().size() > 0) {
+      auto items = KJ_MAP(d, s.getDeltas()) {
+        return kj::str(d.getInstance(), ".", d.getCounter(), " ", d.getDelta() > 0 ? "+" : "", d.getDelta());
+      };
+      addWrapped(lines, "           ", items);
     }
   }
   size_t failed = 0;
