@@ -57,6 +57,10 @@ struct ExperimentReport {
   variants @7 :List(Variant);
   steps @8 :List(Row);          # scenario step timings, microseconds per iteration
   counters @9 :List(Row);       # every instance's stats() counters after each run
+  stepCounters @11 :List(Row);
+  # What each step changed: one row per (step, counter) some run of some variant changed, with
+  # group/line the step's (as in `steps`), name "instance.counter" and `step` its label; a run
+  # in which the step left the counter alone counts 0.
   series @10 :Text;
   # sweep: a second key, one line per value in plots (e.g. the implementation compared across
   # the swept values); variants are every (value, series value) pair, each value's series side by
@@ -84,6 +88,7 @@ struct ExperimentReport {
     varies @7 :Bool;
     # counters: some variant's runs disagree, although stats() promises deterministic counters.
     # steps: always false (timings vary).
+    step @8 :Text;              # stepCounters: the step's label
   }
 
   struct Cell {

@@ -16,6 +16,8 @@ struct Measurements::Row {
   uint32_t line = 0;
   uint8_t depth = 0;
   kj::Array<kj::Vector<double>> samples;   // per variant, one per run
+  kj::String stepLabel;                    // step counters: the step's label
+  Row* stepRow = nullptr;                  // step counters: the step's timing row
 };
 
 namespace {
@@ -97,6 +99,22 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
         r.depth = s.getDepth();
       }
       r.samples[variant].add(s.getIterations() ? s.getMicros() / s.getIterations() : s.getMicros());
+      size_t runIndex = r.samples[variant].size() - 1;
+      for (auto d : s.getDeltas()) {
+        auto& c = row(stepCounters_, kj::str("delta\n", scenario.getFile(), "\n", i, "\n", d.getInstance(),
+                                           "\n", d.getCounter()), false);
+        if (c.name == nullptr) {
+          c.group = kj::heapString(scenario.getFile());
+          c.name = kj::str(d.getInstance(), ".", d.getCounter());
+          c.stepLabel = kj::heapString(s.getLabel());
+          c.line = s.getLine();
+          c.depth = s.getDepth();
+          c.stepRow = &r;
+        }
+        // Runs in which the step left the counter alone changed it by 0.
+        while (c.samples[variant].size() < runIndex) c.samples[variant].add(0);
+        c.samples[variant].add(double(d.getDelta()));
+      }
     }
   }
   for (auto instance : report.getComponents()) {
@@ -180,6 +198,15 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
   fillRows(timed, report.initSteps(timed.size()));
   auto counters = KJ_MAP(r, counters_) -> Row* { return r.get(); };
   fillRows(counters, report.initCounters(counters.size()));
+  for (auto& r : stepCounters_) {
+    for (auto v : kj::indices(r->samples)) {
+      while (r->samples[v].size() < r->stepRow->samples[v].size()) r->samples[v].add(0);
+    }
+  }
+  auto stepCounters = KJ_MAP(r, stepCounters_) -> Row* { return r.get(); };
+  auto out = report.initStepCounters(stepCounters.size());
+  fillRows(stepCounters, out);
+  for (auto i : kj::indices(stepCounters)) out[i].setStep(stepCounters[i]->stepLabel);
 }
 
 kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentReport::Variant::Reader variant) {
@@ -190,6 +217,9 @@ kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentRepo
 }
 
 kj::String rowName(rpc::ExperimentReport::Row::Reader row, bool step) {
+  if (row.getStep().size() > 0) {
+    return kj::str(baseName(row.getGroup()), ":", row.getLine(), " ", row.getStep(), ": ", row.getName());
+  }
   if (step) {
     return kj::str(kj::repeat(' ', 2 * row.getDepth()), baseName(row.getGroup()), ":", row.getLine(), " ",
                    row.getName());
@@ -313,6 +343,7 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
   };
   table("step (us per iteration)", report.getSteps(), true);
   table("counter", report.getCounters(), false);
+  if (report.getStepCounters().size() > 0) table("what each step changed", report.getStepCounters(), false);
 
   size_t differing = 0, varying = 0;
   kj::Vector<kj::String> varied;
@@ -393,6 +424,7 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report) {
   };
   rows("step_us", report.getSteps());
   rows("counter", report.getCounters());
+  rows("step_counter", report.getStepCounters());
   return kj::str(kj::strArray(lines, "\n"), "\n");
 }
 

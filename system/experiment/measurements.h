@@ -48,6 +48,7 @@ private:
   kj::Array<kj::Vector<kj::String>> failures_;   // per variant
   kj::Vector<kj::Own<Row>> steps_;
   kj::Vector<kj::Own<Row>> counters_;
+  kj::Vector<kj::Own<Row>> stepCounters_;
   kj::HashMap<kj::String, Row*> byKey_;
 };
 
@@ -63,7 +64,8 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report);
 // "components.q.impl=smmu_queue/native hw.smmuv3.0.iotlb_entries=64".
 kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentReport::Variant::Reader variant);
 
-// A row's display name: "page_table.capnp:42 label" for steps, "instance.counter" for counters.
+// A row's display name: "page_table.capnp:42 label" for steps, "instance.counter" for counters,
+// "page_table.capnp:42 label: instance.counter" for step counters (rows with `step` set).
 kj::String rowName(rpc::ExperimentReport::Row::Reader row, bool step);
 
 }  // namespace nb::experiment

@@ -66,7 +66,8 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
   KJ_IF_MAYBE(t, options.tracer) { root = t->scenarioRoot(kj::mv(root)); }
   bool ok = true;
   {
-    ScenarioRunner runner(io.waitScope, kj::mv(root), options.registry, composer.memory());
+    ScenarioRunner runner(io.waitScope, kj::mv(root), options.registry, composer.memory(),
+                          composer.root());
     kj::Vector<ScenarioError> checkErrors;
     for (auto& s : scenarios) {
       for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));

@@ -290,11 +290,14 @@ struct ScenarioRunner::Impl {
   kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
   kj::Vector<kj::Maybe<uint64_t>> lastCounters;
   kj::HashMap<kj::String, rpc::Component::Client> components;
+  rpc::Root::Client statsRoot;   // where they are read (not traced: the scenario's calls are)
   // check(): a value of each saved name's type, so call arguments parse before anything runs.
   kj::HashMap<kj::String, kj::String> samples;
 
-  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
-      : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry) {
+  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory,
+       kj::Maybe<rpc::Root::Client> statsRootOrNull)
+      : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry),
+        statsRoot(pickStatsRoot(kj::mv(statsRootOrNull), root)) {
     for (auto name : registry.names()) {
       auto& type = KJ_ASSERT_NONNULL(registry.find(name));
       schemas.upsert(type.interface.getProto().getId(), type.interface, [](auto&, auto&&) {});
@@ -313,6 +316,11 @@ struct ScenarioRunner::Impl {
     instances.insert(kj::str("memory"), capnp::Schema::from<rpc::FrameAllocator>());
     mains.insert(kj::str("memory"), root.memoryRequest().send().getFrames().castAs<capnp::DynamicCapability>(
                                         capnp::Schema::from<rpc::FrameAllocator>()));
+  }
+
+  static rpc::Root::Client pickStatsRoot(kj::Maybe<rpc::Root::Client> given, rpc::Root::Client& root) {
+    KJ_IF_MAYBE(g, given) { return kj::mv(*g); }
+    return root;
   }
 
   // The expectations that hold for this manifest: the first `whenImpl` entry whose
@@ -1040,14 +1048,14 @@ struct ScenarioRunner::Impl {
     for (auto& name : instanceOrder) {
       if (name == "memory") continue;
       auto& component = components.findOrCreate(name, [&]() {
-        auto req = root.getRequest();
+        auto req = statsRoot.getRequest();
         req.setName(name);
         return kj::HashMap<kj::String, rpc::Component::Client>::Entry{
             kj::heapString(name), req.send().getComponent()};
       });
       pending.add(component.statsRequest().send());
     }
-    auto info = root.memoryRequest().send().getFrames().infoRequest().send();
+    auto info = statsRoot.memoryRequest().send().getFrames().infoRequest().send();
     size_t k = 0;
     for (auto& name : instanceOrder) {
       if (name == "memory") continue;
@@ -1066,9 +1074,30 @@ struct ScenarioRunner::Impl {
     return values;
   }
 
+  // Every instance's counters once the system has settled: work a step set off
+  // asynchronously (an interrupt's handler reading the event queue) belongs to that step,
+  // whether it ran inline or in another process. Read until two reads agree.
+  kj::Vector<kj::Maybe<uint64_t>> settledCounters() {
+    auto now = readCounters();
+    for (int round = 0; round < 16; round++) {
+      auto again = readCounters();
+      bool same = again.size() == now.size();
+      for (size_t i = 0; same && i < now.size(); i++) {
+        KJ_IF_MAYBE(a, again[i]) {
+          KJ_IF_MAYBE(b, now[i]) { same = *a == *b; } else { same = false; }
+        } else {
+          same = now[i] == nullptr;
+        }
+      }
+      now = kj::mv(again);
+      if (same) break;
+    }
+    return now;
+  }
+
   // What the step just run changed, added to the node's deltas.
   void account(Node& node) {
-    auto now = readCounters();
+    auto now = settledCounters();
     while (node.deltas.size() < now.size()) node.deltas.add(0);
     for (size_t i = 0; i < now.size(); i++) {
       KJ_IF_MAYBE(after, now[i]) {
@@ -1260,8 +1289,8 @@ struct ScenarioRunner::Impl {
 };
 
 ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry,
-                               kj::Maybe<PhysMem&> memory)
-    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory)) {}
+                               kj::Maybe<PhysMem&> memory, kj::Maybe<rpc::Root::Client> statsRoot)
+    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory, kj::mv(statsRoot))) {}
 ScenarioRunner::~ScenarioRunner() noexcept(false) {}
 
 kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
@@ -1280,7 +1309,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   impl_->file = scenario.file;
-  impl_->lastCounters = impl_->readCounters();   // the baseline of the first step's deltas
+  impl_->lastCounters = impl_->settledCounters();   // the baseline of the first step's deltas
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};

@@ -25,15 +25,19 @@ public:
   // `registry` maps the interface IDs the root reports to schemas.
   // `memory`: the system's physical memory, for guest steps that write guest memory (a guest's
   // VCMDQ ring); without it those steps fail.
+  // `statsRoot`: where each step's counter changes are read, when not through `root` (whose
+  // calls a tracer records).
   ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry,
-                 kj::Maybe<PhysMem&> memory = nullptr);
+                 kj::Maybe<PhysMem&> memory = nullptr,
+                 kj::Maybe<rpc::Root::Client> statsRoot = nullptr);
   ~ScenarioRunner() noexcept(false);
 
   // Semantic checks before anything runs: unknown instance or method, a step needing an
   // instance the manifest lacks, a name used before it is set, bad result paths. All of them.
   kj::Array<ScenarioError> check(const LoadedScenario& scenario);
 
-  // Runs every step; the report's `ok` says whether every expectation held. Values the scenario
+  // Runs every step; the report's `ok` says whether every expectation held, and each step's
+  // `deltas` what it changed in every instance's counters (read once the system settles). Values the scenario
   // saved are gone for the next scenario, but capabilities among them stay referenced until
   // the runner is destroyed: counters read in between see them alive, whatever the placement.
   void run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report);
