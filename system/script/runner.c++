@@ -174,13 +174,18 @@ kj::String display(capnp::DynamicValue::Reader v, kj::StringPtr name, capnp::Tex
     case capnp::DynamicValue::STRUCT: {
       auto s = v.as<capnp::DynamicStruct>();
       kj::Vector<kj::String> fields;
-      for (auto f : s.getSchema().getNonUnionFields()) {
+      // In the schema's order: every field outside the union, the union's member that is set.
+      auto active = s.which();
+      for (auto f : s.getSchema().getFields()) {
+        if (f.getProto().getDiscriminantValue() != capnp::schema::Field::NO_DISCRIMINANT) {
+          KJ_IF_MAYBE(a, active) {
+            if (*a != f) continue;
+          } else {
+            continue;
+          }
+        }
         auto n = f.getProto().getName();
         fields.add(kj::str(n, " = ", display(s.get(f), n, codec)));
-      }
-      KJ_IF_MAYBE(f, s.which()) {
-        auto n = f->getProto().getName();
-        fields.add(kj::str(n, " = ", display(s.get(*f), n, codec)));
       }
       return kj::str("(", kj::strArray(fields, ", "), ")");
     }
@@ -1137,6 +1142,12 @@ struct ScenarioRunner::Impl {
     } else KJ_IF_MAYBE(response, outcome.response) {
       kj::StringPtr resultPath = "";
       KJ_IF_MAYBE(spec, callOf(node.step)) { resultPath = spec->result; }
+      // A refusal, a fault or an abort is in the results as a whole, not in the part a success
+      // would have been read from (the bytes of a DMA).
+      auto errno_ = errnoOf(*response, resultPath);
+      bool refused = false;
+      KJ_IF_MAYBE(e, errno_) { refused = *e != "ok"; }
+      if (refused || failureIn(*response, codec) != nullptr) resultPath = "";
       kj::String error;
       KJ_IF_MAYBE(v, select(*response, resultPath, error)) {
         auto parts = splitPath(resultPath);

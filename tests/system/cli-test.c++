@@ -170,4 +170,190 @@ TEST_CASE("CLI: serve exposes the root capability on a unix socket to external c
   rmdir(dir);
 }
 
+// ---- As `bazel run` runs it: BUILD_WORKING_DIRECTORY is where the user typed the command,
+// the working directory is elsewhere (the runfiles tree; here "/").
+
+std::string readAll(const std::string& file) {
+  FILE* f = fopen(file.c_str(), "rb");
+  if (f == nullptr) return "";
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  fclose(f);
+  return out;
+}
+
+void copyFile(const std::string& from, const std::string& to) {
+  auto text = readAll(from);
+  REQUIRE(!text.empty());
+  FILE* f = fopen(to.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  fwrite(text.data(), 1, text.size(), f);
+  fclose(f);
+}
+
+bool exists(const std::string& file) { return access(file.c_str(), F_OK) == 0; }
+
+// A fresh directory with the fixture manifest and a scenario in it, as a user's own would be.
+std::string userDirectory(const char* base) {
+  std::string dir = std::string(base) + "/nestbed-user-XXXXXX";
+  REQUIRE(mkdtemp(&dir[0]) != nullptr);
+  copyFile(path("tests/system/manifests/fixture.toml"), dir + "/m.toml");
+  copyFile(path("tests/system/scenarios/all-pass.capnp"), dir + "/s.capnp");
+  copyFile(path("tests/system/scenarios/params.capnp"), dir + "/p.capnp");
+  return dir;
+}
+
+nb::testing::ProcessResult asBazelRun(const std::string& dir, const std::string& args) {
+  std::string cmd = "cd / && BUILD_WORKING_DIRECTORY=" + dir + " " +
+                    path("tests/fixtures/fixture-nestbed") + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_CASE("CLI under bazel run: inputs and outputs are relative to where the user typed", "[cli]") {
+  auto dir = userDirectory(getenv("TEST_TMPDIR"));
+  auto run = asBazelRun(dir, "run --dump-memory mem.img --trace run.json m.toml s.capnp");
+  INFO(run.out);
+  CHECK(run.status == 0);
+  CHECK(exists(dir + "/mem.img"));
+  CHECK(exists(dir + "/mem.img.json"));
+  CHECK(exists(dir + "/run.json"));
+  CHECK(!exists("/mem.img"));
+
+  bool gnuplot = system("command -v gnuplot > /dev/null 2>&1") == 0;
+  auto compare = asBazelRun(dir, "compare --repeat 1 --csv c.csv --trace c.json " +
+                                     std::string(gnuplot ? "--plot c.svg " : "") + "m.toml m.toml s.capnp");
+  INFO(compare.out);
+  CHECK(compare.status == 0);
+  CHECK(exists(dir + "/c.csv"));
+  CHECK(exists(dir + "/c.json"));
+  if (gnuplot) CHECK(exists(dir + "/c.svg"));
+
+  auto sweep = asBazelRun(dir, "sweep --csv w.csv --param components.counter.start=5,6 m.toml p.capnp "
+                               "--define n=1");
+  INFO(sweep.out);
+  CHECK(sweep.status == 0);
+  CHECK(exists(dir + "/w.csv"));
+
+  // A missing input is named where it was looked for, not found somewhere else.
+  auto missing = asBazelRun(dir, "run m.toml nosuch.capnp");
+  CHECK(missing.status == 2);
+  CHECK(missing.out.find(dir + "/nosuch.capnp") != std::string::npos);
+}
+
+TEST_CASE("CLI under bazel run: serve's socket is relative to where the user typed", "[cli]") {
+  auto dir = userDirectory("/tmp");   // unix socket paths are limited to 108 bytes
+  std::string socket = dir + "/root.sock";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::string bin = path("tests/fixtures/fixture-nestbed");
+    setenv("BUILD_WORKING_DIRECTORY", dir.c_str(), 1);
+    if (chdir("/") != 0) _exit(126);
+    execl(bin.c_str(), bin.c_str(), "serve", "--socket", "root.sock", "m.toml", nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && !exists(socket); i++) usleep(10000);
+  CHECK(exists(socket));
+  kill(pid, SIGTERM);
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  for (auto f : {"/m.toml", "/s.capnp", "/p.capnp"}) unlink((dir + f).c_str());
+  rmdir(dir.c_str());
+}
+
+TEST_CASE("CLI: a scenario parameter no scenario uses is an error with a did-you-mean", "[cli]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto scenario = path("tests/system/scenarios/params.capnp");
+  auto run = nestbed("run " + manifest + " " + scenario + " --define n=1 --define addz=2");
+  INFO(run.out);
+  CHECK(run.status == 2);
+  CHECK(run.out.find("scenario parameter 'addz' is not used by " + scenario +
+                     " (did you mean 'adds'?); parameters: adds, n") != std::string::npos);
+  CHECK(run.out.find("PASS") == std::string::npos);   // nothing ran
+
+  auto sweep = nestbed("sweep " + manifest + " " + scenario + " --define n=1 --param scenario.addz=1,2");
+  INFO(sweep.out);
+  CHECK(sweep.status == 2);
+  CHECK(sweep.out.find("scenario parameter 'addz' is not used") != std::string::npos);
+  CHECK(sweep.out.find("did you mean 'adds'?") != std::string::npos);
+
+  auto ok = nestbed("sweep " + manifest + " " + scenario + " --define n=1 --param scenario.adds=1,2");
+  INFO(ok.out);
+  CHECK(ok.status == 0);
+}
+
+TEST_CASE("CLI: call arguments are parsed before anything runs", "[cli]") {
+  auto r = nestbed("run " + path("tests/system/manifests/fixture.toml") + " " +
+                   path("tests/system/scenarios/bad-args.capnp"));
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK(r.out.find("bad-args.capnp:8:1: args \"(n = 1, bogus = 2)\" are not parameters of add: "
+                   "8-13: Struct has no field named 'bogus'") != std::string::npos);
+  CHECK(r.out.find("bad-args.capnp:9:1: args \"(n = \"seven\")\" are not parameters of add") !=
+        std::string::npos);
+  CHECK(r.out.find("bad-args.capnp:15:1: args \"(m = $t)\" are not parameters of add") !=
+        std::string::npos);
+  CHECK(r.out.find(":7:1:") == std::string::npos);    // the good ones are not named
+  CHECK(r.out.find(":11:1:") == std::string::npos);
+  CHECK(r.out.find(":14:1:") == std::string::npos);
+  CHECK(r.out.find("PASS") == std::string::npos);     // nothing ran
+  CHECK(r.out.find("FAIL") == std::string::npos);
+}
+
+TEST_CASE("CLI: each step's counter changes, known by construction, inline and process-placed",
+          "[cli]") {
+  auto placement = GENERATE(as<std::string>(), "", "--set components.counter.placement=inline");
+  DYNAMIC_SECTION("placement: " << (placement.empty() ? "as in the manifest" : placement)) {
+    auto r = nestbed("run " + placement + " " + path("tests/system/manifests/fixture.toml") + " " +
+                     path("tests/system/scenarios/deltas.capnp"));
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    // Each step's line, then what it changed: instances in start order, then hw/mem.
+    auto after = [&](const std::string& step, const std::string& deltas) {
+      auto at = r.out.find(step);
+      REQUIRE(at != std::string::npos);
+      auto next = r.out.find('\n', at);
+      REQUIRE(next != std::string::npos);
+      CHECK(r.out.substr(next + 1, deltas.size()) == deltas);
+    };
+    after("line 9    counter.add", "           counter.adds +1, counter.total +2\n");
+    after("line 10   repeat 3x", "           counter.adds +3, counter.total +3, relay.relayed +3\n");
+    after("line 11     relay.addVia x3", "           counter.adds +3, counter.total +3, relay.relayed +3\n");
+    after("line 13   nothing happens", "  ok   line 14");
+    after("line 14   counter.allocFrame", "         record frame = 0x40");
+    CHECK(r.out.find("           counter.frames_held +1, memory.used_bytes +4096\n") != std::string::npos);
+    after("line 16   print", "         print: the frame is at 0x40");
+    // A refused call changes nothing, and its errno is recorded without failing.
+    after("line 17   counter.tryAdd", "         record refused = (errno = eOverflow, total = 10)\n  PASS");
+  }
+}
+
+TEST_CASE("CLI: compare and sweep tables carry each step's counter changes", "[cli]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto csv = std::string(getenv("TEST_TMPDIR")) + "/deltas.csv";
+  auto r = nestbed("compare --repeat 2 --csv " + csv + " " + manifest + " " + manifest + " " +
+                   path("tests/system/scenarios/deltas.capnp"));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("deltas.capnp:10 repeat 3x: relay.relayed") != std::string::npos);
+  auto text = readAll(csv);
+  INFO(text);
+  auto file = path("tests/system/scenarios/deltas.capnp");
+  CHECK(text.find("\nstep_counter," + file + ",counter.adds,9,1,1,1,1,1,1,1,0,0\n") != std::string::npos);
+  CHECK(text.find("\nstep_counter," + file + ",relay.relayed,10,3,3,3,3,3,3,1,0,0\n") != std::string::npos);
+  CHECK(text.find("\nstep_counter," + file + ",memory.used_bytes,14,4096,4096,4096,4096,4096,4096,1,0,0\n") !=
+        std::string::npos);
+}
+
 }  // namespace

@@ -101,4 +101,44 @@ TEST_CASE("Shipped: nestbed check accepts every shipped manifest", "[shipped]") 
   CHECK(r.first == 0);
 }
 
+TEST_CASE("Shipped: an outcome a step does not expect fails it; `any` and naming it pass",
+          "[shipped]") {
+  auto r = nb::testing::runProcess("system/nestbed", "run " + path("system/manifests/default.toml") +
+                                                         " " + path("tests/system/scenarios/unexpected-fault.capnp"));
+  INFO(r.out);
+  CHECK(r.status == 1);
+  CHECK(r.out.find("FAIL line 9    ep0.dma") != std::string::npos);
+  CHECK(r.out.find("unexpected-fault.capnp:9: outcome: expected success, actual fault (type = "
+                   "fTranslation") != std::string::npos);
+  CHECK(r.out.find("sid = 0x300") != std::string::npos);   // a StreamID, in hex
+  CHECK(r.out.find("ok   line 10   ep0.dma") != std::string::npos);
+  CHECK(r.out.find("ok   line 11   ep0.dma") != std::string::npos);
+  CHECK(r.out.find("ok   line 13   ep0.dma") != std::string::npos);
+  CHECK(r.out.find("record what happened = (errno = ok, fault = (type = fTranslation") !=
+        std::string::npos);
+  // Claimed, the group is on the blocking domain: its abort STEs terminate the DMA silently.
+  CHECK(r.out.find("FAIL line 16   ep0.dma") != std::string::npos);
+  CHECK(r.out.find("unexpected-fault.capnp:16: outcome: expected success, actual aborted (cause = ste") !=
+        std::string::npos);
+  CHECK(r.out.find("record IDR0 = 0x") != std::string::npos);   // a register, in hex
+  CHECK(r.out.find("FAIL: 7 steps, 2 failed") != std::string::npos);
+}
+
+TEST_CASE("Shipped: nestbed runs from any directory, with no runfiles variables", "[shipped]") {
+  auto bin = path("system/nestbed");
+  std::string cmd = "cd / && env -u TEST_SRCDIR -u RUNFILES_DIR -u NESTBED_ROOT " + bin + " run 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  INFO(out);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(out.find("nestbed default tour") != std::string::npos);
+  CHECK(out.find("PASS:") != std::string::npos);
+}
+
 }  // namespace
