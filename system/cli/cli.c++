@@ -35,7 +35,10 @@ kj::String findHostBinary(kj::StringPtr name) {
 
 namespace {
 
+// The exit-status contract (system/experiment/commands.h): 0 success; 1 a failed run or an
+// invalid manifest, scenario, parameter, instance or method; 2 a wrong command line.
 constexpr int EXIT_FAILED = 1;
+constexpr int EXIT_INVALID = 1;
 constexpr int EXIT_USAGE = 2;
 
 // MainBuilder reports usage errors through exitError(): those exit 2. Run-time failures go
@@ -79,6 +82,18 @@ kj::String resolvePath(kj::StringPtr path) {
   }
   return kj::heapString(path);
 }
+
+// An exception as a user reads it: its description, without the "remote exception: " prefix
+// of another process's, nor the "expected ...;" of a failed internal check.
+kj::String describeText(kj::StringPtr d) {
+  if (d.startsWith("remote exception: ")) d = d.slice(strlen("remote exception: "));
+  if (d.startsWith("expected ")) {
+    KJ_IF_MAYBE(semi, d.findFirst(';')) { d = d.slice(*semi + 1); }
+    while (d.startsWith(" ")) d = d.slice(1);
+  }
+  return kj::heapString(d);
+}
+kj::String describeException(const kj::Exception& e) { return describeText(e.getDescription()); }
 
 constexpr kj::StringPtr DEFAULT_MANIFEST = "system/manifests/default.toml"_kj;
 constexpr kj::StringPtr DEFAULT_SCENARIO = "system/scenarios/default.capnp"_kj;
@@ -228,10 +243,10 @@ private:
           }
         }
       }
-      if (fileErrors) context_.finish(EXIT_USAGE);
+      if (fileErrors) context_.finish(EXIT_INVALID);
       auto unused = unusedParams(loaded, defines_);
       for (auto& e : unused) context_.warning(kj::str("nestbed: ", e));
-      if (unused.size() > 0) context_.finish(EXIT_USAGE);
+      if (unused.size() > 0) context_.finish(EXIT_INVALID);
 
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
@@ -251,10 +266,10 @@ private:
       switch (result.outcome) {
         case experiment::RunResult::Outcome::START_FAILED:
           KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }   // the calls up to the failure
-          fail(kj::str("nestbed: ", result.error));
+          fail(kj::str("nestbed: ", describeText(result.error)));
         case experiment::RunResult::Outcome::CHECK_FAILED:
           for (auto& e : result.checkErrors) context_.warning(kj::str(e));
-          context_.finish(EXIT_USAGE);
+          context_.finish(EXIT_INVALID);
         case experiment::RunResult::Outcome::RAN:
           break;
       }
@@ -478,14 +493,20 @@ private:
                         ComposerOptions{findHostBinary(config_.hostBinaryName), [](kj::StringPtr e) {
                                           fprintf(stderr, "nestbed: %s\n", e.cStr());
                                         }});
-      kj::Maybe<kj::String> result;
+      kj::Maybe<kj::String> result, usage;
+      auto args = callArgs_ == nullptr ? kj::StringPtr("()") : kj::StringPtr(callArgs_);
       auto e = kj::runCatchingExceptions([&]() {
         composer.start().wait(io.waitScope);
         ScenarioRunner runner(io.waitScope, composer.root(), config_.registry);
-        result = runner.call(callInstance_, callMethod_, callArgs_ == nullptr ? kj::StringPtr("()") : callArgs_);
+        usage = runner.checkCall(callInstance_, callMethod_, args);
+        if (usage == nullptr) result = runner.call(callInstance_, callMethod_, args);
       });
       composer.shutdown().wait(io.waitScope);
-      KJ_IF_MAYBE(ex, e) { fail(kj::str("nestbed: ", ex->getDescription())); }
+      KJ_IF_MAYBE(u, usage) {
+        context_.warning(kj::str("nestbed call: ", *u));
+        context_.finish(EXIT_INVALID);
+      }
+      KJ_IF_MAYBE(ex, e) { fail(kj::str("nestbed: ", describeException(*ex))); }
       puts(KJ_ASSERT_NONNULL(result).cStr());
       context_.finish(0);
     }
@@ -516,7 +537,7 @@ private:
                                           fprintf(stderr, "nestbed: %s\n", e.cStr());
                                         }});
       KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
-        fail(kj::str("nestbed: ", e->getDescription()));
+        fail(kj::str("nestbed: ", describeException(*e)));
       }
       unlink(socket_.cStr());
       auto address = io.provider->getNetwork().parseAddress(kj::str("unix:", socket_)).wait(io.waitScope);

@@ -207,9 +207,9 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
   // Both manifests must validate with the overrides before anything runs.
   bool valid = load(manifestA, options.registry, options.overrides, "A") != nullptr;
   valid = load(manifestB, options.registry, options.overrides, "B") != nullptr && valid;
-  if (!valid) return EXIT_USAGE;
+  if (!valid) return EXIT_INVALID;
   auto scenarios = loadScenarios(scenarioPaths, options.defines);
-  if (scenarios == nullptr) return EXIT_USAGE;
+  if (scenarios == nullptr) return EXIT_INVALID;
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "compare");
   experiment.loop();
@@ -225,14 +225,14 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
       auto what = kj::str(labels[side], " run ", run);
       progress.starting(what);
       auto plan = load(paths[side], options.registry, options.overrides, labels[side]);
-      if (plan == nullptr) return EXIT_USAGE;   // changed on disk since it was checked
+      if (plan == nullptr) return EXIT_INVALID;   // changed on disk since it was checked
       KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run))) {
         progress.finished(what, Experiment::outcomeText(*result));
         measurements.add(side, run, *result);
       } else {
         progress.done();
         say(kj::str("the scenario does not fit ", labels[side], " (", paths[side], ")"));
-        return EXIT_USAGE;
+        return EXIT_INVALID;
       }
     }
   }
@@ -347,9 +347,9 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
     // Every point has the same parameter names: one report of an unused one is enough.
     valid = loadScenarios(scenarioPaths, paramsFor(point), &point == &points[0]) != nullptr && valid;
   }
-  if (!valid) return EXIT_USAGE;
+  if (!valid) return EXIT_INVALID;
   auto scenarios = loadScenarios(scenarioPaths, paramsFor(points[0]));
-  if (scenarios == nullptr) return EXIT_USAGE;
+  if (scenarios == nullptr) return EXIT_INVALID;
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "sweep");
   experiment.loop();
@@ -365,9 +365,9 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
       auto what = kj::str(point.name, repeats > 1 ? kj::str(" run ", run) : kj::str());
       progress.starting(what);
       auto plan = load(manifest, options.registry, overridesFor(point));
-      if (plan == nullptr) return EXIT_USAGE;
+      if (plan == nullptr) return EXIT_INVALID;
       auto pointScenarios = loadScenarios(scenarioPaths, paramsFor(point));
-      if (pointScenarios == nullptr) return EXIT_USAGE;
+      if (pointScenarios == nullptr) return EXIT_INVALID;
       experiment.scenarios = kj::mv(KJ_ASSERT_NONNULL(pointScenarios));
       // Trace timelines are named by the keys' last parts: "iotlb_entries=64 smmu0".
       auto label = kj::str(point.seriesValue.map([&](kj::StringPtr sv) {
@@ -380,7 +380,7 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
       } else {
         progress.done();
         say(kj::str("the scenario does not fit ", manifest, " with ", point.name));
-        return EXIT_USAGE;
+        return EXIT_INVALID;
       }
     }
   }

@@ -6,6 +6,7 @@
 #include "interfaces/smmu-queue.capnp.h"
 #include "system/guest/guest-driver.h"
 #include "system/guest/guest-queue.h"
+#include "util/suggest.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize-text.h>
@@ -919,7 +920,17 @@ struct ScenarioRunner::Impl {
     KJ_IF_MAYBE(v, select(root, path, error)) {
       auto actual = text(*v);
       auto want = canonical(expected, *v);
-      if (actual != want) fail(node, iteration, what, kj::mv(want), kj::mv(actual));
+      if (actual != want) {
+        // Shown as a person reads them: addresses and registers in hex.
+        auto parts = splitPath(path);
+        kj::StringPtr name = parts.empty() ? kj::StringPtr("") : parts.back();
+        if (v->getType() == capnp::DynamicValue::UINT && isHexName(name)) {
+          char* end = nullptr;
+          auto w = strtoull(want.cStr(), &end, 0);
+          if (end != nullptr && *end == '\0' && end != want.cStr()) want = kj::str("0x", kj::hex(w));
+        }
+        fail(node, iteration, what, kj::mv(want), display(*v, name, codec));
+      }
     } else {
       fail(node, iteration, what, kj::heapString(expected), kj::mv(error));
     }
@@ -1369,6 +1380,28 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
     ok = ok && n.ok;
   }
   report.setOk(ok);
+}
+
+kj::Maybe<kj::String> ScenarioRunner::checkCall(kj::StringPtr instance, kj::StringPtr method,
+                                                kj::StringPtr args) {
+  auto& impl = *impl_;
+  KJ_IF_MAYBE(schema, impl.instances.find(instance)) {
+    KJ_IF_MAYBE(m, schema->findMethodByName(method)) {
+      kj::Maybe<kj::String> error;
+      CallSpec spec{instance, method, nullptr, args, {}, nullptr, nullptr};
+      auto err = [&](kj::String message) { error = kj::mv(message); };
+      impl.checkArgs(spec, *m, err);
+      return kj::mv(error);
+    }
+    kj::Vector<kj::StringPtr> names;
+    for (auto m : schema->getMethods()) names.add(m.getProto().getName());
+    return kj::str("interface ", schema->getShortDisplayName(), " of '", instance, "' has no method '",
+                   method, "'", didYouMean(method, names), "; methods: ", kj::strArray(names, ", "));
+  }
+  kj::Vector<kj::StringPtr> names;
+  for (auto& entry : impl.instances) names.add(entry.key);
+  return kj::str("no instance '", instance, "' in the manifest", didYouMean(instance, names),
+                 "; instances: ", kj::strArray(names, ", "));
 }
 
 kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args) {

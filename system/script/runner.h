@@ -42,6 +42,10 @@ public:
   // the runner is destroyed: counters read in between see them alive, whatever the placement.
   void run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report);
 
+  // Why a call by instance name, method name and text arguments cannot be made, if it cannot:
+  // no such instance or method (with a did-you-mean), or arguments that are not its parameters.
+  kj::Maybe<kj::String> checkCall(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
+
   // One call by instance name, method name and text arguments; returns the results as text.
   kj::String call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
 

@@ -79,15 +79,15 @@ TEST_CASE("CLI: run exits 0 when every expectation holds, 1 naming the line when
   CHECK(fail.out.find("all-fail.capnp:8: value: expected (total = 7), actual (total = 6)") != std::string::npos);
 }
 
-TEST_CASE("CLI: scenario file errors exit 2 before anything runs", "[cli]") {
+TEST_CASE("CLI: scenario file errors exit 1 before anything runs", "[cli]") {
   auto manifest = path("tests/system/manifests/fixture.toml");
   auto syntax = nestbed("run " + manifest + " " + path("tests/system/scenarios/bad-syntax.capnp"));
   INFO(syntax.out);
-  CHECK(syntax.status == 2);
+  CHECK(syntax.status == 1);
   CHECK(syntax.out.find("bad-syntax.capnp:7:") != std::string::npos);
   CHECK(syntax.out.find("bad-syntax.capnp:8:") != std::string::npos);
   auto semantic = nestbed("run " + manifest + " " + path("tests/system/scenarios/bad-semantics.capnp"));
-  CHECK(semantic.status == 2);
+  CHECK(semantic.status == 1);
   CHECK(semantic.out.find("bad-semantics.capnp:7:1: no instance 'countr' in the manifest") != std::string::npos);
 }
 
@@ -245,7 +245,7 @@ TEST_CASE("CLI under bazel run: inputs and outputs are relative to where the use
 
   // A missing input is named where it was looked for, not found somewhere else.
   auto missing = asBazelRun(dir, "run m.toml nosuch.capnp");
-  CHECK(missing.status == 2);
+  CHECK(missing.status == 1);
   CHECK(missing.out.find(dir + "/nosuch.capnp") != std::string::npos);
 }
 
@@ -277,14 +277,14 @@ TEST_CASE("CLI: a scenario parameter no scenario uses is an error with a did-you
   auto scenario = path("tests/system/scenarios/params.capnp");
   auto run = nestbed("run " + manifest + " " + scenario + " --define n=1 --define addz=2");
   INFO(run.out);
-  CHECK(run.status == 2);
+  CHECK(run.status == 1);
   CHECK(run.out.find("scenario parameter 'addz' is not used by " + scenario +
                      " (did you mean 'adds'?); parameters: adds, n") != std::string::npos);
   CHECK(run.out.find("PASS") == std::string::npos);   // nothing ran
 
   auto sweep = nestbed("sweep " + manifest + " " + scenario + " --define n=1 --param scenario.addz=1,2");
   INFO(sweep.out);
-  CHECK(sweep.status == 2);
+  CHECK(sweep.status == 1);
   CHECK(sweep.out.find("scenario parameter 'addz' is not used") != std::string::npos);
   CHECK(sweep.out.find("did you mean 'adds'?") != std::string::npos);
 
@@ -297,7 +297,7 @@ TEST_CASE("CLI: call arguments are parsed before anything runs", "[cli]") {
   auto r = nestbed("run " + path("tests/system/manifests/fixture.toml") + " " +
                    path("tests/system/scenarios/bad-args.capnp"));
   INFO(r.out);
-  CHECK(r.status == 2);
+  CHECK(r.status == 1);
   CHECK(r.out.find("bad-args.capnp:8:1: args \"(n = 1, bogus = 2)\" are not parameters of add: "
                    "8-13: Struct has no field named 'bogus'") != std::string::npos);
   CHECK(r.out.find("bad-args.capnp:9:1: args \"(n = \"seven\")\" are not parameters of add") !=
@@ -354,6 +354,43 @@ TEST_CASE("CLI: compare and sweep tables carry each step's counter changes", "[c
   CHECK(text.find("\nstep_counter," + file + ",relay.relayed,10,3,3,3,3,3,3,1,0,0\n") != std::string::npos);
   CHECK(text.find("\nstep_counter," + file + ",memory.used_bytes,14,4096,4096,4096,4096,4096,4096,1,0,0\n") !=
         std::string::npos);
+}
+
+TEST_CASE("CLI: one exit-status contract: invalid input 1, a wrong command line 2", "[cli]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto typo = path("tests/system/manifests/typo.toml");
+  auto scenario = path("tests/system/scenarios/all-pass.capnp");
+  // An invalid manifest: 1 in every subcommand.
+  CHECK(nestbed("check " + typo).status == 1);
+  CHECK(nestbed("graph " + typo).status == 1);
+  CHECK(nestbed("run " + typo + " " + scenario).status == 1);
+  CHECK(nestbed("call " + typo + " counter get").status == 1);
+  CHECK(nestbed("serve --socket /tmp/x.sock " + typo).status == 1);
+  CHECK(nestbed("compare " + typo + " " + manifest + " " + scenario).status == 1);
+  CHECK(nestbed("sweep --param components.counter.start=1,2 " + typo + " " + scenario).status == 1);
+  // A wrong command line: 2.
+  CHECK(nestbed("run --frobnicate " + manifest).status == 2);
+  CHECK(nestbed("call " + manifest).status == 2);
+  CHECK(nestbed("serve " + manifest).status == 2);
+  CHECK(nestbed("sweep " + manifest + " " + scenario).status == 2);
+}
+
+TEST_CASE("CLI: call names what does not exist, without internal assertion text", "[cli]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto instance = nestbed("call " + manifest + " countr get");
+  INFO(instance.out);
+  CHECK(instance.status == 1);
+  CHECK(instance.out.find("nestbed call: no instance 'countr' in the manifest (did you mean 'counter'?); "
+                          "instances: counter, relay, memory") != std::string::npos);
+  CHECK(instance.out.find("expected") == std::string::npos);
+  auto method = nestbed("call " + manifest + " counter gte");
+  INFO(method.out);
+  CHECK(method.status == 1);
+  CHECK(method.out.find("has no method 'gte' (did you mean 'get'?); methods: add, get,") != std::string::npos);
+  auto args = nestbed("call " + manifest + " counter add '(m = 1)'");
+  INFO(args.out);
+  CHECK(args.status == 1);
+  CHECK(args.out.find("nestbed call: args \"(m = 1)\" are not parameters of add") != std::string::npos);
 }
 
 }  // namespace
