@@ -8,6 +8,7 @@
 #include "system/experiment/session.h"
 #include "system/experiment/trace.h"
 #include "system/script/runner.h"
+#include "system/version.h"
 
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
@@ -111,7 +112,7 @@ public:
   Cli(CliContext& context, CliConfig config) : context_(context), config_(config) {}
 
   kj::MainFunc getMain() {
-    return kj::MainBuilder(context_, "nestbed",
+    return kj::MainBuilder(context_, version_,
                            "A laboratory for IOMMU virtualization designs: composes the Arm "
                            "SMMUv3 stack from a TOML manifest and runs experiments on it.")
         .addSubCommand("check", KJ_BIND_METHOD(*this, checkMain), "validate a manifest and print its plan")
@@ -256,6 +257,8 @@ private:
       experiment::RunOptions options{config_.registry, host, [](kj::StringPtr e) {
                                        fprintf(stderr, "nestbed: %s\n", e.cStr());
                                      }};
+      options.overrides = overrides_;
+      options.params = defines_;
       KJ_IF_MAYBE(t, tracer) { options.tracer = **t; }
       KJ_IF_MAYBE(path, dump_) {
         options.beforeShutdown = [this, path = kj::heapString(*path)](Composer& composer, kj::WaitScope& ws) {
@@ -294,6 +297,16 @@ private:
       puts(codec.encode(report).cStr());
       return;
     }
+    // Provenance first: what produced this report.
+    auto provenance = report.getProvenance();
+    printf("%s\n", provenance.getVersion().cStr());
+    for (auto m : provenance.getManifests()) {
+      printf("manifest %s", m.getFile().cStr());
+      for (auto o : m.getOverrides()) printf(" --set %s", o.cStr());
+      printf("\n");
+    }
+    for (auto p : provenance.getParams()) printf("scenario parameter %s\n", p.cStr());
+    printf("\n");
     for (auto s : report.getScenarios()) fputs(formatScenarioReport(s).cStr(), stdout);
     printf("\nmanifest %s\n", report.getManifest().cStr());
     for (auto c : report.getComponents()) {
@@ -557,6 +570,7 @@ private:
 
   CliContext& context_;
   CliConfig config_;
+  kj::String version_ = nestbedVersion();
   kj::Vector<Override> overrides_;
   kj::String manifest_;
   kj::Maybe<kj::String> dump_;

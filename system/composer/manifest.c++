@@ -612,7 +612,10 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
 
   auto ordered = v.order(kj::mv(instances));
   if (!v.errors_.empty()) return v.errors_.releaseAsArray();
-  return Plan{kj::heapString(path), kj::mv(KJ_ASSERT_NONNULL(memory)), kj::mv(ordered)};
+  std::ostringstream effective;
+  effective << root;
+  return Plan{kj::heapString(path), ks(effective.str()), kj::mv(KJ_ASSERT_NONNULL(memory)),
+              kj::mv(ordered)};
 }
 
 kj::String formatPlan(const Plan& plan) {

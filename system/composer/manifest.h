@@ -63,6 +63,7 @@ struct MemoryPlan {
 
 struct Plan {
   kj::String file;
+  kj::String effective;   // the manifest as TOML with every override applied (provenance)
   MemoryPlan memory;
   kj::Vector<InstancePlan> instances;  // dependency order: every instance after those it uses
 

@@ -112,8 +112,11 @@ public:
   }
 
   // One run of `plan`. A scenario that does not fit the manifest is bad input: null.
-  kj::Maybe<RunResult> run(Plan plan, kj::StringPtr traceLabel) {
+  kj::Maybe<RunResult> run(Plan plan, kj::StringPtr traceLabel, kj::ArrayPtr<const Override> overrides,
+                           kj::ArrayPtr<const ScenarioParam> params) {
     RunOptions runOptions{options.registry, options.hostBinary, [](kj::StringPtr e) { say(e); }};
+    runOptions.overrides = overrides;
+    runOptions.params = params;
     KJ_IF_MAYBE(t, tracer) {
       runOptions.tracer = **t;
       runOptions.traceLabel = traceLabel;
@@ -143,6 +146,10 @@ public:
     auto files = KJ_MAP(s, scenarios) { return kj::heapString(s.file); };
     auto overrides = KJ_MAP(o, options.overrides) { return overrideText(o); };
     measurements.fill(report, files, overrides, param, repeats, series);
+    auto params = report.getProvenance().initParams(options.defines.size());
+    for (auto i : kj::indices(options.defines)) {
+      params.set(i, kj::str(options.defines[i].name, "=", options.defines[i].value));
+    }
     auto reader = report.asReader();
     if (options.json) {
       capnp::JsonCodec codec;
@@ -226,7 +233,8 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
       progress.starting(what);
       auto plan = load(paths[side], options.registry, options.overrides, labels[side]);
       if (plan == nullptr) return EXIT_INVALID;   // changed on disk since it was checked
-      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run))) {
+      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run),
+                                         options.overrides, options.defines)) {
         progress.finished(what, Experiment::outcomeText(*result));
         measurements.add(side, run, *result);
       } else {
@@ -374,7 +382,10 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
                              return kj::str(shortOf(KJ_ASSERT_NONNULL(series).key), "=", sv, " ");
                            }).orDefault(kj::str()),
                            shortOf(param.key), "=", point.value, repeats > 1 ? kj::str("#", run) : kj::str());
-      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label)) {
+      auto pointOverrides = overridesFor(point);
+      auto pointParams = paramsFor(point);
+      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label, pointOverrides,
+                                         pointParams)) {
         progress.finished(what, Experiment::outcomeText(*result));
         measurements.add(i, run, *result);
       } else {

@@ -2,6 +2,8 @@
 
 #include "system/experiment/measurements.h"
 
+#include "system/version.h"
+
 #include <kj/debug.h>
 #include <algorithm>
 #include <cmath>
@@ -56,7 +58,8 @@ kj::StringPtr baseName(kj::StringPtr path) {
 
 Measurements::Measurements(rpc::ExperimentReport::Kind kind, kj::Array<VariantSpec> variants)
     : kind_(kind), variants_(kj::mv(variants)),
-      failures_(kj::heapArray<kj::Vector<kj::String>>(variants_.size())) {}
+      failures_(kj::heapArray<kj::Vector<kj::String>>(variants_.size())),
+      manifests_(kj::heapArray<kj::Own<capnp::MallocMessageBuilder>>(variants_.size())) {}
 Measurements::~Measurements() noexcept(false) {}
 
 Measurements::Row& Measurements::row(kj::Vector<kj::Own<Row>>& rows, kj::String key, bool step) {
@@ -73,6 +76,13 @@ Measurements::Row& Measurements::row(kj::Vector<kj::Own<Row>>& rows, kj::String 
 void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
   KJ_REQUIRE(variant < variants_.size());
   auto& failures = failures_[variant];
+  if (manifests_[variant].get() == nullptr && result.report.asReader().hasProvenance()) {
+    auto provenance = result.report.asReader().getProvenance();
+    if (provenance.getManifests().size() > 0) {
+      manifests_[variant] = kj::heap<capnp::MallocMessageBuilder>();
+      manifests_[variant]->setRoot(provenance.getManifests()[0]);
+    }
+  }
   switch (result.outcome) {
     case RunResult::Outcome::START_FAILED:
       failures.add(kj::str("run ", run, ": did not start: ", result.error));
@@ -154,6 +164,18 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
     for (auto j : kj::indices(failures_[i])) f.set(j, failures_[i][j]);
   }
   report.setOk(ok);
+  auto provenance = report.initProvenance();
+  provenance.setVersion(nestbedVersion());
+  provenance.setCommit(nestbedCommit());
+  provenance.setBuildMode(buildMode());
+  auto manifests = provenance.initManifests(variants_.size());
+  for (auto i : kj::indices(variants_)) {
+    if (manifests_[i].get() != nullptr) {
+      manifests.setWithCaveats(i, manifests_[i]->getRoot<rpc::Provenance::Manifest>().asReader());
+    }
+    manifests[i].setLabel(variants_[i].label);
+    if (!manifests[i].hasFile()) manifests[i].setFile(variants_[i].manifest);
+  }
 
   auto fillRows = [&](kj::ArrayPtr<Row* const> rows, capnp::List<rpc::ExperimentReport::Row>::Builder out) {
     for (auto i : kj::indices(rows)) {
@@ -282,12 +304,14 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
                       ", ", variants.size(), " variants, ", runs, " run", runs == 1 ? "" : "s", " each",
                       runs > 1 ? "; median [min-max] over runs" : ""));
   }
+  lines.add(kj::str("  ", report.getProvenance().getVersion()));
   for (auto v : variants) {
     if (compare) lines.add(kj::str("  ", v.getLabel(), "  ", v.getManifest()));
   }
   if (!compare && variants.size()) lines.add(kj::str("  manifest ", variants[0].getManifest()));
   for (auto o : report.getOverrides()) lines.add(kj::str("  --set ", o));
   for (auto s : report.getScenarios()) lines.add(kj::str("  scenario ", s));
+  for (auto p : report.getProvenance().getParams()) lines.add(kj::str("  --define ", p));
   for (auto v : variants) {
     auto who = variantName(report, v);
     if (v.getOk()) continue;
@@ -425,6 +449,19 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report) {
   rows("step_us", report.getSteps());
   rows("counter", report.getCounters());
   rows("step_counter", report.getStepCounters());
+  // Provenance rows: kind "provenance", the key as group, the value as name.
+  auto provenance = report.getProvenance();
+  auto fact = [&](kj::StringPtr key, kj::StringPtr value) {
+    lines.add(kj::str("provenance,", csvField(key), ",", csvField(value), ",0"));
+  };
+  fact("version", provenance.getVersion());
+  fact("commit", provenance.getCommit());
+  fact("build_mode", provenance.getBuildMode());
+  for (auto m : provenance.getManifests()) {
+    fact(kj::str("manifest ", m.getLabel()), m.getFile());
+    for (auto o : m.getOverrides()) fact(kj::str("set ", m.getLabel()), o);
+  }
+  for (auto p : provenance.getParams()) fact("define", p);
   return kj::str(kj::strArray(lines, "\n"), "\n");
 }
 

@@ -50,6 +50,7 @@ private:
   kj::Vector<kj::Own<Row>> counters_;
   kj::Vector<kj::Own<Row>> stepCounters_;
   kj::HashMap<kj::String, Row*> byKey_;
+  kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifests_;   // per variant, its first run's
 };
 
 // For people: the rows side by side, median [min-max] when there are several runs, the ratio,

@@ -64,6 +64,17 @@ kj::String header(size_t height) {
                  " dynamic noenhanced font 'Helvetica,11' background rgb 'white'\n");
 }
 
+// The figure's provenance, at its foot: the build, the overrides, the scenario parameters.
+kj::String caption(rpc::ExperimentReport::Reader report) {
+  auto provenance = report.getProvenance();
+  kj::Vector<kj::String> parts;
+  parts.add(kj::heapString(provenance.getVersion()));
+  for (auto o : report.getOverrides()) parts.add(kj::str("--set ", o));
+  for (auto p : provenance.getParams()) parts.add(kj::str("--define ", p));
+  return kj::str("set label 99 ", quoted(kj::strArray(parts, "  ")),
+                 " at screen 0.005,0.004 left font ',8' textcolor rgb 'gray40'");
+}
+
 // ---- compare: B/A bars
 
 struct Bar {
@@ -143,6 +154,7 @@ kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svg
   out.add(kj::str("set output ", quoted(svgPath)));
   auto what = kj::str("B/A of the median over ", runs, " run", runs == 1 ? "" : "s", " each (< 1: B is lower)");
   out.add(kj::str("set multiplot"));
+  out.add(caption(report));
   out.add(barPanel("steps", kj::str("step time per iteration: ", what), steps, double(h2) / total,
                    double(h1) / total));
   if (!counters.empty()) {
@@ -298,10 +310,22 @@ kj::Array<kj::String> chosenFigures(rpc::ExperimentReport::Reader report, kj::Ar
   for (size_t k = 0; k < slowest.size() && k < limit; k++) picked.add(kj::get<1>(slowest[k]));
   std::sort(picked.begin(), picked.end());   // in scenario order
   for (auto i : picked) chosen.add(figureName(steps[i], true));
+  // A counter whose value is the swept value itself (a capacity echoing the setting swept)
+  // says nothing the axis does not: it is no result.
+  auto echoes = [&](Row::Reader r) {
+    auto variants = report.getVariants();
+    auto cells = r.getCells();
+    for (auto i : kj::indices(variants)) {
+      double value;
+      if (!parseNumber(variants[i].getValue(), value)) return false;
+      if (i >= cells.size() || !cells[i].getPresent() || cells[i].getMedian() != value) return false;
+    }
+    return variants.size() > 0;
+  };
   size_t taken = 0;
   for (auto r : report.getCounters()) {
     if (taken == limit) break;
-    if (r.getDiffers()) {
+    if (r.getDiffers() && !echoes(r)) {
       chosen.add(figureName(r, false));
       taken++;
     }
@@ -342,6 +366,7 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
   auto runs = report.getRepeats();
   auto what = runs > 1 ? kj::str(": median and min-max over ", runs, " runs") : kj::str();
   out.add(kj::str("set multiplot"));
+  out.add(caption(report));
   if (axis.categorical) {
     kj::Vector<kj::String> tics;
     for (auto i : kj::indices(axis.ticks)) tics.add(kj::str(quoted(axis.ticks[i]), " ", i));

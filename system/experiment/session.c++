@@ -4,6 +4,8 @@
 
 #include "system/experiment/trace.h"
 
+#include "system/version.h"
+
 #include <kj/debug.h>
 
 namespace nb::experiment {
@@ -31,12 +33,28 @@ void fillStats(rpc::RunReport::Builder report, kj::ArrayPtr<const InstanceStats>
   }
 }
 
+void fillProvenance(rpc::Provenance::Builder out, const Plan& plan, kj::StringPtr label,
+                    kj::ArrayPtr<const Override> overrides, kj::ArrayPtr<const ScenarioParam> params) {
+  out.setVersion(nestbedVersion());
+  out.setCommit(nestbedCommit());
+  out.setBuildMode(buildMode());
+  auto m = out.initManifests(1)[0];
+  m.setLabel(label);
+  m.setFile(plan.file);
+  auto o = m.initOverrides(overrides.size());
+  for (auto i : kj::indices(overrides)) o.set(i, kj::str(overrides[i].key, "=", overrides[i].value));
+  m.setEffective(plan.effective);
+  auto p = out.initParams(params.size());
+  for (auto i : kj::indices(params)) p.set(i, kj::str(params[i].name, "=", params[i].value));
+}
+
 RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedScenario> scenarios,
                   RunOptions& options) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto report = message->initRoot<rpc::RunReport>();
   RunResult result{RunResult::Outcome::RAN, kj::mv(message), report, nullptr, nullptr};
   report.setManifest(plan.file);
+  fillProvenance(report.initProvenance(), plan, "", options.overrides, options.params);
 
   kj::Vector<kj::String> events;
   ComposerOptions composerOptions{kj::heapString(options.hostBinary), [&](kj::StringPtr e) {

@@ -1,6 +1,7 @@
 // The nestbed CLI end to end (with the fixture registry): exit statuses, messages, DOT, JSON.
 
 #include "interfaces/composer.capnp.h"
+#include "interfaces/report.capnp.h"
 #include "tests/system/process-testing.h"
 #include "tests/fixtures/fixture.capnp.h"
 
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <regex>
 #include <string>
 
 namespace {
@@ -391,6 +393,56 @@ TEST_CASE("CLI: call names what does not exist, without internal assertion text"
   INFO(args.out);
   CHECK(args.status == 1);
   CHECK(args.out.find("nestbed call: args \"(m = 1)\" are not parameters of add") != std::string::npos);
+}
+
+TEST_CASE("CLI: --version and every report record the build, the manifest as run, the parameters",
+          "[cli]") {
+  auto version = nestbed("--version");
+  INFO(version.out);
+  CHECK(version.status == 0);
+  CHECK(std::regex_search(version.out, std::regex("^nestbed ([0-9a-f]{12}(-dirty)?|unknown) "
+                                                  "\\((fastbuild|opt|dbg)\\)\n")));
+  auto build = version.out.substr(0, version.out.find('\n'));
+
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto scenario = path("tests/system/scenarios/params.capnp");
+  auto text = nestbed("run --set components.counter.start=40 --define n=1 " + manifest + " " + scenario);
+  INFO(text.out);
+  REQUIRE(text.status == 0);
+  CHECK(text.out.rfind(build + "\nmanifest " + manifest + " --set components.counter.start=40\n"
+                       "scenario parameter n=1\n", 0) == 0);
+
+  auto json = nestbed("run --json --set components.counter.start=40 --define n=1 " + manifest + " " + scenario);
+  REQUIRE(json.status == 0);
+  capnp::JsonCodec codec;
+  capnp::MallocMessageBuilder message;
+  auto report = message.initRoot<nb::rpc::RunReport>();
+  codec.decode(kj::StringPtr(json.out.c_str() + json.out.find('{')), report);
+  auto provenance = report.getProvenance();
+  CHECK(provenance.getVersion() == build.c_str());
+  CHECK(std::string(provenance.getBuildMode().cStr()).size() > 0);
+  REQUIRE(provenance.getManifests().size() == 1);
+  auto m = provenance.getManifests()[0];
+  CHECK(m.getFile() == manifest.c_str());
+  REQUIRE(m.getOverrides().size() == 1);
+  CHECK(m.getOverrides()[0] == "components.counter.start=40");
+  CHECK(std::string(m.getEffective().cStr()).find("start = 40") != std::string::npos);
+  CHECK(std::string(m.getEffective().cStr()).find("start = 5") == std::string::npos);
+  REQUIRE(provenance.getParams().size() == 1);
+  CHECK(provenance.getParams()[0] == "n=1");
+
+  auto csv = std::string(getenv("TEST_TMPDIR")) + "/provenance.csv";
+  auto compare = nestbed("compare --repeat 1 --csv " + csv + " --define n=1 --set components.counter.start=40 " +
+                         manifest + " " + manifest + " " + scenario);
+  INFO(compare.out);
+  REQUIRE(compare.status == 0);
+  CHECK(compare.out.find("  " + build + "\n") != std::string::npos);
+  CHECK(compare.out.find("  --define n=1\n") != std::string::npos);
+  auto rows = readAll(csv);
+  INFO(rows);
+  CHECK(rows.find("\nprovenance,version," + build + ",0\n") != std::string::npos);
+  CHECK(rows.find("\nprovenance,set B,components.counter.start=40,0\n") != std::string::npos);
+  CHECK(rows.find("\nprovenance,define,n=1,0\n") != std::string::npos);
 }
 
 }  // namespace
