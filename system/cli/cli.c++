@@ -214,6 +214,9 @@ private:
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the report as JSON")
         .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
                           "write physical memory to <file> at exit, and <file>.json describing it")
+        .addOptionWithArg({"junit"}, KJ_BIND_METHOD(*this, setJunit), "<file.xml>",
+                          "also write the report as JUnit XML: one test case per step (what "
+                          "nestbed_scenario_test gives Bazel)")
         .expectOptionalArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
         .expectZeroOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addScenario))
         .callAfterParsing(KJ_BIND_METHOD(*this, run))
@@ -225,6 +228,7 @@ private:
   }
   kj::MainBuilder::Validity setJson() { json_ = true; return true; }
   kj::MainBuilder::Validity setDump(kj::StringPtr path) { dump_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setJunit(kj::StringPtr path) { junit_ = resolvePath(path); return true; }
 
   kj::MainBuilder::Validity run() {
     // With no arguments at all, the default tour.
@@ -278,6 +282,13 @@ private:
       }
       KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }
       printReport(result.report.asReader());
+      KJ_IF_MAYBE(path, junit_) {
+        FILE* f = fopen(path->cStr(), "w");
+        auto xml = junitXml(result.report.asReader());
+        if (f == nullptr || fwrite(xml.begin(), 1, xml.size(), f) != xml.size() || fclose(f) != 0) {
+          fail(kj::str("nestbed: cannot write ", *path, ": ", strerror(errno)));
+        }
+      }
       context_.finish(result.ok() ? 0 : EXIT_FAILED);
     }
     context_.finish(EXIT_FAILED);
@@ -315,6 +326,61 @@ private:
         printf("  %-40s %llu\n", counter.getName().cStr(), (unsigned long long)counter.getValue());
       }
     }
+  }
+
+  static kj::String xmlEscaped(kj::StringPtr s) {
+    kj::Vector<char> out;
+    for (char c : s) {
+      switch (c) {
+        case '&': out.addAll(kj::StringPtr("&amp;")); break;
+        case '<': out.addAll(kj::StringPtr("&lt;")); break;
+        case '>': out.addAll(kj::StringPtr("&gt;")); break;
+        case '"': out.addAll(kj::StringPtr("&quot;")); break;
+        default:
+          if (uint8_t(c) < 0x20 && c != '\n' && c != '\t') out.add(' '); else out.add(c);
+      }
+    }
+    out.add('\0');
+    return kj::String(out.releaseAsArray());
+  }
+
+  // JUnit XML as Bazel's test.xml reads it: a suite per scenario, a test case per step.
+  static kj::String junitXml(rpc::RunReport::Reader report) {
+    kj::Vector<kj::String> lines;
+    lines.add(kj::str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    lines.add(kj::str("<testsuites>"));
+    for (auto s : report.getScenarios()) {
+      size_t failed = 0;
+      double seconds = 0;
+      for (auto step : s.getSteps()) {
+        failed += !step.getOk();
+        if (step.getDepth() == 0) seconds += step.getMicros() / 1e6;
+      }
+      lines.add(kj::str("  <testsuite name=\"", xmlEscaped(s.getFile()), "\" tests=\"", s.getSteps().size(),
+                        "\" failures=\"", failed, "\" errors=\"0\" time=\"", seconds, "\">"));
+      for (auto step : s.getSteps()) {
+        auto name = kj::str("line ", step.getLine(), " ", step.getLabel());
+        auto open = kj::str("    <testcase name=\"", xmlEscaped(name), "\" classname=\"", xmlEscaped(s.getFile()),
+                            "\" time=\"", step.getMicros() / 1e6, "\"");
+        if (step.getOk()) {
+          lines.add(kj::str(open, "/>"));
+          continue;
+        }
+        lines.add(kj::str(open, ">"));
+        for (auto f : step.getFailures()) {
+          auto message = kj::str(f.getWhat(), ": expected ", f.getExpected(), ", actual ", f.getActual());
+          lines.add(kj::str("      <failure message=\"", xmlEscaped(message), "\">", xmlEscaped(message),
+                            "</failure>"));
+        }
+        if (step.getFailures().size() == 0) {
+          lines.add(kj::str("      <failure message=\"a step inside failed\"/>"));
+        }
+        lines.add(kj::str("    </testcase>"));
+      }
+      lines.add(kj::str("  </testsuite>"));
+    }
+    lines.add(kj::str("</testsuites>"));
+    return kj::str(kj::strArray(lines, "\n"), "\n");
   }
 
   void dumpMemory(Composer& composer, kj::StringPtr path, kj::WaitScope& waitScope) {
@@ -573,7 +639,7 @@ private:
   kj::String version_ = nestbedVersion();
   kj::Vector<Override> overrides_;
   kj::String manifest_;
-  kj::Maybe<kj::String> dump_;
+  kj::Maybe<kj::String> dump_, junit_;
   kj::String socket_;
   kj::Vector<kj::String> scenarios_;
   kj::Vector<ScenarioParam> defines_;

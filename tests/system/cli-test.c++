@@ -445,4 +445,19 @@ TEST_CASE("CLI: --version and every report record the build, the manifest as run
   CHECK(rows.find("\nprovenance,define,n=1,0\n") != std::string::npos);
 }
 
+TEST_CASE("CLI: run --junit writes one test case per step, failures with expected and actual",
+          "[cli]") {
+  auto xml = std::string(getenv("TEST_TMPDIR")) + "/steps.xml";
+  auto r = nestbed("run --junit " + xml + " " + path("tests/system/manifests/fixture.toml") + " " +
+                   path("tests/system/scenarios/all-fail.capnp"));
+  INFO(r.out);
+  CHECK(r.status == 1);
+  auto text = readAll(xml);
+  INFO(text);
+  CHECK(text.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"", 0) == 0);
+  CHECK(text.find("<testcase name=\"line 8 counter.add\"") != std::string::npos);
+  CHECK(text.find("<failure message=\"value: expected (total = 7), actual (total = 6)\">") != std::string::npos);
+  CHECK(text.find("</testsuites>\n") != std::string::npos);
+}
+
 }  // namespace
