@@ -127,7 +127,8 @@ public:
     } else if (auto s = node->value<std::string>()) {
       KJ_IF_MAYBE(v, parseSize(kj::StringPtr(s->c_str()))) { return *v; }
     }
-    error(posOf(*node), full, kj::str("must be a byte size: an integer or a string like \"256MiB\""));
+    error(posOf(*node), full, kj::str("must be a byte size: an integer or a string like \"256MiB\" "
+                                      "(binary units; \"256MB\" is refused as ambiguous)"));
     return nullptr;
   }
 
