@@ -527,7 +527,7 @@ private:
                           "the key to sweep and its values, e.g. hw.smmuv3.0.iotlb_entries=16,64,256 (required)")
         .addOptionWithArg({"series"}, KJ_BIND_METHOD(*this, setSeries), "<key>=<v1>,<v2>,...",
                           "a second key: every --param value runs once per series value, one line "
-                          "each in the plot, e.g. components.smmu_queue.impl=smmuv3/native,smmuv3/sw_vcmdq")
+                          "each in the plot, e.g. components.smmu_queue.guest_path=native,sw_vcmdq")
         .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
                           "a row to plot, by name with * wildcards: 'smmu0.cmdq_consumed', "
                           "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: the slowest "

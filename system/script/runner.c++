@@ -136,7 +136,7 @@ struct Saved {
 
 // Whether a number under this field name is an address or a register, shown in hex.
 bool isHexName(kj::StringPtr name) {
-  for (auto exact : {"value", "raw", "vste", "dw0", "dw1", "ttb", "ttb0", "ttb1", "s2ttb",
+  for (auto exact : {"value", "raw", "vste", "dw0", "dw1", "ttb", "ttb0", "ttb1", "s2ttb", "offset",
                      "cdTable", "sid", "vsid", "streamid", "mask"}) {
     if (name == exact) return true;
   }
@@ -224,15 +224,83 @@ kj::String enumerantName(rpc::Errno e) {
   return kj::str(uint16_t(e));
 }
 
+// A typed step's parameter as its default label shows it: numbers that are addresses or
+// registers in hex, structs by their non-default fields, a list of one struct as that struct.
+kj::String labelValue(capnp::DynamicValue::Reader v, kj::StringPtr name) {
+  capnp::TextCodec codec;
+  switch (v.getType()) {
+    case capnp::DynamicValue::TEXT: {
+      auto t = v.as<capnp::Text>();
+      if (t.startsWith("$")) return kj::heapString(t);
+      return codec.encode(v);
+    }
+    case capnp::DynamicValue::LIST: {
+      auto list = v.as<capnp::DynamicList>();
+      if (list.size() == 1) return labelValue(list[0], name);
+      if (list.size() > 0 && list[0].getType() == capnp::DynamicValue::STRUCT) return kj::str("[", list.size(), "]");
+      return display(v, name, codec);
+    }
+    case capnp::DynamicValue::STRUCT: {
+      auto s = v.as<capnp::DynamicStruct>();
+      kj::Vector<kj::String> parts;
+      for (auto f : s.getSchema().getFields()) {
+        if (!s.has(f, capnp::HasMode::NON_DEFAULT)) continue;
+        auto n = f.getProto().getName();
+        auto value = s.get(f);
+        if (value.getType() == capnp::DynamicValue::BOOL) {
+          parts.add(kj::heapString(n));   // only `true` is non-default
+        } else {
+          parts.add(kj::str(n, "=", labelValue(value, n)));
+        }
+      }
+      return kj::str("(", kj::strArray(parts, " "), ")");
+    }
+    default:
+      return display(v, name, codec);
+  }
+}
+
+// An unlabelled typed step's label: the step, its target and what is not default, e.g.
+// "dma ep0 iova=0x10000000 length=4" — shortened to fit a report's column.
+kj::String typedLabel(rpc::Step::Reader step, const CallSpec& call, capnp::DynamicStruct::Reader typed) {
+  capnp::DynamicStruct::Reader dynamic = capnp::toDynamic(step);
+  auto field = KJ_ASSERT_NONNULL(dynamic.which()).getProto().getName();
+  kj::Vector<kj::String> parts;
+  parts.add(kj::str(field, " ", call.target));
+  for (auto f : typed.getSchema().getFields()) {
+    auto n = f.getProto().getName();
+    if (n == call.targetField || !typed.has(f, capnp::HasMode::NON_DEFAULT)) continue;
+    auto value = typed.get(f);
+    if (value.getType() == capnp::DynamicValue::BOOL) {
+      parts.add(kj::heapString(n));
+    } else {
+      parts.add(kj::str(n, "=", labelValue(value, n)));
+    }
+  }
+  auto label = kj::strArray(parts, " ");
+  constexpr size_t WIDTH = 64;
+  if (label.size() > WIDTH) return kj::str(label.slice(0, WIDTH - 3), "...");
+  return label;
+}
+
 kj::String stepSummary(rpc::Step::Reader step) {
   if (step.hasLabel()) return kj::heapString(step.getLabel());
   if (step.isRepeat()) return kj::str("repeat ", step.getRepeat().getCount(), "x");
   if (step.isPrint()) return kj::str("print");
-  KJ_IF_MAYBE(c, callOf(step)) { return kj::str(c->target, ".", c->method); }
+  KJ_IF_MAYBE(c, callOf(step)) {
+    KJ_IF_MAYBE(typed, c->typed) { return typedLabel(step, *c, *typed); }
+    return kj::str(c->target, ".", c->method);
+  }
   if (step.isGuestAttach()) return kj::str(step.getGuestAttach().getGuest(), ".attach");
   if (step.isGuestMap()) return kj::str(step.getGuestMap().getGuest(), ".map");
   if (step.isGuestUnmap()) return kj::str(step.getGuestUnmap().getGuest(), ".unmap");
-  return kj::str("check");
+  // A check: what it checks.
+  kj::Vector<kj::String> counters;
+  for (auto c : step.getExpect().getCounters()) counters.add(kj::str(c.getInstance(), ".", c.getCounter()));
+  if (counters.empty()) return kj::str("check");
+  auto label = kj::str("check ", kj::strArray(counters, ", "));
+  if (label.size() > 64) return kj::str(label.slice(0, 61), "...");
+  return label;
 }
 
 // An exception's description as the report shows it: the same whichever process threw it.

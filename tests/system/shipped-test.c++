@@ -111,20 +111,23 @@ TEST_CASE("Shipped: an outcome a step does not expect fails it; `any` and naming
                                                          " " + path("tests/system/scenarios/unexpected-fault.capnp"));
   INFO(r.out);
   CHECK(r.status == 1);
-  CHECK(r.out.find("FAIL line 9    ep0.dma") != std::string::npos);
+  CHECK(r.out.find("FAIL line 9    dma ep0 iova=0x10000000 length=4") != std::string::npos);
   CHECK(r.out.find("unexpected-fault.capnp:9: outcome: expected success, actual fault (type = "
                    "fTranslation") != std::string::npos);
   CHECK(r.out.find("sid = 0x300") != std::string::npos);   // a StreamID, in hex
-  CHECK(r.out.find("ok   line 10   ep0.dma") != std::string::npos);
-  CHECK(r.out.find("ok   line 11   ep0.dma") != std::string::npos);
-  CHECK(r.out.find("ok   line 13   ep0.dma") != std::string::npos);
+  CHECK(r.out.find("ok   line 10   dma ep0 iova=0x10000000 length=4") != std::string::npos);
+  CHECK(r.out.find("ok   line 11   dma ep0 iova=0x10000000 length=4") != std::string::npos);
+  CHECK(r.out.find("ok   line 13   dma ep0 iova=0x10000000 length=4") != std::string::npos);
   CHECK(r.out.find("record what happened = (errno = ok, fault = (type = fTranslation") !=
         std::string::npos);
   // Claimed, the group is on the blocking domain: its abort STEs terminate the DMA silently.
-  CHECK(r.out.find("FAIL line 16   ep0.dma") != std::string::npos);
+  CHECK(r.out.find("FAIL line 16   dma ep0 iova=0x10000000 length=4") != std::string::npos);
   CHECK(r.out.find("unexpected-fault.capnp:16: outcome: expected success, actual aborted (cause = ste") !=
         std::string::npos);
   CHECK(r.out.find("record IDR0 = 0x") != std::string::npos);   // a register, in hex
+  // Unlabelled typed steps say what they do.
+  CHECK(r.out.find("ok   line 15   claimDevice groups device=\"03:00.0\"") != std::string::npos);
+  CHECK(r.out.find("ok   line 17   mmioRead smmu0") != std::string::npos);
   CHECK(r.out.find("FAIL: 7 steps, 2 failed") != std::string::npos);
 }
 
@@ -143,6 +146,19 @@ TEST_CASE("Shipped: nestbed runs from any directory, with no runfiles variables"
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(out.find("nestbed default tour") != std::string::npos);
   CHECK(out.find("PASS:") != std::string::npos);
+}
+
+TEST_CASE("Shipped: sweep --help's --series example runs", "[shipped]") {
+  auto help = nb::testing::runProcess("system/nestbed", "sweep --help");
+  REQUIRE(help.status == 0);
+  std::string series = "components.smmu_queue.guest_path=native,sw_vcmdq";
+  REQUIRE(help.out.find(series) != std::string::npos);
+  auto r = nb::testing::runProcess("system/nestbed", "sweep " + path("system/manifests/guest-native.toml") +
+                                                         " " + path("system/scenarios/guest-batches.capnp") +
+                                                         " --param scenario.batch=1,8 --series " + series);
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("sw_vcmdq/8") != std::string::npos);
 }
 
 }  // namespace
