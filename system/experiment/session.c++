@@ -113,9 +113,10 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
     }
     // Counters while the runner still holds what the scenarios saved (see runner.h).
     fillStats(report, composer.stats().wait(io.waitScope));
+    // So is the memory dump: the tables a scenario created (createTable) are still alive.
+    KJ_IF_MAYBE(f, options.beforeShutdown) { (*f)(composer, io.waitScope); }
   }
   report.setOk(ok);
-  KJ_IF_MAYBE(f, options.beforeShutdown) { (*f)(composer, io.waitScope); }
   finish();
   KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
   return result;

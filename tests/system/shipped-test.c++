@@ -161,4 +161,27 @@ TEST_CASE("Shipped: sweep --help's --series example runs", "[shipped]") {
   CHECK(r.out.find("sw_vcmdq/8") != std::string::npos);
 }
 
+TEST_CASE("Shipped: --dump-memory's sidecar lists the tables a scenario created", "[shipped]") {
+  auto image = std::string(getenv("TEST_TMPDIR")) + "/tables.img";
+  auto r = nb::testing::runProcess("system/nestbed", "run --dump-memory " + image + " " +
+                                                         path("system/manifests/hw.toml") + " " +
+                                                         path("tests/system/scenarios/dump-table.capnp"));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  std::smatch root;
+  REQUIRE(std::regex_search(r.out, root, std::regex("record root = 0x([0-9a-f]+)")));
+  auto pa = std::stoull(root[1].str(), nullptr, 16);
+  FILE* f = fopen((image + ".json").c_str(), "r");
+  REQUIRE(f != nullptr);
+  std::string sidecar;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) sidecar.append(buf, n);
+  fclose(f);
+  INFO(sidecar);
+  // hw.toml has no driver: the one table is the scenario's, its root where the table says.
+  CHECK(std::regex_search(sidecar, std::regex("\"kind\": \"page_table_root\",\\s*\"name\": \"table 1\",\\s*"
+                                              "\"pa\": \"" + std::to_string(pa) + "\"")));
+}
+
 }  // namespace
