@@ -80,7 +80,20 @@ kj::String caption(rpc::ExperimentReport::Reader report) {
 struct Bar {
   kj::String label;
   double ratio;
+  // The spread: every run of A and of B over A's median (empty when A's median is 0).
+  kj::Vector<double> runsA, runsB;
 };
+
+Bar barOf(Row::Reader r, bool step) {
+  Bar bar{figureName(r, step), r.getRatio()};
+  auto cells = r.getCells();
+  if (cells.size() == 2 && cells[0].getPresent() && cells[0].getMedian() > 0) {
+    double a = cells[0].getMedian();
+    for (auto x : cells[0].getSamples()) bar.runsA.add(x / a);
+    for (auto x : cells[1].getSamples()) bar.runsB.add(x / a);
+  }
+  return bar;
+}
 
 size_t panelHeight(size_t bars) { return 110 + 20 * bars; }
 
@@ -119,6 +132,21 @@ kj::String barPanel(kj::StringPtr name, kj::StringPtr title, kj::ArrayPtr<const 
     out.add(kj::str(i, " ", dataString(label), " ", num(drawn), " ", dataString(text)));
   }
   out.add(kj::str("EOD"));
+  // Each run as a dot: A's grey, B's black, at its ratio to A's median.
+  out.add(kj::str("$", name, "_runs << EOD"));
+  bool anyRuns = false;
+  for (auto i : kj::indices(bars)) {
+    for (auto x : bars[i].runsA) {
+      if (x > 0) out.add(kj::str(i, " ", num(kj::max(lo, kj::min(hi, x))), " 0"));
+      anyRuns = anyRuns || x > 0;
+    }
+    for (auto x : bars[i].runsB) {
+      if (x > 0) out.add(kj::str(i, " ", num(kj::max(lo, kj::min(hi, x))), " 1"));
+      anyRuns = anyRuns || x > 0;
+    }
+  }
+  if (!anyRuns) out.add(kj::str("0 1 0"));   // gnuplot refuses an empty block
+  out.add(kj::str("EOD"));
   out.add(kj::str("set origin 0,", num(originY)));
   out.add(kj::str("set size 1,", num(sizeY)));
   out.add(kj::str("set title ", quoted(title)));
@@ -134,16 +162,18 @@ kj::String barPanel(kj::StringPtr name, kj::StringPtr title, kj::ArrayPtr<const 
   out.add(kj::str("plot $", name,
                   " using 3:1:($3<1?$3:1):($3<1?1:$3):($1-0.35):($1+0.35):ytic(2) with boxxyerror "
                   "fs solid 0.5 lc rgb '#4477aa', \\\n  $",
-                  name, " using ($3<1?1:$3):1:4 with labels left offset 0.6,0 font ',9'"));
+                  name, " using ($3<1?1:$3):1:4 with labels left offset 0.6,0 font ',9', \\\n  $",
+                  name, "_runs using 2:1:($3 > 0 ? 0x000000 : 0x999999) with points pt 7 ps 0.35 "
+                  "lc rgb variable"));
   out.add(kj::str("unset arrow 1"));
   return kj::str(kj::strArray(out, "\n"), "\n");
 }
 
 kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPath) {
   kj::Vector<Bar> steps, counters;
-  for (auto r : report.getSteps()) steps.add(Bar{figureName(r, true), r.getRatio()});
+  for (auto r : report.getSteps()) steps.add(barOf(r, true));
   for (auto r : report.getCounters()) {
-    if (r.getDiffers()) counters.add(Bar{figureName(r, false), r.getRatio()});
+    if (r.getDiffers()) counters.add(barOf(r, false));
   }
   size_t h1 = panelHeight(kj::max(steps.size(), size_t(1)));
   size_t h2 = counters.empty() ? 0 : panelHeight(counters.size());
@@ -152,7 +182,8 @@ kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svg
   kj::Vector<kj::String> out;
   out.add(header(total));
   out.add(kj::str("set output ", quoted(svgPath)));
-  auto what = kj::str("B/A of the median over ", runs, " run", runs == 1 ? "" : "s", " each (< 1: B is lower)");
+  auto what = kj::str("B/A of the median over ", runs, " run", runs == 1 ? "" : "s",
+                      " each (< 1: B is lower); dots: each run over A's median (grey A, black B)");
   out.add(kj::str("set multiplot"));
   out.add(caption(report));
   out.add(barPanel("steps", kj::str("step time per iteration: ", what), steps, double(h2) / total,
