@@ -156,10 +156,103 @@ struct MmioWriteStep {
 }
 
 struct RawCommand {
-  # One 16-byte SMMUv3 command (facts 1.3): e.g. (dw0 = 0x46) is a CMD_SYNC. A typed step's
-  # List(RawCommand) fills a `Data` parameter, 16 little-endian bytes per command.
+  # One 16-byte SMMUv3 command (facts 1.3): raw words — (dw0 = 0x46) is a CMD_SYNC — or built
+  # by its name with typed fields, encoded with util/smmuv3's layout:
+  # (tlbiNhVa = (asid = 3, addr = 0x10000, leaf = true)), (cfgiSte = (sid = 0x100, leaf = true)),
+  # (sync = ()). A field that does not fit its bits, or an address that is not 4 KiB aligned,
+  # is an error before anything runs. A typed step's List(RawCommand) fills a `Data`
+  # parameter, 16 little-endian bytes per command.
   dw0 @0 :UInt64;
   dw1 @1 :UInt64;
+  union {
+    raw @2 :Void;                       # dw0 and dw1 as given (the default)
+    prefetchConfig @3 :CmdStream;       # CMD_PREFETCH_CONFIG 0x01: sid, ssv, ssid
+    prefetchAddr @4 :CmdPrefetchAddr;   # CMD_PREFETCH_ADDR 0x02
+    cfgiSte @5 :CmdCfgi;                # CMD_CFGI_STE 0x03: sid, leaf
+    cfgiSteRange @6 :CmdCfgiRange;      # CMD_CFGI_STE_RANGE 0x04: 2^(range+1) SIDs from sid
+    cfgiAll @7 :Void;                   # CMD_CFGI_STE_RANGE with RANGE = 31 (Linux's CFGI_ALL)
+    cfgiCd @8 :CmdCfgi;                 # CMD_CFGI_CD 0x05: sid, ssid, leaf
+    cfgiCdAll @9 :CmdStream;            # CMD_CFGI_CD_ALL 0x06: sid
+    cfgiVmsPidm @10 :Void;              # CMD_CFGI_VMS_PIDM 0x07
+    tlbiNhAll @11 :CmdTlbi;             # CMD_TLBI_NH_ALL 0x10: vmid
+    tlbiNhAsid @12 :CmdTlbi;            # CMD_TLBI_NH_ASID 0x11: asid, vmid
+    tlbiNhVa @13 :CmdTlbi;              # CMD_TLBI_NH_VA 0x12: asid, vmid, addr, leaf, range
+    tlbiNhVaa @14 :CmdTlbi;             # CMD_TLBI_NH_VAA 0x13: vmid, addr, leaf, range
+    tlbiEl3All @15 :Void;               # CMD_TLBI_EL3_ALL 0x18
+    tlbiEl3Va @16 :CmdTlbi;             # CMD_TLBI_EL3_VA 0x1a: addr, leaf, range
+    tlbiEl2All @17 :Void;               # CMD_TLBI_EL2_ALL 0x20
+    tlbiEl2Asid @18 :CmdTlbi;           # CMD_TLBI_EL2_ASID 0x21: asid
+    tlbiEl2Va @19 :CmdTlbi;             # CMD_TLBI_EL2_VA 0x22: asid, addr, leaf, range
+    tlbiEl2Vaa @20 :CmdTlbi;            # CMD_TLBI_EL2_VAA 0x23: addr, leaf, range
+    tlbiS12Vmall @21 :CmdTlbi;          # CMD_TLBI_S12_VMALL 0x28: vmid
+    tlbiS2Ipa @22 :CmdTlbi;             # CMD_TLBI_S2_IPA 0x2a: vmid, addr (the IPA), leaf, range
+    tlbiNsnhAll @23 :Void;              # CMD_TLBI_NSNH_ALL 0x30
+    atcInv @24 :CmdAtcInv;              # CMD_ATC_INV 0x40
+    priResp @25 :CmdPriResp;            # CMD_PRI_RESP 0x41
+    resume @26 :CmdResume;              # CMD_RESUME 0x44
+    stallTerm @27 :CmdStream;           # CMD_STALL_TERM 0x45: sid
+    sync @28 :CmdSync;                  # CMD_SYNC 0x46
+  }
+}
+
+struct CmdStream {
+  sid @0 :UInt32;
+  ssv @1 :Bool;                         # with a SubstreamID
+  ssid @2 :UInt32;
+}
+struct CmdPrefetchAddr {
+  sid @0 :UInt32;
+  ssv @1 :Bool;
+  ssid @2 :UInt32;
+  addr @3 :UInt64;                      # 4 KiB aligned
+  size @4 :UInt8;                       # log2 of the span in 4 KiB pages
+}
+struct CmdCfgi {
+  sid @0 :UInt32;
+  ssid @1 :UInt32;                      # CFGI_CD only
+  leaf @2 :Bool;
+}
+struct CmdCfgiRange {
+  sid @0 :UInt32;
+  range @1 :UInt8;                      # 2^(range+1) StreamIDs, aligned at sid
+}
+struct CmdTlbi {
+  # The fields a TLBI opcode does not take must stay 0 (they would be reserved bits).
+  asid @0 :UInt16;
+  vmid @1 :UInt16;
+  addr @2 :UInt64;                      # VA or IPA, 4 KiB aligned
+  leaf @3 :Bool;
+  ttl @4 :UInt8;                        # leaf level hint, 0 = unknown
+  tg @5 :UInt8;                         # range granule: 0 none, 1 4K, 2 16K, 3 64K
+  num @6 :UInt8;                        # range: NUM + 1 pages of 2^SCALE
+  scale @7 :UInt8;
+}
+struct CmdAtcInv {
+  sid @0 :UInt32;
+  ssv @1 :Bool;
+  ssid @2 :UInt32;
+  global @3 :Bool;
+  addr @4 :UInt64;                      # 4 KiB aligned
+  size @5 :UInt8;                       # log2 of the span in 4 KiB pages (52: everything)
+}
+struct CmdPriResp {
+  sid @0 :UInt32;
+  ssv @1 :Bool;
+  ssid @2 :UInt32;
+  grpid @3 :UInt16;
+  resp @4 :UInt8;                       # 0 deny, 1 fail, 2 success
+}
+struct CmdResume {
+  sid @0 :UInt32;
+  stag @1 :UInt16;
+  resp @2 :UInt8;                       # 0 terminate, 1 retry, 2 abort
+}
+struct CmdSync {
+  cs @0 :UInt8;                         # completion signal: 0 none, 1 IRQ, 2 SEV
+  msh @1 :UInt8;
+  msiattr @2 :UInt8;
+  msidata @3 :UInt32;
+  msiaddr @4 :UInt64;                   # 4-byte aligned
 }
 
 struct SubmitStep {

@@ -6,6 +6,7 @@
 #include "interfaces/smmu-queue.capnp.h"
 #include "system/guest/guest-driver.h"
 #include "system/guest/guest-queue.h"
+#include "system/script/commands.h"
 #include "util/suggest.h"
 
 #include <capnp/message.h>
@@ -449,6 +450,7 @@ struct ScenarioRunner::Impl {
         break;
       case rpc::Step::GUEST_INVALIDATE: {
         auto g = step.getGuestInvalidate();
+        checkCommands(g.getCommands(), err);
         checkCapabilityName(g.getViommu(), known, err);
         if (g.getRing().hasS2Domain()) checkCapabilityName(g.getRing().getS2Domain(), known, err);
         break;
@@ -504,6 +506,11 @@ struct ScenarioRunner::Impl {
               for (auto f : typed->getSchema().getFields()) {
                 auto name = f.getProto().getName();
                 if (name == call.targetField) continue;
+                if (f.getType().isList() && f.getType().asList().getElementType().isStruct() &&
+                    f.getType().asList().getElementType().asStruct().getProto().getId() ==
+                        capnp::typeId<rpc::RawCommand>()) {
+                  checkCommands(typed->get(f).as<capnp::List<rpc::RawCommand>>(), err);
+                }
                 KJ_IF_MAYBE(param, params.findFieldByName(name)) {
                   if (param->getType().isInterface() && typed->has(f)) {
                     checkCapabilityName(typed->get(f).as<capnp::Text>(), known, err,
@@ -708,11 +715,30 @@ struct ScenarioRunner::Impl {
       auto commands = value.as<capnp::List<rpc::RawCommand>>();
       auto data = req.init(param, commands.size() * 16).as<capnp::Data>();
       for (auto i : kj::indices(commands)) {
-        uint64_t words[2] = {commands[i].getDw0(), commands[i].getDw1()};
+        auto w = wordsOf(commands[i]);
+        uint64_t words[2] = {w.dw0, w.dw1};
         memcpy(data.begin() + i * 16, words, 16);
       }
     } else {
       req.set(param, value);
+    }
+  }
+
+  // A command's words; check() has refused those that do not encode.
+  static CommandWords wordsOf(rpc::RawCommand::Reader command) {
+    auto result = encodeCommand(command);
+    KJ_SWITCH_ONEOF(result) {
+      KJ_CASE_ONEOF(words, CommandWords) { return words; }
+      KJ_CASE_ONEOF(error, kj::String) { KJ_FAIL_REQUIRE("command does not encode", error); }
+    }
+    KJ_UNREACHABLE;
+  }
+
+  template <typename Err>
+  static void checkCommands(capnp::List<rpc::RawCommand>::Reader commands, Err& err) {
+    for (auto i : kj::indices(commands)) {
+      auto result = encodeCommand(commands[i]);
+      if (result.is<kj::String>()) err(kj::str("commands[", i, "]: ", result.get<kj::String>()));
     }
   }
 
@@ -778,8 +804,9 @@ struct ScenarioRunner::Impl {
       for (auto r : step.getRuns()) n += r.getCount();
       auto words = kj::heapArrayBuilder<const uint64_t>(n * 2);
       for (auto c : commands) {
-        words.add(c.getDw0());
-        words.add(c.getDw1());
+        auto w = wordsOf(c);
+        words.add(w.dw0);
+        words.add(w.dw1);
       }
       for (auto r : step.getRuns()) {
         for (uint32_t i = 0; i < r.getCount(); i++) {

@@ -184,4 +184,25 @@ TEST_CASE("Shipped: --dump-memory's sidecar lists the tables a scenario created"
                                               "\"pa\": \"" + std::to_string(pa) + "\"")));
 }
 
+TEST_CASE("Shipped: commands built by name reach the SMMU as the commands they name", "[shipped]") {
+  auto manifest = path("system/manifests/default.toml");
+  auto r = nb::testing::runProcess("system/nestbed", "run " + manifest + " " +
+                                                         path("tests/system/scenarios/typed-commands.capnp"));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  // One of each, as submitted (smmu_queue may add SYNCs of its own).
+  CHECK(std::regex_search(r.out, std::regex("smmu0\\.cmdq_op_cfgi_ste \\+1[,\n]")));
+  CHECK(std::regex_search(r.out, std::regex("smmu0\\.cmdq_op_tlbi_nh_va \\+1[,\n]")));
+  CHECK(std::regex_search(r.out, std::regex("smmu0\\.cmdq_op_tlbi_s2_ipa \\+1[,\n]")));
+  CHECK(r.out.find("smmu_queue.commands +4") != std::string::npos);
+
+  auto bad = nb::testing::runProcess("system/nestbed", "run " + manifest + " " +
+                                                           path("tests/system/scenarios/typed-commands-bad.capnp"));
+  INFO(bad.out);
+  CHECK(bad.status == 1);
+  CHECK(bad.out.find("typed-commands-bad.capnp:7:1: commands[1]: tlbiNhVa.addr: 0x10001 is not 4 KiB aligned") !=
+        std::string::npos);
+  CHECK(bad.out.find("PASS") == std::string::npos);
+}
+
 }  // namespace
