@@ -2,6 +2,7 @@
 
 #include "system/cli/cli.h"
 
+#include "system/cli/decode.h"
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
 #include "system/experiment/commands.h"
@@ -124,6 +125,8 @@ public:
                        "run a scenario once per value of one manifest key; table and plot")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
+        .addSubCommand("decode", KJ_BIND_METHOD(*this, decodeMain),
+                       "decode an SMMUv3 command, STE or CD, or walk a table, from words or a --dump-memory image")
         .build();
   }
 
@@ -634,8 +637,117 @@ private:
     context_.finish(EXIT_FAILED);
   }
 
+  // ---- decode
+
+  kj::MainFunc decodeMain() {
+    kj::MainBuilder b(context_, "nestbed decode",
+                      "Decodes an SMMUv3 structure field by field. WHAT is 'command' (DW0 [DW1]), "
+                      "'ste' or 'cd' (its qwords, or --image with --sid [--ssid]: the STE of a "
+                      "StreamID in a --dump-memory image, its CD), or 'walk' (--image, --sid, "
+                      "--iova [--ssid]: the table walk of an address through the tables the STE "
+                      "and CD name). Numbers in hex (0x...) or decimal.");
+    return b
+        .addOptionWithArg({"image"}, KJ_BIND_METHOD(*this, setImage), "<mem.img>",
+                          "a --dump-memory image (its sidecar <mem.img>.json beside it)")
+        .addOptionWithArg({"sid"}, KJ_BIND_METHOD(*this, setSid), "<sid>", "the StreamID")
+        .addOptionWithArg({"ssid"}, KJ_BIND_METHOD(*this, setSsid), "<ssid>", "the SubstreamID (default 0)")
+        .addOptionWithArg({"iova"}, KJ_BIND_METHOD(*this, setIova), "<address>", "walk: the input address")
+        .addOptionWithArg({"smmu"}, KJ_BIND_METHOD(*this, setSmmu), "<name>",
+                          "the SMMU whose stream table to read, when the image has several")
+        .expectArg("<what>", KJ_BIND_METHOD(*this, setDecodeWhat))
+        .expectZeroOrMoreArgs("<word>", KJ_BIND_METHOD(*this, addWord))
+        .callAfterParsing(KJ_BIND_METHOD(*this, decodeOnce))
+        .build();
+  }
+  static kj::Maybe<uint64_t> number(kj::StringPtr text) {
+    char* end = nullptr;
+    errno = 0;
+    auto v = strtoull(text.cStr(), &end, 0);
+    if (text.size() == 0 || *end != '\0' || errno != 0) return nullptr;
+    return uint64_t(v);
+  }
+  kj::MainBuilder::Validity setImage(kj::StringPtr p) { image_ = resolvePath(p); return true; }
+  kj::MainBuilder::Validity setSid(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { if (*v <= 0xffffffff) { sid_ = uint32_t(*v); return true; } }
+    return "--sid takes a 32-bit StreamID";
+  }
+  kj::MainBuilder::Validity setSsid(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { if (*v < (1u << 20)) { ssid_ = uint32_t(*v); return true; } }
+    return "--ssid takes a 20-bit SubstreamID";
+  }
+  kj::MainBuilder::Validity setIova(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { iova_ = *v; return true; }
+    return "--iova takes an address";
+  }
+  kj::MainBuilder::Validity setSmmu(kj::StringPtr t) { smmu_ = kj::heapString(t); return true; }
+  kj::MainBuilder::Validity setDecodeWhat(kj::StringPtr t) {
+    for (auto w : {"command", "ste", "cd", "walk"}) {
+      if (t == w) { decodeWhat_ = kj::heapString(t); return true; }
+    }
+    return "expected command, ste, cd or walk";
+  }
+  kj::MainBuilder::Validity addWord(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { words_.add(*v); return true; }
+    return "a word is a number: 0x... or decimal";
+  }
+
+  kj::MainBuilder::Validity decodeOnce() {
+    auto out = [&](kj::StringPtr text) { fputs(text.cStr(), stdout); };
+    if (decodeWhat_ == "command") {
+      if (words_.size() < 1 || words_.size() > 2) return "decode command takes DW0 [DW1]";
+      out(decode::command(words_[0], words_.size() > 1 ? words_[1] : 0));
+      context_.finish(0);
+    }
+    if (words_.size() > 0) {
+      if (decodeWhat_ == "walk") return "decode walk reads an image: --image, --sid, --iova";
+      if (words_.size() < 4 || words_.size() > 8) return "an STE or CD is 4 to 8 qwords";
+      out(decodeWhat_ == "ste" ? decode::ste(words_) : decode::cd(words_));
+      context_.finish(0);
+    }
+    if (image_ == nullptr || sid_ == nullptr) return "give the qwords, or --image and --sid";
+    if (decodeWhat_ == "walk" && iova_ == nullptr) return "decode walk needs --iova";
+    auto opened = decode::Image::open(KJ_ASSERT_NONNULL(image_));
+    if (opened.is<kj::String>()) fail(kj::str("nestbed decode: ", opened.get<kj::String>()));
+    auto& image = opened.get<decode::Image>();
+    uint32_t sid = KJ_ASSERT_NONNULL(sid_);
+    uint64_t steAt = take(image.steAddress(sid, smmu_));
+    auto ste = take(image.read(steAt, 8));
+    if (decodeWhat_ == "ste") {
+      out(kj::str("SID 0x", kj::hex(sid), ": STE at 0x", kj::hex(steAt), "\n", decode::ste(ste)));
+      context_.finish(0);
+    }
+    kj::Maybe<kj::Array<uint64_t>> cd;
+    uint64_t config = (ste[0] >> 1) & 7;
+    if (decodeWhat_ == "cd" || (config & 1 && config != 7 && (ste[0] & 1))) {
+      uint64_t cdAt = take(image.cdAddress(ste, ssid_));
+      auto words = take(image.read(cdAt, 8));
+      if (decodeWhat_ == "cd") {
+        out(kj::str("SID 0x", kj::hex(sid), " SSID ", ssid_, ": CD at 0x", kj::hex(cdAt), "\n", decode::cd(words)));
+        context_.finish(0);
+      }
+      cd = kj::mv(words);
+    }
+    kj::Maybe<kj::ArrayPtr<const uint64_t>> cdWords;
+    KJ_IF_MAYBE(c, cd) { cdWords = c->asPtr(); }
+    out(image.walk(ste, cdWords, KJ_ASSERT_NONNULL(iova_)));
+    context_.finish(0);
+  }
+
+  // A decode step's value, or its error as the command's failure (exit 1).
+  template <typename T>
+  T take(kj::OneOf<T, kj::String>&& result) {
+    if (result.template is<kj::String>()) fail(kj::str("nestbed decode: ", result.template get<kj::String>()));
+    return kj::mv(result.template get<T>());
+  }
+
   CliContext& context_;
   CliConfig config_;
+  kj::Maybe<kj::String> image_;
+  kj::Maybe<uint32_t> sid_;
+  uint32_t ssid_ = 0;
+  kj::Maybe<uint64_t> iova_;
+  kj::String smmu_, decodeWhat_;
+  kj::Vector<uint64_t> words_;
   kj::String version_ = nestbedVersion();
   kj::Vector<Override> overrides_;
   kj::String manifest_;

@@ -205,4 +205,43 @@ TEST_CASE("Shipped: commands built by name reach the SMMU as the commands they n
   CHECK(bad.out.find("PASS") == std::string::npos);
 }
 
+TEST_CASE("Shipped: nestbed decode reads the STE, the CD and a walk out of a memory image",
+          "[shipped]") {
+  auto image = std::string(getenv("TEST_TMPDIR")) + "/walk.img";
+  auto r = nb::testing::runProcess("system/nestbed", "run --dump-memory " + image + " " +
+                                                         path("system/manifests/default.toml") + " " +
+                                                         path("tests/system/scenarios/decode-walk.capnp"));
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  std::smatch buffer, asid;
+  REQUIRE(std::regex_search(r.out, buffer, std::regex("record buffer = 0x([0-9a-f]+)")));
+  REQUIRE(std::regex_search(r.out, asid, std::regex("record asid = ([0-9]+)")));
+  auto pa = std::stoull(buffer[1].str(), nullptr, 16);
+
+  // ep0 is SID 0x300 (default.toml); attached to a stage-1 domain: Config 5, its CD has the ASID.
+  auto ste = nb::testing::runProcess("system/nestbed", "decode ste --image " + image + " --sid 0x300");
+  INFO(ste.out);
+  CHECK(ste.status == 0);
+  CHECK(ste.out.find("STE valid, Config 5 = stage 1") != std::string::npos);
+  auto cd = nb::testing::runProcess("system/nestbed", "decode cd --image " + image + " --sid 0x300");
+  INFO(cd.out);
+  CHECK(cd.status == 0);
+  CHECK(cd.out.find("CD valid, ASID " + asid[1].str() + ",") != std::string::npos);
+  // IOVA 0x10001234 is in the buffer's second page.
+  auto walk = nb::testing::runProcess("system/nestbed", "decode walk --image " + image +
+                                                            " --sid 0x300 --iova 0x10001234");
+  INFO(walk.out);
+  CHECK(walk.status == 0);
+  char expected[64];
+  snprintf(expected, sizeof(expected), "-> PA 0x%llx\n", (unsigned long long)(pa + 0x1234));
+  CHECK(walk.out.find(expected) != std::string::npos);
+  auto unmapped = nb::testing::runProcess("system/nestbed", "decode walk --image " + image +
+                                                                " --sid 0x300 --iova 0x20000000");
+  CHECK(unmapped.out.find("invalid: F_TRANSLATION") != std::string::npos);
+  // Beyond the stream table: an error naming it, exit 1.
+  auto beyond = nb::testing::runProcess("system/nestbed", "decode ste --image " + image + " --sid 0x999999");
+  CHECK(beyond.status == 1);
+  CHECK(beyond.out.find("SID 0x999999 is beyond smmu0's stream table") != std::string::npos);
+}
+
 }  // namespace
