@@ -1504,9 +1504,8 @@ kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj
   auto req = cap.newRequest(method);
   impl_->codec.decode(args, req);
   auto response = req.send().wait(impl_->waitScope);
-  capnp::TextCodec pretty;
-  pretty.setPrettyPrint(true);
-  return pretty.encode(capnp::DynamicStruct::Reader(response));
+  // As a report shows results: addresses and registers in hex.
+  return display(capnp::DynamicStruct::Reader(response), "", impl_->codec);
 }
 
 void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) {

@@ -46,7 +46,8 @@ public:
   // no such instance or method (with a did-you-mean), or arguments that are not its parameters.
   kj::Maybe<kj::String> checkCall(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
 
-  // One call by instance name, method name and text arguments; returns the results as text.
+  // One call by instance name, method name and text arguments; returns the results as Cap'n
+  // Proto text, addresses and registers in hex.
   kj::String call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
 
   // What one step did, told as soon as it has run (every iteration inside a repeat, then the

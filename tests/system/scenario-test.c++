@@ -287,5 +287,47 @@ TEST_CASE("Scenario: a parameter no scenario refers to is an error naming it, wi
   CHECK(unusedParams(scenarios, kj::arrayPtr(given, 1)).size() == 0);
 }
 
+TEST_CASE("Scenario report: counter changes under each step; modeled time once components export it",
+          "[scenario]") {
+  capnp::MallocMessageBuilder message;
+  auto report = message.initRoot<rpc::ScenarioReport>();
+  report.setFile("s.capnp");
+  report.setOk(true);
+  auto steps = report.initSteps(2);
+  steps[0].setLine(3);
+  steps[0].setLabel("unmap");
+  steps[0].setOk(true);
+  steps[0].setMicros(20);
+  steps[0].setIterations(1);
+  auto d = steps[0].initDeltas(2);
+  d[0].setInstance("smmu0");
+  d[0].setCounter("cmdq_op_sync");
+  d[0].setDelta(1);
+  d[1].setInstance("memory");
+  d[1].setCounter("used_bytes");
+  d[1].setDelta(-4096);
+  steps[1].setLine(4);
+  steps[1].setLabel("check");
+  steps[1].setOk(true);
+  steps[1].setIterations(1);
+  auto plain = formatScenarioReport(report.asReader());
+  INFO(plain.cStr());
+  CHECK(std::string(plain.cStr()).find("\n           smmu0.cmdq_op_sync +1, memory.used_bytes -4096\n") !=
+        std::string::npos);
+  CHECK(std::string(plain.cStr()).find("modeled") == std::string::npos);
+
+  // 1500 + 2500 modeled ns in two components: 4.0 us beside the wall time.
+  auto m = steps[0].initDeltas(2);
+  m[0].setInstance("smmu0");
+  m[0].setCounter("modeled_ns");
+  m[0].setDelta(1500);
+  m[1].setInstance("smmu_queue");
+  m[1].setCounter("modeled_ns");
+  m[1].setDelta(2500);
+  auto modeled = formatScenarioReport(report.asReader());
+  INFO(modeled.cStr());
+  CHECK(std::string(modeled.cStr()).find("20.0 us        4.0 us modeled\n") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace nb
