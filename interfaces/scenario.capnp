@@ -411,6 +411,31 @@ struct AllocNestedStep {
   allocator @0 :Text = "domains";
   viommu @1 :Text;                     # a saved vIOMMU ("$v")
   vste @2 :List(UInt64);               # the guest's STE dw0, dw1
+  vsteFields @3 :SteFields;            # or the same built by its fields (not both)
+}
+
+struct SteFields {
+  # An STE's dw0 and dw1 by field (facts 2.1), encoded with util/smmuv3's layout: e.g. a guest's
+  # stage-1 vSTE (config = s1Trans, s1ContextPtr = 0x2000000, s1CdMax = 0). A field that does
+  # not fit its bits, or an unaligned pointer, is an error before anything runs.
+  valid @0 :Bool = true;               # V
+  config @1 :Config;
+  enum Config {
+    abort @0;                          # 0b000
+    bypass @1;                         # 0b100
+    s1Trans @2;                        # 0b101
+    s2Trans @3;                        # 0b110
+    nested @4;                         # 0b111
+  }
+  s1Fmt @2 :UInt8;                     # 0 linear, 1 4K leaves, 2 64K leaves
+  s1ContextPtr @3 :UInt64;             # 64-byte aligned
+  s1CdMax @4 :UInt8;
+  s1Dss @5 :UInt8;                     # 0 terminate, 1 bypass, 2 SSID 0
+  s1Cir @6 :UInt8;
+  s1Cor @7 :UInt8;
+  s1Csh @8 :UInt8;
+  s1Stalld @9 :Bool;
+  eats @10 :UInt8;                     # 0 abort, 1 translate, 2 S1 check
 }
 
 # ---- Nesting (stage2_shadow and system/guest's guest driver)

@@ -3,6 +3,7 @@
 #include "system/script/commands.h"
 
 #include "util/smmuv3/commands.h"
+#include "util/smmuv3/ste.h"
 
 #include <capnp/dynamic.h>
 
@@ -35,6 +36,17 @@ public:
       return;
     }
     put(dw1_, f, addr >> shift, field);
+  }
+
+  void address0(Field f, uint64_t addr, kj::StringPtr field) {
+    // An address in dw0 held in place (its low bits below the field are 0).
+    if (addr & ((uint64_t(1) << f.lo) - 1)) {
+      fail(field, kj::str("0x", kj::hex(addr), " is not ", uint64_t(1) << f.lo, "-byte aligned"));
+    } else if (addr & ~f.mask()) {
+      fail(field, kj::str("0x", kj::hex(addr), " is beyond bit ", f.hi));
+    } else {
+      dw0_ |= addr;
+    }
   }
 
   kj::OneOf<CommandWords, kj::String> result() {
@@ -193,6 +205,25 @@ kj::OneOf<CommandWords, kj::String> encodeCommand(rpc::RawCommand::Reader c) {
       break;
     }
   }
+  return e.result();
+}
+
+kj::OneOf<CommandWords, kj::String> encodeSte(rpc::SteFields::Reader s) {
+  using namespace smmuv3::ste;
+  Encoder e("vsteFields");
+  static constexpr uint64_t CONFIGS[] = {CONFIG_ABORT, CONFIG_BYPASS, CONFIG_S1_TRANS, CONFIG_S2_TRANS,
+                                         CONFIG_NESTED};
+  e.put0(STE_0_V, s.getValid(), "valid");
+  e.put0(STE_0_CONFIG, CONFIGS[uint16_t(s.getConfig()) % 5], "config");
+  e.put0(STE_0_S1FMT, s.getS1Fmt(), "s1Fmt");
+  e.address0(STE_0_S1CTXPTR, s.getS1ContextPtr(), "s1ContextPtr");
+  e.put0(STE_0_S1CDMAX, s.getS1CdMax(), "s1CdMax");
+  e.put1(STE_1_S1DSS, s.getS1Dss(), "s1Dss");
+  e.put1(STE_1_S1CIR, s.getS1Cir(), "s1Cir");
+  e.put1(STE_1_S1COR, s.getS1Cor(), "s1Cor");
+  e.put1(STE_1_S1CSH, s.getS1Csh(), "s1Csh");
+  e.put1(STE_1_S1STALLD, s.getS1Stalld(), "s1Stalld");
+  e.put1(STE_1_EATS, s.getEats(), "eats");
   return e.result();
 }
 

@@ -21,4 +21,7 @@ struct CommandWords {
 // The command's words, or what is wrong with it ("tlbiNhVa.addr: 0x10001 is not 4 KiB aligned").
 kj::OneOf<CommandWords, kj::String> encodeCommand(rpc::RawCommand::Reader command);
 
+// An STE's dw0 and dw1 built by field (facts 2.1), or what is wrong with them.
+kj::OneOf<CommandWords, kj::String> encodeSte(rpc::SteFields::Reader fields);
+
 }  // namespace nb

@@ -506,6 +506,20 @@ struct ScenarioRunner::Impl {
               for (auto f : typed->getSchema().getFields()) {
                 auto name = f.getProto().getName();
                 if (name == call.targetField) continue;
+                if (isSteFields(f)) {
+                  // `vsteFields` builds the `vste` parameter.
+                  auto param = kj::heapString(name.slice(0, name.size() - strlen("Fields")));
+                  if (typed->has(f, capnp::HasMode::NON_DEFAULT)) {
+                    auto words = encodeSte(typed->get(f).as<rpc::SteFields>());
+                    if (words.is<kj::String>()) err(kj::heapString(words.get<kj::String>()));
+                    KJ_IF_MAYBE(other, typed->getSchema().findFieldByName(param)) {
+                      if (typed->has(*other, capnp::HasMode::NON_DEFAULT)) {
+                        err(kj::str("give '", param, "' or '", name, "', not both"));
+                      }
+                    }
+                  }
+                  continue;
+                }
                 if (f.getType().isList() && f.getType().asList().getElementType().isStruct() &&
                     f.getType().asList().getElementType().asStruct().getProto().getId() ==
                         capnp::typeId<rpc::RawCommand>()) {
@@ -707,6 +721,16 @@ struct ScenarioRunner::Impl {
   void setTypedField(capnp::DynamicStruct::Builder req, capnp::StructSchema::Field field,
                      capnp::DynamicValue::Reader value) {
     auto name = field.getProto().getName();
+    if (isSteFields(field)) {
+      // An STE built by field fills the list of words it names (`vsteFields` -> `vste`).
+      auto result = encodeSte(value.as<rpc::SteFields>());
+      auto words = KJ_REQUIRE_NONNULL(result.tryGet<CommandWords>(), "STE fields do not encode");
+      auto listName = kj::heapString(name.slice(0, name.size() - strlen("Fields")));
+      auto list = req.init(listName, 2).as<capnp::List<uint64_t>>();
+      list.set(0, words.dw0);
+      list.set(1, words.dw1);
+      return;
+    }
     auto param = KJ_ASSERT_NONNULL(req.getSchema().findFieldByName(name));
     if (param.getType().isInterface()) {
       // A saved capability ("$name") or an instance's main capability.
@@ -722,6 +746,10 @@ struct ScenarioRunner::Impl {
     } else {
       req.set(param, value);
     }
+  }
+
+  static bool isSteFields(capnp::StructSchema::Field f) {
+    return f.getType().isStruct() && f.getType().asStruct().getProto().getId() == capnp::typeId<rpc::SteFields>();
   }
 
   // A command's words; check() has refused those that do not encode.

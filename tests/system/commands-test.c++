@@ -89,5 +89,41 @@ TEST_CASE("A built command's field that does not fit, or is unaligned, is refuse
   }
 }
 
+TEST_CASE("An STE built by field encodes as facts 2.1 places its fields", "[script]") {
+  auto encode = [](const char* text) {
+    capnp::MallocMessageBuilder message;
+    auto fields = message.initRoot<rpc::SteFields>();
+    capnp::TextCodec().decode(text, fields);
+    return encodeSte(fields.asReader());
+  };
+  struct Row {
+    const char* text;
+    uint64_t dw0, dw1;
+  };
+  const Row rows[] = {
+      // V dw0[0], Config dw0[3:1]: bypass 0b100, stage 2 0b110, abort 0b000.
+      {"(config = bypass)", 0x9, 0},
+      {"(config = s2Trans)", 0xd, 0},
+      {"(valid = false, config = abort)", 0, 0},
+      // Stage 1: Config 0b101, S1ContextPtr dw0[51:6] in place, S1CDMax [63:59]; S1DSS dw1[1:0],
+      // S1CIR [3:2], S1COR [5:4], S1CSH [7:6], EATS [29:28].
+      {"(config = s1Trans, s1ContextPtr = 0x2000000, s1CdMax = 3, s1Cir = 1, s1Cor = 1, s1Csh = 3, eats = 1)",
+       0x200000b | uint64_t(3) << 59, 0x4 | 0x10 | 0xc0 | uint64_t(1) << 28},
+  };
+  for (auto& row : rows) {
+    INFO(row.text);
+    auto result = encode(row.text);
+    if (result.is<kj::String>()) FAIL(result.get<kj::String>().cStr());
+    CHECK(result.get<CommandWords>().dw0 == row.dw0);
+    CHECK(result.get<CommandWords>().dw1 == row.dw1);
+  }
+  auto unaligned = encode("(config = s1Trans, s1ContextPtr = 0x2000010)");
+  REQUIRE(unaligned.is<kj::String>());
+  CHECK(unaligned.get<kj::String>() == "vsteFields.s1ContextPtr: 0x2000010 is not 64-byte aligned");
+  auto wide = encode("(s1Dss = 4)");
+  REQUIRE(wide.is<kj::String>());
+  CHECK(wide.get<kj::String>() == "vsteFields.s1Dss: 4 does not fit in 2 bits");
+}
+
 }  // namespace
 }  // namespace nb

@@ -202,6 +202,9 @@ TEST_CASE("Shipped: commands built by name reach the SMMU as the commands they n
   CHECK(bad.status == 1);
   CHECK(bad.out.find("typed-commands-bad.capnp:7:1: commands[1]: tlbiNhVa.addr: 0x10001 is not 4 KiB aligned") !=
         std::string::npos);
+  CHECK(bad.out.find("typed-commands-bad.capnp:8:1: vsteFields.s1CdMax: 40 does not fit in 5 bits") !=
+        std::string::npos);
+  CHECK(bad.out.find("typed-commands-bad.capnp:8:1: give 'vste' or 'vsteFields', not both") != std::string::npos);
   CHECK(bad.out.find("PASS") == std::string::npos);
 }
 
