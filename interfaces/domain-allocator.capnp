@@ -33,6 +33,14 @@ struct AllocFlags {
   nestParent @0 :Bool;      # NEST_PARENT: a stage-2 domain a vIOMMU may sit on (needs nesting)
   dirtyTracking @1 :Bool;   # DIRTY_TRACKING: stage 1 with HTTU dirty state (needs HTTU)
   pasid @2 :Bool;           # PASID: may be attached to PASIDs (stage 1)
+  type @3 :DmaDomainType;   # strict or lazy invalidation (default: the `default_domain_type`
+                            # setting; a nest parent is always strict)
+}
+
+enum DmaDomainType {
+  fromSetting @0;           # the allocator's `default_domain_type` (iommu.strict=)
+  dma @1;                   # IOMMU_DOMAIN_DMA: strict, unmap invalidates before returning
+  dmaFq @2;                 # IOMMU_DOMAIN_DMA_FQ: lazy, unmap queues its invalidation
 }
 
 struct AllocTarget {

@@ -38,6 +38,8 @@ struct DomainInfo {
   vste @12 :List(UInt64);      # nested: the guest's vSTE (dw0, dw1) as validated (EATS
                                # cleared, facts 2.3); empty for other kinds
   vsteConfig @13 :VsteConfig;  # nested: what the vSTE asks for
+  flushQueue @14 :Bool;        # IOMMU_DOMAIN_DMA_FQ (lazy): unmaps defer their TLB invalidation
+                               # to a flush queue; false: IOMMU_DOMAIN_DMA (strict)
 }
 
 enum VsteConfig {
@@ -70,15 +72,26 @@ interface Domain {
   # nested: the guest owns stage 1).
 
   unmap @3 (ranges :List(PageTable.Range)) -> (errno :Common.Errno, bytesUnmapped :UInt64,
-                                               stoppedIndex :Int64 = -1, commands :UInt32);
-  # iommu_unmap: the page table's unmap, then the TLB invalidations it returned — TLBI_NH_VA
-  # by ASID (stage 1) or TLBI_S2_IPA by VMID (stage 2; a nest parent adds TLBI_NH_ALL for the
-  # guest's combined entries), in range form when the SMMU has RIL, one per granule otherwise
-  # (a whole-domain TLBI_NH_ASID / TLBI_S12_VMALL when that would exceed 512 commands, as
-  # Linux) — and a CMD_SYNC, all completed before this returns: the table pages the unmap freed
-  # may be reused at once. `commands`: the invalidation commands built (SYNCs excluded).
+                                               stoppedIndex :Int64 = -1, commands :UInt32,
+                                               syncs :UInt32);
+  # Each range is one iommu_unmap: the page table's unmap, then Linux's invalidations for what
+  # it returned (domain_allocator's `kernel` setting; components/README.md): each freed
+  # table's walk flush at once, leaf flushes through the gather (iommu_iotlb_gather_add_page,
+  # with its early syncs) and a final sync — TLBI_NH_VA by ASID (stage 1) or TLBI_S2_IPA by
+  # VMID (stage 2; a nest parent adds TLBI_NH_ALL + SYNC after each), in range form with RIL,
+  # one per granule without. All complete before this returns. A flush-queue domain
+  # (flushQueue) issues the walk flushes only and queues one entry per range instead (drained
+  # by a whole-ASID/VMID flush when the queue is full or by drainFlushQueue): DMA to the
+  # unmapped IOVAs may still hit the IOTLB until then. `commands`: the invalidation commands
+  # built (SYNCs excluded); `syncs`: the CMD_SYNCs.
 
   flushAll @4 () -> (errno :Common.Errno);
   # iommu_flush_iotlb_all: TLBI_NH_ASID (stage 1), TLBI_S12_VMALL (stage 2) or TLBI_NH_ALL of
   # its VMID (nested: the guest's stage-1 entries) + SYNC. eOpNotSupp for identity and blocked.
+
+  drainFlushQueue @5 () -> (errno :Common.Errno, flushed :Bool, entries :UInt32);
+  # A flush-queue domain's timer expiry (fq_flush_timeout; Linux's 10 ms, explicit until
+  # nestbed models time): when entries are pending, one whole-ASID/VMID flush + SYNC
+  # (`flushed`) and every queued entry reclaimed (`entries`). A strict domain has nothing
+  # pending (ok, not flushed); eOpNotSupp for a domain without a page table.
 }

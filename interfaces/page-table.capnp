@@ -53,11 +53,16 @@ struct Range {
 }
 
 struct Invalidation {
-  # One TLB invalidation the caller must issue (Linux tlb_add_page / flush_walk).
+  # One TLB invalidation the caller must issue (Linux tlb_add_page / flush_walk). With the
+  # `linux` table lifetime the list is io-pgtable-arm's callback sequence in order, so that a
+  # caller can replay iommu_iotlb_gather_add_page: a walk entry is one tlb_flush_walk (one per
+  # freed table entry); a leaf entry is a run of tlb_add_page(iova + k * granule, granule)
+  # calls, merged only where the gather would merge them (same granule, contiguous).
   iova @0 :UInt64;
   size @1 :UInt64;
   granule @2 :UInt64;   # leaf size cached (leaf) or the translation granule (walk)
   leaf @3 :Bool;        # true: leaf entries only; false: walk caches too (tables were freed)
+  range @4 :UInt32;     # unmap: index of the range it belongs to (one iommu_unmap each)
 }
 
 struct Tcr {
@@ -112,7 +117,8 @@ struct WalkStep {
 }
 
 interface PageTableEngine {
-  # The component's main capability: makes tables. Settings (manifest): partial_unmap.
+  # The component's main capability: makes tables. Settings (manifest): partial_unmap,
+  # table_lifetime.
 
   create @0 (config :TableConfig) -> (errno :Common.Errno, table :PageTable, info :TableInfo);
   # eInval for an illegal geometry; eOpNotSupp for dirty tracking on stage 2; eNoMem.
@@ -128,8 +134,9 @@ interface PageTable {
 
   unmap @1 (ranges :List(Range)) -> (errno :Common.Errno, bytesUnmapped :UInt64,
                                      stoppedIndex :Int64 = -1, invalidations :List(Invalidation));
-  # Unmaps the ranges in order (unmap_pages) and returns what must be invalidated. A range
-  # covering part of a larger leaf follows the component's `partial_unmap` setting.
+  # Unmaps the ranges in order (iommu_unmap: iommu_pgsize, then unmap_pages) and returns what
+  # must be invalidated. A range covering part of a larger leaf follows the component's
+  # `partial_unmap` setting; which tables are freed, its `table_lifetime` setting.
 
   iovaToPhys @2 (iova :UInt64) -> (errno :Common.Errno, pa :UInt64);
   # eNoEnt when nothing is mapped there.

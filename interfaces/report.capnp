@@ -74,15 +74,18 @@ struct ExperimentReport {
   variants @7 :List(Variant);
   steps @8 :List(Row);          # scenario step timings, microseconds per iteration
   counters @9 :List(Row);       # every instance's stats() counters after each run
-  stepCounters @11 :List(Row);
+  stepCounters @12 :List(Row);
   # What each step changed: one row per (step, counter) some run of some variant changed, with
   # group/line the step's (as in `steps`), name "instance.counter" and `step` its label; a run
   # in which the step left the counter alone counts 0.
-  provenance @12 :Provenance;   # manifests: one per variant, as its first run ran it
+  provenance @13 :Provenance;   # manifests: one per variant, as its first run ran it
   series @10 :Text;
   # sweep: a second key, one line per value in plots (e.g. the implementation compared across
   # the swept values); variants are every (value, series value) pair, each value's series side by
   # side
+  timeBase @11 :Text;
+  # what the step rows measure: "modeled" (the modeled machine's time, from the cost profile:
+  # the same on every run, so repeats are not needed) or "wall" (this machine's time, --wall)
 
   struct Variant {
     label @0 :Text;             # "A", "B", or the swept value as written ("series/value" with a series)

@@ -595,10 +595,16 @@ struct StepReport {
   iterations @4 :UInt32;  # 1, or the repeat count
   failures @5 :List(Failure);
   depth @6 :UInt8;        # nesting level (steps inside a repeat are 1)
-  deltas @7 :List(CounterDelta);
+  modeledNs @7 :UInt64;   # modeled time of the modeled machine (total over iterations): the
+                          # same on every run and placement (system/runtime/modeled-time.h)
+  modeled @8 :List(CostShare);
+  # What the modeled time went to, by cost class (nonzero classes only). Classes of the CPU's
+  # timeline sum, with "wait" (the CPU waiting for an SMMU to reach a CMD_SYNC), to modeledNs;
+  # smmu_cmd_* classes are the SMMU's own timeline, shown for what drove the wait.
+  deltas @9 :List(CounterDelta);
   # Every counter of every instance the step changed (a repeat: its steps', summed over
   # iterations), in start order: what this step cost, without boot or the steps before it.
-  records @8 :List(Record);
+  records @10 :List(Record);
   # What `record` and `print` put into the report (one per iteration inside a repeat).
 
   struct CounterDelta {
@@ -619,9 +625,17 @@ struct StepReport {
   }
 }
 
+struct CostShare {
+  cost @0 :Text;          # a cost-profile key ("walk_read", "smmu_cmd_sync", ...) or "wait"
+  units @1 :UInt64;       # how many (bytes / 4096 rounded up for copy_4k)
+  ns @2 :UInt64;
+}
+
 struct ScenarioReport {
   file @0 :Text;
   description @1 :Text;
   ok @2 :Bool;
   steps @3 :List(StepReport);
+  profile @4 :Text;       # the cost profile the modeled times come from
+  modeledNs @5 :UInt64;   # the whole scenario's modeled time
 }

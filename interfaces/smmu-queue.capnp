@@ -43,7 +43,7 @@ struct QueueInfo {
   cmdqLog2Size @5 :UInt8;
   evtqPa @6 :UInt64;
   evtqLog2Size @7 :UInt8;
-  batchSize @8 :UInt32;             # commands per CMD_SYNC (Linux's CMDQ_BATCH_ENTRIES = 64)
+  batchSize @8 :UInt32;             # commands per batch (Linux's CMDQ_BATCH_ENTRIES = 64)
   guestPath @9 :GuestPath;
 }
 
@@ -62,7 +62,8 @@ enum HostOp {
   tlbiS2Ipa @8;     # vmid, addr, size, granule, pageSize, leaf
   tlbiNsnhAll @9;
   atcInv @10;       # sid, ssv/ssid, addr, size (0: the whole ATC)
-  sync @11;         # an explicit CMD_SYNC (one is appended to every batch anyway)
+  sync @11;         # an explicit CMD_SYNC: ends one of Linux's batch submissions (one is
+                    # appended at the end anyway)
 }
 
 struct HostInvalidation {
@@ -90,7 +91,8 @@ struct SubmitResult {
   # every other command was executed; eTimedOut: a CMD_SYNC did not complete in time (the
   # commands after it were not executed); eInval: the blob is not a multiple of 16 bytes.
   executed @1 :UInt32;             # submitted commands the SMMU executed and a SYNC completed
-  syncs @2 :UInt32;                # CMD_SYNCs appended (one per batch of at most batchSize)
+  syncs @2 :UInt32;                # CMD_SYNCs: those appended and those submitted; `executed`
+                                   # counts the submitted ones among the commands
   illegal @3 :List(IllegalCommand);
   message @4 :Text;                # what went wrong and where; empty when errno is ok
 }
@@ -104,9 +106,10 @@ interface SmmuQueue {
   info @0 () -> (info :QueueInfo);
 
   submit @1 (commands :Data) -> (result :SubmitResult);
-  # Raw 16-byte commands, written into the CMDQ ring in order; a CMD_SYNC follows every
-  # `batchSize` commands and the end of the submission, and is waited on. Concurrent
-  # submissions are never interleaved within a batch. Example: 4 x 16 bytes of TLBI_NH_ASID.
+  # Raw 16-byte commands, written into the CMDQ ring in order in batches of `batchSize`; a
+  # CMD_SYNC ends the submission (`sync_policy = "per_batch"`: every batch too) and is waited
+  # on. A CMD_SYNC among the commands ends a batch there, as Linux's batch submit does.
+  # Submissions are never interleaved. Example: 4 x 16 bytes of TLBI_NH_ASID.
 
   invalidate @2 (ops :List(HostInvalidation)) -> (result :SubmitResult);
   # Builds the commands for `ops` (range encoding when the SMMU has RIL) and submits them.

@@ -13,8 +13,9 @@
 #
 # Coherence (the contract with the VM's notices):
 #   before(change)  the GPA range about to change is unmapped from the domain; Domain.unmap has
-#                   issued TLBI_S2_IPA (range form with RIL; TLBI_S12_VMALL past 512 commands),
-#                   TLBI_NH_ALL for the guest's combined stage-1+2 entries, and CMD_SYNC before
+#                   issued TLBI_S2_IPA (range form with RIL; with domain_allocator's kernel =
+#                   "7.1" and no RIL, TLBI_S12_VMALL for a large range) + CMD_SYNC, then
+#                   TLBI_NH_ALL for the guest's combined stage-1+2 entries + CMD_SYNC, before
 #                   this returns — so no DMA reaches a page once its slot is deleted or moved.
 #   after(change)   the range whose mapping changed is mapped as the VM now has it.
 # Each memslot is mapped as one run: the domain splits it into the largest blocks that the GPA

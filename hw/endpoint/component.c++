@@ -33,8 +33,9 @@ struct Chunk {
 class EndpointServer final : public rpc::Endpoint::Server, public ComponentCore {
 public:
   EndpointServer(PhysMem& mem, rpc::PciTopology::Client pci, kj::String bdf, uint32_t streamId,
-                 rpc::Smmuv3::Client smmu, uint64_t maxDma)
-      : mem(mem),
+                 rpc::Smmuv3::Client smmu, uint64_t maxDma, ModeledClock& clock)
+      : clock(clock),
+        mem(mem),
         pci(kj::mv(pci)),
         bdf(kj::mv(bdf)),
         streamId(streamId),
@@ -144,6 +145,7 @@ protected:
         }
         counters.writes++;
         counters.bytesWritten += length;
+        clock.chargeCopy(length);  // the device moves the data at memory speed
       } else {
         auto bytes = out.initData(length);
         uint64_t offset = 0;
@@ -153,6 +155,7 @@ protected:
         }
         counters.reads++;
         counters.bytesRead += length;
+        clock.chargeCopy(length);
       }
       out.setBytes(length);
     });
@@ -166,6 +169,7 @@ protected:
   }
 
 private:
+  ModeledClock& clock;
   PhysMem& mem;
   rpc::PciTopology::Client pci;
   kj::String bdf;
@@ -250,15 +254,17 @@ kj::Promise<rpc::Component::Client> startEndpoint(ComponentContext& ctx) {
   request.setBdf(bdf);
   kj::StringPtr typeName = ctx.type.name;
   PhysMem& mem = ctx.mem;
+  ModeledClock& clock = ctx.clock;
   return request.send().then(
-      [typeName, &mem, pci = kj::mv(pci), bdf = kj::mv(bdf), maxDma](auto response) mutable {
+      [typeName, &mem, &clock, pci = kj::mv(pci), bdf = kj::mv(bdf), maxDma](auto response) mutable {
         KJ_REQUIRE(response.getErrno() == rpc::Errno::OK,
                    "the PCI topology has no function with this BDF", bdf);
         auto device = response.getDevice();
         KJ_REQUIRE(device.getKind() == rpc::PciKind::ENDPOINT,
                    "this BDF is a bridge or port in the PCI topology, not an endpoint", bdf);
         auto server = kj::heap<EndpointServer>(mem, kj::mv(pci), kj::mv(bdf),
-                                               device.getDmaStreamId(), device.getSmmu(), maxDma);
+                                               device.getDmaStreamId(), device.getSmmu(), maxDma,
+                                               clock);
         auto& core = *server;
         rpc::Endpoint::Client main = kj::mv(server);
         return makeComponent(typeName, capnp::typeId<rpc::Endpoint>(), kj::mv(main), core);

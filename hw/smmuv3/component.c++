@@ -11,11 +11,22 @@
 #include "hw/smmuv3/smmuv3.h"
 #include "interfaces/smmuv3.capnp.h"
 
+#include <string.h>
 #include <toml++/toml.h>
 
 namespace nb::smmu {
 
 namespace {
+
+// The modeled cost class of consuming one command, by its opcode's name.
+Cost commandCost(uint8_t opcode) {
+  kj::StringPtr name = opcodeName(opcode);
+  if (name.startsWith("TLBI_")) return Cost::SMMU_CMD_TLBI;
+  if (name.startsWith("CFGI_")) return Cost::SMMU_CMD_CFGI;
+  if (name.startsWith("ATC_")) return Cost::SMMU_CMD_ATC;
+  if (name == "CMD_SYNC" || name == "SYNC") return Cost::SMMU_CMD_SYNC;
+  return Cost::SMMU_CMD_OTHER;
+}
 
 // ======================================================================================
 // Events as data
@@ -130,12 +141,17 @@ kj::String snakeCase(kj::StringPtr name) {
 
 class SmmuState final : public kj::Refcounted, private kj::TaskSet::ErrorHandler {
 public:
-  SmmuState(kj::StringPtr name, PhysMem& mem, Features features)
+  SmmuState(kj::StringPtr name, PhysMem& mem, Features features, ModeledClock& clock)
       : name(kj::heapString(name)),
+        clock(clock),
         tasks(*this),
         model(mem, features, [this](Irq irq) { raise(irq); }) {}
 
   kj::String name;
+  ModeledClock& clock;
+  // This SMMU's own timeline (system/runtime/modeled-time.h): when it will have consumed every
+  // command published so far.
+  uint64_t cmdqBusyUntil = 0;
 
   struct Subscriber {
     uint64_t id;
@@ -178,11 +194,44 @@ public:
 
   uint64_t mmioRead(uint32_t offset, unsigned size) {
     counters.mmioReads++;
+    clock.charge(Cost::MMIO_READ);
+    // Software sees CMDQ_CONS move only as the SMMU gets there: a read of it joins the SMMU's
+    // timeline (a SYNC waiter polling CONS resumes when the SYNC completes).
+    if (offset == CMDQ_CONS::OFFSET) clock.joinAt(cmdqBusyUntil);
     return model.mmioRead(offset, size);
   }
   void mmioWrite(uint32_t offset, uint64_t value, unsigned size) {
     counters.mmioWrites++;
+    clock.charge(Cost::MMIO_WRITE);
+    const uint64_t consumed = model.commandStats().consumed;
+    uint64_t before[256];
+    if (clock.enabled()) memcpy(before, model.commandStats().byOpcode, sizeof(before));
     model.mmioWrite(offset, value, size);
+    if (clock.enabled() && model.commandStats().consumed != consumed) {
+      // Commands consumed by this write (a PROD doorbell, a CMDQ_ERR acknowledgement): the SMMU
+      // starts when the write reaches it or when it finishes what it was doing, if later.
+      uint64_t busy = 0;
+      auto& after = model.commandStats().byOpcode;
+      for (unsigned op = 0; op < 256; op++) {
+        if (after[op] != before[op]) busy += clock.account(commandCost(uint8_t(op)), after[op] - before[op]);
+      }
+      cmdqBusyUntil = kj::max(cmdqBusyUntil, clock.now()) + busy;
+    }
+  }
+
+  // A translation's work on the device's path: lookups, fetches, walk reads, event records.
+  template <typename F>
+  auto charged(F&& translate) {
+    if (!clock.enabled()) return translate();
+    auto before = model.work();
+    auto result = translate();
+    auto after = model.work();
+    clock.charge(Cost::IOTLB_LOOKUP, after.iotlbLookups - before.iotlbLookups);
+    clock.charge(Cost::CONFIG_LOOKUP, after.configLookups - before.configLookups);
+    clock.charge(Cost::CONFIG_FETCH, after.configFetches - before.configFetches);
+    clock.charge(Cost::WALK_READ, after.walkReads - before.walkReads);
+    clock.charge(Cost::EVENT_WRITE, after.eventsWritten - before.eventsWritten);
+    return result;
   }
 
 private:
@@ -196,6 +245,7 @@ private:
   // Called by the model, synchronously, in the middle of an MMIO write or a translation.
   void raise(Irq irq) {
     counters.raised[unsigned(irq)]++;
+    clock.charge(Cost::IRQ);
     for (auto& s : subscribers) {
       uint8_t bit = uint8_t(1u << unsigned(irq));
       if (s.pending & bit) counters.merged++;
@@ -208,11 +258,13 @@ private:
     unsigned kind = unsigned(__builtin_ctz(s.pending));
     s.pending &= uint8_t(~(1u << kind));
     s.inFlight = true;
+    clock.backgroundBegin();  // until the handler has run (modeled-time.h)
     auto req = s.sink.interruptRequest(capnp::MessageSize{4, 0});
     req.setIrq(rpc::SmmuIrq(kind));
     uint64_t id = s.id;
     tasks.add(req.send().then(
         [this, id](auto&&) {
+          clock.backgroundEnd();
           counters.delivered++;
           if (Subscriber* again = find(id)) {
             again->inFlight = false;
@@ -220,6 +272,7 @@ private:
           }
         },
         [this, id](kj::Exception&& e) {
+          clock.backgroundEnd();
           // A subscriber that cannot take interrupts (gone, or broken) is dropped.
           counters.sinkFailures++;
           unsubscribe(id);
@@ -355,7 +408,7 @@ protected:
 
   kj::Promise<void> translate(TranslateContext context) override {
     auto t = transactionFrom(context.getParams());
-    fillResult(context.getResults(), state->model.translate(t));
+    fillResult(context.getResults(), state->charged([&]() { return state->model.translate(t); }));
     return kj::READY_NOW;
   }
 
@@ -363,7 +416,8 @@ protected:
     auto in = context.getParams().getTransactions();
     kj::Vector<TranslateResult> results(in.size());
     for (auto t : in) {
-      results.add(state->model.translate(transactionFrom(t)));
+      auto one = transactionFrom(t);
+      results.add(state->charged([&]() { return state->model.translate(one); }));
       if (!results.back().is<TranslateOk>()) break;  // a burst stops at its first failure
     }
     auto out = context.getResults().initResults(results.size());
@@ -479,7 +533,7 @@ kj::Promise<rpc::Component::Client> makeSmmu(ComponentContext& ctx) {
     Features features = featuresFrom(ctx.settings);
     // Combinations the architecture forbids (52-bit OAS without 64K, no stage, no granule).
     validateFeatures(features);
-    auto server = kj::heap<SmmuServer>(kj::refcounted<SmmuState>(ctx.instance, ctx.mem, features));
+    auto server = kj::heap<SmmuServer>(kj::refcounted<SmmuState>(ctx.instance, ctx.mem, features, ctx.clock));
     auto& core = *server;
     rpc::Smmuv3::Client main = kj::mv(server);
     return makeComponent(ctx.type.name, capnp::typeId<rpc::Smmuv3>(), kj::mv(main), core);

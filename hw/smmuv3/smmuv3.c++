@@ -260,6 +260,16 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
 
 // ---- introspection ---------------------------------------------------------------------
 
+Smmuv3::Work Smmuv3::work() const {
+  Work w;
+  w.iotlbLookups = counters.iotlbHits + counters.iotlbMisses;
+  w.configLookups = configs.steHits + configs.steMisses + configs.cdHits + configs.cdMisses;
+  w.configFetches = configs.steMisses + configs.cdMisses;
+  w.walkReads = walkCounters.descriptorReads;
+  w.eventsWritten = evtq.stats().written;
+  return w;
+}
+
 kj::Vector<Stat> Smmuv3::stats() const {
   kj::Vector<Stat> out;
   auto add = [&](kj::StringPtr name, uint64_t value) { out.add(Stat{kj::str(name), value}); };

@@ -87,6 +87,17 @@ public:
   const Features& features() const { return features_; }
   const CommandStats& commandStats() const { return cmdq.stats(); }
 
+  // The work the modeled clock charges for (hw/smmuv3/component.c++), cumulative; cheap to read
+  // around every access, unlike stats().
+  struct Work {
+    uint64_t iotlbLookups = 0;
+    uint64_t configLookups = 0;   // STE and CD lookups in the configuration cache
+    uint64_t configFetches = 0;   // STEs and CDs fetched from memory
+    uint64_t walkReads = 0;       // descriptor reads by the walker (nested S2 reads included)
+    uint64_t eventsWritten = 0;
+  };
+  Work work() const;
+
 private:
   // implements RegisterHooks
   void cr0Written(uint32_t previous) override;

@@ -455,10 +455,14 @@ private:
     addDefineOption(b);
     return b
         .addOptionWithArg({"repeat"}, KJ_BIND_METHOD(*this, setRepeat), "<n>", repeatHelp)
+        .addOption({"wall"}, KJ_BIND_METHOD(*this, setWall),
+                   "steps in wall time (this machine; noisy, repeat it) instead of modeled time "
+                   "(the modeled machine's, from the cost profile: the same on every run)")
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
         .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
         .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot");
   }
+  kj::MainBuilder::Validity setWall() { wall_ = true; return true; }
   kj::MainBuilder::Validity setRepeat(kj::StringPtr text) {
     char* end = nullptr;
     auto n = strtoul(text.cStr(), &end, 10);
@@ -486,6 +490,7 @@ private:
     for (auto& d : defines_) o.defines.add(ScenarioParam{kj::heapString(d.name), kj::heapString(d.value)});
     for (auto& v : overrides_) o.overrides.add(Override{kj::heapString(v.key), kj::heapString(v.value)});
     o.repeats = repeats_;
+    o.wall = wall_;
     o.json = json_;
     o.csv = mapCopy(csv_);
     o.plot = mapCopy(plot_);
@@ -505,7 +510,7 @@ private:
                       "median over runs, its min-max, and B/A. Counters are deterministic; one that "
                       "varies between runs of one side is flagged. Exit 0 if every run passes, 1 if "
                       "a scenario fails (the side is named), 2 for bad input.");
-    return addExperimentOptions(b, "runs of each manifest, alternating A B (default 3)")
+    return addExperimentOptions(b, "runs of each manifest, alternating A B (default 1; 3 with --wall)")
         .expectArg("<A.toml>", KJ_BIND_METHOD(*this, addArg))
         .expectArg("<B.toml>", KJ_BIND_METHOD(*this, addArg))
         .expectOneOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addArg))
@@ -763,6 +768,7 @@ private:
   kj::String param_, series_;
   kj::Vector<kj::String> figures_;
   uint32_t repeats_ = 0;
+  bool wall_ = false;
 };
 
 }  // namespace

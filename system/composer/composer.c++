@@ -71,7 +71,8 @@ struct Composer::Instance {
 };
 
 Composer::Composer(kj::AsyncIoContext& io, const Registry& registry, Plan plan, ComposerOptions options)
-    : io_(io), registry_(registry), plan_(kj::mv(plan)), options_(kj::mv(options)) {
+    : io_(io), registry_(registry), plan_(kj::mv(plan)), options_(kj::mv(options)),
+      clock_(ModeledClock::create(plan_.timing.profile)) {
   struct ErrorHandler final : public kj::TaskSet::ErrorHandler {
     Composer& composer;
     explicit ErrorHandler(Composer& c) : composer(c) {}
@@ -92,6 +93,7 @@ Composer::~Composer() noexcept(false) {
 }
 
 PhysMem& Composer::memory() { return *mem_; }
+ModeledClock& Composer::clock() { return *clock_; }
 FrameAllocator& Composer::frames() { return *frameAllocator_; }
 
 Composer::Instance& Composer::instance(kj::StringPtr name) {
@@ -151,7 +153,7 @@ kj::Promise<void> Composer::startInstance(Instance& inst) {
 kj::Promise<void> Composer::startInline(Instance& inst) {
   inst.context = kj::heap<ComponentContext>(inst.plan.name, *inst.plan.type, inst.plan.settings, *mem_,
                                             handOut(inst, "memory", KJ_ASSERT_NONNULL(frames_)).castAs<rpc::FrameAllocator>(),
-                                            io_.provider->getTimer());
+                                            io_.provider->getTimer(), *clock_);
   for (auto& w : inst.plan.uses) {
     inst.context->bind(w.role, handOut(inst, w.target, KJ_ASSERT_NONNULL(instance(w.target).main)));
   }
@@ -166,17 +168,24 @@ kj::Promise<void> Composer::startProcess(Instance& inst) {
   // Arguments are built before fork: the child only dup()s and exec()s.
   auto sockArg = kj::str("--socket-fd=", 3);
   kj::String memArgs[] = {kj::str("--mem-fd=", 4), kj::str("--mem-base=", mem_->base()),
-                          kj::str("--mem-size=", mem_->size()), kj::str("--name=", inst.plan.name)};
+                          kj::str("--mem-size=", mem_->size()), kj::str("--name=", inst.plan.name),
+                          kj::str("--clock-fd=", 5)};
   const char* argv[] = {options_.hostBinary.cStr(), sockArg.cStr(), memArgs[0].cStr(),
-                        memArgs[1].cStr(),          memArgs[2].cStr(), memArgs[3].cStr(), nullptr};
+                        memArgs[1].cStr(),          memArgs[2].cStr(), memArgs[3].cStr(),
+                        memArgs[4].cStr(),          nullptr};
   int memFd = mem_->fd();
+  int clockFd = clock_->fd();
   pid_t pid;
   KJ_SYSCALL(pid = fork());
   if (pid == 0) {
-    // Child: fds 3 and 4 become the socket and the memory; everything else is close-on-exec.
+    // Child: fds 3, 4 and 5 become the socket, the memory and the modeled clock.
     int sock = dup(fds[1]);
     int mem = dup(memFd);
-    if (sock < 0 || mem < 0 || dup2(sock, 3) < 0 || dup2(mem, 4) < 0) _exit(126);
+    int clk = dup(clockFd);
+    if (sock < 0 || mem < 0 || clk < 0 || dup2(sock, 3) < 0 || dup2(mem, 4) < 0 ||
+        dup2(clk, 5) < 0) {
+      _exit(126);
+    }
     execv(argv[0], const_cast<char* const*>(argv));
     _exit(127);
   }

@@ -55,6 +55,8 @@ public:
   const Plan& plan() const { return plan_; }
   PhysMem& memory();
   FrameAllocator& frames();
+  // The modeled machine's clock (system/runtime/modeled-time.h), shared with every process.
+  ModeledClock& clock();
 
   // Every instance's counters, plus hw/mem's own, in start order.
   kj::Promise<kj::Array<InstanceStats>> stats();
@@ -77,6 +79,7 @@ private:
   const Registry& registry_;
   Plan plan_;
   ComposerOptions options_;
+  kj::Own<ModeledClock> clock_;
   kj::Own<PhysMem> mem_;
   kj::Own<FrameAllocator> frameAllocator_;
   kj::Maybe<rpc::FrameAllocator::Client> frames_;

@@ -13,8 +13,9 @@ namespace nb {
 
 namespace {
 
-const kj::StringPtr INSTANCE_KEYS[] = {"impl", "placement", "restart", "uses"};
-const kj::StringPtr HW_KEYS[] = {"name", "placement", "restart", "uses"};
+const kj::StringPtr INSTANCE_KEYS[] = {"impl", "placement", "restart", "boundary", "uses"};
+const kj::StringPtr HW_KEYS[] = {"name", "placement", "restart", "boundary", "uses"};
+const kj::StringPtr TIMING_KEYS[] = {"profile", "costs"};
 const kj::StringPtr MEMORY_KEYS[] = {"base", "size", "file"};
 
 std::string_view sv(kj::StringPtr s) { return std::string_view(s.begin(), s.size()); }
@@ -132,6 +133,102 @@ public:
     return nullptr;
   }
 
+  // [timing]: the cost profile and its overrides. `dir` is the manifest's directory (a profile
+  // path is relative to it).
+  kj::Maybe<TimingPlan> timing(const toml::table& root, kj::StringPtr dir) {
+    kj::String name = kj::str(DEFAULT_PROFILE);
+    SourcePos namePos{kj::heapString(path_), 1, 1};
+    const toml::table* overrides = nullptr;
+    if (auto node = root.get("timing")) {
+      auto table = node->as_table();
+      if (table == nullptr) {
+        error(posOf(*node), "timing", kj::str("must be a table"));
+        return nullptr;
+      }
+      checkKeys(*table, "timing", TIMING_KEYS);
+      if (auto p = table->get("profile")) {
+        if (auto s = p->value<std::string>()) {
+          name = ks(*s);
+          namePos = posOf(*p);
+        } else {
+          error(posOf(*p), "timing.profile", kj::str("must be a string: a profile name or a path"));
+          return nullptr;
+        }
+      }
+      if (auto c = table->get("costs")) {
+        overrides = c->as_table();
+        if (overrides == nullptr) {
+          error(posOf(*c), "timing.costs", kj::str("must be a table: [timing.costs] key = ns"));
+          return nullptr;
+        }
+      }
+    }
+    // A shipped profile by name, or a file.
+    kj::String text, origin;
+    bool isPath = name.endsWith(".toml") || name.findFirst('/') != nullptr;
+    if (!isPath) {
+      KJ_IF_MAYBE(t, shippedProfileText(name)) {
+        text = kj::heapString(*t);
+        origin = kj::str("shipped");
+      } else {
+        error(kj::mv(namePos), "timing.profile",
+              kj::str("unknown profile '", name, "'", suggestion(name, shippedProfileNames()),
+                      "; shipped: ", kj::strArray(shippedProfileNames(), ", "),
+                      " (or give a path to a .toml file)"));
+        return nullptr;
+      }
+    } else {
+      auto file = name.startsWith("/") ? kj::heapString(name) : kj::str(dir, name);
+      std::ifstream in(file.cStr());
+      if (!in) {
+        error(kj::mv(namePos), "timing.profile",
+              kj::str("cannot read profile '", file, "': ", strerror(errno)));
+        return nullptr;
+      }
+      std::stringstream buf;
+      buf << in.rdbuf();
+      text = kj::str(buf.str().c_str());
+      origin = kj::mv(file);
+    }
+    auto parsed = parseCostProfile(text, origin == "shipped" ? kj::str("system/costs/", name, ".toml")
+                                                             : kj::heapString(origin));
+    KJ_SWITCH_ONEOF(parsed) {
+      KJ_CASE_ONEOF(errs, kj::Array<ProfileError>) {
+        for (auto& e : errs) {
+          error(SourcePos{kj::heapString(e.file), e.line, e.column}, e.key, kj::heapString(e.message));
+        }
+        return nullptr;
+      }
+      KJ_CASE_ONEOF(profile, CostProfile) {
+        if (overrides != nullptr) {
+          for (auto&& [k, v] : *overrides) {
+            auto key = ks(k.str());
+            auto full = kj::str("timing.costs.", key);
+            KJ_IF_MAYBE(c, costFromKey(key)) {
+              auto n = v.value<int64_t>();
+              if (!v.is_integer() || !n) {
+                error(posOf(v), full, kj::str("must be an integer number of nanoseconds"));
+              } else if (*n < 0) {
+                error(posOf(v), full, kj::str("must not be negative (", *n, ")"));
+              } else {
+                auto& cost = profile.costs[uint(*c)];
+                cost.ns = uint64_t(*n);
+                cost.status = kj::str("override");
+                cost.source = kj::str("set by ", posOf(v).file, ":", posOf(v).line);
+              }
+            } else {
+              kj::Vector<kj::StringPtr> keys;
+              for (size_t i = 0; i < COST_CLASSES; i++) keys.add(costKey(Cost(i)));
+              error(posOf(k.source()), full, kj::str("unknown cost '", key, "'", suggestion(key, keys)));
+            }
+          }
+        }
+        return TimingPlan{kj::mv(profile), kj::mv(origin)};
+      }
+    }
+    KJ_UNREACHABLE;
+  }
+
   // The common keys of an instance table; `known` are the reserved keys of its kind.
   kj::Maybe<InstancePlan> instance(const toml::table& table, kj::StringPtr name,
                                    kj::StringPtr impl, kj::StringPtr prefix,
@@ -149,7 +246,20 @@ public:
     }
 
     InstancePlan plan{kj::heapString(name), kj::heapString(impl), type, Placement::INLINE,
-                      Restart::NEVER, {}, {}, posOf(table)};
+                      Restart::NEVER, type->isHardware ? Boundary::NONE : Boundary::CALL, {}, {},
+                      posOf(table)};
+
+    if (auto b = table.get("boundary")) {
+      auto s = b->value<std::string>();
+      kj::Maybe<Boundary> parsed = nullptr;
+      if (s) parsed = boundaryFromName(ks(*s));
+      KJ_IF_MAYBE(p, parsed) {
+        plan.boundary = *p;
+      } else {
+        error(posOf(*b), kj::str(prefix, ".boundary"),
+              kj::str("must be \"call\", \"ipc\", \"hypercall\", \"process\" or \"none\""));
+      }
+    }
 
     if (auto p = table.get("placement")) {
       auto s = p->value<std::string>();
@@ -431,6 +541,16 @@ kj::Maybe<kj::String> applyOverride(toml::table& root, const Override& o) {
   if (parts.size() == 2 && parts[0] == "memory") {
     target = root["memory"].as_table();
     leaf = parts[1];
+  } else if (parts.size() == 2 && parts[0] == "timing") {
+    if (!root.contains("timing")) root.insert("timing", toml::table{});
+    target = root["timing"].as_table();
+    leaf = parts[1];
+  } else if (parts.size() == 3 && parts[0] == "timing" && parts[1] == "costs") {
+    if (!root.contains("timing")) root.insert("timing", toml::table{});
+    auto t = root["timing"].as_table();
+    if (t != nullptr && !t->contains("costs")) t->insert("costs", toml::table{});
+    target = t ? (*t)["costs"].as_table() : nullptr;
+    leaf = parts[2];
   } else if (parts.size() == 3 && parts[0] == "components") {
     if (auto c = root["components"].as_table()) target = (*c)[sv(parts[1])].as_table();
     leaf = parts[2];
@@ -461,8 +581,8 @@ kj::Maybe<kj::String> applyOverride(toml::table& root, const Override& o) {
     target = entries->get(index)->as_table();
     leaf = parts[3];
   } else {
-    return kj::str("key must be memory.<key>, components.<instance>.<key>, hw.<instance>.<key> "
-                   "or hw.<model>.<index>.<key>");
+    return kj::str("key must be memory.<key>, timing.profile, timing.costs.<cost>, "
+                   "components.<instance>.<key>, hw.<instance>.<key> or hw.<model>.<index>.<key>");
   }
   if (target == nullptr) return kj::str("no such table in the manifest");
   toml::table parsed;
@@ -534,7 +654,7 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
     }
   }
 
-  static const kj::StringPtr TOP_KEYS[] = {"memory", "hw", "components"};
+  static const kj::StringPtr TOP_KEYS[] = {"memory", "timing", "hw", "components"};
   for (auto&& [k, node] : root) {
     auto key = ks(k.str());
     bool known = false;
@@ -544,6 +664,10 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
 
   auto memory = v.memory(root);
   KJ_IF_MAYBE(m, memory) { v.memory_ = MemoryRange{m->base, m->size}; }
+  kj::String dir;
+  KJ_IF_MAYBE(slash, path.findLast('/')) { dir = kj::heapString(path.slice(0, *slash + 1)); }
+  else { dir = kj::str(); }
+  auto timing = v.timing(root, dir);
   kj::Vector<InstancePlan> instances;
   kj::HashMap<kj::String, SourcePos> seen;
   auto addInstance = [&](kj::Maybe<InstancePlan> p) {
@@ -616,7 +740,7 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
   std::ostringstream effective;
   effective << root;
   return Plan{kj::heapString(path), ks(effective.str()), kj::mv(KJ_ASSERT_NONNULL(memory)),
-              kj::mv(ordered)};
+              kj::mv(KJ_ASSERT_NONNULL(timing)), kj::mv(ordered)};
 }
 
 kj::String formatPlan(const Plan& plan) {
@@ -626,6 +750,7 @@ kj::String formatPlan(const Plan& plan) {
                     formatSize(plan.memory.size),
                     plan.memory.file.map([](const kj::String& f) { return kj::str(" file ", f); })
                         .orDefault(kj::str(" (anonymous memfd)"))));
+  lines.add(kj::str("timing   profile ", plan.timing.profile.name, " (", plan.timing.origin, ")"));
   lines.add(kj::str("start order:"));
   for (auto i : kj::indices(plan.instances)) {
     auto& inst = plan.instances[i];
@@ -633,6 +758,8 @@ kj::String formatPlan(const Plan& plan) {
     for (auto& w : inst.uses) wires.add(kj::str(w.role, "=", w.target));
     lines.add(kj::str("  ", i + 1, ". ", inst.name, "  ", inst.impl, "  ", placementName(inst.placement),
                       inst.restart == Restart::ON_FAILURE ? "  restart=on-failure" : "",
+                      inst.boundary != (inst.type->isHardware ? Boundary::NONE : Boundary::CALL)
+                          ? kj::str("  boundary=", boundaryName(inst.boundary)) : kj::str(),
                       wires.size() ? kj::str("  uses ", kj::strArray(wires, ", ")) : kj::str()));
   }
   return kj::str(kj::strArray(lines, "\n"), "\n");

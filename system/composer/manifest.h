@@ -11,12 +11,19 @@
 //   [[hw.<model>]]                name = "smmu0", placement, restart, uses, model settings
 //   [components.<instance>]       impl = "<component>/<impl>", placement, restart, uses,
 //                                 component settings
+//   [timing]                      profile = "neoverse-smmuv3" (a shipped profile, or a path to
+//                                 a profile TOML relative to the manifest), optional
+//                                 [timing.costs] overrides: mmio_read = 200 (ns)
 //   placement = "inline" | "process"; restart = "never" | "on-failure";
+//   boundary = "call" | "ipc" | "hypercall" | "process" | "none": what a call into the instance
+//              crosses in the modeled system (its modeled cost); components default to "call",
+//              hardware to "none" (a model charges its own MMIO)
 //   uses = { role = "instance", listRole = ["a", "b"] }   (a list role: RoleSpec::list)
 
 #pragma once
 
 #include "system/runtime/contract.h"
+#include "system/runtime/modeled-time.h"
 
 #include <kj/one-of.h>
 #include <toml++/toml.h>
@@ -50,6 +57,7 @@ struct InstancePlan {
   const ComponentType* type;
   Placement placement = Placement::INLINE;
   Restart restart = Restart::NEVER;
+  Boundary boundary = Boundary::CALL;
   kj::Vector<Wire> uses;
   toml::table settings;            // the instance's own keys only
   SourcePos pos;
@@ -61,10 +69,19 @@ struct MemoryPlan {
   kj::Maybe<kj::String> file;
 };
 
+// The modeled machine's costs: the profile [timing] names (default: DEFAULT_PROFILE), with the
+// manifest's [timing.costs] overrides and `--set timing.costs.<key>=<ns>` applied.
+constexpr const char* DEFAULT_PROFILE = "neoverse-smmuv3";
+struct TimingPlan {
+  CostProfile profile;
+  kj::String origin;   // "shipped" or the profile file's path
+};
+
 struct Plan {
   kj::String file;
   kj::String effective;   // the manifest as TOML with every override applied (provenance)
   MemoryPlan memory;
+  TimingPlan timing;
   kj::Vector<InstancePlan> instances;  // dependency order: every instance after those it uses
 
   kj::Maybe<const InstancePlan&> find(kj::StringPtr name) const;

@@ -208,7 +208,8 @@ public:
 
 int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr manifestB,
             kj::ArrayPtr<const kj::String> scenarioPaths) {
-  uint32_t repeats = options.repeats ? options.repeats : 3;
+  // Modeled times are the same on every run: one run per side unless wall time is asked for.
+  uint32_t repeats = options.repeats ? options.repeats : (options.wall ? 3 : 1);
   kj::Maybe<kj::String> gnuplot;
   if (!Experiment::preflight(options, gnuplot)) return EXIT_USAGE;
   // Both manifests must validate with the overrides before anything runs.
@@ -226,6 +227,7 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
   variants.add(VariantSpec{kj::str("A"), kj::heapString(manifestA)});
   variants.add(VariantSpec{kj::str("B"), kj::heapString(manifestB)});
   Measurements measurements(rpc::ExperimentReport::Kind::COMPARE, variants.finish());
+  measurements.useWallTime(options.wall);
   Progress progress("compare", 2 * repeats);
   for (uint32_t run = 1; run <= repeats; run++) {
     for (size_t side = 0; side < 2; side++) {
@@ -366,6 +368,7 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
                        p.seriesValue.map([](kj::StringPtr sv) { return kj::heapString(sv); }).orDefault(kj::str())};
   };
   Measurements measurements(rpc::ExperimentReport::Kind::SWEEP, kj::mv(variants));
+  measurements.useWallTime(options.wall);
   Progress progress("sweep", points.size() * repeats);
   for (uint32_t run = 1; run <= repeats; run++) {
     for (auto i : kj::indices(points)) {

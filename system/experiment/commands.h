@@ -24,7 +24,8 @@ struct ExperimentOptions {
   kj::String hostBinary;
   kj::Vector<Override> overrides;      // --set, applied to every run
   kj::Vector<ScenarioParam> defines;   // --define, scenario parameters of every run
-  uint32_t repeats = 0;                // 0: the command's default (compare 3, sweep 1)
+  uint32_t repeats = 0;                // 0: the command's default (1; compare --wall: 3)
+  bool wall = false;                   // steps in wall time, not modeled time
   bool json = false;
   kj::Maybe<kj::String> csv;
   kj::Maybe<kj::String> plot;

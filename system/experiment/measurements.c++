@@ -108,7 +108,8 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
         r.line = s.getLine();
         r.depth = s.getDepth();
       }
-      r.samples[variant].add(s.getIterations() ? s.getMicros() / s.getIterations() : s.getMicros());
+      double us = wall_ ? s.getMicros() : double(s.getModeledNs()) / 1000;
+      r.samples[variant].add(s.getIterations() ? us / s.getIterations() : us);
       size_t runIndex = r.samples[variant].size() - 1;
       for (auto d : s.getDeltas()) {
         auto& c = row(stepCounters_, kj::str("delta\n", scenario.getFile(), "\n", i, "\n", d.getInstance(),
@@ -143,6 +144,7 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
                         kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats,
                         kj::StringPtr series) {
   report.setKind(kind_);
+  report.setTimeBase(wall_ ? "wall" : "modeled");
   auto s = report.initScenarios(scenarios.size());
   for (auto i : kj::indices(scenarios)) s.set(i, scenarios[i]);
   auto o = report.initOverrides(overrides.size());
@@ -365,7 +367,9 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
     }
     lines.add(kj::str());
   };
-  table("step (us per iteration)", report.getSteps(), true);
+  table(report.getTimeBase() == "wall" ? "step (wall us per iteration)"
+                                       : "step (modeled us per iteration)",
+        report.getSteps(), true);
   table("counter", report.getCounters(), false);
   if (report.getStepCounters().size() > 0) table("what each step changed", report.getStepCounters(), false);
 

@@ -33,6 +33,9 @@ public:
   // reach its scenarios adds no samples; one whose scenarios failed adds them and a failure.
   void add(size_t variant, uint32_t run, const RunResult& result);
 
+  // Step rows in wall time (this machine's) instead of the modeled machine's time.
+  void useWallTime(bool wall) { wall_ = wall; }
+
   // The report; `scenarios`, `overrides`, `param` and `repeats` describe the experiment.
   void fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<const kj::String> scenarios,
             kj::ArrayPtr<const kj::String> overrides, kj::StringPtr param, uint32_t repeats,
@@ -44,6 +47,7 @@ private:
   Row& row(kj::Vector<kj::Own<Row>>& rows, kj::String key, bool step);
 
   rpc::ExperimentReport::Kind kind_;
+  bool wall_ = false;
   kj::Array<VariantSpec> variants_;
   kj::Array<kj::Vector<kj::String>> failures_;   // per variant
   kj::Vector<kj::Own<Row>> steps_;

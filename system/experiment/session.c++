@@ -61,11 +61,20 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
                                     options.onEvent(e);
                                     events.add(kj::heapString(e));
                                   }};
+  // The trace's membranes see every call between instances, in either placement: they are also
+  // what charges modeled crossings. Without --trace, a tracer that records nothing.
+  kj::Own<Tracer> ownTracer;
+  Tracer* tracer = nullptr;
   KJ_IF_MAYBE(t, options.tracer) {
-    t->beginRun(options.traceLabel, plan);
-    composerOptions.interpose = t->interposer();
+    tracer = t;
+  } else {
+    ownTracer = kj::heap<Tracer>(options.registry);
+    tracer = ownTracer.get();
   }
+  tracer->beginRun(options.traceLabel, plan);
+  composerOptions.interpose = tracer->interposer();
   Composer composer(io, options.registry, kj::mv(plan), kj::mv(composerOptions));
+  tracer->chargeCrossings(composer.clock(), options.tracer != nullptr);
   auto finish = [&]() {
     composer.shutdown().wait(io.waitScope);
     auto ev = report.initEvents(events.size());
@@ -76,16 +85,20 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
     finish();
     result.outcome = RunResult::Outcome::START_FAILED;
     result.error = kj::heapString(e->getDescription());
-    KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
+    tracer->endRun();
     return result;
   }
 
   rpc::Root::Client root = composer.root();
-  KJ_IF_MAYBE(t, options.tracer) { root = t->scenarioRoot(kj::mv(root)); }
+  root = tracer->scenarioRoot(kj::mv(root));
   bool ok = true;
   {
+    // Each step's counter changes are read through the composer's own root: not the traced
+    // one, whose crossings are recorded (and charged).
     ScenarioRunner runner(io.waitScope, kj::mv(root), options.registry, composer.memory(),
                           composer.root());
+    runner.setClock(composer.clock(), composer.plan().timing.profile.name,
+                    io.provider->getTimer());
     kj::Vector<ScenarioError> checkErrors;
     for (auto& s : scenarios) {
       for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));
@@ -94,7 +107,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
       finish();
       result.outcome = RunResult::Outcome::CHECK_FAILED;
       result.checkErrors = checkErrors.releaseAsArray();
-      KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
+      tracer->endRun();
       return result;
     }
     KJ_IF_MAYBE(t, options.tracer) {
@@ -118,7 +131,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
   }
   report.setOk(ok);
   finish();
-  KJ_IF_MAYBE(t, options.tracer) { t->endRun(); }
+  tracer->endRun();
   return result;
 }
 

@@ -117,6 +117,7 @@ struct Tracer::Impl {
     kj::String name;
     kj::String impl;
     uint32_t pid;
+    kj::Maybe<Cost> crossing;   // what a call into it costs in modeled time (its boundary)
     kj::HashMap<kj::String, uint32_t> callerTids;
     kj::HashMap<kj::String, uint64_t> counters;   // as of the last counters() call
   };
@@ -147,6 +148,8 @@ struct Tracer::Impl {
   uint32_t nextPid = 1;
   uint64_t rpcs = 0;
   uint64_t smmuCommands = 0;
+  ModeledClock* clock = &ModeledClock::off();
+  bool record = true;
 
   // Set by a policy answering a probe (identify()).
   struct Probed {
@@ -171,7 +174,7 @@ struct Tracer::Impl {
   }
 
   Party& addParty(Run& r, kj::StringPtr name, kj::StringPtr impl, kj::StringPtr detail) {
-    auto p = kj::heap<Party>(Party{kj::heapString(name), kj::heapString(impl), nextPid++, {}, {}});
+    auto p = kj::heap<Party>(Party{kj::heapString(name), kj::heapString(impl), nextPid++, nullptr, {}, {}});
     auto title = kj::str(r.label.size() ? kj::str(r.label, " ") : kj::str(), name,
                          detail.size() ? kj::str(" (", detail, ")") : kj::str());
     events.add(kj::str("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":", p->pid,
@@ -198,6 +201,7 @@ struct Tracer::Impl {
 
   void recordCall(Party& caller, Party& callee, uint64_t interfaceId, uint16_t methodId,
                   Clock::time_point start, Clock::time_point end, kj::Maybe<const kj::Exception&> error) {
+    if (!record) return;
     rpcs++;
     auto name = names.method(interfaceId, methodId);
     auto interface = names.interfaceName(interfaceId);
@@ -361,6 +365,7 @@ public:
 
   DispatchCallResult dispatchCall(uint64_t interfaceId, uint16_t methodId,
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    KJ_IF_MAYBE(cost, edge->owner.crossing) { edge->tracer.clock->charge(*cost); }
     auto start = Clock::now();
     auto params = context.getParams();
     auto request = target.typelessRequest(interfaceId, methodId, params.targetSize());
@@ -482,6 +487,7 @@ void Tracer::beginRun(kj::StringPtr label, const Plan& plan) {
   impl_->addParty(r, "memory", "hw/mem", "hw/mem");
   for (auto& inst : plan.instances) {
     auto& p = impl_->addParty(r, inst.name, inst.impl, kj::str(inst.impl, ", ", placementName(inst.placement)));
+    p.crossing = crossingCost(inst.boundary);
     if (inst.impl == "hw/smmuv3") {
       impl_->threadName(p, COMMANDS_TID, "commands consumed");
       impl_->threadName(p, EVENTS_TID, "events produced");
@@ -490,6 +496,11 @@ void Tracer::beginRun(kj::StringPtr label, const Plan& plan) {
 }
 
 void Tracer::endRun() { impl_->current = nullptr; }
+
+void Tracer::chargeCrossings(ModeledClock& clock, bool record) {
+  impl_->clock = &clock;
+  impl_->record = record;
+}
 
 Interposer Tracer::interposer() {
   return [impl = impl_.get()](kj::StringPtr caller, kj::StringPtr callee, capnp::Capability::Client cap) {

@@ -39,6 +39,12 @@ namespace nb::experiment {
 class Tracer {
 public:
   explicit Tracer(const Registry& registry);   // interface and method names come from its schemas
+
+  // Modeled time: every call that enters an instance charges `clock` the cost of crossing its
+  // manifest `boundary` (system/runtime/modeled-time.h). The membranes that see every call for
+  // the trace are what see every crossing, the same in either placement. With `record` false,
+  // nothing is recorded (a run without --trace still pays its crossings).
+  void chargeCrossings(ModeledClock& clock, bool record);
   ~Tracer() noexcept(false);
   KJ_DISALLOW_COPY(Tracer);
 

@@ -132,11 +132,21 @@ kj::Promise<GuestOutcome> GuestQueue::runs(kj::Array<const uint64_t> commands, s
 }
 
 kj::Promise<GuestOutcome> GuestQueue::viaMainQueue(kj::ArrayPtr<const uint64_t> commands) {
+  // Trap and emulate: the guest writes its commands into its ring and PROD, which exits to the
+  // VMM; the VMM reads and rewrites each command and hands the batch to the kernel in one
+  // ioctl (copied in); the guest's poll of CONS exits again and sees the batch done.
+  const size_t n = commands.size() / 2;
+  clock->charge(Cost::CMD_STORE, n);
+  clock->charge(Cost::GUEST_EXIT_VMM);
+  clock->charge(Cost::VMM_CMD, n);
+  clock->charge(Cost::SYSCALL);
+  clock->chargeCopy(n * 16);
   auto request = viommu.invalidateRequest(
       capnp::MessageSize{commands.size() + 8, 0});
   auto blob = request.initCommands(commands.size() * 8);
   memcpy(blob.begin(), commands.begin(), blob.size());
-  return request.send().then([](auto&& response) {
+  return request.send().then([this](auto&& response) {
+    clock->charge(Cost::GUEST_EXIT_VMM);  // the poll of CONS
     auto r = response.getResult();
     return GuestOutcome{r.getErrno(), r.getEntryNum(), kj::str(r.getMessage())};
   });
@@ -166,6 +176,10 @@ kj::Promise<GuestOutcome> GuestQueue::viaRing(kj::ArrayPtr<const uint64_t> comma
   };
   for (size_t i = 0; i < chunk; i++) put(commands[2 * i], commands[2 * i + 1]);
   if (sync) put(SYNC_DW0, 0);
+  // The guest's ring stores, then two trapped accesses of the software VCMDQ: the doorbell
+  // (PROD) and the poll of CONS. No VMM and no ioctl: the kernel reads the ring itself.
+  clock->charge(Cost::CMD_STORE, chunk + (sync ? 1 : 0));
+  clock->charge(Cost::VCMDQ_DOORBELL, 2);
   auto request = KJ_ASSERT_NONNULL(vcmdq).batchRequest();
   auto list = request.initAccesses(4);
   access(list, 0, PROD, true, prod);

@@ -13,6 +13,7 @@
 
 #include "hw/mem/phys-mem.h"
 #include "interfaces/smmu-queue.capnp.h"
+#include "system/runtime/modeled-time.h"
 #include <kj/async.h>
 #include <kj/function.h>
 #include <kj/string.h>
@@ -41,6 +42,10 @@ public:
 
   rpc::GuestPath path() const { return path_; }
 
+  // Charges the modeled cost of the guest's and the VMM's side of each batch on `clock`
+  // (system/runtime/modeled-time.h); by default nothing is charged.
+  void setClock(ModeledClock& clock) { this->clock = &clock; }
+
   kj::Promise<GuestOutcome> invalidate(kj::Array<const uint64_t> commands);
   // `commands`: dw0, dw1 pairs. Batches are issued one at a time, in call order.
 
@@ -56,6 +61,7 @@ private:
   rpc::Viommu::Client viommu;
   PhysMem& mem;
   rpc::GuestPath path_;
+  ModeledClock* clock = &ModeledClock::off();
   // sw_vcmdq
   kj::Maybe<rpc::Mmio::Client> vcmdq;
   kj::Vector<uint64_t> ringPages;  // PA of each 4 KiB page of the ring

@@ -42,9 +42,9 @@ private:
 
 class HostServer final : public rpc::ComponentHost::Server {
 public:
-  HostServer(const Registry& registry, PhysMem& mem, kj::Timer& timer,
+  HostServer(const Registry& registry, PhysMem& mem, kj::Timer& timer, ModeledClock& clock,
              kj::Own<kj::PromiseFulfiller<void>> done)
-      : registry_(registry), mem_(mem), timer_(timer), done_(kj::mv(done)) {}
+      : registry_(registry), mem_(mem), timer_(timer), clock_(clock), done_(kj::mv(done)) {}
 
 protected:
   kj::Promise<void> start(StartContext context) override {
@@ -58,7 +58,8 @@ protected:
       KJ_FAIL_REQUIRE("bad settings from the composer", e.what());
     }
     instance_ = kj::heapString(params.getInstance());
-    auto ctx = kj::heap<ComponentContext>(instance_, type, settings_, mem_, params.getFrames(), timer_);
+    auto ctx = kj::heap<ComponentContext>(instance_, type, settings_, mem_, params.getFrames(), timer_,
+                                          clock_);
     for (auto b : params.getUses()) ctx->bind(b.getRole(), b.getCap());
     auto& ref = *ctx;
     context_ = kj::mv(ctx);
@@ -71,6 +72,7 @@ private:
   const Registry& registry_;
   PhysMem& mem_;
   kj::Timer& timer_;
+  ModeledClock& clock_;
   kj::Own<kj::PromiseFulfiller<void>> done_;
   kj::String instance_;
   toml::table settings_;
@@ -91,6 +93,7 @@ public:
         .addOptionWithArg({"mem-base"}, KJ_BIND_METHOD(*this, setMemBase), "<pa>", "memory base")
         .addOptionWithArg({"mem-size"}, KJ_BIND_METHOD(*this, setMemSize), "<bytes>", "memory size")
         .addOptionWithArg({"name"}, KJ_BIND_METHOD(*this, setName), "<instance>", "for messages")
+        .addOptionWithArg({"clock-fd"}, KJ_BIND_METHOD(*this, setClockFd), "<fd>", "modeled clock")
         .callAfterParsing(KJ_BIND_METHOD(*this, run))
         .build();
   }
@@ -101,16 +104,25 @@ private:
   kj::MainBuilder::Validity setMemBase(kj::StringPtr v) { memBase_ = v.parseAs<uint64_t>(); return true; }
   kj::MainBuilder::Validity setMemSize(kj::StringPtr v) { memSize_ = v.parseAs<uint64_t>(); return true; }
   kj::MainBuilder::Validity setName(kj::StringPtr v) { name_ = kj::heapString(v); return true; }
+  kj::MainBuilder::Validity setClockFd(kj::StringPtr v) { clockFd_ = v.parseAs<int>(); return true; }
 
   kj::MainBuilder::Validity run() {
     if (socketFd_ < 0 || memFd_ < 0 || memSize_ == 0) return "--socket-fd, --mem-fd and --mem-size are required";
     PhysMem mem(memFd_, PhysMem::FdOwnership::OWNED, memBase_, memSize_);
+    // The composer's clock page; without one (a host started by hand) nothing is charged.
+    kj::Own<ModeledClock> ownClock;
+    ModeledClock* clock = &ModeledClock::off();
+    if (clockFd_ >= 0) {
+      ownClock = ModeledClock::attach(clockFd_);
+      clock = ownClock.get();
+    }
     auto io = kj::setupAsyncIo();
     auto stream = io.lowLevelProvider->wrapSocketFd(socketFd_, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     auto done = kj::newPromiseAndFulfiller<void>();
     capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::SERVER);
     auto server = capnp::makeRpcServer(
-        network, kj::heap<HostServer>(registry_, mem, io.provider->getTimer(), kj::mv(done.fulfiller)));
+        network, kj::heap<HostServer>(registry_, mem, io.provider->getTimer(), *clock,
+                                      kj::mv(done.fulfiller)));
     // Ends when the component has shut down (let the reply flush first) or the composer is gone.
     done.promise.then([&io]() { return io.provider->getTimer().afterDelay(10 * kj::MILLISECONDS); })
         .exclusiveJoin(network.onDisconnect())
@@ -122,6 +134,7 @@ private:
   const Registry& registry_;
   int socketFd_ = -1;
   int memFd_ = -1;
+  int clockFd_ = -1;
   uint64_t memBase_ = 0;
   uint64_t memSize_ = 0;
   kj::String name_;

@@ -14,6 +14,7 @@
 #include "hw/mem/phys-mem.h"
 #include "interfaces/component.capnp.h"
 #include "interfaces/mem.capnp.h"
+#include "system/runtime/modeled-time.h"
 
 #include <capnp/capability.h>
 #include <capnp/schema.h>
@@ -152,16 +153,18 @@ private:
 class ComponentContext {
 public:
   ComponentContext(kj::StringPtr instance, const ComponentType& type, const toml::table& settings,
-                   PhysMem& mem, rpc::FrameAllocator::Client frames, kj::Timer& timer)
+                   PhysMem& mem, rpc::FrameAllocator::Client frames, kj::Timer& timer,
+                   ModeledClock& clock = ModeledClock::off())
       : instance(instance), type(type), settings(settings, type), mem(mem),
-        frames(kj::mv(frames)), timer(timer) {}
+        frames(kj::mv(frames)), timer(timer), clock(clock) {}
 
   kj::StringPtr instance;             // manifest instance name
   const ComponentType& type;
   Settings settings;
   PhysMem& mem;                       // this process's mapping of physical memory
   rpc::FrameAllocator::Client frames; // hw/mem's frame allocator
-  kj::Timer& timer;
+  kj::Timer& timer;                   // nestbed's own time: timeouts only, never results
+  ModeledClock& clock;                // the modeled machine's time: charge what the component does
 
   void bind(kj::StringPtr role, capnp::Capability::Client cap);
   // Wires `cap` to `role`; binding a role again appends to it (a list role, in manifest order).

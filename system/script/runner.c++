@@ -29,6 +29,7 @@ struct ScenarioRunner::Node {
   // Results, accumulated over repeat iterations.
   bool ok = true;
   double micros = 0;
+  ModeledClock::Totals modeled;   // accumulated over iterations
   uint32_t iterations = 0;
   struct Failure {
     kj::String what, expected, actual;
@@ -358,6 +359,18 @@ struct ScenarioRunner::Impl {
   const Registry& registry;
   kj::Maybe<kj::Function<void(const StepSpan&)>> observer;
   kj::StringPtr file;   // of the scenario running
+  ModeledClock* clock = &ModeledClock::off();
+  kj::StringPtr profile;
+  kj::Timer* timer = nullptr;
+
+  // Lets the background work a step caused finish (bounded: a handler that never ends does not
+  // hang the scenario; its work is then charged to later steps).
+  void settle() {
+    if (timer == nullptr) return;
+    for (int spins = 0; clock->background() > 0 && spins < 100000; spins++) {
+      timer->afterDelay(20 * kj::MICROSECONDS).wait(waitScope);
+    }
+  }
 
   // Per-step accounting: every counter of every instance, by index, as last read.
   kj::Vector<std::pair<kj::String, kj::String>> counterKeys;   // (instance, counter)
@@ -818,6 +831,7 @@ struct ScenarioRunner::Impl {
     auto queue = guest::GuestQueue::create(kj::mv(viommu), mem, kj::mv(gpaToPa),
                                            guest::VcmdqRing{ring.getGpa(), ring.getLog2Entries()})
                      .wait(waitScope);
+    queue->setClock(*clock);
     auto& ref = *queue;
     guests.insert(kj::heapString(step.getViommu()), kj::mv(queue));
     return ref;
@@ -903,6 +917,7 @@ struct ScenarioRunner::Impl {
       auto vm = target(step.getVm()).castAs<rpc::Vm>();
       auto viommu = target(step.getViommu()).castAs<rpc::Viommu>();
       auto driver = guest::GuestDriver::create(mem, kj::mv(vm), kj::mv(viommu), setup).wait(waitScope);
+      driver->queue().setClock(*clock);
       auto status = driver->attach(target(step.getAllocator()).castAs<rpc::DomainAllocator>(),
                                    target(step.getOwnership()).castAs<rpc::Ownership>())
                         .wait(waitScope);
@@ -1363,7 +1378,16 @@ struct ScenarioRunner::Impl {
   void runNode(Node& node, uint32_t iteration) {
     using Clock = std::chrono::steady_clock;
     auto began = Clock::now();
+    auto modeledBefore = clock->totals();
     runStep(node, iteration);
+    settle();
+    auto d = clock->totals() - modeledBefore;
+    node.modeled.now += d.now;
+    node.modeled.wait += d.wait;
+    for (size_t c = 0; c < COST_CLASSES; c++) {
+      node.modeled.ns[c] += d.ns[c];
+      node.modeled.units[c] += d.units[c];
+    }
     KJ_IF_MAYBE(o, observer) {
       auto label = stepSummary(node.step);
       (*o)(StepSpan{file, node.line, label, node.depth, iteration, node.step.isRepeat(), node.ok, began,
@@ -1438,6 +1462,12 @@ ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root,
     : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory, kj::mv(statsRoot))) {}
 ScenarioRunner::~ScenarioRunner() noexcept(false) {}
 
+void ScenarioRunner::setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer) {
+  impl_->clock = &clock;
+  impl_->profile = profileName;
+  impl_->timer = &timer;
+}
+
 kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
   kj::Vector<ScenarioError> errors;
   size_t cursor = 0;
@@ -1465,6 +1495,10 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   for (auto& node : roots) impl_->report(*node, flat);
   report.setFile(scenario.file);
   report.setDescription(scenario.scenario.getDescription());
+  report.setProfile(impl_->profile);
+  uint64_t scenarioNs = 0;
+  for (auto& node : roots) scenarioNs += node->modeled.now;
+  report.setModeledNs(scenarioNs);
   bool ok = true;
   auto steps = report.initSteps(flat.size());
   for (auto i : kj::indices(flat)) {
@@ -1474,6 +1508,25 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
     s.setLabel(stepSummary(n.step));
     s.setOk(n.ok);
     s.setMicros(n.micros);
+    s.setModeledNs(n.modeled.now);
+    {
+      size_t shares = n.modeled.wait ? 1 : 0;
+      for (size_t c = 0; c < COST_CLASSES; c++) shares += n.modeled.ns[c] || n.modeled.units[c];
+      auto out = s.initModeled(shares);
+      size_t k = 0;
+      for (size_t c = 0; c < COST_CLASSES; c++) {
+        if (!n.modeled.ns[c] && !n.modeled.units[c]) continue;
+        out[k].setCost(costKey(Cost(c)));
+        out[k].setUnits(n.modeled.units[c]);
+        out[k].setNs(n.modeled.ns[c]);
+        k++;
+      }
+      if (n.modeled.wait) {
+        out[k].setCost("wait");
+        out[k].setUnits(1);
+        out[k].setNs(n.modeled.wait);
+      }
+    }
     s.setIterations(n.iterations);
     s.setDepth(n.depth);
     auto deltas = impl_->deltasOf(n);
@@ -1542,15 +1595,6 @@ void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) 
 
 namespace {
 
-// A step's modeled time: the sum of the `modeled_ns` counters it changed, in microseconds.
-kj::Maybe<double> modeledMicros(rpc::StepReport::Reader step) {
-  kj::Maybe<double> total;
-  for (auto d : step.getDeltas()) {
-    if (d.getCounter() == "modeled_ns") total = total.orDefault(0) + double(d.getDelta()) / 1000;
-  }
-  return total;
-}
-
 // Items joined by ", ", wrapped at 100 columns under `indent`.
 void addWrapped(kj::Vector<kj::String>& lines, kj::StringPtr indent, kj::ArrayPtr<kj::String> items) {
   kj::String line = kj::heapString(indent);
@@ -1572,30 +1616,37 @@ void addWrapped(kj::Vector<kj::String>& lines, kj::StringPtr indent, kj::ArrayPt
 kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
   kj::Vector<kj::String> lines;
   lines.add(kj::str("scenario ", report.getFile(), report.getDescription().size() ? kj::str(": ", report.getDescription()) : kj::str()));
-  // Columns after the label: wall time per iteration, and modeled time per iteration once some
-  // component exports `modeled_ns`.
-  bool modeled = false;
-  for (auto s : report.getSteps()) modeled = modeled || modeledMicros(s) != nullptr;
+  if (report.getProfile().size()) {
+    lines.add(kj::str("  times per iteration: modeled (profile ", report.getProfile(),
+                      ", the same on every run) and wall (this machine)"));
+  }
   for (auto s : report.getSteps()) {
     auto indent = kj::repeat(' ', 2 * s.getDepth());
     auto label = kj::str(indent, s.getLabel(), s.getIterations() > 1 ? kj::str(" x", s.getIterations()) : kj::str());
-    uint32_t n = kj::max(s.getIterations(), 1u);
     char time[64];
-    snprintf(time, sizeof(time), "%10.1f us", s.getMicros() / n);
-    kj::String modeledColumn;
-    if (modeled) {
-      char buf[64];
-      KJ_IF_MAYBE(m, modeledMicros(s)) {
-        snprintf(buf, sizeof(buf), "%10.1f us modeled", *m / n);
-      } else {
-        snprintf(buf, sizeof(buf), "%21s", "");
-      }
-      modeledColumn = kj::str(" ", buf);
-    }
+    double per = s.getIterations() > 0 ? s.getMicros() / s.getIterations() : 0;
+    double modeled = s.getIterations() > 0 ? double(s.getModeledNs()) / 1000 / s.getIterations() : 0;
+    snprintf(time, sizeof(time), "%10.3f us modeled %10.1f us wall", modeled, per);
     char buf[256];
     snprintf(buf, sizeof(buf), "  %-4s line %-4u %-48s %s", s.getOk() ? "ok" : "FAIL", s.getLine(),
              label.cStr(), time);
-    lines.add(kj::str(buf, modeledColumn));
+    lines.add(kj::str(buf));
+    // What drove the modeled time: the three largest shares.
+    auto shares = s.getModeled();
+    if (shares.size() > 0) {
+      kj::Vector<rpc::CostShare::Reader> top;
+      for (auto c : shares) top.add(c);
+      std::sort(top.begin(), top.end(), [](auto a, auto b) { return a.getNs() > b.getNs(); });
+      kj::Vector<kj::String> parts;
+      for (size_t i = 0; i < kj::min(top.size(), size_t(3)); i++) {
+        auto c = top[i];
+        if (c.getNs() == 0) break;
+        bool smmu = c.getCost().startsWith("smmu_");
+        parts.add(kj::str(c.getCost() == "wait" ? kj::str() : kj::str(c.getUnits(), "x "), c.getCost(),
+                          " ", c.getNs(), " ns", smmu ? " (SMMU)" : ""));
+      }
+      if (parts.size()) lines.add(kj::str(indent, "                 modeled: ", kj::strArray(parts, ", ")));
+    }
     for (auto f : s.getFailures()) {
       lines.add(kj::str("         ", report.getFile(), ":", s.getLine(), ": ", f.getWhat(), ": expected ",
                         f.getExpected(), ", actual ", f.getActual(),

@@ -65,6 +65,11 @@ public:
   };
   void observeSteps(kj::Function<void(const StepSpan&)> observer);
 
+  // The modeled machine's clock (the composer's): every step reports the modeled time it took
+  // and what it went to, and ends only when the background work it caused (an interrupt and
+  // its handler) is done, waiting on `timer` for it. Without a clock, modeled times are zero.
+  void setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer);
+
   struct Node;
   struct Impl;
 

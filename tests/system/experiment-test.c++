@@ -69,9 +69,10 @@ kj::Own<Decoded> decodeReport(const std::string& out) {
 // ======================================================================================
 // compare
 
-TEST_CASE("compare: a manifest against itself gives every counter ratio exactly 1", "[experiment][compare]") {
-  // page_table process-placed on both sides: two processes per run, six runs.
-  auto r = nestbed("compare --json --set components.page_table.placement=process " +
+TEST_CASE("compare: a manifest against itself gives every counter and modeled step ratio exactly 1",
+          "[experiment][compare]") {
+  // page_table process-placed on both sides: two processes per run, four runs.
+  auto r = nestbed("compare --json --repeat 2 --set components.page_table.placement=process " +
                        path("system/manifests/hw.toml") + " " + path("system/manifests/hw.toml") + " " +
                        path("system/scenarios/page_table.capnp"),
                    "2>/dev/null");
@@ -81,7 +82,8 @@ TEST_CASE("compare: a manifest against itself gives every counter ratio exactly 
   auto report = decoded->report;
   CHECK(report.getKind() == nb::rpc::ExperimentReport::Kind::COMPARE);
   CHECK(report.getOk());
-  CHECK(report.getRepeats() == 3);
+  CHECK(report.getRepeats() == 2);
+  CHECK(report.getTimeBase() == "modeled");
   REQUIRE(report.getVariants().size() == 2);
   CHECK(report.getVariants()[0].getLabel() == "A");
   CHECK(report.getOverrides().size() == 1);
@@ -93,15 +95,36 @@ TEST_CASE("compare: a manifest against itself gives every counter ratio exactly 
     CHECK(!row.getVaries());
     for (auto cell : row.getCells()) {
       CHECK(cell.getPresent());
-      CHECK(cell.getSamples().size() == 3);
+      CHECK(cell.getSamples().size() == 2);
     }
   }
-  // Every step that takes time has a timing per run on each side.
+  // Every step that takes modeled time has it on every run, the same on both sides and runs.
+  REQUIRE(report.getSteps().size() > 10);
+  for (auto row : report.getSteps()) {
+    INFO(row.getName().cStr());
+    CHECK(row.getRatio() == 1);
+    for (auto cell : row.getCells()) {
+      CHECK(cell.getSamples().size() == 2);
+      CHECK(cell.getMedian() > 0);
+      CHECK(cell.getMin() == cell.getMax());
+    }
+  }
+}
+
+TEST_CASE("compare --wall: wall time, three runs a side by default", "[experiment][compare]") {
+  auto r = nestbed("compare --json --wall " + path("system/manifests/hw.toml") + " " +
+                       path("system/manifests/hw.toml") + " " + path("system/scenarios/page_table.capnp"),
+                   "2>/dev/null");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto decoded = decodeReport(r.out);
+  auto report = decoded->report;
+  CHECK(report.getRepeats() == 3);
+  CHECK(report.getTimeBase() == "wall");
   REQUIRE(report.getSteps().size() > 10);
   for (auto row : report.getSteps()) {
     for (auto cell : row.getCells()) {
       CHECK(cell.getSamples().size() == 3);
-      CHECK(cell.getMedian() > 0);
       CHECK(cell.getMin() <= cell.getMedian());
       CHECK(cell.getMedian() <= cell.getMax());
     }
@@ -176,7 +199,7 @@ TEST_CASE("compare, sweep, run: --set on an unknown key is an error naming it", 
 TEST_CASE("compare and sweep: --help says what they do and their defaults", "[experiment]") {
   auto compare = fixtureNestbed("compare --help");
   CHECK(compare.status == 0);
-  CHECK(contains(compare.out, "runs of each manifest, alternating A B (default 3)"));
+  CHECK(contains(compare.out, "runs of each manifest, alternating A B (default 1; 3 with --wall)"));
   CHECK(contains(compare.out, "--plot=<file.svg>"));
   auto sweep = fixtureNestbed("sweep --help");
   CHECK(sweep.status == 0);

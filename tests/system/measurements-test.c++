@@ -23,7 +23,7 @@ struct Counter {
 
 // A run that passed, with one scenario of two steps (one a check, which takes no time).
 RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool ok = true,
-              std::initializer_list<Counter> deltas = {}) {
+              uint64_t stepModeledNs = 0, std::initializer_list<Counter> deltas = {}) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto report = message->initRoot<rpc::RunReport>();
   report.setOk(ok);
@@ -34,6 +34,7 @@ RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool o
   steps[0].setLine(7);
   steps[0].setLabel("x.add");
   steps[0].setMicros(stepMicros * 4);
+  steps[0].setModeledNs(stepModeledNs * 4);
   steps[0].setIterations(4);
   auto d = steps[0].initDeltas(deltas.size());
   size_t j = 0;
@@ -90,6 +91,7 @@ rpc::ExperimentReport::Row::Reader counter(rpc::ExperimentReport::Reader r, kj::
 
 TEST_CASE("Measurements: median and min-max per variant, B/A, flags", "[experiment][measurements]") {
   Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+  m.useWallTime(true);   // the hand-made reports carry wall times only
   // A: step 10, 30, 20 us per iteration; B: 40, 40, 10.
   m.add(0, 1, ran(10, {{"c", "same", 7}, {"c", "zero", 0}, {"c", "grows", 0}, {"c", "drifts", 1}}));
   m.add(1, 1, ran(40, {{"c", "same", 7}, {"c", "zero", 0}, {"c", "grows", 3}, {"c", "drifts", 2}}));
@@ -147,12 +149,12 @@ TEST_CASE("Measurements: median and min-max per variant, B/A, flags", "[experime
 TEST_CASE("Measurements: what each step changed, per variant; a run that left it alone counts 0",
           "[experiment][measurements]") {
   Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
-  m.add(0, 1, ran(10, {}, true, {{"smmu0", "cmdq_op_sync", 2}}));
-  m.add(1, 1, ran(10, {}, true, {}));
-  m.add(0, 2, ran(10, {}, true, {{"smmu0", "cmdq_op_sync", 2}}));
-  m.add(1, 2, ran(10, {}, true, {{"smmu0", "cmdq_op_sync", 3}}));
-  m.add(0, 3, ran(10, {}, true, {{"smmu0", "cmdq_op_sync", 2}}));
-  m.add(1, 3, ran(10, {}, true, {{"smmu0", "cmdq_op_sync", 3}}));
+  m.add(0, 1, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 2}}));
+  m.add(1, 1, ran(10, {}, true, 0, {}));
+  m.add(0, 2, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 2}}));
+  m.add(1, 2, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 3}}));
+  m.add(0, 3, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 2}}));
+  m.add(1, 3, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 3}}));
   capnp::MallocMessageBuilder message;
   auto builder = message.initRoot<rpc::ExperimentReport>();
   kj::String scenarios[] = {kj::str("s.capnp")};
@@ -179,6 +181,7 @@ TEST_CASE("Measurements: what each step changed, per variant; a run that left it
 
 TEST_CASE("compare's plot shows every run, not only the medians", "[experiment][measurements]") {
   Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+  m.useWallTime(true);
   // A: 10, 30, 20 us (median 20); B: 40, 40, 10.
   m.add(0, 1, ran(10, {}));
   m.add(1, 1, ran(40, {}));
@@ -194,6 +197,25 @@ TEST_CASE("compare's plot shows every run, not only the medians", "[experiment][
   INFO(script.cStr());
   // Each run over A's median: A's (flag 0) 0.5, 1.5, 1; B's (flag 1) 2, 2, 0.5.
   CHECK(has(script, "$steps_runs << EOD\n0 0.5 0\n0 1.5 0\n0 1 0\n0 2 1\n0 2 1\n0 0.5 1\nEOD\n"));
+}
+
+TEST_CASE("Measurements: step rows are modeled time per iteration unless wall time is asked for",
+          "[experiment][measurements]") {
+  for (bool wall : {false, true}) {
+    Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+    m.useWallTime(wall);
+    // A: 10 us wall, 2,500 ns modeled per iteration; B: 30 us wall, 5,000 ns modeled.
+    m.add(0, 1, ran(10, {{"c", "n", 1}}, true, 2500));
+    m.add(1, 1, ran(30, {{"c", "n", 1}}, true, 5000));
+    capnp::MallocMessageBuilder message;
+    auto builder = message.initRoot<rpc::ExperimentReport>();
+    m.fill(builder, nullptr, nullptr, nullptr, 1);
+    auto r = builder.asReader();
+    CHECK(r.getTimeBase() == (wall ? "wall" : "modeled"));
+    REQUIRE(r.getSteps().size() == 1);
+    CHECK(r.getSteps()[0].getCells()[0].getMedian() == (wall ? 10 : 2.5));
+    CHECK(r.getSteps()[0].getRatio() == (wall ? 3 : 2));
+  }
 }
 
 TEST_CASE("Measurements: failed runs are named per variant", "[experiment][measurements]") {

@@ -101,6 +101,14 @@ public:
     add("invalidate_calls", c.invalidateCalls);
     add("tlbi_commands", c.tlbiCommands);
     add("whole_domain_flushes", c.wholeDomainFlushes);
+    add("walk_flushes", c.walkFlushes);
+    add("leaf_flushes", c.leafFlushes);
+    add("gather_early_syncs", c.gatherEarlySyncs);
+    add("nest_parent_flushes", c.nestParentFlushes);
+    add("fq_queued", c.fqQueued);
+    add("fq_pending", c.fqPending);
+    add("fq_full_flushes", c.fqFullFlushes);
+    add("fq_timeout_flushes", c.fqTimeoutFlushes);
     add("map_calls", c.mapCalls);
     add("unmap_calls", c.unmapCalls);
     add("bytes_mapped", c.bytesMapped);
@@ -192,7 +200,13 @@ protected:
     config.setIas(stage2 ? smmu->oas : 48);
     config.setOas(smmu->oas);
     config.setDirtyTracking(dirty);
-    return req.send().then([this, context, smmu, stage2, id, nestParent, dirty](auto r) mutable {
+    // IOMMU_DOMAIN_DMA_FQ or IOMMU_DOMAIN_DMA (facts 4.1): the flag, else the setting; a nest
+    // parent (an iommufd domain, never a DMA-API one) is strict.
+    const auto type = flags.getType();
+    const bool fq = !nestParent && (type == rpc::DmaDomainType::DMA_FQ ||
+                                    (type == rpc::DmaDomainType::FROM_SETTING && s_->defaultFq));
+    return req.send().then([this, context, smmu, stage2, id, nestParent, dirty, fq](
+                               auto r) mutable {
       auto results = context.getResults();
       if (r.getErrno() != Errno::OK) {
         (stage2 ? smmu->vmids : smmu->asids).free(id);
@@ -209,6 +223,7 @@ protected:
         d->asid = uint16_t(id);
       d->nestParent = nestParent;
       d->dirtyTracking = dirty;
+      d->flushQueue = fq;
       d->table = r.getTable();
       d->tableInfo.setRoot(r.getInfo());
       d->hasTable = true;
@@ -547,6 +562,8 @@ private:
 // Start
 
 const kj::StringPtr GRANULES[] = {"4K", "16K", "64K"};
+const kj::StringPtr KERNELS[] = {"6.12", "6.18", "7.1"};
+const kj::StringPtr DOMAIN_TYPES[] = {"dma", "dma_fq"};
 
 void checkPasidBits(const toml::node& value, SettingErrors& errors) {
   auto v = value.value<int64_t>();
@@ -584,9 +601,15 @@ kj::Promise<rpc::Component::Client> makeDomainAllocator(ComponentContext& ctx, r
   auto granule = granuleName == "64K"   ? rpc::Granule::SIZE64K
                  : granuleName == "16K" ? rpc::Granule::SIZE16K
                                         : rpc::Granule::SIZE4K;
+  auto kernelName = ctx.settings.string("kernel", "6.18");
+  KernelEra kernel = kernelName == "6.12"  ? KernelEra::K6_12
+                     : kernelName == "7.1" ? KernelEra::K7_1
+                                           : KernelEra::K6_18;
   auto shared =
       kj::refcounted<Shared>(ctx.mem, ctx.frames, ctx.use<rpc::PageTableEngine>("page_table"),
-                             policy, granule, uint8_t(ctx.settings.integer("pasid_bits", 20)));
+                             policy, granule, uint8_t(ctx.settings.integer("pasid_bits", 20)),
+                             kernel, ctx.settings.string("default_domain_type", "dma") == "dma_fq",
+                             ctx.clock);
   kj::StringPtr typeName = ctx.type.name;
 
   using Info = capnp::Response<rpc::SmmuQueue::InfoResults>;
@@ -679,6 +702,15 @@ ComponentType domainAllocatorType(
                       "PASID width of the endpoints, 0..20 (default 20; SSIDs = min(SSIDSIZE, "
                       "pasid_bits))",
                       checkPasidBits},
+          SettingSpec{"kernel", SettingType::CHOICE, false, KERNELS,
+                      "whose invalidation rules: \"6.18\" (default: 6.13 .. 7.0, no threshold), "
+                      "\"6.12\" (no nest-parent TLBI_NH_ALL; pair with page_table partial_unmap "
+                      "= \"split\") or \"7.1\" (without RIL, a large range becomes a "
+                      "whole-ASID/VMID flush)"},
+          SettingSpec{"default_domain_type", SettingType::CHOICE, false, DOMAIN_TYPES,
+                      "paging domains' invalidation when allocation does not say: \"dma\" "
+                      "(strict, arm64's Kconfig default, iommu.strict=1) or \"dma_fq\" (lazy, "
+                      "a flush queue of 256, iommu.strict=0)"},
       }),
       kj::heapArray<RoleSpec>({
           RoleSpec{"queues", capnp::Schema::from<rpc::SmmuQueue>(), true,

@@ -9,14 +9,6 @@
 
 namespace nb::domains {
 
-namespace {
-
-// Linux's CMDQ_MAX_TLBI_OPS: without range invalidation, more per-granule commands than this
-// for one range become one whole-domain flush (arm_smmu_tlb_inv_range_domain).
-constexpr uint64_t MAX_TLBI_OPS = 512;
-
-}  // namespace
-
 DomainServer::DomainServer(kj::Own<Shared> sharedRef, rpc::DomainKind kind, Smmu* smmu)
     : shared(kj::mv(sharedRef)), id(shared->nextId++), kind(kind), smmu(smmu) {
   shared->liveDomains++;
@@ -28,6 +20,7 @@ DomainServer::~DomainServer() noexcept(false) {
   // its ASID or VMID before the ID can be reused, then free the ID and the page table.
   auto& s = *shared;
   s.liveDomains--;
+  s.counters.fqPending -= fqEntries.size();  // iommu_dma_free_fq: the whole flush below covers them
   if (smmu == nullptr) return;
   kj::Vector<Inv> ops;
   auto* instance = smmu;
@@ -125,6 +118,7 @@ kj::Promise<void> DomainServer::info(InfoContext context) {
   if (smmu != nullptr) out.setSmmu(smmu->name);
   out.setNestParent(nestParent);
   out.setDirtyTracking(dirtyTracking);
+  out.setFlushQueue(flushQueue);
   out.setAsid(asid);
   out.setVmid(vmid);
   if (hasTable) {
@@ -191,7 +185,7 @@ kj::Promise<void> DomainServer::map(MapContext context) {
       results.setBytesMapped(r.getBytesMapped());
       results.setFailedIndex(r.getFailedIndex());
       shared->counters.bytesMapped += r.getBytesMapped();
-      // A map can replace table entries (io-pgtable never does on success; kept general).
+      // A block replacing a table: its walk flush (arm_lpae_init_pte, no add_page).
       return invalidateRanges(r.getInvalidations()).ignoreResult();
     });
   }
@@ -206,17 +200,25 @@ kj::Promise<void> DomainServer::unmap(UnmapContext context) {
     auto params = context.getParams();
     auto req = t->unmapRequest(capnp::MessageSize{4 + params.getRanges().size() * 4, 0});
     req.setRanges(params.getRanges());
-    context.releaseParams();
     return req.send().then([this, context](auto r) mutable {
       auto results = context.getResults();
       results.setErrno(r.getErrno());
       results.setBytesUnmapped(r.getBytesUnmapped());
       results.setStoppedIndex(r.getStoppedIndex());
       shared->counters.bytesUnmapped += r.getBytesUnmapped();
-      // The table pages the unmap freed are back in the pool already: the walk caches must be
-      // clean before this returns (page_table's contract).
-      return invalidateRanges(r.getInvalidations()).then([context](uint32_t commands) mutable {
-        context.getResults().setCommands(commands);
+      // Each range processed is one iommu_unmap: those before the one that stopped, and that
+      // one if it unmapped anything.
+      auto list = r.getInvalidations();
+      int64_t stopped = r.getStoppedIndex();
+      uint32_t done = stopped < 0 ? context.getParams().getRanges().size() : uint32_t(stopped);
+      if (stopped >= 0 && list.size() > 0 && list[list.size() - 1].getRange() == done) done++;
+      InvalidationPlan plan;
+      replayUnmap(plan, list, done);
+      // The table pages the unmap freed are back in the pool already: the walk flushes must
+      // complete before this returns (page_table's contract), and strict leaf flushes too.
+      return issue(kj::mv(plan)).then([context](Issued issued) mutable {
+        context.getResults().setCommands(issued.commands);
+        context.getResults().setSyncs(issued.syncs);
       });
     });
   }
@@ -233,45 +235,40 @@ kj::Promise<void> DomainServer::flushAll(FlushAllContext context) {
 }
 
 kj::Promise<uint32_t> DomainServer::flush() {
-  auto& s = *shared;
-  Inv op{rpc::HostOp::TLBI_NH_ASID, 0, 0, asid, 0};
-  if (kind == rpc::DomainKind::STAGE2) op = Inv{rpc::HostOp::TLBI_S12_VMALL, 0, 0, 0, vmid};
-  if (kind == rpc::DomainKind::NESTED) op = Inv{rpc::HostOp::TLBI_NH_ALL, 0, 0, 0, vmid};
-  s.counters.wholeDomainFlushes++;
-  s.counters.tlbiCommands++;
-  kj::Vector<Inv> ops;
-  ops.add(op);
-  return s.invalidate(*smmu, kj::mv(ops));
+  // iommu_flush_iotlb_all. A nested domain: TLBI_NH_ALL of its VMID (the guest's entries).
+  InvalidationPlan plan;
+  if (kind == rpc::DomainKind::NESTED) {
+    shared->counters.wholeDomainFlushes++;
+    plan.add(Inv{rpc::HostOp::TLBI_NH_ALL, 0, 0, 0, vmid});
+    plan.endSubmission();
+  } else {
+    armSmmuTlbInvContext(plan);
+  }
+  return issue(kj::mv(plan)).then([](Issued issued) { return issued.commands; });
+}
+
+kj::Promise<void> DomainServer::drainFlushQueue(DrainFlushQueueContext context) {
+  if (smmu == nullptr || !hasTable) {
+    context.getResults().setErrno(Errno::E_OP_NOT_SUPP);
+    return kj::READY_NOW;
+  }
+  // A strict domain has no queue: nothing is ever pending (flushed = false).
+  InvalidationPlan plan;
+  uint32_t reclaimed = 0;
+  bool flushed = fqFlushTimeout(plan, reclaimed);
+  context.getResults().setFlushed(flushed);
+  context.getResults().setEntries(reclaimed);
+  return issue(kj::mv(plan)).ignoreResult();
 }
 
 kj::Promise<uint32_t> DomainServer::invalidateRanges(
     capnp::List<rpc::Invalidation>::Reader ranges) {
-  if (ranges.size() == 0) return uint32_t(0);
-  auto& s = *shared;
-  bool stage1 = kind == rpc::DomainKind::STAGE1;
-  // Without RIL a range costs one command per granule step: past MAX_TLBI_OPS, flush it all.
-  if (!smmu->ril) {
-    for (auto r : ranges) {
-      uint64_t step = r.getGranule() != 0 ? r.getGranule() : pageSize;
-      if (r.getSize() / step >= MAX_TLBI_OPS) return flush();
-    }
-  }
-  kj::Vector<Inv> ops;
+  // Walk flushes a map returned (a block replacing a table), each as Linux issues it.
+  InvalidationPlan plan;
   for (auto r : ranges) {
-    Inv op{stage1 ? rpc::HostOp::TLBI_NH_VA : rpc::HostOp::TLBI_S2_IPA};
-    op.asid = stage1 ? asid : 0;
-    op.vmid = stage1 ? 0 : vmid;
-    op.addr = r.getIova();
-    op.size = r.getSize();
-    op.granule = r.getGranule();
-    op.pageSize = pageSize;
-    op.leaf = r.getLeaf();
-    ops.add(op);
+    armSmmuTlbInvRangeDomain(plan, r.getIova(), r.getSize(), r.getGranule(), r.getLeaf());
   }
-  // A nest parent's change also stales the guest's combined stage-1+2 entries of its VMID.
-  if (nestParent) ops.add(Inv{rpc::HostOp::TLBI_NH_ALL, 0, 0, 0, vmid});
-  s.counters.tlbiCommands += ops.size();
-  return s.invalidate(*smmu, kj::mv(ops));
+  return issue(kj::mv(plan)).then([](Issued issued) { return issued.commands; });
 }
 
 kj::Promise<DomainServer*> unwrap(Shared& shared, rpc::Domain::Client domain) {

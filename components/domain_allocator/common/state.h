@@ -21,6 +21,7 @@
 #include <kj/async.h>
 #include <kj/map.h>
 #include <kj/vector.h>
+#include <deque>
 #include <vector>
 
 namespace nb::domains {
@@ -114,6 +115,30 @@ struct Inv {
   bool leaf = true;
 };
 
+enum class KernelEra : uint8_t {
+  // Which kernel's invalidation rules the allocator follows (the `kernel` setting).
+  K6_12,  // no nest-parent NH_ALL (nesting arrived in 6.13); pair with page_table's
+          // partial_unmap = "split" (split on unmap was removed in 6.13)
+  K6_18,  // 6.13 .. 7.0, arm_smmu_tlb_inv_range_domain: no threshold on the DMA path
+  K7_1,   // the arm_smmu_invs era: arm_smmu_inv_size_too_big turns a large range without RIL
+          // into a whole-ASID/VMID flush
+};
+
+struct InvalidationPlan {
+  // What one unmap (or map) sends: Linux's submissions in order, each ending in a CMD_SYNC,
+  // carried by one SmmuQueue.invalidate call (a SYNC operation between two submissions; the
+  // last one's SYNC is appended by smmu_queue). Built by the functions in invalidation.c++.
+  kj::Vector<Inv> ops;
+  uint32_t submissions = 0;  // CMD_SYNCs the plan costs
+  void add(const Inv& op) { ops.add(op); }
+  void endSubmission();      // arm_smmu_cmdq_batch_submit: what was added gets its SYNC
+};
+
+struct Gather {
+  // struct iommu_iotlb_gather: [start, end] and the page size of what was gathered.
+  uint64_t start = ~uint64_t(0), end = 0, pgsize = 0;
+};
+
 struct Counters {
   uint64_t domainsAllocated[5] = {};  // by rpc::DomainKind
   uint64_t allocErrors = 0, vsteRejected = 0;
@@ -121,6 +146,8 @@ struct Counters {
   uint64_t updates[4] = {};  // STE and CD updates by UpdateKind
   uint64_t qwordStores = 0, cfgiSte = 0, cfgiCd = 0, syncs = 0, invalidateCalls = 0;
   uint64_t tlbiCommands = 0, wholeDomainFlushes = 0;
+  uint64_t walkFlushes = 0, leafFlushes = 0, gatherEarlySyncs = 0, nestParentFlushes = 0;
+  uint64_t fqQueued = 0, fqFullFlushes = 0, fqTimeoutFlushes = 0, fqPending = 0;
   uint64_t mapCalls = 0, unmapCalls = 0, bytesMapped = 0, bytesUnmapped = 0;
   uint64_t l2StreamTables = 0, cdTables = 0, cdLeaves = 0, framesBytes = 0;
   uint64_t sharedStreamIds = 0, taskFailures = 0;
@@ -129,22 +156,29 @@ struct Counters {
 class Shared final : public kj::Refcounted, public kj::TaskSet::ErrorHandler {
 public:
   Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, rpc::PageTableEngine::Client pageTables,
-         rpc::Policy policy, rpc::Granule granule, uint8_t pasidBits)
+         rpc::Policy policy, rpc::Granule granule, uint8_t pasidBits, KernelEra kernel,
+         bool defaultFq, ModeledClock& clock)
       : mem(mem),
+        clock(clock),
         frames(kj::mv(frames)),
         pageTables(kj::mv(pageTables)),
         policy(policy),
         granule(granule),
-        pasidBits(pasidBits) {}
+        pasidBits(pasidBits),
+        kernel(kernel),
+        defaultFq(defaultFq) {}
 
   void taskFailed(kj::Exception&& e) override;
 
   PhysMem& mem;
+  ModeledClock& clock;  // the modeled machine's time: STE/CD stores are charged here
   rpc::FrameAllocator::Client frames;
   rpc::PageTableEngine::Client pageTables;
   rpc::Policy policy;
   rpc::Granule granule;  // the `granule` setting (4K unless set)
   uint8_t pasidBits;     // the `pasid_bits` setting
+  KernelEra kernel;      // the `kernel` setting
+  bool defaultFq;        // the `default_domain_type` setting is "dma_fq" (iommu.strict=0)
   kj::Vector<kj::Own<Smmu>> smmus;
   kj::Vector<kj::Own<Master>> masters;
   capnp::CapabilityServerSet<rpc::Domain> domains;
@@ -200,6 +234,13 @@ public:
   bool hasTable = false;
   uint64_t pageSize = 4096;
 
+  // Strict or lazy (IOMMU_DOMAIN_DMA / IOMMU_DOMAIN_DMA_FQ) and the flush queue: the flush
+  // count each pending entry was queued at (fq_ring; dma-iommu's per-CPU ring, one CPU here).
+  bool flushQueue = false;
+  std::deque<uint64_t> fqEntries;
+  uint64_t fqFlushStart = 0, fqFlushFinish = 0;
+  bool fqTimerArmed = false;
+
   // Nested domains.
   kj::Maybe<Hold> parent;
   kj::Maybe<rpc::Viommu::Client> viommu;
@@ -223,6 +264,25 @@ protected:
   kj::Promise<void> map(MapContext context) override;
   kj::Promise<void> unmap(UnmapContext context) override;
   kj::Promise<void> flushAll(FlushAllContext context) override;
+  kj::Promise<void> drainFlushQueue(DrainFlushQueueContext context) override;
+
+public:
+  // invalidation.c++: Linux's rules, each named after the function it mirrors.
+  void armSmmuTlbInvRangeDomain(InvalidationPlan& plan, uint64_t iova, uint64_t size,
+                                uint64_t granule, bool leaf);
+  void armSmmuTlbInvContext(InvalidationPlan& plan);
+  void iommuIotlbGatherAddPage(InvalidationPlan& plan, Gather& gather, uint64_t iova,
+                               uint64_t size, uint64_t pgsize);
+  void iommuIotlbSync(InvalidationPlan& plan, Gather& gather);
+  void queueIova(InvalidationPlan& plan);
+  bool fqFlushTimeout(InvalidationPlan& plan, uint32_t& reclaimed);
+  void replayUnmap(InvalidationPlan& plan, capnp::List<rpc::Invalidation>::Reader list,
+                   uint32_t rangesDone);
+  struct Issued {
+    uint32_t commands = 0;  // invalidation commands executed (SYNCs excluded)
+    uint32_t syncs = 0;
+  };
+  kj::Promise<Issued> issue(InvalidationPlan plan);
 
 private:
   kj::Promise<uint32_t> invalidateRanges(capnp::List<rpc::Invalidation>::Reader ranges);

@@ -221,6 +221,7 @@ kj::Promise<void> Shared::writeSte(Master& m, Ste target) {
           if (step.qwords & (1u << i)) {
             mem.store64(pa + i * 8, step.image.dw[i]);
             counters.qwordStores++;
+            clock.charge(Cost::DESCRIPTOR_STORE);
           }
         }
       }
@@ -300,6 +301,7 @@ kj::Promise<void> Shared::writeCd(Master& m, uint32_t ssid, Cd target) {
           if (step.qwords & (1u << i)) {
             mem.store64(pa + i * 8, step.image.dw[i]);
             counters.qwordStores++;
+            clock.charge(Cost::DESCRIPTOR_STORE);
           }
         }
         kj::Vector<Inv> ops;

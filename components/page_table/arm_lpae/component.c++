@@ -68,17 +68,21 @@ void setInvalidations(capnp::List<rpc::Invalidation>::Builder out, kj::ArrayPtr<
     out[i].setSize(in[i].size);
     out[i].setGranule(in[i].granule);
     out[i].setLeaf(in[i].leaf);
+    out[i].setRange(in[i].range);
   }
 }
 
 // What every table of one component instance shares.
 struct Shared final : public kj::Refcounted {
-  Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, PartialUnmap policy)
-      : mem(mem), pool(kj::mv(frames)), policy(policy) {}
+  Shared(PhysMem& mem, rpc::FrameAllocator::Client frames, PartialUnmap policy,
+         TableLifetime lifetime, ModeledClock& clock)
+      : mem(mem), pool(kj::mv(frames)), policy(policy), lifetime(lifetime), clock(clock) {}
 
   PhysMem& mem;
   FramePool pool;
   PartialUnmap policy;
+  TableLifetime lifetime;
+  ModeledClock& clock;
   kj::Vector<class TableServer*> live;
   uint64_t nextId = 1;
 
@@ -90,6 +94,7 @@ struct Shared final : public kj::Refcounted {
     uint64_t invalidationsReturned = 0;
     // Engine counters of tables already destroyed (live ones are summed on demand).
     uint64_t ptesWritten = 0, tablePagesAllocated = 0, tablePagesFreed = 0;
+    uint64_t unmapLastLevelReads = 0;
   } counters;
 };
 
@@ -116,6 +121,7 @@ public:
       shared_->counters.ptesWritten += s.ptesWritten;
       shared_->counters.tablePagesAllocated += s.tablesAllocated;
       shared_->counters.tablePagesFreed += s.tablesAllocated;
+      shared_->counters.unmapLastLevelReads += s.unmapLastLevelReads;
       for (auto i : kj::indices(shared_->live)) {
         if (shared_->live[i] == this) {
           // Keep creation order (stats and structures list tables in it).
@@ -124,6 +130,16 @@ public:
           break;
         }
       }
+    }
+  }
+
+private:
+  // The modeled time of the software's stores into the table and of the table pages it took.
+  void chargeWork(const IoPageTable::Stats& before) {
+    KJ_IF_MAYBE(t, table()) {
+      auto& after = t->stats();
+      shared_->clock.charge(Cost::PTE_STORE, after.ptesWritten - before.ptesWritten);
+      shared_->clock.charge(Cost::TABLE_PAGE, after.tablesAllocated - before.tablesAllocated);
     }
   }
 
@@ -143,7 +159,10 @@ protected:
     auto state = kj::heap<MapState>();
     state->runs = kj::mv(runs);
     auto& ref = *state;
-    return mapFrom(ref, 0, need, MAX_NOMEM_RETRIES).then([this, context, state = kj::mv(state)]() mutable {
+    auto before = table.stats();
+    return mapFrom(ref, 0, need, MAX_NOMEM_RETRIES).then([this, context, state = kj::mv(state),
+                                                          before]() mutable {
+      chargeWork(before);
       auto results = context.getResults();
       results.setErrno(toRpc(state->error));
       results.setBytesMapped(state->bytesMapped);
@@ -166,7 +185,9 @@ protected:
     uint64_t need = shared_->policy == PartialUnmap::SPLIT ? ranges.size() * 2 * table.geometry().levels : 0;
     return shared_->pool.reserve(table.geometry().pageSize(), need)
         .then([this, context, ranges = kj::mv(ranges)](bool) mutable {
+          auto before = requireTable().stats();
           auto result = requireTable().unmap(ranges);
+          chargeWork(before);
           auto results = context.getResults();
           results.setErrno(toRpc(result.error));
           results.setBytesUnmapped(result.bytesUnmapped);
@@ -335,9 +356,11 @@ public:
   void stats(kj::Vector<Stat>& out) override {
     auto& c = shared_->counters;
     uint64_t ptes = c.ptesWritten, allocated = c.tablePagesAllocated, inUse = 0;
+    uint64_t lastLevelReads = c.unmapLastLevelReads;
     for (auto* t : shared_->live) {
       KJ_IF_MAYBE(table, t->table()) {
         ptes += table->stats().ptesWritten;
+        lastLevelReads += table->stats().unmapLastLevelReads;
         allocated += table->stats().tablesAllocated;
         inUse += table->tablePagesInUse();
       }
@@ -358,6 +381,7 @@ public:
     out.add(Stat{kj::str("ptes_written"), ptes});
     out.add(Stat{kj::str("table_pages_allocated"), allocated});
     out.add(Stat{kj::str("table_pages_in_use"), inUse});
+    out.add(Stat{kj::str("unmap_last_level_reads"), lastLevelReads});
     out.add(Stat{kj::str("frames_pooled"), shared_->pool.framesOnHand()});
   }
 
@@ -386,7 +410,7 @@ protected:
     auto c = context.getParams().getConfig();
     TableConfig config{c.getFormat() == rpc::Format::STAGE1 ? Format::STAGE1 : Format::STAGE2,
                        fromRpc(c.getGranule()), c.getIas(), c.getOas(), c.getDirtyTracking(),
-                       shared_->policy};
+                       shared_->policy, shared_->lifetime};
     if (uint16_t(c.getFormat()) > 1 || uint16_t(c.getGranule()) > 2) {
       shared_->counters.createErrors++;
       context.getResults().setErrno(rpc::Errno::E_INVAL);
@@ -402,6 +426,7 @@ protected:
       KJ_SWITCH_ONEOF(made) {
         KJ_CASE_ONEOF(table, kj::Own<IoPageTable>) {
           shared_->counters.tablesCreated++;
+          shared_->clock.charge(Cost::TABLE_PAGE, table->stats().tablesAllocated);
           TableServer::fillInfo(*table, results.initInfo());
           results.setTable(kj::heap<TableServer>(kj::addRef(*shared_), kj::mv(table)));
         }
@@ -418,13 +443,18 @@ private:
 };
 
 const kj::StringPtr PARTIAL_UNMAP_CHOICES[] = {"refuse", "split", "whole_leaf"};
+const kj::StringPtr TABLE_LIFETIME_CHOICES[] = {"linux", "eager"};
 
 kj::Promise<rpc::Component::Client> makePageTable(ComponentContext& ctx) {
   auto policyName = ctx.settings.string("partial_unmap", "refuse");
   PartialUnmap policy = policyName == "split"        ? PartialUnmap::SPLIT
                         : policyName == "whole_leaf" ? PartialUnmap::WHOLE_LEAF
                                                      : PartialUnmap::REFUSE;
-  auto server = kj::heap<EngineServer>(kj::refcounted<Shared>(ctx.mem, ctx.frames, policy));
+  TableLifetime lifetime = ctx.settings.string("table_lifetime", "linux") == "eager"
+                               ? TableLifetime::EAGER
+                               : TableLifetime::LINUX;
+  auto server = kj::heap<EngineServer>(
+      kj::refcounted<Shared>(ctx.mem, ctx.frames, policy, lifetime, ctx.clock));
   auto& core = *server;
   rpc::PageTableEngine::Client main = kj::mv(server);
   return makeComponent(ctx.type.name, capnp::typeId<rpc::PageTableEngine>(), kj::mv(main), core);
@@ -473,8 +503,11 @@ ComponentType pageTableType() {
       capnp::Schema::from<rpc::PageTableEngine>(),
       kj::heapArray<SettingSpec>({
           SettingSpec{"partial_unmap", SettingType::CHOICE, false, PARTIAL_UNMAP_CHOICES,
-                      "unmapping part of a larger leaf: refuse (Linux >= 6.14), split (Linux < "
-                      "6.14) or whole_leaf (generic_pt)"},
+                      "unmapping part of a larger leaf: refuse (Linux >= 6.13, default), split "
+                      "(Linux <= 6.12) or whole_leaf (generic_pt)"},
+          SettingSpec{"table_lifetime", SettingType::CHOICE, false, TABLE_LIFETIME_CHOICES,
+                      "when unmap frees a table: linux (io-pgtable-arm, every kernel: only when "
+                      "an unmap's page size spans the table; default) or eager (once empty)"},
       }),
       nullptr,
       makePageTable};

@@ -41,6 +41,8 @@ void addWalkInvalidation(kj::Vector<Invalidation>& list, uint64_t base, uint64_t
   addInvalidation(list, Invalidation{base, size, granule, false});
 }
 
+uint64_t highestBit(uint64_t v) { return uint64_t(1) << (63 - __builtin_clzll(v)); }
+
 void setBits(kj::ArrayPtr<uint64_t> words, uint64_t first, uint64_t count) {
   uint64_t i = first, end = first + count;
   while (i < end) {
@@ -167,7 +169,8 @@ struct IoPageTable::MapVisitor {
         // An existing table where a block is wanted. Linux unmaps and frees it whatever it
         // holds, silently dropping live mappings; here a table holding leaves is a mapping
         // in the way (EEXIST), and only a leafless one is freed and replaced (with the
-        // flush_walk Linux issues). Tables are freed once empty, so this is rare.
+        // flush_walk Linux issues). Common under the linux lifetime (4K unmaps leave empty
+        // tables behind), rare under eager.
         PhysAddr child = t.tableAddress(s.pte);
         if (t.subtreeHasLeaf(child, s.level + 1)) return fail(Errno::EXIST);
         t.writePte(s.ptep, 0);
@@ -214,9 +217,10 @@ struct IoPageTable::MapVisitor {
 
   Step leave(Slot& s, Step step) {
     // Only a failure can leave an empty table behind: one this run allocated above the point
-    // where it ran out of frames. Linux keeps it; we free it so that every non-root table holds
-    // an entry (and report the walk flush, since a walker may have cached the pointer).
-    if (step == Step::STOP) {
+    // where it ran out of frames. Linux keeps it (TableLifetime::LINUX); EAGER frees it so that
+    // every non-root table holds an entry (and reports the walk flush, since a walker may have
+    // cached the pointer).
+    if (step == Step::STOP && t.config_.lifetime == TableLifetime::EAGER) {
       PhysAddr child = t.tableAddress(s.pte);
       if (t.tableEmpty(child, s.level + 1, t.geometry_.index(s.from, s.level + 1))) {
         t.writePte(s.ptep, 0);
@@ -229,8 +233,8 @@ struct IoPageTable::MapVisitor {
 };
 
 struct IoPageTable::UnmapVisitor {
-  // Facts 4.7 (arm_lpae_unmap_pages / __arm_lpae_unmap) for one range, plus freeing tables
-  // once empty and the partial-unmap policy.
+  // TableLifetime::EAGER: facts 4.7 (arm_lpae_unmap_pages / __arm_lpae_unmap) for one range,
+  // plus freeing tables once empty and the partial-unmap policy.
   IoPageTable& t;
   kj::Vector<Invalidation>& invalidations;
   uint64_t unmapped = 0;
@@ -251,6 +255,7 @@ struct IoPageTable::UnmapVisitor {
   }
 
   Step visit(Slot& s) {
+    if (s.level == MAX_LEVELS - 1) t.stats_.unmapLastLevelReads++;
     if (isTable(s.pte, s.level)) return Step::DESCEND;
     // A hole: Linux WARNs and returns what it unmapped so far (4.7 step 2/3).
     if (!isLeaf(s.pte, s.level)) return fail(Errno::NOENT);
@@ -485,12 +490,27 @@ void IoPageTable::freeSubtables(PhysAddr table, uint32_t level) {
   }
 }
 
+void IoPageTable::freePgtable(PhysAddr table, uint32_t level) {
+  // __arm_lpae_free_pgtable: depth first; a last-level table is freed without reading any of
+  // its entries, an intermediate one is read only to find its child tables.
+  if (level < MAX_LEVELS - 1) {
+    const uint64_t* entries = entriesOf(table, level);
+    for (uint64_t i = 0, n = geometry_.entries(level); i < n; i++) {
+      uint64_t pte = loadPte(entries + i);
+      if (isTable(pte, level)) freePgtable(tableAddress(pte), level + 1);
+    }
+  }
+  freeTable(table);
+}
+
 bool IoPageTable::tableEmpty(PhysAddr table, uint32_t level, uint64_t hint) const {
   // Scans outward from `hint` (the last entry cleared): a table being emptied in any order
   // usually has a live neighbour close by, so draining a table entry by entry costs about
   // n log n probes instead of the n^2 of a scan from index 0.
   uint64_t n = geometry_.entries(level);
   const uint64_t* entries = entriesOf(table, level);
+  // Counted as if the whole table were read (an upper bound; eager lifetime only).
+  if (level == MAX_LEVELS - 1) const_cast<IoPageTable*>(this)->stats_.unmapLastLevelReads += n;
   for (uint64_t d = 1; d < n; d++) {
     bool inRange = false;
     if (hint + d < n) {
@@ -549,6 +569,143 @@ MapResult IoPageTable::map(kj::ArrayPtr<const MapRun> runs) {
   return result;
 }
 
+uint64_t IoPageTable::iommuPgsize(uint64_t iova, uint64_t remaining, uint64_t& count) const {
+  // iommu_pgsize (facts 1.3) with paddr = iova: the largest page size no bigger than what
+  // remains and than the iova's alignment; the run is cut at the next larger size's boundary
+  // when at least one whole larger page lies beyond it.
+  const uint64_t bitmap = geometry_.pgsizeBitmap;
+  uint64_t candidates = bitmap & (remaining | (highestBit(remaining) - 1));
+  if (iova != 0) candidates &= (iova & -iova) | ((iova & -iova) - 1);
+  KJ_ASSERT(candidates != 0, "no page size fits", iova, remaining);
+  const uint64_t pgsize = highestBit(candidates);
+  uint64_t size = remaining;
+  const uint64_t larger = bitmap & ~(pgsize | (pgsize - 1));
+  if (larger != 0) {
+    const uint64_t next = larger & -larger;
+    const uint64_t offset = next - (iova & (next - 1));
+    if (offset + next <= remaining) size = offset;
+  }
+  count = size / pgsize;
+  return pgsize;
+}
+
+uint64_t IoPageTable::unmapPages(uint64_t iova, uint64_t pgsize, uint64_t count,
+                                 UnmapResult& result, Errno& error) {
+  // arm_lpae_unmap_pages / __arm_lpae_unmap (facts 1.1): walk down to the level whose block is
+  // `pgsize`, clear up to `count` entries there (no further than the end of that granule-sized
+  // table, arm_lpae_max_entries), each table entry among them flushed as a walk and its
+  // subtree freed; then one add_page per processed entry. Returns the bytes unmapped; 0 with
+  // `error` set when nothing was (a hole, a refused partial leaf, no table for a split).
+  const Geometry& g = geometry_;
+  auto& list = result.invalidations;
+  uint32_t level = g.startLevel;
+  PhysAddr table = root_;
+  uint64_t splitGranule = 0;
+  for (;;) {
+    uint64_t* entries = entriesOf(table, level);
+    uint64_t idx = g.index(iova, level);
+    uint64_t* ptep = entries + idx;
+    uint64_t pte = loadPte(ptep);
+    if (level == MAX_LEVELS - 1) stats_.unmapLastLevelReads++;
+    if (pte == 0) {
+      error = Errno::NOENT;  // WARN_ON(!pte): nothing unmapped
+      return 0;
+    }
+    const uint64_t block = g.blockSize(level);
+    if (block == pgsize) {
+      const uint64_t perTable = g.pageSize() / 8;
+      const uint64_t n = kj::min(count, perTable - idx % perTable);
+      uint64_t processed = 0;
+      for (; processed < n; processed++) {
+        uint64_t* p = ptep + processed;
+        uint64_t e = processed == 0 ? pte : loadPte(p);
+        if (processed != 0 && level == MAX_LEVELS - 1) stats_.unmapLastLevelReads++;
+        if (e == 0) break;  // WARN_ON(!pte): stop at the hole
+        if (isTable(e, level)) {
+          writePte(p, 0);
+          list.add(Invalidation{iova + processed * pgsize, pgsize, g.pageSize(), false});
+          freePgtable(tableAddress(e), level + 1);
+        }
+      }
+      for (uint64_t i = 0; i < processed; i++) {
+        if (loadPte(ptep + i) != 0) writePte(ptep + i, 0);  // __arm_lpae_clear_pte
+      }
+      if (processed > 0) {
+        addInvalidation(list, Invalidation{iova, processed * pgsize,
+                                           kj::max(pgsize, splitGranule), true});
+      }
+      if (processed < n || processed == 0) error = Errno::NOENT;
+      return processed * pgsize;
+    }
+    if (isTable(pte, level)) {
+      table = tableAddress(pte);
+      level++;
+      continue;
+    }
+    // A leaf larger than pgsize (facts 1.5).
+    switch (config_.partialUnmap) {
+      case PartialUnmap::REFUSE:
+        error = Errno::INVAL;  // "Unmap of a partial large IOPTE is not allowed"
+        return 0;
+      case PartialUnmap::WHOLE_LEAF: {
+        const uint64_t base = alignDown(iova, block);
+        writePte(ptep, 0);
+        addInvalidation(list, Invalidation{base, block, block, true});
+        return block;  // the caller counts the whole leaf and moves past it
+      }
+      case PartialUnmap::SPLIT: {
+        // arm_lpae_split_blk_unmap: the block becomes a full table of next-level leaves, and
+        // the unmap continues inside it (splitting again if pgsize is smaller still).
+        const uint32_t child = level + 1;
+        KJ_ASSERT(child < MAX_LEVELS && g.leafAllowed(child));
+        KJ_IF_MAYBE(t, allocTable(false)) {
+          const uint64_t size = g.blockSize(child);
+          const uint64_t attributes = leafAttributesOf(pte);
+          const PhysAddr pa = decodeOutputAddress(pte, g.granule);
+          uint64_t* out = entriesOf(*t, child);
+          for (uint64_t i = 0; i < g.entries(child); i++) {
+            writePte(out + i, makeLeafPte(attributes, pa + i * size, child));
+          }
+          writePte(ptep, makeTablePte(*t));
+          if (splitGranule == 0) splitGranule = block;
+          table = *t;
+          level = child;
+          continue;
+        }
+        error = Errno::NOMEM;
+        return 0;
+      }
+    }
+    KJ_UNREACHABLE;
+  }
+}
+
+Errno IoPageTable::unmapLinux(const UnmapRange& range, UnmapResult& result) {
+  // __iommu_unmap (facts 1.3): iommu_pgsize, then unmap_pages, until the range is done or the
+  // driver unmaps nothing.
+  uint64_t iova = range.iova, done = 0;
+  while (done < range.size) {
+    uint64_t count = 0;
+    const uint64_t pgsize = iommuPgsize(iova, range.size - done, count);
+    Errno error = Errno::OK;
+    const uint64_t bytes = unmapPages(iova, pgsize, count, result, error);
+    if (bytes > pgsize * count) {
+      // WHOLE_LEAF: a leaf reaching before iova or past the run went whole.
+      result.bytesUnmapped += bytes;
+      const uint64_t end = alignDown(iova, bytes) + bytes;
+      done += kj::min(end - iova, range.size - done);
+      iova = end;
+    } else {
+      result.bytesUnmapped += bytes;
+      done += bytes;
+      iova += bytes;
+    }
+    if (error != Errno::OK) return error;
+    if (bytes == 0) return Errno::NOENT;
+  }
+  return Errno::OK;
+}
+
 UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
   UnmapResult result;
   const Geometry& g = geometry_;
@@ -560,10 +717,22 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
     } else if (range.size > g.inputLimit() || range.iova > g.inputLimit() - range.size) {
       error = Errno::RANGE;
     } else {
-      UnmapVisitor v(*this, result.invalidations);
-      walkTable(g.startLevel, root_, range.iova, range.iova + range.size, v);
-      result.bytesUnmapped += v.unmapped;
-      error = v.error;
+      // Each range's invalidations on their own, then tagged with its index: entries of two
+      // ranges are never merged (each range is one iommu_unmap, with its own final sync).
+      UnmapResult one;
+      if (config_.lifetime == TableLifetime::LINUX) {
+        error = unmapLinux(range, one);
+      } else {
+        UnmapVisitor v(*this, one.invalidations);
+        walkTable(g.startLevel, root_, range.iova, range.iova + range.size, v);
+        one.bytesUnmapped = v.unmapped;
+        error = v.error;
+      }
+      result.bytesUnmapped += one.bytesUnmapped;
+      for (auto& inv : one.invalidations) {
+        inv.range = uint32_t(i);
+        result.invalidations.add(inv);
+      }
     }
     if (error != Errno::OK) {
       result.error = error;

@@ -14,13 +14,19 @@
 //   readAndClearDirty() io_pgtable_ops.read_and_clear_dirty
 //   s1Config/s2Config   io_pgtable_cfg.arm_lpae_s1_cfg / arm_lpae_s2_cfg
 //
+// Table lifetime follows a policy (TableLifetime): LINUX (default) unmaps as io-pgtable-arm
+// does (linux-invalidation-facts 1.1-1.3): the core's iommu_pgsize picks (pgsize, count), a
+// table is freed only when an unmap's pgsize equals the span of the entry pointing to it (its
+// subtree freed without reading a leaf), and the returned invalidations are Linux's callbacks
+// in order. EAGER frees a table as soon as it holds no entries (nestbed's first design).
+//
 // Deliberate differences from io-pgtable-arm (each is explained where it is implemented):
-//   - Tables are freed as soon as they hold no entries (Linux frees only at the pgsize level),
-//     so every non-root table holds at least one entry.
 //   - A block wanted where a table holding leaves sits gives EEXIST instead of silently
 //     discarding those leaves; an empty table there is freed and replaced (facts 4.6 step 5).
-//   - Partial unmap of a larger leaf follows a policy: REFUSE (current Linux), SPLIT (pre-6.14
-//     Linux) or WHOLE_LEAF (generic_pt).
+//   - Partial unmap of a larger leaf follows a policy: REFUSE (Linux since v6.13), SPLIT
+//     (Linux up to v6.12) or WHOLE_LEAF (generic_pt). A split piece's leaf invalidation names
+//     the original block's size as its granule (so a TTL hint matches the cached block), where
+//     Linux's add_page passes the piece's size.
 //   - Holes stop unmap and dirty scans skip them; Linux iommu_unmap also stops short, and Linux
 //     never asks for a dirty scan over a hole.
 //
@@ -45,9 +51,17 @@ namespace nb::pt {
 
 enum class PartialUnmap : uint8_t {
   // What unmap() does when a range covers only part of a leaf larger than the range.
-  REFUSE,      // unmap nothing of that leaf and stop (EINVAL): Linux since v6.14 (PT-RM).
-  SPLIT,       // replace the leaf with a next-level table lacking the piece: Linux before v6.14.
+  REFUSE,      // unmap nothing of that leaf and stop (EINVAL): Linux since v6.13 (P-RM).
+  SPLIT,       // replace the leaf with a next-level table lacking the piece: Linux <= v6.12.
   WHOLE_LEAF,  // unmap the whole leaf and count its full size: generic_pt (test_unmap_split).
+};
+
+enum class TableLifetime : uint8_t {
+  // When unmap() frees a table page.
+  LINUX,  // io-pgtable-arm (every kernel to date): only when an unmap's page size equals the
+          // span of the entry pointing to the table; its subtree goes without reading leaves.
+          // A 4K unmap never frees a table; empty tables stay until the domain is freed.
+  EAGER,  // as soon as the table holds no entry (nestbed's first design; no Linux kernel).
 };
 
 struct TableConfig {
@@ -57,6 +71,7 @@ struct TableConfig {
   uint32_t oas = 48;  // output address bits, same set
   bool hd = false;    // IO_PGTABLE_QUIRK_ARM_HD: DBM on writable leaves (stage 1 only)
   PartialUnmap partialUnmap = PartialUnmap::REFUSE;
+  TableLifetime lifetime = TableLifetime::LINUX;
 };
 
 struct MapRun {
@@ -68,11 +83,18 @@ struct MapRun {
 
 struct Invalidation {
   // One TLB invalidation the caller must issue after a change (Linux tlb_add_page/flush_walk).
+  // Under TableLifetime::LINUX the list is io-pgtable-arm's callback sequence, in order: a walk
+  // entry is one tlb_flush_walk(iova, size, granule) (one per freed table entry, never merged);
+  // a leaf entry is a run of tlb_add_page(iova + k * granule, granule) calls over [iova,
+  // iova + size), merged only with the previous entry when that is a leaf of the same granule
+  // ending at iova (which iommu_iotlb_gather_add_page would merge too).
   uint64_t iova;
   uint64_t size;
-  uint64_t granule;  // leaf: the leaf size cached (for a split, the original block's size);
+  uint64_t granule;  // leaf: the add_page size (for a split, the original block's size);
                      // walk: the translation granule, as Linux flush_walk passes it.
   bool leaf;         // true: leaf entries only (TLBI ... Leaf=1); false: walk caches too.
+  uint32_t range = 0;  // unmap: the index of the range it belongs to (entries of different
+                       // ranges are never merged: each range is its own iommu_unmap)
 };
 
 struct MapResult {
@@ -133,8 +155,8 @@ public:
   // Maps the runs in order, each split into the largest aligned leaves the table allows. Stops
   // at the first failure, leaving everything before it mapped.
   UnmapResult unmap(kj::ArrayPtr<const UnmapRange> ranges);
-  // Unmaps the ranges in order, stopping at a hole or a refused partial leaf. Tables left
-  // without entries are freed.
+  // Unmaps the ranges in order, stopping at a hole or a refused partial leaf. Tables are freed
+  // as the config's TableLifetime says.
   kj::Maybe<uint64_t> iovaToPhys(uint64_t iova) const;
   // Null when nothing is mapped there or the iova is beyond IAS.
   kj::Vector<WalkStep> walk(uint64_t iova) const;
@@ -158,6 +180,9 @@ public:
     uint64_t ptesWritten = 0;     // descriptor stores: leaves, tables and clears
     uint64_t tablesAllocated = 0; // table pages taken from the FrameSource (PGD included)
     uint64_t tablesFreed = 0;     // table pages given back
+    uint64_t unmapLastLevelReads = 0;  // last-level descriptors unmap read (walk, freeing,
+                                       // emptiness scans): 0 for an aligned 1 GiB unmap under
+                                       // TableLifetime::LINUX
   };
   const Stats& stats() const { return stats_; }
   uint64_t tablePagesInUse() const { return tablePages_; }
@@ -181,6 +206,12 @@ private:
   struct LookupVisitor;
   struct WalkVisitor;
   struct DirtyVisitor;
+
+  uint64_t iommuPgsize(uint64_t iova, uint64_t remaining, uint64_t& count) const;
+  uint64_t unmapPages(uint64_t iova, uint64_t pgsize, uint64_t count, UnmapResult& result,
+                      Errno& error);
+  Errno unmapLinux(const UnmapRange& range, UnmapResult& result);
+  void freePgtable(PhysAddr table, uint32_t level);
 
   template <typename Visitor>
   Step walkTable(uint32_t level, PhysAddr table, uint64_t from, uint64_t to, Visitor& v) const;

@@ -67,6 +67,7 @@ public:
         {"submissions", s.submissions},
         {"commands", s.commands},
         {"syncs", s.syncs},
+        {"batches", s.batches},
         {"doorbells", s.doorbells},
         {"cons_polls", s.consPolls},
         {"illegal", s.illegal},
@@ -251,6 +252,7 @@ void checkSplit(const toml::node& value, SettingErrors& errors) {
 
 const kj::StringPtr STREAM_TABLE_CHOICES[] = {"two_level", "linear"};
 const kj::StringPtr GUEST_PATH_CHOICES[] = {"native", "generic", "sw_vcmdq"};
+const kj::StringPtr SYNC_POLICY_CHOICES[] = {"linux", "per_batch"};
 
 kj::Promise<rpc::Component::Client> makeQueue(ComponentContext& ctx) {
   const Settings& s = ctx.settings;
@@ -258,10 +260,13 @@ kj::Promise<rpc::Component::Client> makeQueue(ComponentContext& ctx) {
   options.cmdqLog2Size = unsigned(s.integer("cmdq_log2size", options.cmdqLog2Size));
   options.evtqLog2Size = unsigned(s.integer("evtq_log2size", options.evtqLog2Size));
   options.batchSize = unsigned(s.integer("batch_size", options.batchSize));
+  options.syncPolicy = s.string("sync_policy", "linux") == "per_batch" ? SyncPolicy::PER_BATCH
+                                                                        : SyncPolicy::LINUX;
   options.twoLevelStreamTable = s.string("stream_table", "two_level") == "two_level";
   options.streamTableSplit = unsigned(s.integer("stream_table_split", options.streamTableSplit));
   options.syncTimeout = s.integer("sync_timeout_ms", 1000) * kj::MILLISECONDS;
   options.unroutedLog = size_t(s.integer("unrouted_log", int64_t(options.unroutedLog)));
+  options.clock = &ctx.clock;
   auto pathName = s.string("guest_path", "native");
   rpc::GuestPath path = pathName == "generic"    ? rpc::GuestPath::GENERIC
                         : pathName == "sw_vcmdq" ? rpc::GuestPath::SW_VCMDQ
@@ -295,9 +300,13 @@ ComponentType smmuQueueType() {
                       "(default 7)",
                       checkRange<0, 19>},
           SettingSpec{"batch_size", SettingType::INTEGER, false, nullptr,
-                      "commands per CMD_SYNC, 1..4096 (default 64, Linux's "
+                      "commands per batch, 1..4096 (default 64, Linux's "
                       "CMDQ_BATCH_ENTRIES)",
                       checkRange<1, 4096>},
+          SettingSpec{"sync_policy", SettingType::CHOICE, false, SYNC_POLICY_CHOICES,
+                      "\"linux\" (default: full batches issued without a SYNC, one CMD_SYNC "
+                      "ending each submission) or \"per_batch\" (a CMD_SYNC after every batch; "
+                      "the guest paths always batch so)"},
           SettingSpec{"stream_table", SettingType::CHOICE, false, STREAM_TABLE_CHOICES,
                       "\"two_level\" (when IDR0.ST_LVL allows it and SIDs exceed one level-2 "
                       "table; default) or \"linear\""},

@@ -9,7 +9,8 @@ namespace nb::smmuq {
 
 ComponentType smmuQueueType();
 // "smmu_queue/smmuv3". Role `smmu` (hw/smmuv3's Smmuv3). Settings: cmdq_log2size,
-// evtq_log2size, batch_size, stream_table = "two_level" | "linear", stream_table_split,
+// evtq_log2size, batch_size, sync_policy = "linux" | "per_batch",
+// stream_table = "two_level" | "linear", stream_table_split,
 // sync_timeout_ms, unrouted_log, guest_path = "native" | "generic" | "sw_vcmdq"
 // (components/smmu_queue/README.md).
 

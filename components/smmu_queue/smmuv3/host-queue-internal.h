@@ -51,7 +51,8 @@ public:
   // Probe, allocation and the reset sequence (host-queue.c++).
 
   // implements HostQueue ---------------------------------------------------------------------
-  kj::Promise<SubmitOutcome> submit(kj::Array<Command> commands) override;
+  kj::Promise<SubmitOutcome> submit(kj::Array<Command> commands,
+                                    kj::Maybe<SyncPolicy> policy = nullptr) override;
   const SmmuCaps& caps() const override { return caps_; }
   rpc::QueueInfo::Reader info() override { return infoMessage.getRoot<rpc::QueueInfo>(); }
   kj::Promise<Drained> drainEvents() override;
@@ -87,7 +88,9 @@ private:
     kj::Array<Command> commands;
     kj::TimePoint arrival = kj::origin<kj::TimePoint>();
     size_t written = 0;          // commands written into the ring
-    unsigned sinceSync = 0;      // commands written since the last SYNC
+    unsigned sinceSync = 0;      // commands written since the last SYNC (PER_BATCH) or the
+                                 // last batch boundary (LINUX)
+    bool perBatch = false;       // SyncPolicy::PER_BATCH
     bool finalSyncWritten = false;
     uint32_t syncsWritten = 0;
     uint32_t syncsDone = 0;
@@ -130,6 +133,7 @@ private:
   void route(const EventRecord& record,
              kj::HashMap<uint32_t, kj::Vector<EventRecord>>& bySubscriber);
   kj::Promise<Drained> serializedDrain();
+  kj::Promise<void> background(kj::Promise<void> work);
   kj::Promise<void> globalError();
 
   void taskFailed(kj::Exception&& exception) override;

@@ -2,8 +2,9 @@
 //
 // The producer is a single owner, as in Linux's lock-free CMDQ the CPU that owns the queue
 // gathers every producer's entries and writes PROD once (facts 1.5): submissions queue up in
-// FIFO order; pump() writes every pending submission it can fit (each batch of at most
-// `batchSize` commands followed by its CMD_SYNC) with plain stores into the ring, then rings
+// FIFO order; pump() writes every pending submission it can fit (SyncPolicy::LINUX: its
+// commands in batches of `batchSize`, full ones without a SYNC, one CMD_SYNC at the end;
+// PER_BATCH: a CMD_SYNC after every batch) with plain stores into the ring, then rings
 // the doorbell and reads CMDQ_CONS back in the same Mmio.batch — one round trip for however
 // many submissions were gathered. At most `maxDoorbellsInFlight` such batches are outstanding
 // (default 1: what arrives meanwhile is gathered into the next). CONS passing a SYNC completes
@@ -57,17 +58,24 @@ protected:
   }
 };
 
+// An interrupt handler's work: the modeled clock counts it as in progress until it is done (or
+// cancelled), so the scenario step that raised the interrupt pays for it in any placement.
+kj::Promise<void> HostQueueImpl::background(kj::Promise<void> work) {
+  options.clock->backgroundBegin();
+  return work.attach(kj::defer([clock = options.clock]() { clock->backgroundEnd(); }));
+}
+
 void HostQueueImpl::interrupt(rpc::SmmuIrq irq) {
   switch (irq) {
     case rpc::SmmuIrq::EVTQ:
       // Any drain reads everything present: one queued drain is enough.
       if (!irqDrainQueued) {
         irqDrainQueued = true;
-        tasks.add(serializedDrain().ignoreResult());
+        tasks.add(background(serializedDrain().ignoreResult()));
       }
       return;
     case rpc::SmmuIrq::GERROR:
-      tasks.add(globalError());
+      tasks.add(background(globalError()));
       return;
     case rpc::SmmuIrq::CMD_SYNC:
       return;  // this driver's SYNCs are CS = SEV and polled
@@ -416,7 +424,8 @@ kj::Promise<void> HostQueueImpl::shutdown() {
 // =============================================================================================
 // The CMDQ producer
 
-kj::Promise<SubmitOutcome> HostQueueImpl::submit(kj::Array<Command> commands) {
+kj::Promise<SubmitOutcome> HostQueueImpl::submit(kj::Array<Command> commands,
+                                                  kj::Maybe<SyncPolicy> policy) {
   stats_.submissions++;
   if (stopped) {
     return KJ_EXCEPTION(DISCONNECTED, "smmu_queue is shutting down");
@@ -425,6 +434,7 @@ kj::Promise<SubmitOutcome> HostQueueImpl::submit(kj::Array<Command> commands) {
   auto s = kj::heap<Submission>();
   s->id = nextId++;
   s->commands = kj::mv(commands);
+  s->perBatch = policy.orDefault(options.syncPolicy) == SyncPolicy::PER_BATCH;
   s->arrival = timer.now();
   s->fulfiller = kj::mv(paf.fulfiller);
   queue.push_back(kj::mv(s));
@@ -447,6 +457,7 @@ void HostQueueImpl::writeEntry(const Command& c, SlotOwner owner) {
   ring[2 * slot + 1] = c.dw1;
   owners[slot] = owner;
   prod = (prod + 1) & ringMask();
+  options.clock->charge(Cost::CMD_STORE);
 }
 
 bool HostQueueImpl::fill() {
@@ -470,12 +481,27 @@ bool HostQueueImpl::fill() {
         return wrote;
       }
       const size_t n = s.commands.size();
-      if (s.sinceSync == options.batchSize || s.written == n) {
+      if (!s.perBatch && s.sinceSync == options.batchSize && s.written < n) {
+        // arm_smmu_cmdq_batch_add on a full batch: issued without a SYNC, a new batch begins.
+        stats_.batches++;
+        s.sinceSync = 0;
+      }
+      if ((s.perBatch && s.sinceSync == options.batchSize) || s.written == n) {
         writeEntry(SYNC, SlotOwner{s.id, uint32_t(s.written), true});
         s.syncsWritten++;
         stats_.syncs++;
+        stats_.batches++;
         s.sinceSync = 0;
         s.finalSyncWritten = s.written == n;
+      } else if (opcodeOf(s.commands[s.written]) == uint8_t(Opcode::SYNC)) {
+        // A CMD_SYNC inside a submission ends a batch there (arm_smmu_cmdq_batch_submit):
+        // one submission can carry several of Linux's, each waited on in order.
+        writeEntry(s.commands[s.written], SlotOwner{s.id, uint32_t(s.written), true});
+        s.written++;
+        s.syncsWritten++;
+        stats_.syncs++;
+        stats_.batches++;
+        s.sinceSync = 0;
       } else {
         writeEntry(s.commands[s.written], SlotOwner{s.id, uint32_t(s.written), false});
         s.written++;

@@ -11,6 +11,8 @@
 
 #pragma once
 
+#include "system/runtime/modeled-time.h"
+
 #include "components/smmu_queue/smmuv3/commands.h"
 #include "hw/mem/phys-mem.h"
 #include "interfaces/mem.capnp.h"
@@ -23,16 +25,26 @@
 
 namespace nb::smmuq {
 
+enum class SyncPolicy : uint8_t {
+  // Where CMD_SYNCs go in a submission (the component's `sync_policy`).
+  LINUX,      // arm_smmu_cmdq_batch_add/submit (linux-invalidation-facts 3.1): full batches of
+              // `batchSize` issued without a SYNC, exactly one CMD_SYNC ending the submission.
+  PER_BATCH,  // a CMD_SYNC after every `batchSize` commands and at the end (nestbed's first
+              // producer; also the shape of a vIOMMU's chunks, ≤ 63 + SYNC, facts 3.4).
+};
+
 struct HostOptions {
   // From the component's manifest table.
   unsigned cmdqLog2Size = 8;        // capped by IDR1.CMDQS; Linux refuses <= 64 entries
   unsigned evtqLog2Size = 7;        // capped by IDR1.EVTQS
-  unsigned batchSize = 64;          // commands per CMD_SYNC (CMDQ_BATCH_ENTRIES)
+  unsigned batchSize = 64;          // commands per batch (CMDQ_BATCH_ENTRIES)
+  SyncPolicy syncPolicy = SyncPolicy::LINUX;
   bool twoLevelStreamTable = true;  // when IDR0.ST_LVL allows it
   unsigned streamTableSplit = 8;    // two-level: SIDs per level-2 table = 2^split
   kj::Duration syncTimeout = 1 * kj::SECONDS;   // ARM_SMMU_POLL_TIMEOUT_US
   unsigned maxDoorbellsInFlight = 1;  // Mmio batches (PROD writes + CONS reads) outstanding
   size_t unroutedLog = 256;         // events kept for unrouted()
+  ModeledClock* clock = &ModeledClock::off();  // charged for each command written to the ring
 };
 
 struct SmmuCaps {
@@ -78,6 +90,8 @@ struct HostStats {
   uint64_t submissions = 0;
   uint64_t commands = 0;            // caller commands written into the ring
   uint64_t syncs = 0;               // CMD_SYNCs written
+  uint64_t batches = 0;             // batches issued (issue_cmdlist calls): full ones and the
+                                    // submission's last, which carries the SYNC
   uint64_t doorbells = 0;           // CMDQ_PROD writes
   uint64_t consPolls = 0;           // CMDQ_CONS re-reads without a doorbell (SYNC not yet passed)
   uint64_t illegal = 0;             // CERROR_ILL recovered
@@ -104,9 +118,12 @@ public:
 
   virtual ~HostQueue() noexcept(false) = default;
 
-  virtual kj::Promise<SubmitOutcome> submit(kj::Array<Command> commands) = 0;
-  // Writes `commands` into the ring in order with a CMD_SYNC after every `batchSize` of them
-  // and at the end, and resolves once the last SYNC completed (or the submission failed).
+  virtual kj::Promise<SubmitOutcome> submit(kj::Array<Command> commands,
+                                            kj::Maybe<SyncPolicy> policy = nullptr) = 0;
+  // Writes `commands` into the ring in order, CMD_SYNCs placed by `policy` (default: the
+  // queue's `syncPolicy`): under LINUX one at the end, under PER_BATCH one after every
+  // `batchSize` commands and at the end. Resolves once the last SYNC completed (or the
+  // submission failed).
   // Submissions are served in call order; a batch and its SYNC are never interleaved with
   // another submission's commands.
 

@@ -148,6 +148,7 @@ public:
     Errno errno_;
     uint64_t bytes;
     uint32_t commands;
+    uint32_t syncs;
   };
   Unmapped unmap(rpc::Domain::Client& d, uint64_t iova, uint64_t size) {
     auto req = d.unmapRequest();
@@ -155,7 +156,7 @@ public:
     r.setIova(iova);
     r.setSize(size);
     auto res = req.send().wait(ws);
-    return Unmapped{res.getErrno(), res.getBytesUnmapped(), res.getCommands()};
+    return Unmapped{res.getErrno(), res.getBytesUnmapped(), res.getCommands(), res.getSyncs()};
   }
 
   Errno attach(rpc::Ownership::Client& o, rpc::Domain::Client d, kj::String* message = nullptr) {

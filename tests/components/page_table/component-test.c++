@@ -12,10 +12,21 @@
 namespace nb {
 namespace {
 
-kj::String manifest(kj::StringPtr placement, kj::StringPtr policy = "refuse") {
+kj::String manifest(kj::StringPtr placement, kj::StringPtr policy = "refuse",
+                    kj::StringPtr extra = "") {
   return kj::str("[memory]\nbase = 0x40000000\nsize = \"64MiB\"\n"
                  "[components.page_table]\nimpl = \"page_table/arm_lpae\"\nplacement = \"", placement,
-                 "\"\npartial_unmap = \"", policy, "\"\n");
+                 "\"\npartial_unmap = \"", policy, "\"\n", extra);
+}
+
+uint64_t stat(testing::TestSystem& sys, kj::StringPtr instance, kj::StringPtr name) {
+  for (auto& s : sys.stats()) {
+    if (s.name != instance) continue;
+    for (auto& c : s.counters) {
+      if (c.name == name) return c.value;
+    }
+  }
+  KJ_FAIL_REQUIRE("no counter", instance, name);
 }
 
 rpc::PageTable::Client create(testing::TestSystem& sys, rpc::Format format, rpc::Granule granule,
@@ -79,6 +90,45 @@ TEST_CASE("PageTable component: the same sequence builds byte-identical tables i
   CHECK(logs[0] == logs[1]);
   REQUIRE(images[0].size() == images[1].size());
   CHECK(memcmp(images[0].begin(), images[1].begin(), images[0].size()) == 0);
+}
+
+TEST_CASE("PageTable component: table_lifetime — linux keeps a 4K unmap's tables, eager frees "
+          "them",
+          "[page_table][linux]") {
+  for (kj::StringPtr placement : {"inline"_kj, "process"_kj}) {
+    for (kj::StringPtr lifetime : {"linux"_kj, "eager"_kj}) {
+      DYNAMIC_SECTION(placement.cStr() << " " << lifetime.cStr()) {
+        testing::TestSystem sys(
+            manifest(placement, "refuse", kj::str("table_lifetime = \"", lifetime, "\"\n")));
+        auto t = create(sys, rpc::Format::STAGE1, rpc::Granule::SIZE4K, 48, 48);
+        auto m = t.mapRequest();
+        auto run = m.initRuns(1)[0];
+        run.setIova(0x200000);
+        run.setPa(0x40001000);
+        run.setSize(0x1000);
+        run.initProt().setRead(true);
+        REQUIRE(m.send().wait(sys.io.waitScope).getErrno() == rpc::Errno::OK);
+        auto u = t.unmapRequest();
+        auto range = u.initRanges(1)[0];
+        range.setIova(0x200000);
+        range.setSize(0x1000);
+        auto r = u.send().wait(sys.io.waitScope);
+        REQUIRE(r.getInvalidations().size() == 1);
+        auto inv = r.getInvalidations()[0];
+        if (lifetime == "linux") {
+          // add_page(iova, 4K); PGD, L1, L2 and L3 stay.
+          CHECK(inv.getLeaf());
+          CHECK(inv.getSize() == 0x1000);
+          CHECK(stat(sys, "page_table", "table_pages_in_use") == 4);
+        } else {
+          // The emptied L3, L2 and L1 tables freed: one walk flush of the L1 table's 512 GiB.
+          CHECK(!inv.getLeaf());
+          CHECK(inv.getSize() == uint64_t(512) << 30);
+          CHECK(stat(sys, "page_table", "table_pages_in_use") == 1);
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("PageTable component: table pages come from hw/mem and all return", "[page_table][memory]") {

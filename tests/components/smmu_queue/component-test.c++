@@ -103,7 +103,7 @@ TEST_CASE("smmu_queue component: submit — SYNC per batch, CERROR_ILL as a resu
           "[smmu_queue][component][cmdq]") {
   for (auto placement : PLACEMENTS) {
     DYNAMIC_SECTION(placement.cStr()) {
-      Rig rig("batch_size = 2\n", placement);
+      Rig rig("batch_size = 2\nsync_policy = \"per_batch\"\n", placement);
       auto ok = rig.submit(commands({cmdTlbi(0x11, 1, 1), cmdTlbi(0x11, 1, 2),
                                      cmdTlbi(0x28, 3), cmdCfgiSte(4), cmdCfgiCdAll(4)}));
       auto r = ok.getResult();
@@ -304,7 +304,7 @@ TEST_CASE("smmu_queue component: stats name every host counter", "[smmu_queue][c
     for (auto& c : s.counters) names.add(kj::heapString(c.name));
   }
   const char* expected[] = {"submissions",     "commands",        "syncs",
-                            "doorbells",       "cons_polls",      "illegal",
+                            "batches",         "doorbells",       "cons_polls",      "illegal",
                             "fetch_aborts",    "timeouts",        "queue_full_waits",
                             "global_errors",   "events_read",     "events_routed",
                             "events_to_guests", "events_unrouted", "unrouted_dropped",

@@ -8,10 +8,14 @@
 namespace nb::smmuq::testing {
 namespace {
 
-HostOptions options(unsigned cmdqLog2 = 8, unsigned batch = 64) {
+HostOptions options(unsigned cmdqLog2 = 8, unsigned batch = 64,
+                    SyncPolicy policy = SyncPolicy::PER_BATCH) {
+  // PER_BATCH unless asked: most cases here exercise SYNCs inside one submission (ring wrap,
+  // FIFO without shared batches, errors between SYNCs); Linux's batching has its own cases.
   HostOptions o;
   o.cmdqLog2Size = cmdqLog2;
   o.batchSize = batch;
+  o.syncPolicy = policy;
   return o;
 }
 
@@ -165,6 +169,49 @@ TEST_CASE("smmu_queue host: submissions across ring wrap, SYNC per batch",
     CHECK(empty.errno_ == rpc::Errno::OK);
     CHECK(empty.syncs == 1);
     CHECK(empty.executed == 0);
+  }
+}
+
+TEST_CASE("smmu_queue host: Linux batching — full batches without a SYNC, one ending each "
+          "submission (facts 3.1)",
+          "[smmu_queue][host][cmdq]") {
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    // The default policy, a 32-entry ring, batches of 64: 128 per-page TLBIs (two full batches)
+    // are 128 commands + 1 SYNC, the ring wrapping under them with no SYNC inside.
+    HostOptions o = options(5, 64, SyncPolicy::LINUX);
+    CHECK(HostOptions().syncPolicy == SyncPolicy::LINUX);
+    HostRig rig("", placement, o, true);
+    const uint64_t syncsBefore = rig.smmuStat("cmdq_op_sync");
+    const uint64_t batchesBefore = rig.host->stats().batches;
+    auto cmds = kj::heapArrayBuilder<Command>(128);
+    for (uint16_t i = 0; i < 128; i++) cmds.add(tagged(2, i));
+    auto out = rig.submit(cmds.finish());
+    CHECK(out.errno_ == rpc::Errno::OK);
+    CHECK(out.executed == 128);
+    CHECK(out.syncs == 1);
+    CHECK(rig.smmuStat("cmdq_op_sync") - syncsBefore == 1);
+    // issue_cmdlist calls: the first full batch (issued when the 65th command arrives), then
+    // the submit's 64 + SYNC.
+    CHECK(rig.host->stats().batches - batchesBefore == 2);
+    auto batches = batchesOf(rig.spySmmu->given.slice(4, rig.spySmmu->given.size()));
+    REQUIRE(batches.size() == 1);
+    REQUIRE(batches[0].size() == 128);
+    for (uint16_t i = 0; i < 128; i++) CHECK(batches[0][i] == tagged(2, i));
+    // 65 commands: 64 issued without a SYNC, then 1 + SYNC.
+    auto more = kj::heapArrayBuilder<Command>(65);
+    for (uint16_t i = 0; i < 65; i++) more.add(tagged(3, i));
+    auto second = rig.submit(more.finish());
+    CHECK(second.syncs == 1);
+    CHECK(second.executed == 65);
+    // An empty submission is a lone SYNC (arm_smmu_cmdq_batch_submit with n = 0).
+    auto empty = rig.submit(kj::heapArray<Command>(0));
+    CHECK(empty.syncs == 1);
+    // A caller may still ask for a SYNC per batch (the guest paths do).
+    auto perBatch = kj::heapArrayBuilder<Command>(65);
+    for (uint16_t i = 0; i < 65; i++) perBatch.add(tagged(4, i));
+    auto third = rig.host->submit(perBatch.finish(), SyncPolicy::PER_BATCH).wait(rig.ws);
+    CHECK(third.syncs == 2);
   }
 }
 
