@@ -1249,8 +1249,10 @@ struct ScenarioRunner::Impl {
     return now;
   }
 
-  // What the step just run changed, added to the node's deltas.
+  // What the step just run changed, added to the node's deltas: read once the background work it
+  // set off has finished, as its modeled time is.
   void account(Node& node) {
+    settle();
     auto now = settledCounters();
     while (node.deltas.size() < now.size()) node.deltas.add(0);
     for (size_t i = 0; i < now.size(); i++) {
