@@ -23,6 +23,7 @@ struct Provenance {
   buildMode @2 :Text;           # Bazel's compilation mode
   manifests @3 :List(Manifest);
   params @4 :List(Text);        # scenario parameters given, "name=value" (--define)
+  timing @5 :Text;              # the modeled-time cost profile: "name (shipped)" or "name (path)"
   struct Manifest {
     label @0 :Text;             # "" for run; "A"/"B" or the variant's label for compare/sweep
     file @1 :Text;

@@ -320,6 +320,7 @@ private:
       printf("\n");
     }
     for (auto p : provenance.getParams()) printf("scenario parameter %s\n", p.cStr());
+    if (provenance.getTiming().size() > 0) printf("timing profile %s\n", provenance.getTiming().cStr());
     printf("\n");
     for (auto s : report.getScenarios()) fputs(formatScenarioReport(s).cStr(), stdout);
     printf("\nmanifest %s\n", report.getManifest().cStr());

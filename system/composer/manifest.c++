@@ -7,6 +7,7 @@
 #include <kj/debug.h>
 #include <kj/map.h>
 #include <fstream>
+#include <stdlib.h>
 #include <sstream>
 
 namespace nb {
@@ -91,7 +92,12 @@ public:
     }
     if (auto f = table->get("file")) {
       if (auto s = f->value<std::string>()) {
-        plan.file = ks(*s);
+        // A relative path is relative to where the command was typed: under `bazel run`,
+        // BUILD_WORKING_DIRECTORY, not the runfiles tree nestbed runs in.
+        const char* wd = getenv("BUILD_WORKING_DIRECTORY");
+        plan.file = s->size() > 0 && (*s)[0] != '/' && wd != nullptr && *wd != '\0'
+                        ? kj::str(wd, "/", ks(*s))
+                        : ks(*s);
       } else {
         error(posOf(*f), "memory.file", kj::str("must be a string (a path)"));
       }

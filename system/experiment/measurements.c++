@@ -78,6 +78,7 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
   auto& failures = failures_[variant];
   if (manifests_[variant].get() == nullptr && result.report.asReader().hasProvenance()) {
     auto provenance = result.report.asReader().getProvenance();
+    if (timing_ == nullptr) timing_ = kj::heapString(provenance.getTiming());
     if (provenance.getManifests().size() > 0) {
       manifests_[variant] = kj::heap<capnp::MallocMessageBuilder>();
       manifests_[variant]->setRoot(provenance.getManifests()[0]);
@@ -170,6 +171,7 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
   provenance.setVersion(nestbedVersion());
   provenance.setCommit(nestbedCommit());
   provenance.setBuildMode(buildMode());
+  if (timing_ != nullptr) provenance.setTiming(timing_);
   auto manifests = provenance.initManifests(variants_.size());
   for (auto i : kj::indices(variants_)) {
     if (manifests_[i].get() != nullptr) {
@@ -461,6 +463,7 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report) {
   fact("version", provenance.getVersion());
   fact("commit", provenance.getCommit());
   fact("build_mode", provenance.getBuildMode());
+  if (provenance.getTiming().size() > 0) fact("timing", provenance.getTiming());
   for (auto m : provenance.getManifests()) {
     fact(kj::str("manifest ", m.getLabel()), m.getFile());
     for (auto o : m.getOverrides()) fact(kj::str("set ", m.getLabel()), o);

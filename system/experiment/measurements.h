@@ -55,6 +55,7 @@ private:
   kj::Vector<kj::Own<Row>> stepCounters_;
   kj::HashMap<kj::String, Row*> byKey_;
   kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifests_;   // per variant, its first run's
+  kj::String timing_;                                           // the first run's cost profile
 };
 
 // For people: the rows side by side, median [min-max] when there are several runs, the ratio,

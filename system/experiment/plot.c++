@@ -69,6 +69,7 @@ kj::String caption(rpc::ExperimentReport::Reader report) {
   auto provenance = report.getProvenance();
   kj::Vector<kj::String> parts;
   parts.add(kj::heapString(provenance.getVersion()));
+  if (provenance.getTiming().size() > 0) parts.add(kj::str("timing ", provenance.getTiming()));
   for (auto o : report.getOverrides()) parts.add(kj::str("--set ", o));
   for (auto p : provenance.getParams()) parts.add(kj::str("--define ", p));
   return kj::str("set label 99 ", quoted(kj::strArray(parts, "  ")),

@@ -44,6 +44,7 @@ void fillProvenance(rpc::Provenance::Builder out, const Plan& plan, kj::StringPt
   auto o = m.initOverrides(overrides.size());
   for (auto i : kj::indices(overrides)) o.set(i, kj::str(overrides[i].key, "=", overrides[i].value));
   m.setEffective(plan.effective);
+  out.setTiming(kj::str(plan.timing.profile.name, " (", plan.timing.origin, ")"));
   auto p = out.initParams(params.size());
   for (auto i : kj::indices(params)) p.set(i, kj::str(params[i].name, "=", params[i].value));
 }

@@ -245,6 +245,20 @@ TEST_CASE("CLI under bazel run: inputs and outputs are relative to where the use
   CHECK(sweep.status == 0);
   CHECK(exists(dir + "/w.csv"));
 
+  // The manifest's memory file too (a path in the manifest, relative to where one typed).
+  auto text = readAll(dir + "/m.toml");
+  auto at = text.find("size = \"16MiB\"");
+  REQUIRE(at != std::string::npos);
+  text.insert(at, "file = \"phys.img\"\n");
+  FILE* f = fopen((dir + "/file.toml").c_str(), "w");
+  REQUIRE(f != nullptr);
+  fputs(text.c_str(), f);
+  fclose(f);
+  auto backed = asBazelRun(dir, "run file.toml s.capnp");
+  INFO(backed.out);
+  CHECK(backed.status == 0);
+  CHECK(exists(dir + "/phys.img"));
+
   // A missing input is named where it was looked for, not found somewhere else.
   auto missing = asBazelRun(dir, "run m.toml nosuch.capnp");
   CHECK(missing.status == 1);
@@ -423,7 +437,7 @@ TEST_CASE("CLI: --version and every report record the build, the manifest as run
   INFO(text.out);
   REQUIRE(text.status == 0);
   CHECK(text.out.rfind(build + "\nmanifest " + manifest + " --set components.counter.start=40\n"
-                       "scenario parameter n=1\n", 0) == 0);
+                       "scenario parameter n=1\ntiming profile ", 0) == 0);
 
   auto json = nestbed("run --json --set components.counter.start=40 --define n=1 " + manifest + " " + scenario);
   REQUIRE(json.status == 0);
@@ -443,6 +457,7 @@ TEST_CASE("CLI: --version and every report record the build, the manifest as run
   CHECK(std::string(m.getEffective().cStr()).find("start = 5") == std::string::npos);
   REQUIRE(provenance.getParams().size() == 1);
   CHECK(provenance.getParams()[0] == "n=1");
+  CHECK(std::string(provenance.getTiming().cStr()).find(" (") != std::string::npos);   // "name (origin)"
 
   auto csv = std::string(getenv("TEST_TMPDIR")) + "/provenance.csv";
   auto compare = nestbed("compare --repeat 1 --csv " + csv + " --define n=1 --set components.counter.start=40 " +
