@@ -735,7 +735,7 @@ private:
     }
     kj::Maybe<kj::ArrayPtr<const uint64_t>> cdWords;
     KJ_IF_MAYBE(c, cd) { cdWords = c->asPtr(); }
-    out(image.walk(ste, cdWords, KJ_ASSERT_NONNULL(iova_)));
+    out(image.walk(ste, cdWords, KJ_ASSERT_NONNULL(iova_), ssid_));
     context_.finish(0);
   }
 

@@ -209,13 +209,6 @@ const char* configName(uint64_t config) {
 
 // ---- walks (facts 4.1, 4.3): VMSAv8-64 long descriptors, OA up to 48 bits
 
-struct Regime {
-  const char* stage;
-  uint64_t root;
-  unsigned granuleBits;   // 12, 14 or 16
-  unsigned ias;           // input address bits
-  unsigned startLevel;
-};
 
 unsigned granuleBitsOfTg0(uint64_t tg0) { return tg0 == cd::TG0_64K ? 16 : tg0 == cd::TG0_16K ? 14 : 12; }
 unsigned granuleBitsOfS2Tg(uint64_t tg) { return tg == ste::S2TG_64K ? 16 : tg == ste::S2TG_16K ? 14 : 12; }
@@ -365,72 +358,130 @@ kj::OneOf<uint64_t, kj::String> Image::cdAddress(kj::ArrayPtr<const uint64_t> s,
   return (desc & cd::L1CD_L2PTR.mask()) + uint64_t(ssid % cd::CTXDESC_L2_ENTRIES) * cd::CD_BYTES;
 }
 
-kj::String Image::walk(kj::ArrayPtr<const uint64_t> s, kj::Maybe<kj::ArrayPtr<const uint64_t>> maybeCd,
-                       uint64_t iova) const {
-  uint64_t config = ste::STE_0_CONFIG.get(s[0]);
-  if (!ste::STE_0_V.test(s[0])) return kj::str("the STE is invalid: C_BAD_STE\n");
-  if (config == ste::CONFIG_BYPASS) return kj::str("bypass: 0x", kj::hex(iova), " -> PA 0x", kj::hex(iova), "\n");
-  if (config < 4) return kj::str("the STE aborts (Config ", config, "): no walk\n");
-  if (config == ste::CONFIG_NESTED) {
-    return kj::str("nested: the stage-1 tables are at IPAs in guest memory; walk the guest's table "
-                   "with its CD, then each IPA with --stage 2\n");
-  }
-  Regime r;
-  if (config == ste::CONFIG_S1_TRANS) {
-    auto& c = KJ_REQUIRE_NONNULL(maybeCd, "a stage-1 walk needs the CD");
-    r = Regime{"stage 1", c[1] & cd::CD_1_TTB0.mask(), granuleBitsOfTg0(cd::CD_0_TG0.get(c[0])),
-               unsigned(64 - cd::CD_0_T0SZ.get(c[0])), 0};
-    r.startLevel = startLevelFor(r.ias, r.granuleBits);
-  } else {
-    unsigned g = granuleBitsOfS2Tg(ste::STE_2_S2TG.get(s[2]));
-    uint64_t sl0 = ste::STE_2_S2SL0.get(s[2]);
-    unsigned start = g == 12 ? unsigned(2 - sl0) : unsigned(3 - sl0);
-    r = Regime{"stage 2", s[3] & ste::STE_3_S2TTB.mask(), g, unsigned(64 - ste::STE_2_S2T0SZ.get(s[2])), start};
-  }
-  kj::Vector<kj::String> lines;
-  lines.add(kj::str(r.stage, " walk of 0x", kj::hex(iova), ": root 0x", kj::hex(r.root), ", ",
+struct Image::Regime {
+  const char* stage;
+  uint64_t root;
+  unsigned granuleBits;   // 12, 14 or 16
+  unsigned ias;           // input address bits
+  unsigned startLevel;
+};
+
+namespace {
+
+using Regime = Image::Regime;
+
+Regime stage2Of(kj::ArrayPtr<const uint64_t> s) {
+  unsigned g = granuleBitsOfS2Tg(ste::STE_2_S2TG.get(s[2]));
+  uint64_t sl0 = ste::STE_2_S2SL0.get(s[2]);
+  unsigned start = g == 12 ? unsigned(2 - sl0) : unsigned(3 - sl0);
+  return Regime{"stage 2", s[3] & ste::STE_3_S2TTB.mask(), g, unsigned(64 - ste::STE_2_S2T0SZ.get(s[2])), start};
+}
+
+Regime stage1Of(kj::ArrayPtr<const uint64_t> c) {
+  Regime r{"stage 1", c[1] & cd::CD_1_TTB0.mask(), granuleBitsOfTg0(cd::CD_0_TG0.get(c[0])),
+           unsigned(64 - cd::CD_0_T0SZ.get(c[0])), 0};
+  r.startLevel = startLevelFor(r.ias, r.granuleBits);
+  return r;
+}
+
+}  // namespace
+
+// One stage's walk of `addr`, level by level into `lines`; each table's address goes through
+// `table` first (stage 2, for a nested stage 1). The output address, or null on a fault.
+kj::Maybe<uint64_t> Image::walkStage(const Regime& r, uint64_t addr, kj::Vector<kj::String>& lines,
+                                     kj::StringPtr indent,
+                                     kj::Function<kj::Maybe<uint64_t>(uint64_t)>& table) const {
+  lines.add(kj::str(indent, r.stage, " walk of 0x", kj::hex(addr), ": root 0x", kj::hex(r.root), ", ",
                     1u << (r.granuleBits - 10), "K granule, ", r.ias, "-bit input, start level ", r.startLevel));
-  if (r.ias < 64 && iova >> r.ias != 0) {
-    lines.add(kj::str("  0x", kj::hex(iova), " is beyond the ", r.ias, "-bit input: F_TRANSLATION"));
-    return kj::str(kj::strArray(lines, "\n"), "\n");
+  if (r.ias < 64 && addr >> r.ias != 0) {
+    lines.add(kj::str(indent, "  0x", kj::hex(addr), " is beyond the ", r.ias, "-bit input: F_TRANSLATION"));
+    return nullptr;
   }
   unsigned g = r.granuleBits, stride = g - 3;
-  uint64_t table = r.root;
+  uint64_t next = r.root;
   for (unsigned level = r.startLevel; level <= 3; level++) {
+    uint64_t base;
+    KJ_IF_MAYBE(pa, table(next)) { base = *pa; } else { return nullptr; }
     unsigned shift = g + (3 - level) * stride;
     unsigned width = level == r.startLevel ? r.ias - shift : stride;
-    uint64_t index = (iova >> shift) & ((uint64_t(1) << width) - 1);
-    uint64_t at = table + index * 8;
+    uint64_t index = (addr >> shift) & ((uint64_t(1) << width) - 1);
+    uint64_t at = base + index * 8;
     auto read1 = read(at, 1);
     if (read1.is<kj::String>()) {
-      lines.add(kj::str("  L", level, "[", index, "] at 0x", kj::hex(at), ": ", read1.get<kj::String>()));
-      break;
+      lines.add(kj::str(indent, "  L", level, "[", index, "] at 0x", kj::hex(at), ": ", read1.get<kj::String>()));
+      return nullptr;
     }
     uint64_t d = read1.get<kj::Array<uint64_t>>()[0];
-    auto head = kj::str("  L", level, "[", index, "] at 0x", kj::hex(at), " = 0x", kj::hex(d), ": ");
+    auto head = kj::str(indent, "  L", level, "[", index, "] at 0x", kj::hex(at), " = 0x", kj::hex(d), ": ");
     if ((d & 1) == 0) {
       lines.add(kj::str(head, "invalid: F_TRANSLATION"));
-      break;
+      return nullptr;
     }
-    uint64_t oaMask = bits(47, g).mask();
     if (level < 3 && (d & 2)) {
-      table = d & oaMask;
-      lines.add(kj::str(head, "table at 0x", kj::hex(table)));
+      next = d & bits(47, g).mask();
+      lines.add(kj::str(head, "table at 0x", kj::hex(next)));
       continue;
     }
     if (level == 3 && (d & 2) == 0) {
       lines.add(kj::str(head, "reserved at level 3: F_TRANSLATION"));
-      break;
+      return nullptr;
     }
     uint64_t blockMask = bits(47, shift).mask();
-    uint64_t pa = (d & blockMask) | (iova & ((uint64_t(1) << shift) - 1));
+    uint64_t out = (d & blockMask) | (addr & ((uint64_t(1) << shift) - 1));
     // Lower attributes (facts 4.1): AP[7:6], AF[10]; upper: XN/UXN[54].
     lines.add(kj::str(head, level == 3 ? "page" : "block", " of 0x", kj::hex(uint64_t(1) << shift), " at 0x",
                       kj::hex(d & blockMask), ", AP ", (d >> 6) & 3, ", AF ", (d >> 10) & 1, ", XN ", (d >> 54) & 1));
-    lines.add(kj::str("  -> PA 0x", kj::hex(pa)));
-    break;
+    return out;
   }
-  return kj::str(kj::strArray(lines, "\n"), "\n");
+  return nullptr;
+}
+
+kj::String Image::walk(kj::ArrayPtr<const uint64_t> s, kj::Maybe<kj::ArrayPtr<const uint64_t>> maybeCd,
+                       uint64_t iova, uint32_t ssid) const {
+  uint64_t config = ste::STE_0_CONFIG.get(s[0]);
+  if (!ste::STE_0_V.test(s[0])) return kj::str("the STE is invalid: C_BAD_STE\n");
+  if (config == ste::CONFIG_BYPASS) return kj::str("bypass: 0x", kj::hex(iova), " -> PA 0x", kj::hex(iova), "\n");
+  if (config < 4) return kj::str("the STE aborts (Config ", config, "): no walk\n");
+  kj::Vector<kj::String> lines;
+  kj::Function<kj::Maybe<uint64_t>(uint64_t)> flat = [](uint64_t pa) -> kj::Maybe<uint64_t> { return pa; };
+  auto finish = [&](kj::Maybe<uint64_t> out) {
+    KJ_IF_MAYBE(pa, out) { lines.add(kj::str("  -> PA 0x", kj::hex(*pa))); }
+    return kj::str(kj::strArray(lines, "\n"), "\n");
+  };
+  if (config == ste::CONFIG_S2_TRANS) return finish(walkStage(stage2Of(s), iova, lines, "", flat));
+  if (config == ste::CONFIG_S1_TRANS) {
+    auto& c = KJ_REQUIRE_NONNULL(maybeCd, "a stage-1 walk needs the CD");
+    return finish(walkStage(stage1Of(c), iova, lines, "", flat));
+  }
+  // Nested: the CD and every stage-1 table are at IPAs, each translated at stage 2 first.
+  auto s2 = stage2Of(s);
+  kj::Function<kj::Maybe<uint64_t>(uint64_t)> throughS2 = [&](uint64_t ipa) -> kj::Maybe<uint64_t> {
+    return walkStage(s2, ipa, lines, "    ", flat);
+  };
+  if (ste::STE_0_S1FMT.get(s[0]) != ste::S1FMT_LINEAR) {
+    lines.add(kj::str("nested with a two-level guest CD table: not decoded here"));
+    return finish(nullptr);
+  }
+  uint64_t cdIpa = (s[0] & ste::STE_0_S1CTXPTR.mask()) + uint64_t(ssid) * cd::CD_BYTES;
+  lines.add(kj::str("nested: the guest's CD at IPA 0x", kj::hex(cdIpa)));
+  uint64_t cdPa;
+  KJ_IF_MAYBE(pa, throughS2(cdIpa)) { cdPa = *pa; } else { return finish(nullptr); }
+  auto words = read(cdPa, 8);
+  if (words.is<kj::String>()) {
+    lines.add(kj::str("  the CD: ", words.get<kj::String>()));
+    return finish(nullptr);
+  }
+  auto& c = words.get<kj::Array<uint64_t>>();
+  if (!cd::CD_0_V.test(c[0])) {
+    lines.add(kj::str("  the guest's CD at PA 0x", kj::hex(cdPa), " is invalid: C_BAD_CD"));
+    return finish(nullptr);
+  }
+  kj::Maybe<uint64_t> ipa = walkStage(stage1Of(c), iova, lines, "", throughS2);
+  KJ_IF_MAYBE(i, ipa) {
+    lines.add(kj::str("  -> IPA 0x", kj::hex(*i)));
+    return finish(walkStage(s2, *i, lines, "", flat));
+  }
+  return finish(nullptr);
 }
 
 }  // namespace nb::decode

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <kj/array.h>
+#include <kj/function.h>
+#include <kj/vector.h>
 #include <kj/one-of.h>
 #include <kj/string.h>
 
@@ -33,12 +35,17 @@ public:
   kj::OneOf<uint64_t, kj::String> cdAddress(kj::ArrayPtr<const uint64_t> ste, uint32_t ssid) const;
   // A translation table walk of `iova` for the STE (and CD, when the STE translates at stage
   // 1), level by level: each descriptor's address, value and meaning, then the output address.
+  // Nested: the guest's CD (SSID `ssid`) and each of its tables through stage 2, then the IPA.
   kj::String walk(kj::ArrayPtr<const uint64_t> ste, kj::Maybe<kj::ArrayPtr<const uint64_t>> cd,
-                  uint64_t iova) const;
+                  uint64_t iova, uint32_t ssid = 0) const;
 
-  struct Table;
+  struct Regime;
 
 private:
+  kj::Maybe<uint64_t> walkStage(const Regime& r, uint64_t addr, kj::Vector<kj::String>& lines,
+                                kj::StringPtr indent,
+                                kj::Function<kj::Maybe<uint64_t>(uint64_t)>& table) const;
+
   kj::Array<kj::byte> bytes_;
   uint64_t base_ = 0;
   struct StreamTable {

@@ -253,4 +253,26 @@ TEST_CASE("Shipped: nestbed decode reads the STE, the CD and a walk out of a mem
   CHECK(beyond.out.find("SID 0x999999 is beyond smmu0's stream table") != std::string::npos);
 }
 
+TEST_CASE("Shipped: nestbed decode walks a nested translation: the guest's CD and tables at stage 2",
+          "[shipped]") {
+  auto image = std::string(getenv("TEST_TMPDIR")) + "/nested.img";
+  auto r = nb::testing::runProcess("system/nestbed", "run --dump-memory " + image + " " +
+                                                         path("system/manifests/nested.toml") + " " +
+                                                         path("system/scenarios/nested.capnp"));
+  REQUIRE(r.status == 0);
+  // nested.capnp: ep0 (SID 0x100), the guest's CD table at GPA 0x2000000, IOVA 0x10000000 mapped
+  // to GPA 0x1000000 (still mapped at the end: only 0x10001000 is unmapped).
+  auto walk = nb::testing::runProcess("system/nestbed", "decode walk --image " + image +
+                                                            " --sid 0x100 --iova 0x10000000");
+  INFO(walk.out);
+  CHECK(walk.status == 0);
+  CHECK(walk.out.find("nested: the guest's CD at IPA 0x2000000\n") != std::string::npos);
+  CHECK(walk.out.find("  -> IPA 0x1000000\nstage 2 walk of 0x1000000:") != std::string::npos);
+  CHECK(std::regex_search(walk.out, std::regex("\n  -> PA 0x[0-9a-f]+\n$")));
+  auto unmapped = nb::testing::runProcess("system/nestbed", "decode walk --image " + image +
+                                                                " --sid 0x100 --iova 0x10001000");
+  CHECK(unmapped.out.find("  L3[1] at ") != std::string::npos);
+  CHECK(unmapped.out.find("invalid: F_TRANSLATION") != std::string::npos);
+}
+
 }  // namespace
