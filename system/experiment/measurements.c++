@@ -261,7 +261,8 @@ namespace {
 kj::String number(double v, bool step) {
   char buf[32];
   if (step) {
-    snprintf(buf, sizeof(buf), v >= 100 ? "%.0f" : "%.1f", v);
+    // Modeled times go down to nanoseconds: small values keep three decimals of a microsecond.
+    snprintf(buf, sizeof(buf), v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.3f", v);
   } else {
     snprintf(buf, sizeof(buf), "%.0f", v);
   }
@@ -300,13 +301,18 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
   auto runs = report.getRepeats();
   if (compare) {
     lines.add(kj::str("nestbed compare: ", runs, " run", runs == 1 ? "" : "s", " of each, alternating A B; ",
-                      runs > 1 ? "median [min-max] over runs" : "one run"));
+                      runs > 1 ? "median [min-max] over runs" : "one run",
+                      report.getTimeBase() == "wall"
+                          ? "; steps in wall time (this machine)"
+                          : "; steps in modeled time (the same on every run: no repeats needed)"));
   } else {
     lines.add(kj::str("nestbed sweep: ", report.getParam(),
                       report.hasSeries() && report.getSeries().size()
                           ? kj::str(" for each ", report.getSeries(), " (columns: series/value)") : kj::str(),
                       ", ", variants.size(), " variants, ", runs, " run", runs == 1 ? "" : "s", " each",
-                      runs > 1 ? "; median [min-max] over runs" : ""));
+                      runs > 1 ? "; median [min-max] over runs" : "",
+                      report.getTimeBase() == "wall" ? "; steps in wall time (this machine)"
+                                                     : "; steps in modeled time (no repeats needed)"));
   }
   lines.add(kj::str("  ", report.getProvenance().getVersion()));
   for (auto v : variants) {

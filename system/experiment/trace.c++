@@ -124,6 +124,7 @@ struct Tracer::Impl {
   struct Run {
     kj::String label;
     kj::Vector<kj::Own<Party>> parties;
+    Party* modeled = nullptr;   // the modeled machine's timeline (steps and calls in modeled time)
     bool baseline = true;
   };
 
@@ -200,8 +201,30 @@ struct Tracer::Impl {
   }
 
   void recordCall(Party& caller, Party& callee, uint64_t interfaceId, uint16_t methodId,
-                  Clock::time_point start, Clock::time_point end, kj::Maybe<const kj::Exception&> error) {
+                  Clock::time_point start, Clock::time_point end, kj::Maybe<const kj::Exception&> error,
+                  uint64_t modeledStart, uint64_t modeledEnd) {
     if (!record) return;
+    KJ_IF_MAYBE(r, current) {
+      if (r->modeled != nullptr) {
+        // The same call on the modeled timeline, in a thread per callee.
+        auto& m = *r->modeled;
+        auto key = kj::str("into ", callee.name);
+        uint32_t tid;
+        KJ_IF_MAYBE(t, m.callerTids.find(key)) {
+          tid = *t;
+        } else {
+          tid = m.callerTids.size() + 2;
+          threadName(m, tid, kj::str("calls into ", callee.name));
+          m.callerTids.insert(kj::heapString(key), tid);
+        }
+        auto name = names.method(interfaceId, methodId);
+        addSlice(m, tid, kj::str("calls into ", callee.name), double(modeledStart) / 1000,
+                 double(modeledEnd) / 1000,
+                 kj::str("{\"name\":", jsonString(name), ",\"cat\":\"modeled\""),
+                 kj::str(",\"args\":{\"caller\":", jsonString(caller.name), ",\"callee\":",
+                         jsonString(callee.name), ",\"modeled_ns\":", modeledEnd - modeledStart, "}}"));
+      }
+    }
     rpcs++;
     auto name = names.method(interfaceId, methodId);
     auto interface = names.interfaceName(interfaceId);
@@ -365,19 +388,27 @@ public:
 
   DispatchCallResult dispatchCall(uint64_t interfaceId, uint16_t methodId,
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
-    KJ_IF_MAYBE(cost, edge->owner.crossing) { edge->tracer.clock->charge(*cost); }
+    auto& clock = *edge->tracer.clock;
+    uint64_t modeledStart = clock.now();
+    KJ_IF_MAYBE(cost, edge->owner.crossing) { clock.charge(*cost); }
     auto start = Clock::now();
     auto params = context.getParams();
     auto request = target.typelessRequest(interfaceId, methodId, params.targetSize());
     request.set(params);
     context.releaseParams();
-    auto done = context.tailCall(kj::mv(request));
+    // Sent and copied back rather than tail-called: a tail call relayed for a process-placed
+    // caller dropped the RPC layer's pipeline fulfiller unfulfilled (an uncaught exception).
+    auto done = request.send().then([context](capnp::Response<capnp::AnyPointer>&& response) mutable {
+      context.getResults(response.targetSize()).set(response);
+    });
     auto recorded = done.then(
-        [e = kj::addRef(*edge), interfaceId, methodId, start]() {
-          e->tracer.recordCall(e->holder, e->owner, interfaceId, methodId, start, Clock::now(), nullptr);
+        [e = kj::addRef(*edge), interfaceId, methodId, start, modeledStart]() {
+          e->tracer.recordCall(e->holder, e->owner, interfaceId, methodId, start, Clock::now(), nullptr,
+                               modeledStart, e->tracer.clock->now());
         },
-        [e = kj::addRef(*edge), interfaceId, methodId, start](kj::Exception&& exception) {
-          e->tracer.recordCall(e->holder, e->owner, interfaceId, methodId, start, Clock::now(), exception);
+        [e = kj::addRef(*edge), interfaceId, methodId, start, modeledStart](kj::Exception&& exception) {
+          e->tracer.recordCall(e->holder, e->owner, interfaceId, methodId, start, Clock::now(), exception,
+                               modeledStart, e->tracer.clock->now());
           kj::throwFatalException(kj::mv(exception));
         });
     return {kj::mv(recorded), false};
@@ -484,6 +515,11 @@ void Tracer::beginRun(kj::StringPtr label, const Plan& plan) {
   impl_->current = r;
   auto& scenario = impl_->addParty(r, "scenario", "", "");
   impl_->threadName(scenario, STEPS_TID, "steps");
+  if (impl_->record) {
+    // Timestamps on this timeline are modeled time (its "us" are modeled microseconds).
+    r.modeled = &impl_->addParty(r, "(modeled time)", "", "the modeled machine's clock");
+    impl_->threadName(*r.modeled, STEPS_TID, "steps");
+  }
   impl_->addParty(r, "memory", "hw/mem", "hw/mem");
   for (auto& inst : plan.instances) {
     auto& p = impl_->addParty(r, inst.name, inst.impl, kj::str(inst.impl, ", ", placementName(inst.placement)));
@@ -523,6 +559,25 @@ void Tracer::step(const ScenarioRunner::StepSpan& span) {
                   kj::str("{\"name\":", jsonString(span.label), ",\"cat\":\"step\""),
                   kj::str(",\"args\":{\"file\":", jsonString(file), ",\"line\":", span.line, ",\"iteration\":",
                           span.iteration, ",\"ok\":", span.ok ? "true" : "false", "}}"));
+  if (r.modeled == nullptr) return;
+  auto& m = *r.modeled;
+  impl_->addSlice(m, STEPS_TID, kj::str("steps"), double(span.modeledStart) / 1000,
+                  double(span.modeledEnd) / 1000,
+                  kj::str("{\"name\":", jsonString(span.label), ",\"cat\":\"step\""),
+                  kj::str(",\"args\":{\"file\":", jsonString(file), ",\"line\":", span.line,
+                          ",\"modeled_ns\":", span.modeledEnd - span.modeledStart, "}}"));
+  // What the step's modeled time went to, as counters on the modeled timeline (a step that is
+  // not a repeat; a repeat's children were the steps).
+  if (span.isRepeat || span.modeled == nullptr) return;
+  kj::Vector<kj::String> args;
+  for (size_t c = 0; c < COST_CLASSES; c++) {
+    if (span.modeled->ns[c]) args.add(kj::str(jsonString(costKey(Cost(c))), ":", span.modeled->ns[c]));
+  }
+  if (span.modeled->wait) args.add(kj::str("\"wait\":", span.modeled->wait));
+  if (args.empty()) return;
+  impl_->events.add(kj::str("{\"name\":\"modeled ns by class\",\"cat\":\"modeled\",\"ph\":\"C\",\"ts\":",
+                            micros(double(span.modeledStart) / 1000), ",\"pid\":", m.pid,
+                            ",\"args\":{", kj::strArray(args, ","), "}}"));
 }
 
 void Tracer::counters(kj::Array<InstanceStats> stats, std::chrono::steady_clock::time_point at) {

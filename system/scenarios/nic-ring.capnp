@@ -50,7 +50,7 @@ const scenario :Scenario = (
      expect = (outcome = (any = void))),
     (label = "the fault's event read and routed before going on (same counters in every placement)",
      call = (target = "smmu_queue", method = "drainEvents")),
-    (label = "the flush queue's timer fires (a drain step until nestbed models time)",
+    (label = "the flush queue drains now (its 10 ms modeled-time timer would, at the next map or unmap)",
      call = (target = "$dom", method = "drainFlushQueue")),
     (label = "the same DMA after the drain faults on both",
      call = (target = "ep0", method = "dma", args = "(iova = 0x20000000, length = 6)"),

@@ -1393,7 +1393,7 @@ struct ScenarioRunner::Impl {
     KJ_IF_MAYBE(o, observer) {
       auto label = stepSummary(node.step);
       (*o)(StepSpan{file, node.line, label, node.depth, iteration, node.step.isRepeat(), node.ok, began,
-                    Clock::now()});
+                    Clock::now(), modeledBefore.now, modeledBefore.now + d.now, &d});
     }
   }
 

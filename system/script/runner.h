@@ -62,6 +62,8 @@ public:
     bool isRepeat;
     bool ok;
     std::chrono::steady_clock::time_point start, end;
+    uint64_t modeledStart = 0, modeledEnd = 0;      // on the modeled clock, ns
+    const ModeledClock::Totals* modeled = nullptr;  // what this iteration's modeled time went to
   };
   void observeSteps(kj::Function<void(const StepSpan&)> observer);
 

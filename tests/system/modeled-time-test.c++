@@ -239,6 +239,41 @@ TEST_CASE("Modeled time: a CMD_SYNC behind N more commands completes N command c
   }
 }
 
+TEST_CASE("Modeled time: the same in every mix of placements, step by step", "[modeled][e2e]") {
+  // One component at a time in its own process, the others inline: each call between them
+  // relays through the composer (and, once, a tail call relayed for a process-placed caller
+  // broke the composer). Every step's modeled time matches the all-inline run.
+  auto args = path("system/manifests/default.toml") + " " + path("system/scenarios/default.capnp");
+  auto inlined = run(args);
+  auto steps = inlined->report.getScenarios()[0].getSteps();
+  REQUIRE(steps.size() > 20);
+  for (const char* instance : {"domains", "smmu_queue", "groups", "page_table"}) {
+    INFO(instance);
+    auto mixed = run(args + " --set components." + instance + ".placement=process");
+    auto other = mixed->report.getScenarios()[0].getSteps();
+    REQUIRE(other.size() == steps.size());
+    for (auto i : kj::indices(steps)) {
+      INFO(steps[i].getLabel().cStr());
+      CHECK(other[i].getModeledNs() == steps[i].getModeledNs());
+    }
+  }
+}
+
+TEST_CASE("Modeled time: a lazy domain's flush queue drains when its 10 ms timer has passed",
+          "[modeled][e2e][lazy]") {
+  // The scenario's own expectations: inside the window a DMA through the unmapped IOVA still
+  // works; once one DMA has taken 20 ms, the next map fires the timer (one timeout flush, no
+  // entry pending) and the same DMA faults. No drain step.
+  for (const char* placement : {"inline", "process"}) {
+    INFO(placement);
+    auto r = run(path("system/manifests/nic-lazy.toml") + " " +
+                 path("tests/system/scenarios/modeled-fq-timeout.capnp") +
+                 " --set timing.costs.copy_4k=20000000 --set components.domains.placement=" +
+                 placement);
+    CHECK(r->report.getOk());
+  }
+}
+
 // ======================================================================================
 // Calibration: modeled paths composed from primitive costs against published end-to-end
 // figures. The profile holds primitives only; these are whole paths through the model. The

@@ -6,6 +6,7 @@
 #include "interfaces/report.capnp.h"
 #include "tests/system/process-testing.h"
 
+#include <algorithm>
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
 #include <catch2/catch.hpp>
@@ -207,6 +208,42 @@ TEST_CASE("trace: tracing the whole default stack changes nothing it reports", "
     CHECK(rpcs[{"domains", "smmu_queue", "SmmuQueue.invalidate"}] > 0);
     CHECK(rpcs[{"smmu_queue", "smmu0", "Mmio.batch"}] > 0);
   }
+}
+
+TEST_CASE("trace: a modeled-time timeline whose steps last the report's modeled times",
+          "[experiment][trace][modeled]") {
+  auto args = path("system/manifests/default.toml") + " " + path("system/scenarios/default.capnp");
+  auto file = tmp("modeled-trace.json");
+  auto traced = nestbed("run --json --trace " + file + " " + args, "2>/dev/null");
+  REQUIRE(traced.status == 0);
+  auto start = traced.out.find('{');
+  REQUIRE(start != std::string::npos);
+  capnp::JsonCodec codec;
+  capnp::MallocMessageBuilder message;
+  auto report = message.initRoot<nb::rpc::RunReport>();
+  codec.decode(kj::StringPtr(traced.out.c_str() + start), report);
+  auto steps = report.getScenarios()[0].getSteps();
+
+  auto trace = parseTrace(file);
+  int64_t modeledPid = -1;
+  for (auto& [pid, name] : trace.processNames) {
+    if (name.find("(modeled time)") != std::string::npos) modeledPid = pid;
+  }
+  REQUIRE(modeledPid >= 0);
+  std::vector<double> durations;   // modeled microseconds, in start order
+  int calls = 0;
+  for (auto& e : trace.events) {
+    if (e.pid != modeledPid || e.ph != "X") continue;
+    if (e.cat == "step") durations.push_back(e.dur);
+    if (e.cat == "modeled") calls++;
+  }
+  CHECK(calls > 20);   // the RPCs, on modeled time too
+  REQUIRE(durations.size() == steps.size());
+  std::vector<double> expected;
+  for (auto s : steps) expected.push_back(double(s.getModeledNs()) / 1000);
+  std::sort(durations.begin(), durations.end());
+  std::sort(expected.begin(), expected.end());
+  for (size_t i = 0; i < expected.size(); i++) CHECK(durations[i] == Approx(expected[i]).margin(0.0005));
 }
 
 TEST_CASE("trace: SMMU commands consumed, counted per step", "[experiment][trace]") {

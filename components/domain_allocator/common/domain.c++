@@ -263,8 +263,10 @@ kj::Promise<void> DomainServer::drainFlushQueue(DrainFlushQueueContext context) 
 
 kj::Promise<uint32_t> DomainServer::invalidateRanges(
     capnp::List<rpc::Invalidation>::Reader ranges) {
-  // Walk flushes a map returned (a block replacing a table), each as Linux issues it.
+  // Walk flushes a map returned (a block replacing a table), each as Linux issues it — after
+  // the flush-queue timer, if it has fired meanwhile.
   InvalidationPlan plan;
+  fqTimerCheck(plan);
   for (auto r : ranges) {
     armSmmuTlbInvRangeDomain(plan, r.getIova(), r.getSize(), r.getGranule(), r.getLeaf());
   }

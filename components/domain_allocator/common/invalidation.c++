@@ -19,6 +19,8 @@ namespace {
 // IOVA_DEFAULT_FQ_SIZE: a per-CPU ring of 256 slots holds at most 255 entries (full when
 // tail + 1 == head).
 constexpr size_t FQ_CAPACITY = 256 - 1;
+// IOVA_DEFAULT_FQ_TIMEOUT: 10 ms, in modeled nanoseconds.
+constexpr uint64_t FQ_TIMEOUT_NS = 10'000'000;
 
 }  // namespace
 
@@ -123,6 +125,16 @@ bool DomainServer::fqFlushTimeout(InvalidationPlan& plan, uint32_t& reclaimed) {
   return true;
 }
 
+void DomainServer::fqTimerCheck(InvalidationPlan& plan) {
+  // The timer is a modeled-time deadline. nestbed has no modeled-time events, so it is noticed
+  // at the domain's next map or unmap (or an explicit drain), and fires then, before that call's
+  // own work: a DMA to a queued IOVA after the deadline with no call on the domain in between
+  // still sees the old translation (docs/MODELED-TIME.md).
+  if (!fqTimerArmed || shared->clock.now() < fqDeadlineNs) return;
+  uint32_t reclaimed = 0;
+  fqFlushTimeout(plan, reclaimed);
+}
+
 void DomainServer::queueIova(InvalidationPlan& plan) {
   // queue_iova (facts 4.3): reclaim what a completed flush covers; if the ring is still full,
   // flush synchronously (fq_flush_iotlb) and reclaim again; queue one entry stamped with the
@@ -145,6 +157,7 @@ void DomainServer::queueIova(InvalidationPlan& plan) {
   fqEntries.push_back(fqFlushStart);
   c.fqQueued++;
   c.fqPending++;
+  if (!fqTimerArmed) fqDeadlineNs = shared->clock.now() + FQ_TIMEOUT_NS;
   fqTimerArmed = true;
 }
 
@@ -155,6 +168,7 @@ void DomainServer::replayUnmap(InvalidationPlan& plan,
   // when the gather is queued: a flush-queue domain) — then the range's final iotlb_sync
   // (strict) or its flush-queue entry (lazy).
   size_t next = 0;
+  fqTimerCheck(plan);
   for (uint32_t range = 0; range < rangesDone; range++) {
     Gather gather;
     for (; next < list.size() && list[next].getRange() == range; next++) {

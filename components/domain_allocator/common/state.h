@@ -240,6 +240,7 @@ public:
   std::deque<uint64_t> fqEntries;
   uint64_t fqFlushStart = 0, fqFlushFinish = 0;
   bool fqTimerArmed = false;
+  uint64_t fqDeadlineNs = 0;   // modeled time the armed timer fires (IOVA_DEFAULT_FQ_TIMEOUT)
 
   // Nested domains.
   kj::Maybe<Hold> parent;
@@ -276,6 +277,8 @@ public:
   void iommuIotlbSync(InvalidationPlan& plan, Gather& gather);
   void queueIova(InvalidationPlan& plan);
   bool fqFlushTimeout(InvalidationPlan& plan, uint32_t& reclaimed);
+  // The flush-queue timer, on the modeled clock: fires (fqFlushTimeout) if its deadline passed.
+  void fqTimerCheck(InvalidationPlan& plan);
   void replayUnmap(InvalidationPlan& plan, capnp::List<rpc::Invalidation>::Reader list,
                    uint32_t rangesDone);
   struct Issued {
