@@ -3,6 +3,7 @@
 #include "system/cli/cli.h"
 
 #include "system/cli/decode.h"
+#include "system/cli/serve.h"
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
 #include "system/experiment/commands.h"
@@ -606,17 +607,48 @@ private:
   kj::MainFunc serveMain() {
     kj::MainBuilder b(context_, "nestbed serve",
                       "Composes MANIFEST and serves the composer's root capability "
-                      "(interfaces/composer.capnp Root) on a unix socket until interrupted.");
+                      "(interfaces/composer.capnp Root) on a unix socket until interrupted. The "
+                      "socket is mode 0600 and only this user's connections are served; "
+                      "--view-socket adds a read-only view (instances, info, stats, structures) "
+                      "for any local user. An existing path is replaced only if it is a stale "
+                      "socket.");
     return addSetOption(b)
         .addOptionWithArg({"socket"}, KJ_BIND_METHOD(*this, setSocket), "<path>", "unix socket path (required)")
+        .addOptionWithArg({"view-socket"}, KJ_BIND_METHOD(*this, setViewSocket), "<path>",
+                          "also serve a read-only view here, to any local user")
+        .addOptionWithArg({"max-connections"}, KJ_BIND_METHOD(*this, setMaxConnections), "<n>",
+                          "connections per socket (default 32); more are refused")
         .expectArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
         .callAfterParsing(KJ_BIND_METHOD(*this, serve))
         .build();
   }
   kj::MainBuilder::Validity setSocket(kj::StringPtr path) { socket_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setViewSocket(kj::StringPtr path) {
+    viewSocket_ = resolvePath(path);
+    return true;
+  }
+  kj::MainBuilder::Validity setMaxConnections(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n == 0 || n > 4096) {
+      return "--max-connections takes a count from 1 to 4096";
+    }
+    maxConnections_ = uint32_t(n);
+    return true;
+  }
 
   kj::MainBuilder::Validity serve() {
     if (socket_ == nullptr) return "--socket <path> is required";
+    // Refused before anything is composed: a file that is not a stale socket is never replaced.
+    for (auto path : {kj::StringPtr(socket_), viewSocket_.map([](kj::String& s) -> kj::StringPtr {
+                                                   return s;
+                                                 }).orDefault(nullptr)}) {
+      if (path == nullptr) continue;
+      KJ_IF_MAYBE(why, prepareSocketPath(path)) {
+        fprintf(stderr, "nestbed serve: %s\n", why->cStr());
+        context_.finish(EXIT_USAGE);
+      }
+    }
     KJ_IF_MAYBE(plan, load()) {
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
@@ -627,17 +659,10 @@ private:
       KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
         fail(kj::str("nestbed: ", describeException(*e)));
       }
-      unlink(socket_.cStr());
-      auto address = io.provider->getNetwork().parseAddress(kj::str("unix:", socket_)).wait(io.waitScope);
-      auto listener = address->listen();
-      capnp::TwoPartyServer server(composer.root());
-      fprintf(stderr, "nestbed: serving %s on %s\n", composer.plan().file.cStr(), socket_.cStr());
-      io.unixEventPort.captureSignal(SIGINT);
-      io.unixEventPort.captureSignal(SIGTERM);
-      auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
-      server.listen(*listener).exclusiveJoin(stop.ignoreResult()).wait(io.waitScope);
+      ServeOptions options{kj::heapString(socket_), nullptr, maxConnections_};
+      KJ_IF_MAYBE(v, viewSocket_) { options.viewSocket = kj::heapString(*v); }
+      serveRoot(io, composer, options);
       composer.shutdown().wait(io.waitScope);
-      unlink(socket_.cStr());
       context_.finish(0);
     }
     context_.finish(EXIT_FAILED);
@@ -746,6 +771,8 @@ private:
     return kj::mv(result.template get<T>());
   }
 
+  kj::Maybe<kj::String> viewSocket_;
+  uint32_t maxConnections_ = 32;
   CliContext& context_;
   CliConfig config_;
   kj::Maybe<kj::String> image_;

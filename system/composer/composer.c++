@@ -5,6 +5,7 @@
 #include "hw/mem/frame-allocator-server.h"
 #include "interfaces/host.capnp.h"
 
+#include <capnp/membrane.h>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
@@ -40,6 +41,100 @@ private:
   capnp::Capability::Client target_;
 };
 
+// Modeled crossings: every call entering an instance whose `boundary` has a cost charges it.
+// One child policy per instance, all under one root, so that a capability keeps its identity
+// however it travels: one served by X is wrapped by X's policy whenever it is outside X (its
+// calls charge X's crossing), and unwrapped when it goes back into X (X finds its own object).
+// A call out of an instance on a capability it was given is charged where that capability
+// enters its server, if it was ever wrapped; a callback object passed in parameters and never
+// wrapped (a listener) costs no crossing.
+class CrossingPolicy;
+
+class CrossingRoot final : public capnp::MembranePolicy, public kj::Refcounted {
+public:
+  CrossingPolicy* probed = nullptr;   // set by a policy answering isCrossing()'s probe
+
+  kj::Maybe<capnp::Capability::Client> inboundCall(uint64_t, uint16_t,
+                                                   capnp::Capability::Client) override {
+    return nullptr;
+  }
+  kj::Maybe<capnp::Capability::Client> outboundCall(uint64_t, uint16_t,
+                                                    capnp::Capability::Client) override {
+    return nullptr;
+  }
+  kj::Own<capnp::MembranePolicy> addRef() override { return kj::addRef(*this); }
+
+  // A capability wrapped by `exportPolicy` (X's) enters `importPolicy`'s instance: back home it
+  // is X's own object; anywhere else it stays a capability into X.
+  capnp::Capability::Client importInternal(capnp::Capability::Client internal,
+                                           capnp::MembranePolicy& exportPolicy,
+                                           capnp::MembranePolicy& importPolicy) override {
+    if (&exportPolicy == &importPolicy) return internal;
+    return capnp::membrane(kj::mv(internal), exportPolicy.addRef());
+  }
+};
+
+// Method IDs no schema uses: membranes are probed with calls on them that are never sent
+// (`--trace` probes its own; these membranes answer theirs).
+constexpr uint64_t TRACE_PROBE_INTERFACE_ID = 0xe7c1a5d3b9f20417ull;
+constexpr uint64_t CROSSING_PROBE_INTERFACE_ID = 0xb54f0c2e9a7d3e61ull;
+
+class CrossingPolicy final : public capnp::MembranePolicy, public kj::Refcounted {
+public:
+  CrossingPolicy(CrossingRoot& root, ModeledClock& clock, Cost cost)
+      : root(kj::addRef(root)), clock(clock), cost(cost) {}
+  kj::Maybe<capnp::Capability::Client> inboundCall(uint64_t interfaceId, uint16_t,
+                                                   capnp::Capability::Client) override {
+    if (interfaceId == CROSSING_PROBE_INTERFACE_ID) {
+      root->probed = this;
+    } else if (interfaceId != TRACE_PROBE_INTERFACE_ID) {
+      clock.charge(cost);
+    }
+    return nullptr;
+  }
+  // A capability going out of this instance that already leads into another one (it came in
+  // wrapped and is handed on): it stays as it is, charging its own server's crossing.
+  capnp::Capability::Client exportInternal(capnp::Capability::Client internal) override {
+    if (isCrossing(internal)) return internal;
+    return capnp::MembranePolicy::exportInternal(kj::mv(internal));
+  }
+  kj::Maybe<capnp::Capability::Client> outboundCall(uint64_t, uint16_t,
+                                                    capnp::Capability::Client) override {
+    return nullptr;
+  }
+  kj::Own<capnp::MembranePolicy> addRef() override { return kj::addRef(*this); }
+  capnp::MembranePolicy& rootPolicy() override { return *root; }
+
+private:
+  // Whether `cap` is wrapped by one of these membranes (going into its instance).
+  bool isCrossing(capnp::Capability::Client& cap) {
+    auto hook = capnp::ClientHook::from(kj::cp(cap));
+    for (;;) {
+      KJ_IF_MAYBE(resolved, hook->getResolved()) {
+        hook = resolved->addRef();
+      } else {
+        break;
+      }
+    }
+    if (hook->getBrand() != membraneBrand()) return false;
+    root->probed = nullptr;
+    { auto unsent = hook->newCall(CROSSING_PROBE_INTERFACE_ID, 0, capnp::MessageSize{4, 0}); }
+    bool found = root->probed != nullptr;
+    root->probed = nullptr;
+    return found;
+  }
+  static const void* membraneBrand() {
+    static const void* brand = capnp::ClientHook::from(capnp::membrane(
+        capnp::Capability::Client(capnp::newBrokenCap("brand")), kj::refcounted<CrossingRoot>()))
+        ->getBrand();
+    return brand;
+  }
+
+  kj::Own<CrossingRoot> root;
+  ModeledClock& clock;
+  Cost cost;
+};
+
 kj::String describeExit(int status) {
   if (WIFEXITED(status)) return kj::str("exited with status ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
@@ -56,6 +151,7 @@ struct Composer::Instance {
   kj::Maybe<capnp::Capability::Client> main;  // what dependants and the root hand out
   kj::Maybe<Redirector&> redirector;          // set when restart = on-failure
   kj::Own<ComponentContext> context;          // inline only: outlives the factory's promise
+  kj::Maybe<kj::Own<CrossingPolicy>> crossing;  // its boundary's membrane; null: no cost
 
   // Process placement.
   kj::Maybe<pid_t> pid;                       // cleared by onChildExit when the child is reaped
@@ -72,7 +168,9 @@ struct Composer::Instance {
 
 Composer::Composer(kj::AsyncIoContext& io, const Registry& registry, Plan plan, ComposerOptions options)
     : io_(io), registry_(registry), plan_(kj::mv(plan)), options_(kj::mv(options)),
-      clock_(ModeledClock::create(plan_.timing.profile)) {
+      ownClock_(plan_.timing.enabled ? ModeledClock::create(plan_.timing.profile)
+                                     : kj::Own<ModeledClock>()),
+      clock_(plan_.timing.enabled ? ownClock_.get() : &ModeledClock::off()) {
   struct ErrorHandler final : public kj::TaskSet::ErrorHandler {
     Composer& composer;
     explicit ErrorHandler(Composer& c) : composer(c) {}
@@ -90,6 +188,20 @@ Composer::~Composer() noexcept(false) {
   for (auto& inst : instances_) {
     KJ_IF_MAYBE(pid, inst->pid) { kill(*pid, SIGKILL); }
   }
+}
+
+capnp::Capability::Client Composer::crossInto(Instance& callee, capnp::Capability::Client cap) {
+  if (callee.crossing == nullptr) {
+    KJ_IF_MAYBE(cost, crossingCost(callee.plan.boundary)) {
+      if (!clock_->enabled()) return cap;
+      if (crossingRoot_.get() == nullptr) crossingRoot_ = kj::refcounted<CrossingRoot>();
+      callee.crossing = kj::refcounted<CrossingPolicy>(kj::downcast<CrossingRoot>(*crossingRoot_),
+                                                       *clock_, *cost);
+    } else {
+      return cap;
+    }
+  }
+  return capnp::membrane(kj::mv(cap), KJ_ASSERT_NONNULL(callee.crossing)->addRef());
 }
 
 PhysMem& Composer::memory() { return *mem_; }
@@ -155,7 +267,8 @@ kj::Promise<void> Composer::startInline(Instance& inst) {
                                             handOut(inst, "memory", KJ_ASSERT_NONNULL(frames_)).castAs<rpc::FrameAllocator>(),
                                             io_.provider->getTimer(), *clock_);
   for (auto& w : inst.plan.uses) {
-    inst.context->bind(w.role, handOut(inst, w.target, KJ_ASSERT_NONNULL(instance(w.target).main)));
+    auto& callee = instance(w.target);
+    inst.context->bind(w.role, handOut(inst, w.target, crossInto(callee, KJ_ASSERT_NONNULL(callee.main))));
   }
   return inst.plan.type->factory(*inst.context).then([&inst](rpc::Component::Client c) {
     inst.component = kj::mv(c);
@@ -170,11 +283,12 @@ kj::Promise<void> Composer::startProcess(Instance& inst) {
   kj::String memArgs[] = {kj::str("--mem-fd=", 4), kj::str("--mem-base=", mem_->base()),
                           kj::str("--mem-size=", mem_->size()), kj::str("--name=", inst.plan.name),
                           kj::str("--clock-fd=", 5)};
+  // Without timing there is no clock page: the host charges nothing.
   const char* argv[] = {options_.hostBinary.cStr(), sockArg.cStr(), memArgs[0].cStr(),
                         memArgs[1].cStr(),          memArgs[2].cStr(), memArgs[3].cStr(),
-                        memArgs[4].cStr(),          nullptr};
+                        clock_->enabled() ? memArgs[4].cStr() : nullptr, nullptr};
   int memFd = mem_->fd();
-  int clockFd = clock_->fd();
+  int clockFd = clock_->enabled() ? clock_->fd() : memFd;
   pid_t pid;
   KJ_SYSCALL(pid = fork());
   if (pid == 0) {
@@ -208,7 +322,8 @@ kj::Promise<void> Composer::startProcess(Instance& inst) {
   for (auto i : kj::indices(inst.plan.uses)) {
     auto& w = inst.plan.uses[i];
     uses[i].setRole(w.role);
-    uses[i].setCap(handOut(inst, w.target, KJ_ASSERT_NONNULL(instance(w.target).main)));
+    auto& callee = instance(w.target);
+    uses[i].setCap(handOut(inst, w.target, crossInto(callee, KJ_ASSERT_NONNULL(callee.main))));
   }
   req.setFrames(handOut(inst, "memory", KJ_ASSERT_NONNULL(frames_)).castAs<rpc::FrameAllocator>());
   return req.send().then([&inst](auto response) { inst.component = response.getComponent(); });
@@ -375,7 +490,8 @@ kj::Promise<void> RootServer::get(GetContext context) {
     if (inst->plan.name == name) {
       auto results = context.getResults();
       KJ_IF_MAYBE(c, inst->component) { results.setComponent(*c); }
-      KJ_IF_MAYBE(m, inst->main) { results.setMain(*m); }
+      // The scenario is a caller too: its calls cross into the instance like a component's.
+      KJ_IF_MAYBE(m, inst->main) { results.setMain(composer_.crossInto(*inst, *m)); }
       KJ_REQUIRE(inst->main != nullptr, "instance is not running", name);
       return kj::READY_NOW;
     }

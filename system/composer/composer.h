@@ -13,6 +13,8 @@
 #include "interfaces/composer.capnp.h"
 #include "system/composer/manifest.h"
 
+#include <capnp/membrane.h>
+
 #include <kj/async-io.h>
 
 namespace nb {
@@ -66,6 +68,9 @@ public:
   kj::Maybe<pid_t> pidOf(kj::StringPtr name);
 
   struct Instance;
+  // `cap` (served by `callee`) as its callers get it: calls on it, and on every capability it
+  // hands out, charge the modeled cost of crossing `callee`'s boundary.
+  capnp::Capability::Client crossInto(Instance& callee, capnp::Capability::Client cap);
 
 private:
   kj::Promise<void> startInstance(Instance& inst);
@@ -79,7 +84,9 @@ private:
   const Registry& registry_;
   Plan plan_;
   ComposerOptions options_;
-  kj::Own<ModeledClock> clock_;
+  kj::Own<ModeledClock> ownClock_;   // null when timing is off
+  kj::Own<capnp::MembranePolicy> crossingRoot_;
+  ModeledClock* clock_;
   kj::Own<PhysMem> mem_;
   kj::Own<FrameAllocator> frameAllocator_;
   kj::Maybe<rpc::FrameAllocator::Client> frames_;

@@ -169,6 +169,13 @@ public:
         }
       }
     }
+    if (name == "off") {
+      TimingPlan off;
+      off.profile.name = kj::str("off");
+      off.origin = kj::str("timing off");
+      off.enabled = false;
+      return kj::mv(off);
+    }
     // A shipped profile by name, or a file.
     kj::String text, origin;
     bool isPath = name.endsWith(".toml") || name.findFirst('/') != nullptr;
@@ -180,7 +187,7 @@ public:
         error(kj::mv(namePos), "timing.profile",
               kj::str("unknown profile '", name, "'", suggestion(name, shippedProfileNames()),
                       "; shipped: ", kj::strArray(shippedProfileNames(), ", "),
-                      " (or give a path to a .toml file)"));
+                      " (or give a path to a .toml file, or \"off\")"));
         return nullptr;
       }
     } else {
@@ -229,7 +236,7 @@ public:
             }
           }
         }
-        return TimingPlan{kj::mv(profile), kj::mv(origin)};
+        return TimingPlan{kj::mv(profile), kj::mv(origin), true};
       }
     }
     KJ_UNREACHABLE;
@@ -641,7 +648,25 @@ ManifestResult loadManifest(kj::StringPtr path, const Registry& registry,
   }
   std::stringstream buf;
   buf << in.rdbuf();
-  return parseManifest(kj::StringPtr(buf.str().c_str()), path, registry, overrides);
+  auto text = buf.str();
+  // A NUL byte would silently end the text the TOML parser sees: refuse it, naming where.
+  auto nul = text.find('\0');
+  if (nul != std::string::npos) {
+    uint32_t line = 1, column = 1;
+    for (size_t i = 0; i < nul; i++) {
+      if (text[i] == '\n') {
+        line++;
+        column = 1;
+      } else {
+        column++;
+      }
+    }
+    auto errors = kj::heapArrayBuilder<ManifestError>(1);
+    errors.add(ManifestError{SourcePos{kj::heapString(path), line, column}, kj::str("manifest"),
+                             kj::str("a NUL byte (a binary file?): a manifest is TOML text")});
+    return errors.finish();
+  }
+  return parseManifest(kj::StringPtr(text.c_str()), path, registry, overrides);
 }
 
 ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Registry& registry,

@@ -11,8 +11,8 @@
 //   [[hw.<model>]]                name = "smmu0", placement, restart, uses, model settings
 //   [components.<instance>]       impl = "<component>/<impl>", placement, restart, uses,
 //                                 component settings
-//   [timing]                      profile = "neoverse-smmuv3" (a shipped profile, or a path to
-//                                 a profile TOML relative to the manifest), optional
+//   [timing]                      profile = "neoverse-smmuv3" (a shipped profile, a path to a
+//                                 profile TOML relative to the manifest, or "off"), optional
 //                                 [timing.costs] overrides: mmio_read = 200 (ns)
 //   placement = "inline" | "process"; restart = "never" | "on-failure";
 //   boundary = "call" | "ipc" | "hypercall" | "process" | "none": what a call into the instance
@@ -74,7 +74,8 @@ struct MemoryPlan {
 constexpr const char* DEFAULT_PROFILE = "neoverse-smmuv3";
 struct TimingPlan {
   CostProfile profile;
-  kj::String origin;   // "shipped" or the profile file's path
+  kj::String origin;     // "shipped" or the profile file's path
+  bool enabled = true;   // profile = "off": nothing is charged (to measure what charging costs)
 };
 
 struct Plan {

@@ -187,8 +187,9 @@ kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svg
                       " each (< 1: B is lower); dots: each run over A's median (grey A, black B)");
   out.add(kj::str("set multiplot"));
   out.add(caption(report));
-  out.add(barPanel("steps", kj::str("step time per iteration: ", what), steps, double(h2) / total,
-                   double(h1) / total));
+  auto base = report.getTimeBase() == "wall" ? "wall" : "modeled";
+  out.add(barPanel("steps", kj::str(base, " step time per iteration: ", what), steps,
+                   double(h2) / total, double(h1) / total));
   if (!counters.empty()) {
     out.add(barPanel("counters", kj::str("counters that differ: ", what), counters, 0, double(h2) / total));
   }
@@ -407,8 +408,10 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
     out.add(kj::str("set xtics 2"));   // one tick per power of two on a log-2 axis
   }
   if (!steps.empty()) {
-    out.add(sweepPanel("s", kj::str("step time per iteration (us)", what), steps, axis, report.getParam(),
-                       double(countersHeight) / total, double(stepsHeight) / total));
+    auto base = report.getTimeBase() == "wall" ? "wall" : "modeled";
+    out.add(sweepPanel("s", kj::str(base, " step time per iteration (us)", what), steps, axis,
+                       report.getParam(), double(countersHeight) / total,
+                       double(stepsHeight) / total));
   }
   if (!counters.empty()) {
     out.add(sweepPanel("c", kj::str("counters", what), counters, axis, report.getParam(), 0,

@@ -62,20 +62,14 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
                                     options.onEvent(e);
                                     events.add(kj::heapString(e));
                                   }};
-  // The trace's membranes see every call between instances, in either placement: they are also
-  // what charges modeled crossings. Without --trace, a tracer that records nothing.
-  kj::Own<Tracer> ownTracer;
   Tracer* tracer = nullptr;
-  KJ_IF_MAYBE(t, options.tracer) {
-    tracer = t;
-  } else {
-    ownTracer = kj::heap<Tracer>(options.registry);
-    tracer = ownTracer.get();
+  KJ_IF_MAYBE(t, options.tracer) { tracer = t; }
+  if (tracer != nullptr) {
+    tracer->beginRun(options.traceLabel, plan);
+    composerOptions.interpose = tracer->interposer();
   }
-  tracer->beginRun(options.traceLabel, plan);
-  composerOptions.interpose = tracer->interposer();
   Composer composer(io, options.registry, kj::mv(plan), kj::mv(composerOptions));
-  tracer->chargeCrossings(composer.clock(), options.tracer != nullptr);
+  if (tracer != nullptr) tracer->useClock(composer.clock());
   auto finish = [&]() {
     composer.shutdown().wait(io.waitScope);
     auto ev = report.initEvents(events.size());
@@ -86,12 +80,12 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
     finish();
     result.outcome = RunResult::Outcome::START_FAILED;
     result.error = kj::heapString(e->getDescription());
-    tracer->endRun();
+    if (tracer != nullptr) tracer->endRun();
     return result;
   }
 
   rpc::Root::Client root = composer.root();
-  root = tracer->scenarioRoot(kj::mv(root));
+  if (tracer != nullptr) root = tracer->scenarioRoot(kj::mv(root));
   bool ok = true;
   {
     // Each step's counter changes are read through the composer's own root: not the traced
@@ -108,7 +102,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
       finish();
       result.outcome = RunResult::Outcome::CHECK_FAILED;
       result.checkErrors = checkErrors.releaseAsArray();
-      tracer->endRun();
+      if (tracer != nullptr) tracer->endRun();
       return result;
     }
     KJ_IF_MAYBE(t, options.tracer) {
@@ -132,7 +126,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
   }
   report.setOk(ok);
   finish();
-  tracer->endRun();
+  if (tracer != nullptr) tracer->endRun();
   return result;
 }
 

@@ -117,7 +117,6 @@ struct Tracer::Impl {
     kj::String name;
     kj::String impl;
     uint32_t pid;
-    kj::Maybe<Cost> crossing;   // what a call into it costs in modeled time (its boundary)
     kj::HashMap<kj::String, uint32_t> callerTids;
     kj::HashMap<kj::String, uint64_t> counters;   // as of the last counters() call
   };
@@ -150,7 +149,6 @@ struct Tracer::Impl {
   uint64_t rpcs = 0;
   uint64_t smmuCommands = 0;
   ModeledClock* clock = &ModeledClock::off();
-  bool record = true;
 
   // Set by a policy answering a probe (identify()).
   struct Probed {
@@ -175,7 +173,7 @@ struct Tracer::Impl {
   }
 
   Party& addParty(Run& r, kj::StringPtr name, kj::StringPtr impl, kj::StringPtr detail) {
-    auto p = kj::heap<Party>(Party{kj::heapString(name), kj::heapString(impl), nextPid++, nullptr, {}, {}});
+    auto p = kj::heap<Party>(Party{kj::heapString(name), kj::heapString(impl), nextPid++, {}, {}});
     auto title = kj::str(r.label.size() ? kj::str(r.label, " ") : kj::str(), name,
                          detail.size() ? kj::str(" (", detail, ")") : kj::str());
     events.add(kj::str("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":", p->pid,
@@ -203,7 +201,6 @@ struct Tracer::Impl {
   void recordCall(Party& caller, Party& callee, uint64_t interfaceId, uint16_t methodId,
                   Clock::time_point start, Clock::time_point end, kj::Maybe<const kj::Exception&> error,
                   uint64_t modeledStart, uint64_t modeledEnd) {
-    if (!record) return;
     KJ_IF_MAYBE(r, current) {
       if (r->modeled != nullptr) {
         // The same call on the modeled timeline, in a thread per callee.
@@ -390,7 +387,6 @@ public:
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
     auto& clock = *edge->tracer.clock;
     uint64_t modeledStart = clock.now();
-    KJ_IF_MAYBE(cost, edge->owner.crossing) { clock.charge(*cost); }
     auto start = Clock::now();
     auto params = context.getParams();
     auto request = target.typelessRequest(interfaceId, methodId, params.targetSize());
@@ -515,15 +511,9 @@ void Tracer::beginRun(kj::StringPtr label, const Plan& plan) {
   impl_->current = r;
   auto& scenario = impl_->addParty(r, "scenario", "", "");
   impl_->threadName(scenario, STEPS_TID, "steps");
-  if (impl_->record) {
-    // Timestamps on this timeline are modeled time (its "us" are modeled microseconds).
-    r.modeled = &impl_->addParty(r, "(modeled time)", "", "the modeled machine's clock");
-    impl_->threadName(*r.modeled, STEPS_TID, "steps");
-  }
   impl_->addParty(r, "memory", "hw/mem", "hw/mem");
   for (auto& inst : plan.instances) {
     auto& p = impl_->addParty(r, inst.name, inst.impl, kj::str(inst.impl, ", ", placementName(inst.placement)));
-    p.crossing = crossingCost(inst.boundary);
     if (inst.impl == "hw/smmuv3") {
       impl_->threadName(p, COMMANDS_TID, "commands consumed");
       impl_->threadName(p, EVENTS_TID, "events produced");
@@ -533,9 +523,14 @@ void Tracer::beginRun(kj::StringPtr label, const Plan& plan) {
 
 void Tracer::endRun() { impl_->current = nullptr; }
 
-void Tracer::chargeCrossings(ModeledClock& clock, bool record) {
+void Tracer::useClock(ModeledClock& clock) {
   impl_->clock = &clock;
-  impl_->record = record;
+  auto& r = impl_->run();
+  if (clock.enabled() && r.modeled == nullptr) {
+    // Timestamps on this timeline are modeled time (its "us" are modeled microseconds).
+    r.modeled = &impl_->addParty(r, "(modeled time)", "", "the modeled machine's clock");
+    impl_->threadName(*r.modeled, STEPS_TID, "steps");
+  }
 }
 
 Interposer Tracer::interposer() {

@@ -40,11 +40,9 @@ class Tracer {
 public:
   explicit Tracer(const Registry& registry);   // interface and method names come from its schemas
 
-  // Modeled time: every call that enters an instance charges `clock` the cost of crossing its
-  // manifest `boundary` (system/runtime/modeled-time.h). The membranes that see every call for
-  // the trace are what see every crossing, the same in either placement. With `record` false,
-  // nothing is recorded (a run without --trace still pays its crossings).
-  void chargeCrossings(ModeledClock& clock, bool record);
+  // The modeled machine's clock (system/runtime/modeled-time.h): steps and calls also go on a
+  // modeled-time timeline.
+  void useClock(ModeledClock& clock);
   ~Tracer() noexcept(false);
   KJ_DISALLOW_COPY(Tracer);
 

@@ -1413,7 +1413,7 @@ struct ScenarioRunner::Impl {
         }
         saved.erase(counterName);
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
-        node.iterations = r.getCount();
+        node.iterations += r.getCount() - 1;  // every iteration of every time it ran (+1 above)
         for (auto& child : node.children) node.ok = node.ok && child->ok;
         break;
       }

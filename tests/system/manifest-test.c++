@@ -4,6 +4,8 @@
 #include "system/runtime/sizes.h"
 #include "tests/system/compose-testing.h"
 
+#include <unistd.h>
+
 namespace nb {
 namespace {
 
@@ -195,6 +197,44 @@ TEST_CASE("Sizes: binary units are 2^10 each; \"256MB\" is refused as ambiguous"
   REQUIRE(errors.size() == 1);
   CHECK(std::string(errors[0].cStr()).find("bad.toml:3:8: memory.size: must be a byte size") == 0);
   CHECK(std::string(errors[0].cStr()).find("\"256MB\" is refused as ambiguous") != std::string::npos);
+}
+
+TEST_CASE("Manifest: a NUL byte is an error naming where, not the end of the text", "[manifest]") {
+  char name[] = "/tmp/nestbed-nul-XXXXXX";
+  int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  // The [memory] table, then a NUL on line 4 before a key that must not be lost silently.
+  const char text[] = "[memory]\nbase = 0x40000000\nsize = \"16MiB\"\nab\0cd = 1\n";
+  REQUIRE(write(fd, text, sizeof(text) - 1) == ssize_t(sizeof(text) - 1));
+  close(fd);
+  auto result = loadManifest(name, testing::testRegistry());
+  unlink(name);
+  REQUIRE(result.is<kj::Array<ManifestError>>());
+  auto& errors = result.get<kj::Array<ManifestError>>();
+  REQUIRE(errors.size() == 1);
+  CHECK(kj::str(errors[0]).startsWith(kj::str(name, ":4:3: manifest: a NUL byte")));
+}
+
+TEST_CASE("Manifest: [timing] names a profile, overrides costs, refuses what it does not know",
+          "[manifest][modeled]") {
+  auto plan = testing::planOf(kj::str(MEMORY, "[timing]\nprofile = \"neoverse-trap-hyp\"\n"
+                                              "[timing.costs]\nmmio_read = 7\n"));
+  CHECK(plan.timing.profile.name == "neoverse-trap-hyp");
+  CHECK(plan.timing.profile.ns(Cost::MMIO_READ) == 7);
+  CHECK(plan.timing.profile.costs[uint(Cost::MMIO_READ)].status == "override");
+  CHECK(plan.timing.enabled);
+  CHECK(!testing::planOf(kj::str(MEMORY, "[timing]\nprofile = \"off\"\n")).timing.enabled);
+  auto errors = errorsOf(kj::str(MEMORY, "[timing]\nprofile = \"neoverse\"\n"));
+  CHECK(errors[0].startsWith("bad.toml:5:11: timing.profile: unknown profile 'neoverse'"));
+  errors = errorsOf(kj::str(MEMORY, "[timing.costs]\nmmio_reed = 1\n"));
+  CHECK(errors[0] ==
+        "bad.toml:5:1: timing.costs.mmio_reed: unknown cost 'mmio_reed' (did you mean 'mmio_read'?)");
+  errors = errorsOf(kj::str(MEMORY, "[timing.costs]\nmmio_read = -1\n"));
+  CHECK(errors[0] == "bad.toml:5:13: timing.costs.mmio_read: must not be negative (-1)");
+  Override set[] = {{kj::str("timing.costs.walk_read"), kj::str("3")}};
+  auto result = parseManifest(MEMORY, "m.toml", testing::testRegistry(), set);
+  REQUIRE(result.is<Plan>());
+  CHECK(result.get<Plan>().timing.profile.ns(Cost::WALK_READ) == 3);
 }
 
 }  // namespace
