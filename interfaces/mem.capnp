@@ -13,9 +13,12 @@ struct FrameRun {
 }
 
 interface FrameAllocator {
-  alloc @0 (bytes :UInt64 = 4096, align :UInt64 = 4096, count :UInt32 = 1) -> (errno :Common.Errno, runs :List(FrameRun));
+  alloc @0 (bytes :UInt64 = 4096, align :UInt64 = 4096, count :UInt32 = 1, below :UInt64 = 0)
+      -> (errno :Common.Errno, runs :List(FrameRun));
   # `count` runs of `bytes` each, aligned to `align` (a power of two >= 4096). All or nothing:
   # `eNoMem` (and no runs) when memory is exhausted; `eInval` for a bad size or alignment.
+  # `below` (0: anywhere) bounds where: every run ends at or below it (e.g. 2^OAS for tables a
+  # walker must reach); `eNoMem` when there are not enough such runs.
 
   free @1 (runs :List(FrameRun)) -> (errno :Common.Errno);
   # Returns runs. Freeing frames that are not allocated is `eInval` and frees nothing.

@@ -187,7 +187,10 @@ struct GenericInvalidation {
 struct VeventRecord {
   # One vEVENTQ record (IOMMU_VEVENTQ_ALLOC read()): the header and the payload.
   sequence @0 :UInt32;      # 0, 1, 2 ... per vIOMMU (wraps at INT_MAX)
-  lostEvents @1 :Bool;      # the queue overflowed before this record
+  lostEvents @1 :Bool;      # IOMMU_VEVENTQ_FLAG_LOST_EVENTS: this record is the loss marker,
+                            # queued at the tail as soon as the queue overflowed; it has no
+                            # payload (`raw` empty, `fault` unset) and takes a sequence number,
+                            # the lost records take none
   raw @2 :List(UInt64);     # the 4 qwords of the SMMU's record with the SID replaced by the vSID
   fault @3 :Smmu.Fault;     # the same record decoded (its `sid` is the vSID)
 }

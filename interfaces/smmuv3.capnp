@@ -128,6 +128,9 @@ struct TranslateResult {
     }
     fault @2 :Fault;        # terminated with this event (also in the EVTQ when recordable)
     aborted @3 :AbortCause; # terminated silently
+    razWi @4 :Fault;        # terminated as RAZ/WI (IDR0.TERM_MODEL = 0 and CD.A = 0, IHI 0070
+                            # §3.12.2): the device sees success, reads return zero, writes are
+                            # ignored; the event is in the EVTQ when recordable (CD.R)
   }
 }
 
@@ -212,4 +215,11 @@ interface Smmuv3 extends(Mmio) {
 
   subscribe @4 (sink :IrqSink) -> (subscription :Subscription);
   # Delivers this SMMU's interrupts to `sink` until `subscription` is dropped.
+  reset @5 () -> ();
+  # A reset of the device (IHI 0070 §6.3: every register to its reset value): CR0/CR0ACK,
+  # IRQ_CTRL/IRQ_CTRL_ACK, GERROR/GERRORN and CMDQ_CONS.ERR to 0, GBPA to bypass with incoming
+  # shareability; registers whose reset value the architecture leaves UNKNOWN (CR1, CR2, the
+  # queue and stream-table bases, PROD/CONS, the IRQ_CFG registers) read as 0. The queues are
+  # emptied (PROD = CONS = 0) and the STE/CD cache and IOTLB hold nothing. ID registers, memory
+  # and interrupt subscriptions are unchanged; counters keep counting.
 }

@@ -14,6 +14,7 @@
 #include "util/bits.h"
 
 #include <toml++/toml.h>
+#include <cstring>
 
 namespace nb::endpoint {
 
@@ -28,6 +29,7 @@ struct Chunk {
   uint64_t iova;
   uint64_t pa;
   uint64_t bytes;
+  bool razWi = false;  // terminated as RAZ/WI by the SMMU: reads zero, writes ignored
 };
 
 class EndpointServer final : public rpc::Endpoint::Server, public ComponentCore {
@@ -51,6 +53,7 @@ public:
     out.add(Stat{kj::str("transactions"), counters.transactions});
     out.add(Stat{kj::str("faults"), counters.faults});
     out.add(Stat{kj::str("aborts"), counters.aborts});
+    out.add(Stat{kj::str("raz_wi_pages"), counters.razWi});
     out.add(Stat{kj::str("invalid_requests"), counters.invalid});
   }
 
@@ -101,6 +104,12 @@ protected:
             chunks.add(Chunk{at, r.getOk().getPa(), stop - at});
             break;
           }
+          case rpc::TranslateResult::RAZ_WI: {
+            counters.razWi++;
+            uint64_t stop = kj::min(alignDown(at, PAGE_SIZE) + PAGE_SIZE - iova, length) + iova;
+            chunks.add(Chunk{at, 0, stop - at, true});
+            break;
+          }
           case rpc::TranslateResult::FAULT:
             counters.faults++;
             out.setFault(r.getFault());
@@ -119,7 +128,7 @@ protected:
                  chunks.size(), pages);
       // Every byte must land in memory before any moves: a PA outside it is an external abort.
       for (auto& c : chunks) {
-        if (!mem.contains(c.pa, c.bytes)) {
+        if (!c.razWi && !mem.contains(c.pa, c.bytes)) {
           counters.aborts++;
           auto aborted = out.initAborted();
           aborted.setCause(rpc::DmaAbortCause::EXTERNAL_ABORT);
@@ -133,7 +142,9 @@ protected:
         uint64_t offset = 0;
         kj::Vector<kj::byte> buffer;
         for (auto& c : chunks) {
-          if (pattern.size() >= length) {
+          if (c.razWi) {
+            // WI: the write is ignored.
+          } else if (pattern.size() >= length) {
             mem.write(c.pa, pattern.slice(offset, offset + c.bytes));
           } else {
             buffer.clear();
@@ -150,7 +161,11 @@ protected:
         auto bytes = out.initData(length);
         uint64_t offset = 0;
         for (auto& c : chunks) {
-          mem.read(c.pa, bytes.slice(offset, offset + c.bytes));
+          if (c.razWi) {
+            memset(bytes.begin() + offset, 0, c.bytes);  // RAZ
+          } else {
+            mem.read(c.pa, bytes.slice(offset, offset + c.bytes));
+          }
           offset += c.bytes;
         }
         counters.reads++;
@@ -179,6 +194,7 @@ private:
   struct Counters {
     uint64_t reads = 0, writes = 0, bytesRead = 0, bytesWritten = 0;
     uint64_t transactions = 0, faults = 0, aborts = 0, invalid = 0;
+    uint64_t razWi = 0;  // pages the SMMU terminated as RAZ/WI
   } counters;
 };
 

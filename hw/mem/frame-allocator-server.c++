@@ -17,6 +17,7 @@ protected:
     auto params = context.getParams();
     uint64_t bytes = params.getBytes(), align = params.getAlign();
     uint32_t count = params.getCount();
+    const PhysAddr below = params.getBelow();
     auto results = context.getResults();
     if (bytes == 0 || !isAligned(bytes, FRAME_SIZE) || !isPow2(align) || align < FRAME_SIZE) {
       results.setErrno(rpc::Errno::E_INVAL);
@@ -24,7 +25,9 @@ protected:
     }
     kj::Vector<PhysAddr> got;
     for (uint32_t i = 0; i < count; i++) {
-      KJ_IF_MAYBE(pa, allocator_.allocFrames(bytes, align)) {
+      auto pa_ = below == 0 ? allocator_.allocFrames(bytes, align)
+                            : allocator_.allocFramesBelow(bytes, align, below);
+      KJ_IF_MAYBE(pa, pa_) {
         got.add(*pa);
       } else {
         for (auto pa : got) allocator_.freeFrames(pa, bytes);  // all or nothing

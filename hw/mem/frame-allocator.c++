@@ -59,6 +59,32 @@ kj::Maybe<uint64_t> FrameAllocator::findRun(uint64_t from, uint64_t to, uint64_t
   return nullptr;
 }
 
+kj::Maybe<PhysAddr> FrameSource::allocFramesBelow(uint64_t bytes, uint64_t align,
+                                                  PhysAddr limit) {
+  KJ_IF_MAYBE(pa, allocFrames(bytes, align)) {
+    if (*pa + bytes <= limit && *pa + bytes > *pa) return *pa;
+    freeFrames(*pa, bytes);
+  }
+  return nullptr;
+}
+
+kj::Maybe<PhysAddr> FrameAllocator::allocFramesBelow(uint64_t bytes, uint64_t align,
+                                                     PhysAddr limit) {
+  KJ_REQUIRE(bytes > 0 && isAligned(bytes, FRAME_SIZE), "allocation must be a multiple of 4 KiB",
+             bytes);
+  KJ_REQUIRE(isPow2(align) && align >= FRAME_SIZE, "alignment must be a power of two >= 4 KiB",
+             align);
+  if (limit <= base_) return nullptr;
+  const uint64_t below = kj::min(frames_, (limit - base_) / FRAME_SIZE);  // frames under limit
+  uint64_t count = bytes / FRAME_SIZE, alignFrames = align / FRAME_SIZE;
+  if (count > frames_ - used_) return nullptr;
+  KJ_IF_MAYBE(f, findRun(0, below, count, alignFrames)) {
+    mark(*f, count, true);
+    return base_ + *f * FRAME_SIZE;
+  }
+  return nullptr;
+}
+
 kj::Maybe<PhysAddr> FrameAllocator::allocFrames(uint64_t bytes, uint64_t align) {
   KJ_REQUIRE(bytes > 0 && isAligned(bytes, FRAME_SIZE), "allocation must be a multiple of 4 KiB", bytes);
   KJ_REQUIRE(isPow2(align) && align >= FRAME_SIZE, "alignment must be a power of two >= 4 KiB", align);

@@ -24,6 +24,10 @@ public:
   // Returns null when no such run is free.
   virtual kj::Maybe<PhysAddr> allocFrames(uint64_t bytes, uint64_t align) = 0;
   virtual void freeFrames(PhysAddr pa, uint64_t bytes) = 0;
+  // The same, but the run must end at or below `limit` (e.g. 2^OAS for translation tables a
+  // walker must be able to address). Null when no such run is free. The default takes any run
+  // and gives it back when it is too high; sources that can choose override it.
+  virtual kj::Maybe<PhysAddr> allocFramesBelow(uint64_t bytes, uint64_t align, PhysAddr limit);
 };
 
 class FrameAllocator final : public FrameSource {
@@ -33,6 +37,7 @@ public:
   KJ_DISALLOW_COPY(FrameAllocator);
 
   kj::Maybe<PhysAddr> allocFrames(uint64_t bytes, uint64_t align) override;
+  kj::Maybe<PhysAddr> allocFramesBelow(uint64_t bytes, uint64_t align, PhysAddr limit) override;
   // Frees a run previously allocated (or reserved). Freeing a frame that is not in use is a
   // broken contract (double free) and throws.
   void freeFrames(PhysAddr pa, uint64_t bytes) override;

@@ -27,23 +27,33 @@ FramePool::~FramePool() noexcept(false) {
   }
 }
 
-kj::Promise<bool> FramePool::reserve(uint64_t bytes, uint64_t count) {
+uint64_t FramePool::onHand(uint64_t bytes, PhysAddr limit) const {
+  uint64_t n = 0;
+  KJ_IF_MAYBE(list, free_.find(bytes)) {
+    for (auto pa : *list) n += limit == NO_LIMIT || pa + bytes <= limit;
+  }
+  return n;
+}
+
+kj::Promise<bool> FramePool::reserve(uint64_t bytes, uint64_t count, PhysAddr limit) {
   KJ_REQUIRE(isPow2(bytes) && bytes >= FRAME_SIZE, "pool frames are powers of two >= 4 KiB", bytes);
-  auto& list = free_.findOrCreate(bytes, [&]() { return decltype(free_)::Entry{bytes, {}}; });
-  if (list.size() >= count) return true;
-  return fetch(bytes, count - list.size()).then([this, bytes, count]() {
-    return KJ_ASSERT_NONNULL(free_.find(bytes)).size() >= count;
+  free_.findOrCreate(bytes, [&]() { return decltype(free_)::Entry{bytes, {}}; });
+  uint64_t have = onHand(bytes, limit);
+  if (have >= count) return true;
+  return fetch(bytes, count - have, limit).then([this, bytes, count, limit]() {
+    return onHand(bytes, limit) >= count;
   });
 }
 
-kj::Promise<void> FramePool::fetch(uint64_t bytes, uint64_t want) {
+kj::Promise<void> FramePool::fetch(uint64_t bytes, uint64_t want, PhysAddr limit) {
   // Allocation is all or nothing: when memory is short, ask for halves until what is left
   // is had, so an engine can still make exact progress up to the last free frame.
   auto req = allocator_.allocRequest();
   req.setBytes(bytes);
   req.setAlign(bytes);
   req.setCount(want);
-  return req.send().then([this, bytes, want](auto response) -> kj::Promise<void> {
+  req.setBelow(limit);
+  return req.send().then([this, bytes, want, limit](auto response) -> kj::Promise<void> {
     if (response.getErrno() == rpc::Errno::OK) {
       auto& list = KJ_ASSERT_NONNULL(free_.find(bytes));
       for (auto run : response.getRuns()) list.add(run.getPa());
@@ -51,7 +61,9 @@ kj::Promise<void> FramePool::fetch(uint64_t bytes, uint64_t want) {
     }
     if (want <= 1) return kj::READY_NOW;
     uint64_t half = want / 2;
-    return fetch(bytes, want - half).then([this, bytes, half]() { return fetch(bytes, half); });
+    return fetch(bytes, want - half, limit).then([this, bytes, half, limit]() {
+      return fetch(bytes, half, limit);
+    });
   });
 }
 
@@ -60,6 +72,20 @@ kj::Maybe<PhysAddr> FramePool::allocFrames(uint64_t bytes, uint64_t align) {
   KJ_IF_MAYBE(list, free_.find(bytes)) {
     if (!list->empty()) {
       auto pa = list->back();
+      list->removeLast();
+      return pa;
+    }
+  }
+  return nullptr;
+}
+
+kj::Maybe<PhysAddr> FramePool::allocFramesBelow(uint64_t bytes, uint64_t align, PhysAddr limit) {
+  KJ_REQUIRE(align <= bytes, "pool frames are aligned to their size only", bytes, align);
+  KJ_IF_MAYBE(list, free_.find(bytes)) {
+    for (size_t i = list->size(); i > 0; i--) {
+      PhysAddr pa = (*list)[i - 1];
+      if (pa + bytes > limit) continue;
+      (*list)[i - 1] = list->back();
       list->removeLast();
       return pa;
     }

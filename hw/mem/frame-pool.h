@@ -19,16 +19,20 @@ namespace nb {
 
 class FramePool final : public FrameSource {
 public:
+  static constexpr PhysAddr NO_LIMIT = 0;  // a `limit` of 0: anywhere
+
   explicit FramePool(rpc::FrameAllocator::Client allocator) : allocator_(kj::mv(allocator)) {}
   ~FramePool() noexcept(false);
   KJ_DISALLOW_COPY(FramePool);
 
   // Makes sure at least `count` frames of `bytes` (a power of two >= 4 KiB) are on hand.
   // Resolves to false if the allocator ran out first (the pool keeps all it could get).
-  kj::Promise<bool> reserve(uint64_t bytes, uint64_t count);
+  // With `limit`, only frames ending at or below it count, and only such are fetched.
+  kj::Promise<bool> reserve(uint64_t bytes, uint64_t count, PhysAddr limit = NO_LIMIT);
 
   // FrameSource: synchronous, from the pool only. `align` must not exceed `bytes`.
   kj::Maybe<PhysAddr> allocFrames(uint64_t bytes, uint64_t align) override;
+  kj::Maybe<PhysAddr> allocFramesBelow(uint64_t bytes, uint64_t align, PhysAddr limit) override;
   void freeFrames(PhysAddr pa, uint64_t bytes) override;
 
   // Returns frames beyond `keep` per size class to the allocator.
@@ -37,7 +41,8 @@ public:
   uint64_t framesOnHand() const;
 
 private:
-  kj::Promise<void> fetch(uint64_t bytes, uint64_t want);
+  kj::Promise<void> fetch(uint64_t bytes, uint64_t want, PhysAddr limit);
+  uint64_t onHand(uint64_t bytes, PhysAddr limit) const;
 
   rpc::FrameAllocator::Client allocator_;
   kj::HashMap<uint64_t, kj::Vector<PhysAddr>> free_;  // size class -> frames

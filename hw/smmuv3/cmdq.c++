@@ -23,9 +23,9 @@ IotlbScope scopeFor(const Command& c, Regime regime, uint8_t kinds) {
 
 void setRange(IotlbScope& s, const Command& c, uint64_t addr) {
   // Facts 1.4: TG != 0 covers (NUM+1) x 2^SCALE x granule bytes from ADDR, and TTL (when
-  // nonzero) names the leaf level. TG = 0 is a single address; TTL then has no granule to be
-  // read against and is ignored, as are NUM and SCALE (CONSTRAINED UNPREDICTABLE choice).
-  // A TTL that does not match an entry's level leaves the entry (the hint is trusted).
+  // nonzero) names the leaf level. TG = 0 is a single address (NUM, SCALE and TTL are RES0
+  // then: the decoder refused them). A TTL that does not match an entry's level leaves the
+  // entry (the hint is trusted).
   s.ranged = true;
   s.addr = addr;
   s.length = c.rangeLength();
@@ -188,8 +188,6 @@ void CommandQueue::execute(const Command& c) {
     }
     case Opcode::ATC_INV:
       // No ATS device keeps an ATC in this model: nothing to invalidate.
-    case Opcode::RESUME:
-    case Opcode::STALL_TERM:
       return;
     case Opcode::SYNC:
       completeSync(c);
@@ -198,6 +196,8 @@ void CommandQueue::execute(const Command& c) {
     case Opcode::TLBI_EL3_ALL:
     case Opcode::TLBI_EL3_VA:
     case Opcode::PRI_RESP:
+    case Opcode::RESUME:
+    case Opcode::STALL_TERM:
       return;  // never decoded: CERROR_ILL
   }
   KJ_UNREACHABLE;

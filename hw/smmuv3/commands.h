@@ -48,10 +48,15 @@ struct Command {
 
 kj::OneOf<Command, CommandError> decodeCommand(uint64_t dw0, uint64_t dw1,
                                                const Features& features);
-// CERROR_ILL for: an unknown opcode; SSec = 1 (no secure state is modelled); any bit set outside
-// the opcode's fields; range fields (NUM/SCALE/TTL/TG) without IDR3.RIL; SYNC CS = 3; an opcode
-// whose feature is absent: TLBI_NH_* without stage 1, TLBI_S2_IPA without stage 2, TLBI_EL2_*
-// without HYP, ATC_INV without ATS, PRI_RESP (no PRI queue), TLBI_EL3_* (no EL3), and
-// CFGI_VMS_PIDM (no VMS).
+// CERROR_ILL (IHI 0070 §4.1.3) for: an unknown opcode; SSec = 1 (no secure state is
+// modelled); any bit set outside the opcode's fields; SSV/SSID (and ATC_INV's Global) without
+// substreams (IDR1.SSIDSIZE = 0); ASID/VMID bits [15:8] without IDR0.ASID16/VMID16; range
+// fields (NUM/SCALE/TTL/TG) without IDR3.RIL; with RIL, the reserved range encodings (§4.4.1:
+// NUM/SCALE/TTL nonzero with TG = 0, NUM = SCALE = TTL = 0 with TG != 0, TTL = 1 with the 16K
+// granule without IDR5.DS); ATC_INV SIZE > 52; SYNC CS = 3; an opcode whose feature is
+// absent, one rule per feature: CFGI_CD*/TLBI_NH_* without stage 1, TLBI_S12_VMALL/TLBI_S2_IPA
+// without stage 2, TLBI_EL2_* without HYP, ATC_INV without ATS, PRI_RESP without PRI,
+// RESUME/STALL_TERM with IDR0.STALL_MODEL = 0b01 (this model never stalls), TLBI_EL3_* (no
+// EL3), and CFGI_VMS_PIDM (no VMS).
 
 }  // namespace nb::smmu

@@ -120,6 +120,7 @@ void fillResult(rpc::TranslateResult::Builder out, const TranslateResult& result
       out.setAborted(abort.cause == AbortCause::GBPA_ABORT ? rpc::AbortCause::GBPA
                                                            : rpc::AbortCause::STE);
     }
+    KJ_CASE_ONEOF(razWi, TranslateRazWi) { fillFault(out.initRazWi(), razWi.record); }
   }
 }
 
@@ -418,10 +419,16 @@ protected:
     for (auto t : in) {
       auto one = transactionFrom(t);
       results.add(state->charged([&]() { return state->model.translate(one); }));
-      if (!results.back().is<TranslateOk>()) break;  // a burst stops at its first failure
+      // A burst stops at its first failure; RAZ/WI completes for the device.
+      if (!results.back().is<TranslateOk>() && !results.back().is<TranslateRazWi>()) break;
     }
     auto out = context.getResults().initResults(results.size());
     for (auto i : kj::indices(results)) fillResult(out[i], results[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> reset(ResetContext context) override {
+    state->model.reset();
     return kj::READY_NOW;
   }
 

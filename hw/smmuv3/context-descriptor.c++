@@ -109,19 +109,27 @@ kj::OneOf<CdConfig, Event> decodeCd(const Cd& d, const SteConfig& ste, const Fea
   CdConfig c;
   c.asid = uint16_t(CD_0_ASID.get(dw0) & f.asidMask());
   c.record = CD_0_R.test(dw0);
+  c.abortFaults = CD_0_A.test(dw0);
   c.aset = CD_0_ASET.test(dw0);
   c.mair = d.dw[3];
   const bool el2 = ste.strw == StreamWorld::EL2;
   c.singleRegion = el2 && !ste.e2h;
 
   const uint8_t outputBits = decodeAddressSize(uint8_t(CD_0_IPS.get(dw0)), f.oas);
-  const bool ha = CD_0_HA.test(dw0) && f.httuAccess();
-  const bool hd = ha && CD_0_HD.test(dw0) && f.httuDirty();
+  // HA needs IDR0.HTTU >= access flag, HD needs access + dirty: set without them the CD is
+  // ILLEGAL (IHI 0070 §5.4 CD.HA/HD, §3.13).
+  if ((CD_0_HA.test(dw0) && !f.httuAccess()) || (CD_0_HD.test(dw0) && !f.httuDirty())) {
+    return eventWithId(EventId::C_BAD_CD);
+  }
+  const bool ha = CD_0_HA.test(dw0);
+  const bool hd = ha && CD_0_HD.test(dw0);
 
   for (unsigned i = 0; i < 2; i++) {
     TranslationRegion& r = c.region[i];
     if (i == 1 && c.singleRegion) break;  // no TTB1 in the EL2 regime without E2H
-    r.enabled = !(i == 0 ? CD_0_EPD0 : CD_0_EPD1).test(dw0);
+    // The EL2 regime without E2H has one region and no EPDx (TCR_EL2 has none): EPD0 has no
+    // effect there (IHI 0070 §5.4 CD.EPD0, StreamWorld EL2).
+    r.enabled = c.singleRegion || !(i == 0 ? CD_0_EPD0 : CD_0_EPD1).test(dw0);
     r.tbi = (i == 0 ? CD_0_TBI0 : CD_0_TBI1).test(dw0);
     if (!r.enabled) continue;
     StageConfig& s = r.stage;
@@ -147,6 +155,7 @@ kj::OneOf<CdConfig, Event> decodeCd(const Cd& d, const SteConfig& ste, const Fea
     // UNPREDICTABLE choice).
     uint64_t ttb = i == 0 ? CD_1_TTB0.get(d.dw[1]) << CD_1_TTB0.lo
                           : CD_2_TTB1.get(d.dw[2]) << CD_2_TTB1.lo;
+    if (!tableAddressLegal(ttb, s.granule, outputBits)) return eventWithId(EventId::C_BAD_CD);
     s.ttb = alignDown(ttb, kj::max(uint64_t(8) << s.startIndexBits(), uint64_t(64)));
   }
   return c;

@@ -37,6 +37,7 @@ struct CdConfig {
   // One CD decoded.
   uint16_t asid = 0;
   bool record = false;   // R: record stage-1 faults in the EVTQ
+  bool abortFaults = true;  // A: a terminated stage-1 fault aborts (0: RAZ/WI, with TERM_MODEL 0)
   bool aset = false;
   uint64_t mair = 0;     // decoded for completeness; memory attributes are not modelled
   bool singleRegion = false;  // EL2 regime without E2H: TTB0 only
@@ -61,9 +62,11 @@ kj::OneOf<Cd, Event> fetchCd(const PhysMem& mem, Walker& walker, const SteConfig
 // is F_CD_FETCH with the physical fetch address.
 
 kj::OneOf<CdConfig, Event> decodeCd(const Cd& cd, const SteConfig& ste, const Features& features);
-// C_BAD_CD for: V = 0; AA64 = 0; ENDI = 1; S = 1 (no stall model); for an enabled region, a
-// reserved or unsupported granule or a TxSZ outside 16..39 (25- to 48-bit inputs; values
-// outside are CONSTRAINED UNPREDICTABLE, rejected here). IPS above the OAS behaves as the OAS.
-// The regime comes from the STE (STRW, E2H).
+// C_BAD_CD for: V = 0; AA64 = 0; ENDI = 1; S = 1 (no stall model); HA without HTTU, HD
+// without HTTU access+dirty; for an enabled region, a reserved or unsupported granule, a TxSZ
+// outside 16..39 (25- to 48-bit inputs; values outside are CONSTRAINED UNPREDICTABLE, rejected
+// here), or a TTB beyond the effective IPS (IPS capped at the OAS) or at/above 2^48 with 4K/16K
+// (IHI 0070 §5.4). The regime comes from the STE (STRW, E2H); in the EL2 regime without E2H
+// EPD0 has no effect.
 
 }  // namespace nb::smmu

@@ -62,6 +62,7 @@ IdRegisters makeIdRegisters(const Features& f) {
   idr0 = IDR0::CD2L.set(idr0, f.cd2l);
   idr0 = IDR0::TTENDIAN.set(idr0, IDR0::TTENDIAN_LE);
   idr0 = IDR0::STALL_MODEL.set(idr0, IDR0::STALL_MODEL_NONE);  // stalls are not modelled
+  idr0 = IDR0::TERM_MODEL.set(idr0, f.termModelAbort);
   idr0 = IDR0::ST_LVL.set(idr0, f.twoLevelStreamTable ? 1 : 0);
   r.idr[0] = uint32_t(idr0);
 

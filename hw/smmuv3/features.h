@@ -25,6 +25,8 @@ struct Features {
   Httu httu = Httu::ACCESS_DIRTY;   // IDR0.HTTU
   bool ats = false;                 // IDR0.ATS: gates CMD_ATC_INV and STE.EATS
   bool hyp = false;                 // IDR0.HYP: gates CMD_TLBI_EL2_* and STE.STRW=EL2, CR2.E2H
+  bool termModelAbort = false;      // IDR0.TERM_MODEL: 1 = terminated transactions always abort;
+                                    // 0 = CD.A chooses abort or RAZ/WI (IHI 0070 §3.12.2)
   uint8_t sidBits = 16;             // IDR1.SIDSIZE, 0..32
   uint8_t ssidBits = 20;            // IDR1.SSIDSIZE, 0..20
   uint8_t oas = 48;                 // IDR5.OAS in bits: 32, 36, 40, 42, 44, 48 or 52 (52 needs 64K)

@@ -174,6 +174,11 @@ RegisterFile::RegisterFile(const Features& features, RegisterHooks& hooks,
   s.gbpa = GBPA_RESET;
 }
 
+void RegisterFile::reset() {
+  s = RegisterState();
+  s.gbpa = GBPA_RESET;
+}
+
 const RegisterFile::Register* RegisterFile::find(uint32_t offset) {
   for (auto& r : REGISTERS) {
     if (r.offset == offset) return &r;

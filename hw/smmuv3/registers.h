@@ -124,6 +124,9 @@ public:
   QueueConfig cmdq() const;
   QueueConfig evtq() const;
 
+  void reset();
+  // Every register to its reset value (IHI 0070 §6.3; UNKNOWN reset values are 0 here).
+
   bool raiseGlobalError(Field error);
   // Flips the GERROR bit (facts 1.7) unless that error is already active, and signals
   // Irq::GERROR when enabled. Returns whether the error became active.

@@ -43,6 +43,13 @@ void Smmuv3::mmioWrite(uint32_t offset, uint64_t value, unsigned size) {
   regs.write(offset, value, size);
 }
 
+void Smmuv3::reset() {
+  counters.resets++;
+  regs.reset();
+  configs.invalidateAll();
+  iotlb.invalidateAll();
+}
+
 void Smmuv3::cr0Written(uint32_t previous) {
   // CMDQEN 0 -> 1 with commands pending starts consumption.
   if (!CR0::CMDQEN.test(previous) && regs.cmdqEnabled()) cmdq.consume();
@@ -81,13 +88,45 @@ bool Smmuv3::stage1Recordable(const Event& e, const CdConfig& cd, const SteConfi
   return !isTranslationFault(e.id) || cd.record;
 }
 
+TranslateResult Smmuv3::stage1Fault(const Transaction& t, const Event& e, const CdConfig& cd,
+                                     const SteConfig& ste) {
+  // IHI 0070 §3.12.2: a stage-1 translation-class fault (F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+  // F_PERMISSION; not stage 2, not configuration errors or aborts) terminates the transaction
+  // with RAZ/WI when IDR0.TERM_MODEL = 0 and CD.A = 0, and aborts it otherwise.
+  EventRecord record = fault(t, e, stage1Recordable(e, cd, ste));
+  if (!e.s2 && isTranslationFault(e.id) && !cd.abortFaults && !features_.termModelAbort) {
+    counters.razWi++;
+    return TranslateRazWi{record};
+  }
+  return record;
+}
+
+TranslateResult Smmuv3::addressSizeFault(const Transaction& t) {
+  // A stage-1 F_ADDR_SIZE on the input (S2 = 0, CLASS = IN); no CD governs its recording.
+  Event e;
+  e.id = EventId::F_ADDR_SIZE;
+  e.cls = FaultClass::IN;
+  return fault(t, e, true);
+}
+
+TranslateResult Smmuv3::bypass(const Transaction& t) {
+  // Bypass outputs the input address, which must fit the OAS: above it the transaction is
+  // aborted with F_ADDR_SIZE (IHI 0070 §3.4.1, bypass address-size checks).
+  if (features_.oas < 64 && (t.iova >> features_.oas) != 0) return addressSizeFault(t);
+  counters.bypassed++;
+  return TranslateOk{t.iova, BYPASS_LEAF_SIZE};
+}
+
 const SteConfig* Smmuv3::lookupSte(const Transaction& t, kj::Maybe<EventRecord>& failure) {
   if (const SteConfig* cached = configs.findSte(t.sid)) return cached;
   const RegisterState& s = regs.state();
   auto table = decodeStreamTableConfig(s.strtabBase, s.strtabBaseCfg, features_);
   auto raw = fetchSte(mem, table, t.sid);
   KJ_IF_MAYBE(e, raw.tryGet<Event>()) {
-    failure = fault(t, *e, true);
+    // IHI 0070 §6.3.12 SMMU_CR2.RECINVSID: C_BAD_STREAMID is recorded only when it is 1 (the
+    // transaction is terminated either way).
+    const bool recorded = e->id != EventId::C_BAD_STREAMID || CR2::RECINVSID.test(s.cr2);
+    failure = fault(t, *e, recorded);
     return nullptr;
   }
   auto decoded = decodeSte(raw.get<Ste>(), features_, CR2::E2H.test(s.cr2));
@@ -129,8 +168,7 @@ TranslateResult Smmuv3::translate(const Transaction& t) {
       return TranslateAbort{AbortCause::STE_ABORT};
     case StreamConfig::BYPASS:
       // Substreams are ignored when stage 1 is not enabled (CONSTRAINED choice).
-      counters.bypassed++;
-      return TranslateOk{t.iova, BYPASS_LEAF_SIZE};
+      return bypass(t);
     case StreamConfig::S2_TRANS:
       return translateStage2Only(t, *ste);
     case StreamConfig::S1_TRANS:
@@ -153,6 +191,9 @@ TranslateResult Smmuv3::translateStage2Only(const Transaction& t, const SteConfi
       return okFromEntry(*e, sizeLog2, t.iova);
     }
   }
+  // Input beyond the SMMU's IAS (its OAS: AArch64 tables only, IHI 0070 §3.4) is an address
+  // size fault of the (absent) stage 1, before stage 2 looks at S2T0SZ (§3.4.1).
+  if (features_.oas < 64 && (t.iova >> features_.oas) != 0) return addressSizeFault(t);
   counters.iotlbMisses++;
   counters.walks++;
   auto outcome = walker.walk(ste.s2, t.iova, access, FaultClass::IN);
@@ -177,8 +218,7 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
   KJ_IF_MAYBE(e, selected.tryGet<Event>()) return fault(t, *e, true);
   if (selected.is<StageOneBypass>()) {
     if (nested) return translateStage2Only(t, ste);
-    counters.bypassed++;
-    return TranslateOk{t.iova, BYPASS_LEAF_SIZE};
+    return bypass(t);
   }
   const uint32_t cdIndex = selected.get<uint32_t>();
 
@@ -203,12 +243,12 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
   Access access{t.write, t.priv, t.exec && !t.write};
   Event translationFault;
   translationFault.id = EventId::F_TRANSLATION;
-  if (!region.enabled) return fault(t, translationFault, cd->record);  // EPDx = 1
+  if (!region.enabled) return stage1Fault(t, translationFault, *cd, ste);  // EPDx = 1
   const uint64_t va = region.tbi ? signExtend55(t.iova) : t.iova;
   const unsigned ias = region.stage.inputBits;
   const uint64_t upper = va >> ias;  // must be all zeros (TTB0) or all ones (TTB1)
   if (upper != (regionIndex == 0 ? 0 : (~uint64_t(0) >> ias))) {
-    return fault(t, translationFault, cd->record);
+    return stage1Fault(t, translationFault, *cd, ste);
   }
 
   // ---- IOTLB
@@ -232,7 +272,7 @@ TranslateResult Smmuv3::translateStage1(const Transaction& t, const SteConfig& s
   const uint64_t walkInput = va & ((uint64_t(1) << ias) - 1);
   auto s1 = walker.walk(region.stage, walkInput, access, FaultClass::IN,
                         nested ? &ste.s2 : nullptr);
-  KJ_IF_MAYBE(e, s1.tryGet<Event>()) return fault(t, *e, stage1Recordable(*e, *cd, ste));
+  KJ_IF_MAYBE(e, s1.tryGet<Event>()) return stage1Fault(t, *e, *cd, ste);
   const Leaf& l1 = s1.get<Leaf>();
 
   IotlbEntry entry;
@@ -277,6 +317,8 @@ kj::Vector<Stat> Smmuv3::stats() const {
   add("bypassed", counters.bypassed);
   add("aborted", counters.aborted);
   add("faults", counters.faults);
+  add("raz_wi", counters.razWi);
+  add("resets", counters.resets);
   add("iotlb.hits", counters.iotlbHits);
   add("iotlb.misses", counters.iotlbMisses);
   add("iotlb.entries", iotlb.size());

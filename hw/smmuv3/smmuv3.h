@@ -53,11 +53,18 @@ struct TranslateAbort {
   AbortCause cause;
 };
 
-using TranslateResult = kj::OneOf<TranslateOk, EventRecord, TranslateAbort>;
+struct TranslateRazWi {
+  // A stage-1 translation fault terminated as RAZ/WI rather than aborted (IHI 0070 §3.12.2:
+  // IDR0.TERM_MODEL = 0 and CD.A = 0): the device's read returns zero and its write is
+  // ignored. `record` is the event (in the EVTQ when CD.R says so).
+  EventRecord record;
+};
+
+using TranslateResult = kj::OneOf<TranslateOk, EventRecord, TranslateAbort, TranslateRazWi>;
 // ok, or the transaction was terminated with a fault (the event the SMMU raised; it is also in
 // the EVTQ when EVTQEN is set and the fault is recordable: CD.R for stage-1 translation faults,
-// STE.S2R for stage-2 ones, always for configuration errors and external aborts), or aborted
-// silently.
+// STE.S2R for stage-2 ones, always for configuration errors and external aborts; C_BAD_STREAMID
+// only with CR2.RECINVSID), or terminated as RAZ/WI (with its event), or aborted silently.
 
 struct Stat {
   kj::String name;   // e.g. "iotlb.hits", "cmdq.op.TLBI_NH_VA"
@@ -78,6 +85,10 @@ public:
   // misaligned offsets and other sizes read as zero.
   void mmioWrite(uint32_t offset, uint64_t value, unsigned size);
   // Read-only and reserved fields, unknown offsets and other sizes are ignored.
+
+  void reset();
+  // A device reset: registers to their reset values (RegisterFile::reset), queues empty, the
+  // STE/CD cache and IOTLB emptied. Statistics are kept (they are the model's, not the SMMU's).
 
   // implements the device side ------------------------------------------------------------
   TranslateResult translate(const Transaction& transaction);
@@ -105,6 +116,10 @@ private:
   void gerrorAcknowledged(uint32_t acked) override;
 
   EventRecord fault(const Transaction& t, Event event, bool recordable);
+  TranslateResult addressSizeFault(const Transaction& t);
+  TranslateResult bypass(const Transaction& t);
+  TranslateResult stage1Fault(const Transaction& t, const Event& e, const CdConfig& cd,
+                              const SteConfig& ste);
   bool stage1Recordable(const Event& e, const CdConfig& cd, const SteConfig& ste) const;
   bool stage2Recordable(const Event& e, const SteConfig& ste) const;
   const SteConfig* lookupSte(const Transaction& t, kj::Maybe<EventRecord>& failure);
@@ -116,6 +131,8 @@ private:
     uint64_t bypassed = 0;
     uint64_t aborted = 0;
     uint64_t faults = 0;
+    uint64_t razWi = 0;
+    uint64_t resets = 0;   // faults terminated as RAZ/WI (TERM_MODEL = 0, CD.A = 0)
     uint64_t iotlbHits = 0;
     uint64_t iotlbMisses = 0;
     uint64_t walks = 0;   // IOTLB misses that walked (one per translation, nested or not)

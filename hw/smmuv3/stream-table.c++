@@ -33,21 +33,32 @@ kj::Maybe<Granule> decodeS2Tg(uint64_t tg, const Features& f) {
   return nullptr;
 }
 
-kj::Maybe<uint8_t> decodeS2StartLevel(Granule g, uint64_t sl0) {
+kj::Maybe<uint8_t> decodeS2StartLevel(Granule g, uint64_t sl0, uint8_t oas) {
   // Facts 4.5: 4K: SL0 2 -> L0, 1 -> L1, 0 -> L2; 16K/64K: 2 -> L1, 1 -> L2, 0 -> L3.
-  // SL0 = 3 is reserved for 4K and 64K; for 16K it starts at L0 (DDI0487 VTCR_EL2.SL0).
-  if (g == Granule::G4K) {
-    if (sl0 == 3) return nullptr;
-    return uint8_t(2 - sl0);
-  }
-  if (sl0 == 3) {
-    if (g == Granule::G16K) return uint8_t(0);
-    return nullptr;
-  }
-  return uint8_t(3 - sl0);
+  // SL0 = 3 is reserved for 4K and 64K, and for 16K it means L0, which needs 52-bit 16K
+  // addressing (FEAT_LPA2 / IDR5.DS, not modelled). A start level is also illegal when the
+  // implemented OAS is too small to need it (DDI0487 stage-2 starting level, the rules facts
+  // 4.4 cites as R_DXBSH/R_SRKBC; IHI 0070 §5.2 STE.S2SL0): 4K L0 needs OAS >= 44, 16K L1
+  // needs OAS >= 42, 64K L1 needs OAS >= 44.
+  if (sl0 == 3) return nullptr;
+  const uint8_t level = uint8_t(g == Granule::G4K ? 2 - sl0 : 3 - sl0);
+  if (g == Granule::G4K && level == 0 && oas < 44) return nullptr;
+  if (g == Granule::G16K && level == 1 && oas < 42) return nullptr;
+  if (g == Granule::G64K && level == 1 && oas < 44) return nullptr;
+  return level;
 }
 
+
 }  // namespace
+
+bool tableAddressLegal(uint64_t ttb, Granule g, uint8_t outputBits) {
+  // IHI 0070 §5.2 STE.S2TTB / §5.4 CD.TTB0/TTB1: a table address beyond the effective output
+  // size (IPS/S2PS capped at the OAS) is ILLEGAL, and so is one at or above 2^48 with the 4K or
+  // 16K granule (only 64K tables carry PA[51:48]).
+  if (outputBits < 64 && (ttb >> outputBits) != 0) return false;
+  if (g != Granule::G64K && (ttb >> 48) != 0) return false;
+  return true;
+}
 
 StreamTableConfig decodeStreamTableConfig(uint64_t strtabBase, uint32_t cfg, const Features& f) {
   StreamTableConfig t;
@@ -75,9 +86,10 @@ kj::OneOf<Ste, Event> fetchSte(const PhysMem& mem, const StreamTableConfig& tabl
       return fetchAbort(EventId::F_STE_FETCH, l1Addr);
     }
     uint64_t span = ste::L1STD_SPAN.get(l1);
-    if (span == 0) return badSid;  // invalid L1 descriptor
-    // SPAN above SPLIT+1 is CONSTRAINED UNPREDICTABLE: this model treats it as SPLIT+1.
-    span = kj::min(span, uint64_t(table.split + 1));
+    // IHI 0070 §3.3.2 (L1STD.SPAN): 0 = invalid descriptor; a SPAN above SPLIT + 1 (which
+    // includes the reserved values 12..31, as SPLIT is at most 10) is out of range; both make
+    // the stream invalid: C_BAD_STREAMID.
+    if (span == 0 || span > uint64_t(table.split) + 1) return badSid;
     uint64_t l2Index = sid & ((uint64_t(1) << table.split) - 1);
     if ((l2Index >> (span - 1)) != 0) return badSid;
     addr = (ste::L1STD_L2PTR.get(l1) << ste::L1STD_L2PTR.lo) + l2Index * sizeof(Ste);
@@ -158,11 +170,14 @@ kj::OneOf<SteConfig, Event> decodeSte(const Ste& s, const Features& f, bool cr2E
     } else {
       return badSte();
     }
-    const uint8_t maxInput = s2.granule == Granule::G64K && f.oas == 52 ? 52 : 48;
+    // The IPA size is at most the SMMU's IAS, which is its OAS for AArch64 tables (IHI 0070
+    // §3.4): an S2T0SZ below 64 - OAS is ILLEGAL.
+    const uint8_t maxInput = kj::min(s2.granule == Granule::G64K ? uint8_t(52) : uint8_t(48),
+                                     f.oas);
     const uint64_t inputBits = 64 - STE_2_S2T0SZ.get(dw2);
     if (inputBits < MIN_INPUT_BITS || inputBits > maxInput) return badSte();
     s2.inputBits = uint8_t(inputBits);
-    KJ_IF_MAYBE(level, decodeS2StartLevel(s2.granule, STE_2_S2SL0.get(dw2))) {
+    KJ_IF_MAYBE(level, decodeS2StartLevel(s2.granule, STE_2_S2SL0.get(dw2), f.oas)) {
       s2.startLevel = *level;
     } else {
       return badSte();
@@ -173,13 +188,19 @@ kj::OneOf<SteConfig, Event> decodeSte(const Ste& s, const Features& f, bool cr2E
     if (inputBits <= shift || inputBits - shift > bitsPerLevel(s2.granule) + 4) return badSte();
     s2.outputBits = decodeAddressSize(uint8_t(STE_2_S2PS.get(dw2)), f.oas);
     s2.lpa = f.oas == 52;
-    s2.ha = STE_2_S2HA.test(dw2) && f.httuAccess();
-    s2.hd = s2.ha && STE_2_S2HD.test(dw2) && f.httuDirty();
+    // S2HA needs IDR0.HTTU >= access flag, S2HD needs access + dirty: set without them they
+    // are ILLEGAL (IHI 0070 §5.2, §3.13).
+    if (STE_2_S2HA.test(dw2) && !f.httuAccess()) return badSte();
+    if (STE_2_S2HD.test(dw2) && !f.httuDirty()) return badSte();
+    s2.ha = STE_2_S2HA.test(dw2);
+    s2.hd = s2.ha && STE_2_S2HD.test(dw2);
     s2.affd = STE_2_S2AFFD.test(dw2);
     // S2TTB bits below the (concatenated) table's alignment are CONSTRAINED UNPREDICTABLE:
     // treated as zero here.
     const uint64_t tableBytes = kj::max(uint64_t(8) << s2.startIndexBits(), uint64_t(64));
-    s2.ttb = alignDown(STE_3_S2TTB.get(s.dw[3]) << STE_3_S2TTB.lo, tableBytes);
+    const uint64_t s2ttb = STE_3_S2TTB.get(s.dw[3]) << STE_3_S2TTB.lo;
+    if (!tableAddressLegal(s2ttb, s2.granule, s2.outputBits)) return badSte();
+    s2.ttb = alignDown(s2ttb, tableBytes);
     c.s2Record = STE_2_S2R.test(dw2);
   }
   return c;

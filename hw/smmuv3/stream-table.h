@@ -38,8 +38,13 @@ StreamTableConfig decodeStreamTableConfig(uint64_t strtabBase, uint32_t strtabBa
 // UNPREDICTABLE; this model rounds it down to a valid one (minimum 6).
 
 kj::OneOf<Ste, Event> fetchSte(const PhysMem& mem, const StreamTableConfig& table, uint32_t sid);
-// C_BAD_STREAMID for a SID beyond the table, an invalid (SPAN = 0) L1 descriptor or a SID beyond
-// its L1 descriptor's span; F_STE_FETCH (fetch address) for a read outside memory.
+// C_BAD_STREAMID for a SID beyond the table, an invalid (SPAN = 0) or out-of-range (SPAN above
+// SPLIT + 1, reserved values included; IHI 0070 §3.3.2) L1 descriptor, or a SID beyond its L1
+// descriptor's span; F_STE_FETCH (fetch address) for a read outside memory.
+
+bool tableAddressLegal(uint64_t ttb, Granule granule, uint8_t outputBits);
+// False for a translation table base the STE/CD may not hold: beyond `outputBits` (the
+// effective IPS/S2PS) or, with the 4K/16K granules, at or above 2^48 (IHI 0070 §5.2, §5.4).
 
 enum class StreamConfig : uint8_t { ABORT, BYPASS, S1_TRANS, S2_TRANS, NESTED };
 enum class S1Dss : uint8_t { TERMINATE = 0, BYPASS = 1, SSID0 = 2 };
@@ -78,7 +83,10 @@ kj::OneOf<SteConfig, Event> decodeSte(const Ste& ste, const Features& features, 
 // reserved S1Fmt/S1DSS/STRW/EATS values; S1CDMax above SSIDSIZE; a two-level CD table without
 // CD2L; STRW=EL2 without HYP or with stage 2; S2AA64 = 0; S2ENDI = 1 (little-endian only);
 // S2S = 1 (no stall model); an unsupported or reserved S2TG; an S2T0SZ/S2SL0 pair that is out of
-// range or inconsistent (more than 16 concatenated tables, facts 4.4).
+// range or inconsistent (more than 16 concatenated tables, facts 4.4); an IPA size above the
+// OAS; a start level the OAS does not allow (4K L0 below 44 bits, 16K L1 below 42, 64K L1 below
+// 44, 16K L0 at all); S2HA without HTTU or S2HD without access+dirty; an S2TTB beyond the
+// effective S2PS or at/above 2^48 with 4K/16K (IHI 0070 §5.2).
 // Config values 1..3 (bit 2 clear) abort like 0 (facts 2.1).
 
 }  // namespace nb::smmu

@@ -81,7 +81,9 @@ WalkOutcome Walker::walk(const StageConfig& cfg, uint64_t ia, Access access, Fau
     Event e;
     e.id = id;
     e.s2 = isS2;
-    e.cls = isS2 ? cls : FaultClass::IN;
+    // Stage 1: an external abort fetching a table is CLASS = TT (the access was a table
+    // fetch, IHI 0070 §7.3.11 F_WALK_EABT); every other stage-1 fault is on the input (IN).
+    e.cls = isS2 ? cls : id == EventId::F_WALK_EABT ? FaultClass::TT : FaultClass::IN;
     if (isS2) e.ipa = ia;
     // TTRnW describes the table access of a stage-2 walk done for a stage-1 table (facts 3.2).
     e.ttRnW = isS2 && cls == FaultClass::TT && !access.write;

@@ -65,6 +65,8 @@ const scenario :Scenario = (
     # ---- a linear stream table of 1024 STEs at 0x4fe00000 (zeroed: every STE invalid)
     (mmioWrite = (offset = 0x80, value = 0x4fe00000, size = 8)),
     (mmioWrite = (offset = 0x88, value = 10)),
+    (label = "CR2: PTM | RECINVSID as Linux's reset programs it (C_BAD_STREAMID is recorded)",
+     mmioWrite = (offset = 0x2c, value = 6)),
     (label = "SMMUEN", mmioWrite = (offset = 0x20, value = 1)),
     (mmioRead = (offset = 0x24), expect = (value = "1")),
     (label = "SID 0x300's STE is invalid (V = 0): C_BAD_STE, the record as the EVTQ has it",

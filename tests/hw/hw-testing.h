@@ -87,6 +87,7 @@ public:
 
   void setUp(unsigned sidLog2 = 8) {
     namespace off = smmu::testing::off;
+    write32(off::CR2, smmu::testing::CR2_PTM | smmu::testing::CR2_RECINVSID);  // facts 1.8
     strtab = arena.alloc(64ull << sidLog2, 64ull << sidLog2);
     write64(off::STRTAB_BASE, strtab);
     write32(off::STRTAB_BASE_CFG, sidLog2);

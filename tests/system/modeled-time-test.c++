@@ -210,6 +210,65 @@ TEST_CASE("Modeled time: a step doing one kind of work moves the clock by exactl
   DYNAMIC_SECTION(row.label) { CHECK(step(*r, row.label).getModeledNs() == row.ns); }
 }
 
+uint64_t unitsOf(rpc::StepReport::Reader step, const std::string& cost) {
+  for (auto c : step.getModeled()) {
+    if (std::string(c.getCost().cStr()) == cost) return c.getUnits();
+  }
+  return 0;
+}
+
+struct Units {
+  const char* manifest;
+  const char* scenario;
+  const char* label;
+  const char* cost;
+  uint64_t units;     // derived by hand (the reason is in `why`)
+  const char* why;
+};
+
+TEST_CASE("Modeled time: every class of work is counted as the architecture and Linux do it",
+          "[modeled][e2e]") {
+  constexpr const char* DEFAULT = "system/manifests/default.toml";
+  constexpr const char* TOUR = "system/scenarios/default.capnp";
+  constexpr const char* UNMAP = "tests/system/scenarios/modeled-unmap.capnp";
+  constexpr const char* GUEST = "tests/system/scenarios/modeled-guest.capnp";
+  constexpr const char* NATIVE = "system/manifests/guest-native.toml";
+  constexpr const char* VCMDQ = "system/manifests/guest-sw-vcmdq.toml";
+  constexpr const char* DMA = "ep0's DMA is translated into the buffer";
+  constexpr const char* FAULT = "the next DMA faults: the IOTLB no longer holds the translation";
+  constexpr const char* TLBI = "one guest TLBI_NH_VA (one page of ASID 1)";
+  auto row = GENERATE_COPY(values<Units>({
+      {DEFAULT, TOUR, DMA, "walk_read", 4, "48-bit IAS, 4K granule: levels 0-3, one read each"},
+      {DEFAULT, TOUR, DMA, "config_fetch", 2, "first DMA after attach: the STE and the CD"},
+      {DEFAULT, TOUR, DMA, "config_lookup", 2, "an STE and a CD lookup"},
+      {DEFAULT, TOUR, DMA, "iotlb_lookup", 1, "one translation"},
+      {DEFAULT, TOUR, FAULT, "walk_read", 4, "the 4K unmap freed no table: the walk reaches L3"},
+      {DEFAULT, TOUR, FAULT, "config_fetch", 0, "STE and CD still cached"},
+      {DEFAULT, TOUR, FAULT, "event_write", 1, "F_TRANSLATION recorded"},
+      {DEFAULT, TOUR, FAULT, "irq", 1, "the EVTQ interrupt"},
+      {DEFAULT, UNMAP, "unmap 4 KiB", "pte_store", 1, "one leaf cleared"},
+      {DEFAULT, UNMAP, "unmap 4 KiB", "cmd_store", 2, "TLBI_NH_VA and the CMD_SYNC ending it"},
+      {DEFAULT, UNMAP, "unmap 4 KiB", "smmu_cmd_tlbi", 1, "one page"},
+      {DEFAULT, UNMAP, "unmap 4 KiB", "smmu_cmd_sync", 1, "one submission, one SYNC"},
+      {DEFAULT, UNMAP, "unmap 4 KiB", "mmio_write", 1, "one CMDQ_PROD doorbell"},
+      {DEFAULT, UNMAP, "unmap 4 KiB", "crossing_call", 3,
+       "scenario -> domains, domains -> page_table, domains -> smmu_queue"},
+      {DEFAULT, UNMAP, "unmap 1 MiB of 4 KiB pages", "smmu_cmd_tlbi", 1, "RIL: 256 pages, one range"},
+      {NATIVE, GUEST, TLBI, "guest_exit_vmm", 2, "the guest's PROD write and its CONS poll"},
+      {NATIVE, GUEST, TLBI, "vmm_cmd", 1, "the VMM rewrites one command"},
+      {NATIVE, GUEST, TLBI, "syscall", 1, "one invalidation ioctl"},
+      {NATIVE, GUEST, TLBI, "cmd_store", 3, "the guest's ring entry, the host's TLBI and SYNC"},
+      {VCMDQ, GUEST, TLBI, "vcmdq_doorbell", 2, "the doorbell and the CONS poll, both trapped"},
+      {VCMDQ, GUEST, TLBI, "guest_exit_vmm", 0, "no VMM on the VCMDQ path"},
+      {VCMDQ, GUEST, TLBI, "cmd_store", 4, "the guest's TLBI and SYNC, the host's TLBI and SYNC"},
+  }));
+  DYNAMIC_SECTION(row.manifest << " " << row.label << " " << row.cost) {
+    INFO(row.why);
+    auto r = run(path(row.manifest) + " " + path(row.scenario));
+    CHECK(unitsOf(step(*r, row.label), row.cost) == row.units);
+  }
+}
+
 TEST_CASE("Modeled time: a call's cost is what the manifest says the boundary is",
           "[modeled][e2e]") {
   auto r = run(path("system/manifests/hw.toml") + " " +

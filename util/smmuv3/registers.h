@@ -44,6 +44,7 @@ constexpr Field TTENDIAN = bits(22, 21);   // 0 mixed, 2 little-endian, 3 big-en
 constexpr uint64_t TTENDIAN_LE = 2;
 constexpr Field STALL_MODEL = bits(25, 24);  // 0 stall, 1 no stall (IHI 0070 SMMU_IDR0), 2 force
 constexpr uint64_t STALL_MODEL_NONE = 1;
+constexpr Field TERM_MODEL = bit(26);      // 1 = terminated transactions abort; 0 = CD.A decides
 constexpr Field ST_LVL = bits(28, 27);     // 1 = two-level stream table
 constexpr uint64_t ST_LVL_2LVL = 1;
 }  // namespace IDR0

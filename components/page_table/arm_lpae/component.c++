@@ -183,7 +183,7 @@ protected:
     context.releaseParams();
     // Only a split needs new tables: at most one per level at each end of each range.
     uint64_t need = shared_->policy == PartialUnmap::SPLIT ? ranges.size() * 2 * table.geometry().levels : 0;
-    return shared_->pool.reserve(table.geometry().pageSize(), need)
+    return shared_->pool.reserve(table.geometry().pageSize(), need, tableFrameLimit(table.config()))
         .then([this, context, ranges = kj::mv(ranges)](bool) mutable {
           auto before = requireTable().stats();
           auto result = requireTable().unmap(ranges);
@@ -310,7 +310,8 @@ private:
   // Maps runs[first..] (the first one possibly advanced past what is already mapped), topping
   // up the pool and continuing where the engine ran out of frames.
   kj::Promise<void> mapFrom(MapState& state, size_t first, uint64_t need, int retries) {
-    return shared_->pool.reserve(requireTable().geometry().pageSize(), need)
+    auto& table = requireTable();
+    return shared_->pool.reserve(table.geometry().pageSize(), need, tableFrameLimit(table.config()))
         .then([this, &state, first, retries](bool reserved) -> kj::Promise<void> {
           auto result = requireTable().map(state.runs.slice(first, state.runs.size()));
           state.bytesMapped += result.bytesMapped;
@@ -419,7 +420,8 @@ protected:
     auto geometry = makeGeometry(config.format, config.granule, config.ias, config.oas);
     uint64_t pgd = 0;
     KJ_IF_MAYBE(g, geometry.tryGet<Geometry>()) { pgd = alignUp(g->pgdBytes, FRAME_SIZE); }
-    auto reserve = pgd ? shared_->pool.reserve(pgd, 1) : kj::Promise<bool>(true);
+    auto reserve =
+        pgd ? shared_->pool.reserve(pgd, 1, tableFrameLimit(config)) : kj::Promise<bool>(true);
     return reserve.then([this, context, config](bool) mutable {
       auto made = IoPageTable::create(shared_->mem, shared_->pool, config);
       auto results = context.getResults();

@@ -398,6 +398,11 @@ kj::OneOf<Geometry, Errno> IoPageTable::checkConfig(const TableConfig& config) {
   return geometry;
 }
 
+PhysAddr tableFrameLimit(const TableConfig& config) {
+  uint32_t bits = kj::min(config.oas, config.granule == Granule::SIZE_64K ? 52u : 48u);
+  return PhysAddr(1) << bits;
+}
+
 kj::OneOf<kj::Own<IoPageTable>, Errno> IoPageTable::create(PhysMem& mem, FrameSource& frames,
                                                            const TableConfig& config) {
   auto checked = checkConfig(config);
@@ -405,7 +410,7 @@ kj::OneOf<kj::Own<IoPageTable>, Errno> IoPageTable::create(PhysMem& mem, FrameSo
   const Geometry& geometry = checked.get<Geometry>();
   // The PGD is aligned to its size (TTBR/VTTBR alignment), rounded up to whole frames.
   uint64_t bytes = alignUp(geometry.pgdBytes, FRAME_SIZE);
-  KJ_IF_MAYBE(pgd, frames.allocFrames(bytes, bytes)) {
+  KJ_IF_MAYBE(pgd, frames.allocFramesBelow(bytes, bytes, tableFrameLimit(config))) {
     return kj::heap<IoPageTable>(Passkey(), mem, frames, config, geometry, *pgd);
   }
   return Errno::NOMEM;
@@ -420,16 +425,17 @@ Geometry requireGeometry(kj::OneOf<Geometry, Errno> checked) {
   return checked.get<Geometry>();
 }
 
-PhysAddr requirePgd(FrameSource& frames, const Geometry& geometry) {
+PhysAddr requirePgd(FrameSource& frames, const Geometry& geometry, const TableConfig& config) {
   uint64_t bytes = alignUp(geometry.pgdBytes, FRAME_SIZE);
-  return KJ_REQUIRE_NONNULL(frames.allocFrames(bytes, bytes), "no frames for the PGD", bytes);
+  return KJ_REQUIRE_NONNULL(frames.allocFramesBelow(bytes, bytes, tableFrameLimit(config)),
+                            "no frames for the PGD", bytes);
 }
 
 }  // namespace
 
 IoPageTable::IoPageTable(PhysMem& mem, FrameSource& frames, const TableConfig& config)
     : IoPageTable(Passkey(), mem, frames, config, requireGeometry(checkConfig(config)),
-                  requirePgd(frames, requireGeometry(checkConfig(config)))) {}
+                  requirePgd(frames, requireGeometry(checkConfig(config)), config)) {}
 
 IoPageTable::IoPageTable(Passkey, PhysMem& mem, FrameSource& frames, const TableConfig& config,
                          const Geometry& geometry, PhysAddr pgd)
@@ -457,7 +463,7 @@ kj::Maybe<PhysAddr> IoPageTable::allocTable(bool zero) {
   // Levels below the start hold one granule-sized, granule-aligned page each. `zero` false
   // only for a caller that writes every entry before the table becomes reachable.
   uint64_t bytes = geometry_.pageSize();
-  KJ_IF_MAYBE(pa, frames_.allocFrames(bytes, bytes)) {
+  KJ_IF_MAYBE(pa, frames_.allocFramesBelow(bytes, bytes, tableFrameLimit(config_))) {
     if (zero) mem_.zero(*pa, bytes);
     stats_.tablesAllocated++;
     tablePages_++;

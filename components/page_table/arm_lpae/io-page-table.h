@@ -74,6 +74,10 @@ struct TableConfig {
   TableLifetime lifetime = TableLifetime::LINUX;
 };
 
+PhysAddr tableFrameLimit(const TableConfig& config);
+// Where a table's pages may be: below 2^OAS (a walker cannot address a table above it), and
+// below 2^48 with the 4K/16K granules (only 64K descriptors carry PA[51:48], facts 4.3).
+
 struct MapRun {
   uint64_t iova;  // granule aligned
   PhysAddr pa;    // granule aligned
@@ -140,7 +144,9 @@ class IoPageTable {
 public:
   static kj::OneOf<kj::Own<IoPageTable>, Errno> create(PhysMem& mem, FrameSource& frames,
                                                        const TableConfig& config);
-  // EINVAL for a bad geometry (makeGeometry), EOPNOTSUPP for HD on stage 2, ENOMEM if no PGD.
+  // EINVAL for a bad geometry (makeGeometry), EOPNOTSUPP for HD on stage 2, ENOMEM if no PGD
+  // below tableFrameLimit(config) (every table page comes from below it; Linux's io-pgtable
+  // also fails with ENOMEM when a table page is out of the walker's reach).
 
   IoPageTable(PhysMem& mem, FrameSource& frames, const TableConfig& config);
   // Same, but a bad config or no memory is the caller's broken contract (throws).

@@ -181,12 +181,15 @@ void buildTlbiRange(const TlbiRange& r, bool ril, kj::Vector<Command>& out) {
   const unsigned tg = log2Of(r.pageSize);
   uint64_t numPages = r.size >> tg;
   base.dw1 = TLBI_1_TG.set(base.dw1, (tg - 10) / 2);
+  unsigned ttl = 0;
   if (r.leaf) {
     // The leaf's level; a granule above the level-1 block size has no TTL (0 = unknown), and
     // neither has an unknown granule (commands.h: granule 0).
-    const unsigned ttl = r.granule == 0 ? 0 : 4 - ((log2Of(granule) - 3) / (tg - 3));
-    if (ttl >= 1 && ttl <= 3) base.dw1 = TLBI_1_TTL.set(base.dw1, ttl);
-  } else if ((numPages & TLBI_RANGE_NUM_MAX) == 1) {
+    ttl = r.granule == 0 ? 0 : 4 - ((log2Of(granule) - 3) / (tg - 3));
+    if (ttl < 1 || ttl > 3) ttl = 0;
+    base.dw1 = TLBI_1_TTL.set(base.dw1, ttl);
+  }
+  if (!r.leaf && (numPages & TLBI_RANGE_NUM_MAX) == 1) {
     numPages++;  // so that SCALE and NUM are never both 0
   }
   uint64_t addr = r.addr;
@@ -196,6 +199,13 @@ void buildTlbiRange(const TlbiRange& r, bool ril, kj::Vector<Command>& out) {
     Command c = base;
     c.dw0 = TLBI_0_SCALE.set(c.dw0, scale);
     c.dw0 = TLBI_0_NUM.set(c.dw0, num - 1);
+    if (ttl == 0 && num == 1 && scale == 0) {
+      // One page of a leaf whose level is unknown: TTL = NUM = SCALE = 0 with TG != 0 is a
+      // reserved encoding (IHI 0070 §4.4.1, CERROR_ILL), so it goes as a plain TG = 0
+      // invalidation of that address, which says the same.
+      c = base;
+      c.dw1 = TLBI_1_TG.set(c.dw1, 0);
+    }
     emit(c, addr);
     addr += num << (scale + tg);  // may wrap past 2^64 on the last command: the loop ends
     numPages -= num << scale;

@@ -41,9 +41,93 @@ Command withVmid(Command c, uint16_t vmid) {
 
 uint64_t granuleOfTg(uint64_t tg) { return tg == 0 ? 0 : uint64_t(1) << (12 + 2 * (tg - 1)); }
 
+constexpr uint64_t m(Field f) { return f.mask(); }
+
+Refusal illegal(Command c, kj::StringPtr why) {
+  return refuse(rpc::Errno::E_IO, kj::str(describe(c), ": ", why,
+                                           " (the SMMU would refuse it with CERROR_ILL)"));
+}
+
 }  // namespace
 
-kj::OneOf<Command, Refusal> convertNative(Command guest, uint16_t vmid, VsidLookup& lookup) {
+kj::Maybe<Refusal> validateGuest(Command c, const GuestRules& rules) {
+  // IHI 0070 §4.1.3: reserved fields are RES0; §4.4.1 range encodings. Field positions: facts
+  // 1.3. The VMID of a TLBI is allowed at any value: it is overwritten.
+  const uint64_t asidField = rules.asid16 ? m(cmd::TLBI_0_ASID)
+                                          : uint64_t(0xff) << cmd::TLBI_0_ASID.lo;
+  const uint64_t ssidFields =
+      rules.ssidBits > 0 ? m(cmd::CMD_0_SSV) | m(cmd::ATC_0_SSID) | m(cmd::ATC_0_GLOBAL) : 0;
+  uint64_t allowed0 = m(cmd::CMD_0_OP), allowed1 = 0;
+  bool ranged = false;
+  switch (Opcode(opcodeOf(c))) {
+    case Opcode::TLBI_NSNH_ALL:
+      break;
+    case Opcode::TLBI_NH_ALL:
+      allowed0 |= m(cmd::TLBI_0_VMID);
+      break;
+    case Opcode::TLBI_NH_ASID:
+      allowed0 |= m(cmd::TLBI_0_VMID) | asidField;
+      break;
+    case Opcode::TLBI_NH_VA:
+      allowed0 |= asidField;
+      KJ_FALLTHROUGH;
+    case Opcode::TLBI_NH_VAA:
+      allowed0 |= m(cmd::TLBI_0_VMID);
+      allowed1 |= m(cmd::TLBI_1_LEAF) | m(cmd::TLBI_1_VA);
+      ranged = rules.ril;
+      if (ranged) {
+        allowed0 |= m(cmd::TLBI_0_NUM) | m(cmd::TLBI_0_SCALE);
+        allowed1 |= m(cmd::TLBI_1_TTL) | m(cmd::TLBI_1_TG);
+      }
+      break;
+    case Opcode::ATC_INV:
+      if (!rules.ats) return illegal(c, "ATC_INV on an SMMU without ATS");
+      if (cmd::ATC_1_SIZE.get(c.dw1) > cmd::ATC_INV_SIZE_ALL) {
+        return illegal(c, "ATC_INV SIZE above 52 is reserved");
+      }
+      allowed0 |= ssidFields | m(cmd::ATC_0_SID);
+      allowed1 |= m(cmd::ATC_1_SIZE) | m(cmd::ATC_1_ADDR);
+      break;
+    case Opcode::CFGI_CD:
+      // CFGI_CD has an SSID but no SSV.
+      if (rules.ssidBits > 0) allowed0 |= m(cmd::CFGI_0_SSID);
+      allowed1 |= m(cmd::CFGI_1_LEAF);
+      KJ_FALLTHROUGH;
+    case Opcode::CFGI_CD_ALL:
+      allowed0 |= m(cmd::CFGI_0_SID);
+      break;
+    case Opcode::SYNC:
+      if (cmd::SYNC_0_CS.get(c.dw0) == 3) return illegal(c, "SYNC CS = 3 is reserved");
+      allowed0 |= m(cmd::SYNC_0_CS) | m(cmd::SYNC_0_MSH) | m(cmd::SYNC_0_MSIATTR) |
+                  m(cmd::SYNC_0_MSIDATA);
+      allowed1 |= m(cmd::SYNC_1_MSIADDR);
+      break;
+    default:
+      return nullptr;  // not a guest's: the path's own table refuses it
+  }
+  if ((c.dw0 & ~allowed0) != 0 || (c.dw1 & ~allowed1) != 0) {
+    return illegal(c, kj::str("reserved bits set (dw0 0x", kj::hex(c.dw0 & ~allowed0),
+                              ", dw1 0x", kj::hex(c.dw1 & ~allowed1), ")"));
+  }
+  if (ranged) {
+    const uint64_t tg = cmd::TLBI_1_TG.get(c.dw1), ttl = cmd::TLBI_1_TTL.get(c.dw1);
+    const bool numOrScale = (c.dw0 & (m(cmd::TLBI_0_NUM) | m(cmd::TLBI_0_SCALE))) != 0;
+    if (tg == 0 && (numOrScale || ttl != 0)) {
+      return illegal(c, "NUM, SCALE and TTL are RES0 when TG = 0");
+    }
+    if (tg != 0 && !numOrScale && ttl == 0) {
+      return illegal(c, "TG != 0 with NUM = SCALE = TTL = 0 is a reserved range encoding");
+    }
+    if (tg == cmd::TLBI_TG_16K && ttl == 1) {
+      return illegal(c, "TTL = 1 with the 16K granule needs IDR5.DS");
+    }
+  }
+  return nullptr;
+}
+
+kj::OneOf<Command, Refusal> convertNative(Command guest, uint16_t vmid, VsidLookup& lookup,
+                                          const GuestRules& rules) {
+  KJ_IF_MAYBE(r, validateGuest(guest, rules)) { return kj::mv(*r); }
   switch (Opcode(opcodeOf(guest))) {
     case Opcode::TLBI_NSNH_ALL: {
       // Rewritten into TLBI_NH_ALL of the vIOMMU's VMID; dw1 cleared.
@@ -64,7 +148,9 @@ kj::OneOf<Command, Refusal> convertNative(Command guest, uint16_t vmid, VsidLook
   }
 }
 
-kj::OneOf<Command, Refusal> convertVcmdq(Command guest, uint16_t vmid, VsidLookup& lookup) {
+kj::OneOf<Command, Refusal> convertVcmdq(Command guest, uint16_t vmid, VsidLookup& lookup,
+                                         const GuestRules& rules) {
+  KJ_IF_MAYBE(r, validateGuest(guest, rules)) { return kj::mv(*r); }
   switch (Opcode(opcodeOf(guest))) {
     case Opcode::TLBI_NH_ASID:
     case Opcode::TLBI_NH_VA:
@@ -79,7 +165,8 @@ kj::OneOf<Command, Refusal> convertVcmdq(Command guest, uint16_t vmid, VsidLooku
 }
 
 kj::Maybe<Refusal> decodeGeneric(Command guest, rpc::GenericInvalidation::Builder out,
-                                 GenericLoss& loss) {
+                                 GenericLoss& loss, const GuestRules& rules) {
+  KJ_IF_MAYBE(r, validateGuest(guest, rules)) { return kj::mv(*r); }
   switch (Opcode(opcodeOf(guest))) {
     case Opcode::TLBI_NSNH_ALL:
     case Opcode::TLBI_NH_ALL:

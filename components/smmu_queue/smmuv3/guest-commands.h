@@ -26,12 +26,33 @@ struct Refusal {
   kj::String message;
 };
 
-kj::OneOf<Command, Refusal> convertNative(Command guest, uint16_t vmid, VsidLookup& lookup);
+struct GuestRules {
+  // What the physical SMMU implements (its ID registers), which decides the fields a guest
+  // command may set: the vSMMU advertises the same IDR values (facts 5.3 hw_info).
+  bool ril = true;          // IDR3.RIL: NUM/SCALE/TTL/TG
+  bool ats = false;         // IDR0.ATS: ATC_INV
+  bool asid16 = true;       // IDR0.ASID16: ASID[15:8]
+  unsigned ssidBits = 20;   // IDR1.SSIDSIZE: SSV/SSID/Global
+};
+
+kj::Maybe<Refusal> validateGuest(Command guest, const GuestRules& rules);
+// EIO for an entry the SMMU would refuse with CERROR_ILL, before it reaches the shared queue
+// (Linux's per-opcode validation in the vIOMMU, facts 5.3 "newer code"; IHI 0070 §4.1.3): a
+// bit outside the opcode's fields (per the guest-visible opcodes: NSNH_ALL, NH_ALL, NH_ASID,
+// NH_VA, NH_VAA, ATC_INV, CFGI_CD, CFGI_CD_ALL, SYNC), ASID[15:8] without ASID16, range fields
+// without RIL, a reserved range encoding (§4.4.1: NUM/SCALE/TTL with TG = 0; TG != 0 with
+// NUM = SCALE = TTL = 0; 16K with TTL = 1), ATC_INV without ATS or with SIZE > 52, and
+// SSV/SSID/Global without substreams. Other opcodes are left to the path's own table.
+
+kj::OneOf<Command, Refusal> convertNative(Command guest, uint16_t vmid, VsidLookup& lookup,
+                                          const GuestRules& rules);
 // One entry of IOMMU_HWPT_INVALIDATE (ARM_SMMUV3): the command to forward, or EIO.
 
-kj::OneOf<Command, Refusal> convertVcmdq(Command guest, uint16_t vmid, VsidLookup& lookup);
+kj::OneOf<Command, Refusal> convertVcmdq(Command guest, uint16_t vmid, VsidLookup& lookup,
+                                         const GuestRules& rules);
 // One entry of a software VCMDQ: only TLBI_NH_ASID, TLBI_NH_VA, ATC_INV and CMD_SYNC are
-// accepted (a SYNC is returned unchanged: it marks where the processor must wait).
+// accepted (a SYNC is returned unchanged: it marks where the processor must wait), each
+// validated as validateGuest does (the refusal becomes the VCMDQ's CERROR_ILL).
 
 struct GenericLoss {
   // What decoding into GenericInvalidation widened (stats: lost_precision_*).
@@ -42,7 +63,7 @@ struct GenericLoss {
 };
 
 kj::Maybe<Refusal> decodeGeneric(Command guest, rpc::GenericInvalidation::Builder out,
-                                 GenericLoss& loss);
+                                 GenericLoss& loss, const GuestRules& rules);
 // The guest side of the generic path: refuses what native refuses (EIO), except that vSIDs
 // are carried as they are (the host side resolves them).
 

@@ -208,6 +208,16 @@ public:
   rpc::Domain::Client& stage2() { return s2; }
   uint16_t vmidOf() const { return vmid; }
   VsidLookup& vsidLookup() { return lookup; }
+  GuestRules guestRules() {
+    // The fields a guest command may set follow the physical SMMU's ID registers.
+    const SmmuCaps& caps = sideOrThrow().host.caps();
+    GuestRules r;
+    r.ril = caps.ril;
+    r.ats = caps.ats;
+    r.asid16 = caps.asid16;
+    r.ssidBits = caps.ssidBits;
+    return r;
+  }
   GuestSide::Impl& sideOrThrow() {
     KJ_REQUIRE(side != nullptr, "the smmu_queue serving this vIOMMU has shut down");
     return *side;
@@ -218,21 +228,30 @@ public:
     uint32_t sid = smmuv3::evt::EVT_0_SID.get(record.dw[0]);
     uint64_t vsid = 0;
     KJ_IF_MAYBE(v, sidToVsid.find(sid)) { vsid = *v; } else { return; }
-    uint32_t sequence = nextSequence;
-    nextSequence = nextSequence == INT_MAX_SEQUENCE ? 0 : nextSequence + 1;
-    if (eventq.size() >= depth) {
-      // Full: the record is lost; the next one queued says so.
-      lostPending = true;
+    if (queuedRecords >= depth) {
+      // Full: the record is lost. The loss marker (a header with IOMMU_VEVENTQ_FLAG_LOST_EVENTS
+      // and no payload, facts 5.3 IOMMU_VEVENTQ_ALLOC) goes to the tail at once, taking a
+      // sequence number, unless one is already the tail; lost records take none.
       sideOrThrow().counters.veventsLost++;
+      if (!lostMarkerQueued) {
+        Vevent marker;
+        marker.sequence = takeSequence();
+        marker.lost = true;
+        marker.marker = true;
+        eventq.push_back(marker);
+        lostMarkerQueued = true;
+      }
       return;
     }
     Vevent e;
-    e.sequence = sequence;
-    e.lost = lostPending;
-    lostPending = false;
+    e.sequence = takeSequence();
     e.record = record;
     e.record.dw[0] = smmuv3::evt::EVT_0_SID.with(record.dw[0], vsid);
     eventq.push_back(e);
+    queuedRecords++;
+    // A marker stays where the loss happened: the next record goes after it, and a later
+    // overflow queues a new one.
+    lostMarkerQueued = false;
     sideOrThrow().counters.veventsQueued++;
   }
 
@@ -313,8 +332,9 @@ public:
     // native, and sw_vcmdq's trapped main queue (the commands outside the VCMDQ subset).
     kj::Vector<Command> commands(n);
     kj::Maybe<Refusal> refusal;
+    const GuestRules rules = guestRules();
     for (size_t i = 0; i < n; i++) {
-      auto converted = convertNative(commandAt(blob, i), vmid, lookup);
+      auto converted = convertNative(commandAt(blob, i), vmid, lookup, rules);
       if (converted.is<Refusal>()) {
         refusal = kj::mv(converted.get<Refusal>());
         break;
@@ -362,20 +382,31 @@ public:
         auto r = list[i];
         r.setSequence(e.sequence);
         r.setLostEvents(e.lost);
-        auto raw = r.initRaw(4);
-        for (uint w = 0; w < 4; w++) raw.set(w, e.record.dw[w]);
-        decodeEvent(e.record, r.initFault());
+        if (!e.marker) {
+          auto raw = r.initRaw(4);
+          for (uint w = 0; w < 4; w++) raw.set(w, e.record.dw[w]);
+          decodeEvent(e.record, r.initFault());
+          queuedRecords--;
+        }
         eventq.pop_front();
+        if (eventq.empty()) lostMarkerQueued = false;
       }
     });
   }
 
 private:
   struct Vevent {
-    uint32_t sequence;
-    bool lost;
-    EventRecord record;
+    uint32_t sequence = 0;
+    bool lost = false;     // LOST_EVENTS: this is the loss marker
+    bool marker = false;   // no payload
+    EventRecord record = {};
   };
+
+  uint32_t takeSequence() {
+    uint32_t sequence = nextSequence;
+    nextSequence = nextSequence == INT_MAX_SEQUENCE ? 0 : nextSequence + 1;
+    return sequence;
+  }
 
   void unbind(uint32_t sid) {
     sidToVsid.erase(sid);
@@ -395,8 +426,10 @@ private:
     auto entries = request.initEntries(n);
     size_t decoded = 0;
     kj::Maybe<Refusal> refusal;
+    const GuestRules rules = guestRules();
     for (; decoded < n; decoded++) {
-      KJ_IF_MAYBE(r, decodeGeneric(commandAt(blob, decoded), entries[decoded], s.counters.lost)) {
+      KJ_IF_MAYBE(r, decodeGeneric(commandAt(blob, decoded), entries[decoded], s.counters.lost,
+                                   rules)) {
         refusal = kj::mv(*r);
         break;
       }
@@ -490,7 +523,8 @@ private:
   VsidLookup lookup;
   std::deque<Vevent> eventq;
   uint32_t nextSequence = 0;
-  bool lostPending = false;
+  bool lostMarkerQueued = false;  // the queue's tail is a loss marker
+  uint32_t queuedRecords = 0;     // records in `eventq`, markers not counted (the depth bound)
   kj::Maybe<VcmdqServer*> vcmdqServer;
   kj::Maybe<rpc::Mmio::Client> vcmdqCap;
 
@@ -626,7 +660,8 @@ kj::Promise<void> VcmdqServer::consume() {
   bool stop = false;
   while (!empty()) {
     Command entry = entryAt(indexOf(cons));
-    auto converted = convertVcmdq(entry, owner->vmidOf(), owner->vsidLookup());
+    auto converted = convertVcmdq(entry, owner->vmidOf(), owner->vsidLookup(),
+                                  owner->guestRules());
     if (converted.is<Refusal>()) {
       side.counters.vcmdqErrors++;
       side.counters.guestRefused++;

@@ -147,9 +147,13 @@ TEST_CASE("smmu_queue commands: range invalidation encoding (facts 1.4)",
       {"RIL 1000 pages", nhVa(0, 1000 * 0x1000, 4096, 4096, true), true,
        {{NH | num(28) | scale(3), leaf | ttl(3) | tg(1)},
         {NH | num(2) | scale(8), leaf | ttl(3) | tg(1) | 232 * 0x1000}}},
-      // Granule 0: the leaf size is unknown, so no TTL hint (commands.h).
-      {"RIL granule 0", nhVa(0x5000, 0x1000, 0, 4096, true), true,
-       {{NH | num(0) | scale(0), leaf | tg(1) | 0x5000}}},
+      // Granule 0: the leaf size is unknown, so no TTL hint (commands.h). One page with TTL 0
+      // would be TG != 0 with NUM = SCALE = TTL = 0, a reserved encoding (IHI 0070 §4.4.1,
+      // CERROR_ILL): a plain (TG = 0) invalidation of the page instead.
+      {"RIL granule 0", nhVa(0x5000, 0x1000, 0, 4096, true), true, {{NH, leaf | 0x5000}}},
+      // 33 pages, granule 0: the lone first page plain, then 32 pages NUM 0 SCALE 5.
+      {"RIL granule 0, 33 pages", nhVa(0x5000, 33 * 0x1000, 0, 4096, true), true,
+       {{NH, leaf | 0x5000}, {NH | num(0) | scale(5), leaf | tg(1) | 0x6000}}},
       // A VA with the top bits set (TTB1) keeps them: VA is dw1[63:12].
       {"RIL high VA", nhVa(0xffff000000001000, 0x1000, 4096, 4096, true), true,
        {{NH, leaf | ttl(3) | tg(1) | 0xffff000000001000}}},

@@ -445,5 +445,43 @@ TEST_CASE("hw/endpoint: the same DMA sequence gives identical results inline and
   }
 }
 
+TEST_CASE("hw/endpoint: a stage-1 fault under CD.A = 0 completes as RAZ/WI",
+          "[endpoint][dma][conformance]") {
+  // IHI 0070 §3.12.2: IDR0.TERM_MODEL = 0 (the model's) and CD.A = 0 terminate a stage-1
+  // translation fault as RAZ/WI: the DMA completes, reads of the faulting page return zero, its
+  // writes are ignored; the F_TRANSLATION event is still recorded (CD.R = 1).
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest(placement, "inline", placement));
+    Rig rig(sys);
+    CHECK((rig.smmu.read32(off::IDR0) >> 26 & 1) == 0);  // TERM_MODEL = 0
+    CdParams cd;
+    cd.ttb0 = rig.tables.root();
+    cd.abort = false;
+    uint64_t cdPa = rig.arena.alloc(64);
+    rig.smmu.writeWords(cdPa, cdS1(cd));
+    rig.smmu.writeSte(EP0_SID, steS1(cdPa));
+    rig.smmu.invalidateAll();
+    auto before = pattern(0x1000, 3);
+    sys.composer.memory().write(rig.pages[2], before);
+    // Pages 2 (mapped) and 3 (IOVA + 0x3000, unmapped): page 2 reads its bytes, page 3 zeros.
+    auto r = dma(sys, "ep0", "(iova = 0x10002000, length = 8192)");
+    REQUIRE(r.getErrno() == rpc::Errno::OK);
+    REQUIRE(r.isOk());
+    CHECK(same(r.getData().slice(0, 0x1000), before));
+    auto zeros = kj::heapArray<kj::byte>(0x1000);
+    memset(zeros.begin(), 0, zeros.size());
+    CHECK(same(r.getData().slice(0x1000, 0x2000), zeros));
+    auto events = rig.smmu.drainEvents();
+    REQUIRE(events.size() == 1);
+    CHECK((events[0].dw[0] & 0xff) == 0x10);  // F_TRANSLATION
+    CHECK(events[0].dw[2] == IOVA + 0x3000);
+    // A write to the unmapped page is ignored and completes.
+    auto w = dmaWrite(sys, "ep0", IOVA + 0x3000, pattern(16, 5));
+    CHECK(w.isOk());
+    CHECK(rig.smmu.drainEvents().size() == 1);
+  }
+}
+
 }  // namespace
 }  // namespace nb::hw::testing

@@ -293,9 +293,15 @@ TEST_CASE("Smmuv3: range invalidation follows facts 1.4", "[smmuv3][cmdq][tlb][r
     h.submit({cmdTlbi(0x13, 0, 0, BASE + 4 * 4096, 2, 1, 0, 0), cmdSync()});  // 2 x 16K
     CHECK(rewalked() == range(4, 12));
   }
-  SECTION("TG=0 is a single address; NUM and SCALE are ignored") {
-    h.submit({cmdTlbi(0x12, 0, 1, BASE + 7 * 4096, 0, 31, 31, 0), cmdSync()});
+  SECTION("TG=0 is a single address") {
+    h.submit({cmdTlbi(0x12, 0, 1, BASE + 7 * 4096, 0, 0, 0, 0), cmdSync()});
     CHECK(rewalked() == range(7, 8));
+  }
+  SECTION("a reserved range encoding is CERROR_ILL and invalidates nothing (IHI 0070 §4.4.1)") {
+    // TG = 4K with NUM = SCALE = TTL = 0: the encoding Linux's range builder must avoid.
+    h.submit({cmdTlbi(0x12, 0, 1, BASE, 1, 0, 0, 0), cmdSync()});
+    CHECK((cons(h) >> 24 & 0x7f) == 1);
+    CHECK(rewalked() == "");
   }
   SECTION("without IDR3.RIL the range fields are reserved") {
     Features f;
@@ -370,11 +376,10 @@ TEST_CASE("Smmuv3: hint and no-op commands are consumed without cache effects",
       {0x01 | (1ull << 32), 0},                        // PREFETCH_CONFIG
       {0x02 | (1ull << 32), 0x1000 | 3},               // PREFETCH_ADDR
       {0x40 | (1ull << 32), (0x1000) | 52},            // ATC_INV (no ATC modelled)
-      {0x44 | (1ull << 32), 7},                        // RESUME
-      {0x45 | (1ull << 32), 0},                        // STALL_TERM
       cmdSync(2),                                      // CS = SEV
   });
-  CHECK((cons(pop.h) & 0x1ff) == 6);
+  // RESUME and STALL_TERM are not here: with IDR0.STALL_MODEL = 0b01 they are CERROR_ILL.
+  CHECK((cons(pop.h) & 0x1ff) == 4);
   CHECK(pop.h.read32(off::GERROR) == 0);
   CHECK(pop.rewalked().size() == 0);
   CHECK(pop.h.stat("cmdq.op.ATC_INV") == 1);
@@ -431,46 +436,162 @@ TEST_CASE("Smmuv3: CERROR_ILL stops the queue until acknowledged", "[smmuv3][cmd
   CHECK(h.stat("cmdq.illegal") == 1);
 }
 
-TEST_CASE("Smmuv3: illegal commands", "[smmuv3][cmdq][error]") {
+TEST_CASE("Smmuv3: every reserved field and reserved encoding is CERROR_ILL",
+          "[smmuv3][cmdq][error]") {
+  // IHI 0070 §4.1.3: a command with an unknown opcode, a reserved field set or a reserved
+  // encoding is CERROR_ILL; the SMMU stops with CONS at it (facts 1.6). Positions: facts 1.3.
+  // Default features: S1P, S2P, RIL, 16-bit ASID/VMID, SSIDSIZE 20, no ATS/HYP/PRI/stall.
   struct Row {
     const char* name;
     Cmd cmd;
+    bool illegal;
   };
+  constexpr uint64_t VA = 0x4000'0000;
   auto row = GENERATE(values<Row>({
-      {"unknown opcode 0x00", {0x00, 0}},
-      {"unknown opcode 0x47", {0x47, 0}},
-      {"CFGI_STE with a reserved dw1 bit", {0x03, 1 | (1ull << 5)}},
-      {"CFGI_CD_ALL with a reserved dw0 bit", {0x06 | (1ull << 20), 0}},
-      {"SSec = 1", {0x03 | (1ull << 10), 1}},
-      {"TLBI_NH_ASID with VA bits", {0x11, 0x1000}},
-      {"SYNC CS=3", {0x46 | (3ull << 12), 0}},
-      {"SYNC with a reserved bit", {0x46 | (1ull << 8), 0}},
-      {"TLBI_EL2_ALL without HYP", {0x20, 0}},
-      {"TLBI_EL3_ALL", {0x18, 0}},
-      {"ATC_INV without ATS", {0x40, 0}},
-      {"PRI_RESP without PRI", {0x41, 0}},
-      {"CFGI_VMS_PIDM", {0x07, 0}},
+      // opcodes and the SSec bit
+      {"unknown opcode 0x00", {0x00, 0}, true},
+      {"unknown opcode 0x47", {0x47, 0}, true},
+      {"unknown opcode 0x31", {0x31, 0}, true},
+      {"SSec = 1 (dw0[10]), no Secure state", {0x03 | (1ull << 10), 1}, true},
+      // §4.2 prefetch: SID, SSV, SSID; PREFETCH_ADDR adds SIZE and ADDR
+      {"PREFETCH_CONFIG with SSV and SSID", {0x01 | (1ull << 11) | (5ull << 12), 0}, false},
+      {"PREFETCH_CONFIG dw0[9] reserved", {0x01 | (1ull << 9), 0}, true},
+      {"PREFETCH_CONFIG dw1 reserved", {0x01, 1}, true},
+      {"PREFETCH_ADDR SIZE and ADDR", {0x02, 0x1000 | 3}, false},
+      {"PREFETCH_ADDR dw1[11:5] reserved", {0x02, 1ull << 5}, true},
+      // §4.3 configuration invalidation
+      {"CFGI_STE SID + LEAF", {0x03 | (7ull << 32), 1}, false},
+      {"CFGI_STE dw1[1] reserved", {0x03, 2}, true},
+      {"CFGI_STE dw0[31:12] reserved (no SSID)", {0x03 | (1ull << 12), 1}, true},
+      {"CFGI_STE_RANGE dw1[5] reserved", {0x04, 1ull << 5}, true},
+      {"CFGI_CD SID + SSID + LEAF", {0x05 | (3ull << 12) | (1ull << 32), 1}, false},
+      {"CFGI_CD SSV reserved (CFGI_CD has no SSV)", {0x05 | (1ull << 11), 1}, true},
+      {"CFGI_CD dw1[1] reserved", {0x05, 2}, true},
+      {"CFGI_CD_ALL dw0[31:12] reserved", {0x06 | (1ull << 20), 0}, true},
+      {"CFGI_CD_ALL dw1 reserved", {0x06, 1}, true},
+      {"CFGI_VMS_PIDM (no VMS)", {0x07, 0}, true},
+      // §4.4 TLB invalidation: which of VMID/ASID/address each opcode has
+      {"TLBI_NH_ALL with an ASID", {0x10 | (1ull << 48), 0}, true},
+      {"TLBI_NH_ALL with NUM (not a range command)", {0x10 | (1ull << 12), 0}, true},
+      {"TLBI_NH_ASID with VA bits", {0x11, 0x1000}, true},
+      {"TLBI_NH_VAA with an ASID", {0x13 | (1ull << 48), VA}, true},
+      {"TLBI_NH_VA dw0[19:17] reserved", {0x12 | (1ull << 17), VA}, true},
+      {"TLBI_NH_VA dw1[7:1] reserved", {0x12, VA | 2}, true},
+      {"TLBI_S2_IPA IPA bit 52 reserved", {0x2a, 1ull << 52}, true},
+      {"TLBI_S12_VMALL with an ASID", {0x28 | (1ull << 48), 0}, true},
+      {"TLBI_NSNH_ALL with a VMID", {0x30 | (1ull << 32), 0}, true},
+      // §4.4.1 range encodings (IDR3.RIL = 1)
+      {"TG=0 with NUM != 0 (RES0)", cmdTlbi(0x12, 0, 1, VA, 0, 1, 0, 0), true},
+      {"TG=0 with SCALE != 0 (RES0)", cmdTlbi(0x12, 0, 1, VA, 0, 0, 1, 0), true},
+      {"TG=0 with TTL != 0 (RES0)", cmdTlbi(0x12, 0, 1, VA, 0, 0, 0, 3), true},
+      {"TG=4K NUM=SCALE=TTL=0 reserved", cmdTlbi(0x12, 0, 1, VA, 1, 0, 0, 0), true},
+      {"TG=16K NUM=SCALE=TTL=0 reserved", cmdTlbi(0x13, 0, 0, VA, 2, 0, 0, 0), true},
+      {"TG=64K NUM=SCALE=TTL=0 reserved", cmdTlbi(0x2a, 1, 0, VA, 3, 0, 0, 0), true},
+      {"TG=4K NUM=SCALE=0 with TTL=3", cmdTlbi(0x12, 0, 1, VA, 1, 0, 0, 3), false},
+      {"TG=4K NUM=1 TTL=0", cmdTlbi(0x12, 0, 1, VA, 1, 1, 0, 0), false},
+      {"TG=4K SCALE=1 TTL=0", cmdTlbi(0x12, 0, 1, VA, 1, 0, 1, 0), false},
+      {"TG=16K TTL=1 without IDR5.DS", cmdTlbi(0x12, 0, 1, VA, 2, 1, 0, 1), true},
+      {"TG=64K TTL=1", cmdTlbi(0x12, 0, 1, VA, 3, 1, 0, 1), false},
+      // §4.5 ATS (not implemented: every ATC_INV is illegal, see the feature table)
+      {"ATC_INV without ATS", {0x40, 0}, true},
+      // §4.6 PRI, §4.7 stall
+      {"PRI_RESP without PRI", {0x41, 0}, true},
+      {"RESUME with STALL_MODEL=0b01", {0x44 | (1ull << 32), 0}, true},
+      {"STALL_TERM with STALL_MODEL=0b01", {0x45 | (1ull << 32), 0}, true},
+      // §4.8 SYNC
+      {"SYNC CS=3 reserved", {0x46 | (3ull << 12), 0}, true},
+      {"SYNC dw0[8] reserved", {0x46 | (1ull << 8), 0}, true},
+      {"SYNC dw1[1:0] reserved", {0x46, 1}, true},
+      {"SYNC CS=SEV MSH MSIATTR", {0x46 | (2ull << 12) | (3ull << 22) | (0xfull << 24), 0}, false},
+      // EL2 and EL3
+      {"TLBI_EL2_ALL without HYP", {0x20, 0}, true},
+      {"TLBI_EL3_ALL (no EL3)", {0x18, 0}, true},
+      {"TLBI_EL3_VA (no EL3)", {0x1a, 0}, true},
   }));
   DYNAMIC_SECTION(row.name) {
     Harness h;
     h.setUp();
     h.submit({row.cmd});
-    CHECK(cons(h) == (1u << 24));
-    CHECK(h.read32(off::GERROR) == 1);
+    if (row.illegal) {
+      CHECK(cons(h) == (1u << 24));  // CONS at the entry, ERR = CERROR_ILL
+      CHECK(h.read32(off::GERROR) == 1);
+    } else {
+      CHECK(cons(h) == 1);
+      CHECK(h.read32(off::GERROR) == 0);
+    }
   }
-  SECTION("stage-gated commands") {
-    Features s1Only;
-    s1Only.stage2 = false;
-    Harness h(s1Only);
-    h.setUp();
-    h.submit({cmdTlbi(0x2a, 1, 0, 0x1000)});  // TLBI_S2_IPA needs stage 2
-    CHECK(cons(h) == (1u << 24));
-    Features s2Only;
-    s2Only.stage1 = false;
-    Harness h2(s2Only);
-    h2.setUp();
-    h2.submit({cmdTlbi(0x12, 1, 1, 0x1000)});  // TLBI_NH_VA needs stage 1
-    CHECK(cons(h2) == (1u << 24));
+}
+
+TEST_CASE("Smmuv3: a command for a feature the ID registers deny is CERROR_ILL",
+          "[smmuv3][cmdq][error][features]") {
+  // IHI 0070 §4.1.3 with §3.2/§6.3.1 (SMMU_IDR0/IDR1): one rule per feature, for every command
+  // that needs it. `legal` is the command on an SMMU with the feature.
+  struct Row {
+    const char* name;
+    Features without;
+    Features with;
+    Cmd cmd;
+  };
+  Features base;
+  auto noS1 = base, noS2 = base, noSsid = base, asid8 = base, vmid8 = base, noRil = base;
+  noS1.stage1 = false;
+  noS1.httu = Httu::NONE;
+  noS2.stage2 = false;
+  noSsid.ssidBits = 0;
+  asid8.asid16 = false;
+  vmid8.vmid16 = false;
+  noRil.ril = false;
+  auto hyp = base, ats = base;
+  hyp.hyp = true;
+  ats.ats = true;
+  constexpr uint64_t VA = 0x4000'0000;
+  auto row = GENERATE_COPY(values<Row>({
+      // IDR0.S1P: stage-1 structures and TLB entries
+      {"CFGI_CD needs S1P", noS1, base, {0x05 | (1ull << 32), 1}},
+      {"CFGI_CD_ALL needs S1P", noS1, base, {0x06 | (1ull << 32), 0}},
+      {"TLBI_NH_ALL needs S1P", noS1, base, cmdTlbi(0x10, 1)},
+      {"TLBI_NH_ASID needs S1P", noS1, base, cmdTlbi(0x11, 1, 1)},
+      {"TLBI_NH_VA needs S1P", noS1, base, cmdTlbi(0x12, 1, 1, VA)},
+      {"TLBI_NH_VAA needs S1P", noS1, base, cmdTlbi(0x13, 1, 0, VA)},
+      // IDR0.S2P
+      {"TLBI_S12_VMALL needs S2P", noS2, base, cmdTlbi(0x28, 1)},
+      {"TLBI_S2_IPA needs S2P", noS2, base, cmdTlbi(0x2a, 1, 0, VA)},
+      // IDR0.HYP
+      {"TLBI_EL2_ALL needs HYP", base, hyp, cmdTlbi(0x20)},
+      {"TLBI_EL2_ASID needs HYP", base, hyp, cmdTlbi(0x21, 0, 1)},
+      {"TLBI_EL2_VA needs HYP", base, hyp, cmdTlbi(0x22, 0, 1, VA)},
+      {"TLBI_EL2_VAA needs HYP", base, hyp, cmdTlbi(0x23, 0, 0, VA)},
+      // IDR0.ATS
+      {"ATC_INV needs ATS", base, ats, {0x40 | (1ull << 32), 0x1000 | 1}},
+      // IDR1.SSIDSIZE = 0: SSV/SSID fields are RES0
+      {"CFGI_CD SSID needs substreams", noSsid, base, {0x05 | (1ull << 12), 1}},
+      {"PREFETCH_CONFIG SSV needs substreams", noSsid, base, {0x01 | (1ull << 11), 0}},
+      // IDR0.ASID16 / VMID16: bits [15:8] RES0
+      {"TLBI_NH_ASID ASID 0x100 needs ASID16", asid8, base, cmdTlbi(0x11, 1, 0x100)},
+      {"TLBI_NH_VA ASID 0x100 needs ASID16", asid8, base, cmdTlbi(0x12, 1, 0x100, VA)},
+      {"TLBI_NH_ALL VMID 0x100 needs VMID16", vmid8, base, cmdTlbi(0x10, 0x100)},
+      {"TLBI_S12_VMALL VMID 0x100 needs VMID16", vmid8, base, cmdTlbi(0x28, 0x100)},
+      {"TLBI_S2_IPA VMID 0x100 needs VMID16", vmid8, base, cmdTlbi(0x2a, 0x100, 0, VA)},
+      // IDR3.RIL: NUM/SCALE/TTL/TG
+      {"TLBI_NH_VA range needs RIL", noRil, base, cmdTlbi(0x12, 0, 1, VA, 1, 8, 1, 3)},
+      {"TLBI_S2_IPA range needs RIL", noRil, base, cmdTlbi(0x2a, 1, 0, VA, 1, 8, 1, 3)},
+      {"TLBI_NH_VAA TTL needs RIL", noRil, base, cmdTlbi(0x13, 0, 0, VA, 1, 1, 0, 3)},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    SECTION("refused without the feature") {
+      Harness h(row.without);
+      h.setUp();
+      h.submit({row.cmd});
+      CHECK(cons(h) == (1u << 24));
+      CHECK(h.read32(off::GERROR) == 1);
+    }
+    SECTION("executed with it") {
+      Harness h(row.with);
+      h.setUp();
+      h.submit({row.cmd});
+      CHECK(cons(h) == 1);
+      CHECK(h.read32(off::GERROR) == 0);
+    }
   }
 }
 

@@ -220,6 +220,222 @@ TEST_CASE("hw/smmuv3: translate returns faults and aborts as data",
   }
 }
 
+TEST_CASE("hw/smmuv3: stream-table conformance over RPC (SPAN, RECINVSID)",
+          "[smmuv3][component][conformance]") {
+  // IHI 0070 §3.3.2 (L1STD.SPAN above SPLIT + 1 is out of range: C_BAD_STREAMID) and §6.3.12
+  // (CR2.RECINVSID = 0: C_BAD_STREAMID terminates the transaction but is not recorded).
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    auto translate = [&](uint32_t sid) {
+      auto req = smmu.translateRequest();
+      req.setSid(sid);
+      req.setIova(0x4000);
+      return req.send().wait(ws);
+    };
+    r.setUp(4);  // linear, 16 STEs
+    r.writeSte(2, steBypass());
+    CHECK(translate(2).getOk().getPa() == 0x4000);
+    auto beyond = translate(16);
+    REQUIRE(beyond.isFault());
+    CHECK(beyond.getFault().getType() == rpc::EventType::C_BAD_STREAMID);
+    CHECK(r.drainEvents().size() == 1);
+
+    r.write32(off::CR0, 0);
+    r.write32(off::CR2, CR2_PTM);  // RECINVSID = 0
+    // Two-level, SPLIT 8, 16 L1 descriptors: SPAN 9 (= SPLIT + 1) and SPAN 10 (out of range).
+    uint64_t l1 = r.arena.alloc(16 * 8);
+    uint64_t l2 = r.arena.alloc(256 * 64);
+    r.writeWords(l2 + 5 * 64, steBypass());
+    r.arena.mem().store64(l1 + 1 * 8, l2 | 9);
+    r.arena.mem().store64(l1 + 2 * 8, l2 | 10);
+    r.write64(off::STRTAB_BASE, l1);
+    r.write32(off::STRTAB_BASE_CFG, (1u << 16) | (8u << 6) | 12);
+    r.write32(off::CR0, CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN);
+    r.invalidateAll();
+    CHECK(translate(0x105).getOk().getPa() == 0x4000);
+    auto outOfRange = translate(0x205);
+    REQUIRE(outOfRange.isFault());
+    CHECK(outOfRange.getFault().getType() == rpc::EventType::C_BAD_STREAMID);
+    CHECK(r.drainEvents().size() == 0);  // RECINVSID = 0: not recorded
+    r.write32(off::CR0, 0);
+    r.write32(off::CR2, CR2_PTM | CR2_RECINVSID);
+    r.write32(off::CR0, CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN);
+    CHECK(translate(0x205).isFault());
+    CHECK(r.drainEvents().size() == 1);
+  }
+}
+
+TEST_CASE("hw/smmuv3: STE/CD legality over RPC", "[smmuv3][component][conformance]") {
+  // IHI 0070 §5.4: CD.TTB0 beyond the effective IPS is an ILLEGAL CD (C_BAD_CD), not a walk-time
+  // F_ADDR_SIZE; §5.2: a 4K stage-2 start at level 0 on an SMMU whose OAS is 42 bits is an
+  // ILLEGAL STE (C_BAD_STE); HA without HTTU is an ILLEGAL CD.
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("oas = 42\nhttu = \"none\"\n", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    r.setUp(4);
+    auto typeOf = [&](uint32_t sid) {
+      auto req = smmu.translateRequest();
+      req.setSid(sid);
+      req.setIova(0x1000);
+      auto response = req.send().wait(ws);
+      REQUIRE(response.isFault());
+      return response.getFault().getType();
+    };
+    uint64_t table = arena.alloc(4096);
+    CdParams cp;
+    cp.ips = 3;                      // 42 bits
+    cp.ttb0 = table | (1ull << 42);  // beyond them
+    uint64_t cd1 = arena.alloc(64);
+    r.writeWords(cd1, cdS1(cp));
+    r.writeSte(1, steS1(cd1));
+    CHECK(typeOf(1) == rpc::EventType::C_BAD_CD);
+    cp.ttb0 = table;
+    cp.ha = true;                    // no HTTU
+    uint64_t cd2 = arena.alloc(64);
+    r.writeWords(cd2, cdS1(cp));
+    r.writeSte(2, steS1(cd2));
+    CHECK(typeOf(2) == rpc::EventType::C_BAD_CD);
+    cp.ha = false;
+    uint64_t cd3 = arena.alloc(64);
+    r.writeWords(cd3, cdS1(cp));
+    r.writeSte(3, steS1(cd3));
+    CHECK(typeOf(3) == rpc::EventType::F_TRANSLATION);  // legal: the empty table is walked
+    S2Params sp;
+    sp.ias = 42;
+    sp.sl0 = 2;                      // 4K level 0: needs OAS >= 44
+    sp.ps = 3;
+    sp.ttb = table;
+    r.writeSte(4, steS2(sp));
+    CHECK(typeOf(4) == rpc::EventType::C_BAD_STE);
+    sp.sl0 = 1;                      // level 1 with 8 concatenated tables: legal
+    sp.ttb = arena.alloc(8 * 4096, 8 * 4096);
+    r.writeSte(5, steS2(sp));
+    CHECK(typeOf(5) == rpc::EventType::F_TRANSLATION);
+  }
+}
+
+TEST_CASE("hw/smmuv3: address-size faults over RPC", "[smmuv3][component][conformance]") {
+  // IHI 0070 §3.4.1: bypass output above the OAS and stage-2-only input above the IAS (= OAS)
+  // are stage-1 F_ADDR_SIZE faults on the input (S2 = 0, CLASS = IN).
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("oas = 40\n", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    r.setUp(4);
+    r.writeSte(1, steBypass());
+    S2Params sp;
+    sp.ias = 40;
+    sp.sl0 = 1;
+    sp.ps = 2;
+    sp.ttb = arena.alloc(2 * 4096, 2 * 4096);
+    r.writeSte(2, steS2(sp));
+    auto translate = [&](uint32_t sid, uint64_t iova) {
+      auto req = smmu.translateRequest();
+      req.setSid(sid);
+      req.setIova(iova);
+      return req.send().wait(ws);
+    };
+    CHECK(translate(1, (1ull << 40) - 4096).getOk().getPa() == (1ull << 40) - 4096);
+    for (uint32_t sid : {1u, 2u}) {
+      auto beyond = translate(sid, 1ull << 40);
+      REQUIRE(beyond.isFault());
+      CHECK(beyond.getFault().getType() == rpc::EventType::F_ADDR_SIZE);
+      CHECK(!beyond.getFault().getS2());
+      CHECK(beyond.getFault().getClass() == rpc::FaultClass::IN);
+    }
+    CHECK(r.drainEvents().size() == 2);
+  }
+}
+
+TEST_CASE("hw/smmuv3: reset over RPC", "[smmuv3][component][reset][conformance]") {
+  // interfaces/smmuv3.capnp reset (IHI 0070 §6.3 reset values): a live SMMU reset by a driver
+  // reads back CR0 = CR0ACK = 0, GBPA = SHCFG incoming (0x1000), GERROR = GERRORN = 0, its
+  // queues empty and its caches cold.
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    uint32_t idr0 = r.read32(off::IDR0);
+    r.setUp(4);
+    r.writeSte(1, steBypass());
+    auto translate = [&](uint64_t iova) {
+      auto req = smmu.translateRequest();
+      req.setSid(1);
+      req.setIova(iova);
+      return req.send().wait(ws);
+    };
+    CHECK(translate(0x1000).isOk());
+    r.submit({cmdSync(), {0xff, 0}});  // CERROR_ILL
+    CHECK(r.read32(off::GERROR) == 1);
+    smmu.resetRequest().send().wait(ws);
+    CHECK(r.read32(off::CR0) == 0);
+    CHECK(r.read32(off::CR0ACK) == 0);
+    CHECK(r.read32(off::GBPA) == 0x1000);
+    CHECK(r.read32(off::GERROR) == 0);
+    CHECK(r.read32(off::GERRORN) == 0);
+    CHECK(r.read32(off::CMDQ_CONS) == 0);
+    CHECK(r.read32(off::CMDQ_PROD) == 0);
+    CHECK(r.read32(off::EVTQ_PROD) == 0);
+    CHECK(r.read32(off::IDR0) == idr0);
+    CHECK(counter(sys, "smmu0", "iotlb_entries") == 0);
+    CHECK(counter(sys, "smmu0", "resets") == 1);
+    // Brought up again, a changed STE is seen without CFGI: nothing was cached across.
+    r.setUp(4);
+    r.writeSte(1, steAbort());
+    CHECK(translate(0x1000).isAborted());
+  }
+}
+
+TEST_CASE("hw/smmuv3: reserved and feature-denied commands are CERROR_ILL over RPC",
+          "[smmuv3][component][conformance]") {
+  // IHI 0070 §4.4.1: a range TLBI with TG != 0 and NUM = SCALE = TTL = 0 is reserved; §4.1.3
+  // with IDR0.S2P = 0: TLBI_S12_VMALL is illegal; STALL_MODEL = 0b01: CMD_RESUME is illegal.
+  // Each stops the queue with CMDQ_CONS.ERR = CERROR_ILL (facts 1.6) and runs nothing.
+  auto placement = GENERATE(as<kj::StringPtr>(), "inline", "process");
+  DYNAMIC_SECTION(placement.cStr()) {
+    TestSystem sys(manifest("stage2 = false\n", placement));
+    auto smmu = sys.main<rpc::Smmuv3>("smmu0");
+    auto& ws = sys.io.waitScope;
+    Arena arena(sys.composer);
+    RpcSmmu r(smmu, ws, arena);
+    r.setUp(4);
+    const Cmd cmds[] = {cmdTlbi(0x12, 0, 1, 0x4000'0000, 1, 0, 0, 0),  // reserved range
+                        cmdTlbi(0x28, 1),                             // S12_VMALL without S2
+                        {0x44 | (1ull << 32), 0}};                    // RESUME, no stalls
+    uint32_t index = 0;
+    for (auto& c : cmds) {
+      uint32_t cons = r.submit({c});
+      CHECK((cons >> 24 & 0x7f) == 1);
+      CHECK((cons & 0xff) == index);
+      // Linux's recovery: the entry becomes a CMD_SYNC, then GERRORN acknowledges.
+      uint64_t slot = r.cmdq + uint64_t(index) * 16;
+      arena.mem().store64(slot, cmdSync().dw0);
+      arena.mem().store64(slot + 8, 0);
+      r.write32(off::GERRORN, r.read32(off::GERROR));
+      CHECK(r.read32(off::CMDQ_CONS) == index + 1);
+      index++;
+    }
+    CHECK(counter(sys, "smmu0", "cmdq_illegal") == 3);
+    CHECK(counter(sys, "smmu0", "cmdq_op_tlbi_nh_va") == 0);
+    CHECK(r.submit({cmdTlbi(0x12, 0, 1, 0x4000'0000, 1, 0, 0, 3), cmdSync()}) == index + 2);
+  }
+}
+
 class SinkImpl final : public rpc::IrqSink::Server {
 public:
   explicit SinkImpl(kj::Vector<rpc::SmmuIrq>& seen) : seen(seen) {}

@@ -92,7 +92,7 @@ TEST_CASE("Smmuv3: F_WALK_EABT record", "[smmuv3][events]") {
   r.pnu = true;
   r.ind = true;
   r.rnw = true;
-  r.cls = 2;
+  r.cls = 1;  // TT: a stage-1 table fetch aborted (IHI 0070 §7.3.11)
   r.input = va;
   r.dw3 = fetchField(0x7f'0000'0000 + 256 * 8);  // L0 index = VA[47:39] = 256
   requireEvent(f.h, f.h.translate(9, va, false, 1, true, true), r.make());

@@ -246,5 +246,97 @@ TEST_CASE("Smmuv3: queue registers live at their architected offsets", "[smmuv3]
   CHECK(h.read32(0xac) == 0);
 }
 
+// ---- reset ---------------------------------------------------------------------------------
+
+TEST_CASE("Smmuv3: a reset returns every register to its reset value and empties queues and caches",
+          "[smmuv3][registers][reset][conformance]") {
+  // IHI 0070 §6.3 (each register's reset behaviour): SMMU_CR0 and CR0ACK reset to 0 (§6.3.9,
+  // §6.3.10); SMMU_GBPA: ABORT IMPLEMENTATION DEFINED (this model: 0, bypass), SHCFG 0b01,
+  // everything else 0 (§6.3.14); IRQ_CTRL and IRQ_CTRLACK 0 (§6.3.15/16); GERROR and GERRORN 0
+  // (§6.3.17/18); CMDQ_CONS.ERR 0 (§6.3.27). CR1, CR2, the IRQ_CFG registers, STRTAB_BASE/CFG
+  // and the queue BASE/PROD/CONS registers reset to UNKNOWN values: this model's choice is 0.
+  // ID registers are read-only constants and do not change.
+  struct Row {
+    const char* name;
+    uint32_t offset;
+    unsigned size;
+    uint64_t reset;
+    bool architected;  // false: UNKNOWN in the architecture, 0 by this model's choice
+  };
+  const Row rows[] = {
+      {"CR0", 0x20, 4, 0, true},
+      {"CR0ACK", 0x24, 4, 0, true},
+      {"CR1", 0x28, 4, 0, false},
+      {"CR2", 0x2c, 4, 0, false},
+      {"GBPA", 0x44, 4, 1u << 12, true},  // SHCFG = 0b01 (incoming), ABORT = 0 (IMP DEF)
+      {"IRQ_CTRL", 0x50, 4, 0, true},
+      {"IRQ_CTRL_ACK", 0x54, 4, 0, true},
+      {"GERROR", 0x60, 4, 0, true},
+      {"GERRORN", 0x64, 4, 0, true},
+      {"GERROR_IRQ_CFG0", 0x68, 8, 0, false},
+      {"GERROR_IRQ_CFG1", 0x70, 4, 0, false},
+      {"GERROR_IRQ_CFG2", 0x74, 4, 0, false},
+      {"STRTAB_BASE", 0x80, 8, 0, false},
+      {"STRTAB_BASE_CFG", 0x88, 4, 0, false},
+      {"CMDQ_BASE", 0x90, 8, 0, false},
+      {"CMDQ_PROD", 0x98, 4, 0, false},
+      {"CMDQ_CONS", 0x9c, 4, 0, true},  // ERR = 0 (architected); the index is UNKNOWN
+      {"EVTQ_BASE", 0xa0, 8, 0, false},
+      {"EVTQ_IRQ_CFG0", 0xb0, 8, 0, false},
+      {"EVTQ_IRQ_CFG1", 0xb8, 4, 0, false},
+      {"EVTQ_IRQ_CFG2", 0xbc, 4, 0, false},
+      {"EVTQ_PROD", 0x10000 + 0xa8, 4, 0, false},
+      {"EVTQ_CONS", 0x10000 + 0xac, 4, 0, false},
+  };
+  Features f;
+  f.hyp = true;
+  Harness h(f);
+  uint32_t ids[8];
+  for (unsigned i = 0; i < 8; i++) ids[i] = h.read32(4 * i);  // IDR0..IDR5, IIDR, AIDR
+
+  // Program a live SMMU: every register away from its reset value.
+  h.setUp(4);
+  h.write32(off::CR1, 0xd75);  // ISH WB for tables and queues
+  h.write32(off::CR0, 0);
+  h.write32(off::CR2, CR2_E2H | CR2_RECINVSID | CR2_PTM);
+  h.write32(off::GBPA, (1u << 31) | (1u << 20));  // ABORT, with the UPDATE handshake
+  h.write64(0x68, 0x8000'1000);
+  h.write32(0x70, 0x1234);
+  h.write32(0x74, 0x31);
+  h.write64(0xb0, 0x8000'2000);
+  h.write32(0xb8, 0x5678);
+  h.write32(0xbc, 0x31);
+  h.enable();
+  h.writeSte(1, steBypass());
+  expectPa(h.translate(1, 0x1000));  // the STE is cached
+  h.translate(16, 0);                // C_BAD_STREAMID: EVTQ_PROD moves
+  h.submit({cmdSync(), {0xff, 0}});  // CERROR_ILL: GERROR.CMDQ_ERR, CMDQ_CONS.ERR
+  h.write32(off::GERRORN, 1u << 2);  // GERRORN away from 0 (EVTQ_ABT_ERR bit)
+  h.drainEvents();                   // EVTQ_CONS moves
+  for (auto& row : rows) {
+    INFO(row.name << " before the reset");
+    CHECK(h.smmu.mmioRead(row.offset, row.size) != row.reset);
+  }
+  CHECK(h.stat("cfg.ste_hits") + h.stat("cfg.ste_misses") > 0);
+
+  h.smmu.reset();
+
+  for (auto& row : rows) {
+    INFO(row.name << (row.architected ? " (architected reset value)" : " (UNKNOWN: model 0)"));
+    CHECK(h.smmu.mmioRead(row.offset, row.size) == row.reset);
+  }
+  for (unsigned i = 0; i < 8; i++) CHECK(h.read32(4 * i) == ids[i]);
+  CHECK(h.stat("iotlb.entries") == 0);
+  // SMMUEN = 0 and GBPA bypass: the SMMU passes transactions through.
+  CHECK(expectPa(h.translate(1, 0x4000)) == 0x4000);
+  // The STE cache is empty: after bring-up a changed STE is seen without any CFGI.
+  h.setUp(4);
+  h.writeSte(1, steAbort());
+  CHECK(h.translate(1, 0x1000).is<TranslateAbort>());
+  // The queues start empty: a command runs from index 0.
+  h.submit({cmdSync()});
+  CHECK(h.read32(off::CMDQ_CONS) == 1);
+}
+
 }  // namespace
 }  // namespace nb::smmu::testing

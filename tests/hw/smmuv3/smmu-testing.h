@@ -35,6 +35,7 @@ constexpr uint32_t IDR0 = 0x00, IDR1 = 0x04, IDR2 = 0x08, IDR3 = 0x0c, IDR4 = 0x
                    EVTQ_PROD = 0x10000 + 0xa8, EVTQ_CONS = 0x10000 + 0xac;
 }
 constexpr uint32_t CR0_SMMUEN = 1, CR0_EVTQEN = 4, CR0_CMDQEN = 8;
+constexpr uint32_t CR2_E2H = 1, CR2_RECINVSID = 2, CR2_PTM = 4;  // facts 1.8
 
 // ---- STE (facts 2.1) -----------------------------------------------------------------------
 struct Words8 {
@@ -107,6 +108,7 @@ struct CdParams {
   bool record = true;
   bool ha = false, hd = false;
   bool epd0 = false, epd1 = true;
+  bool abort = true;     // A: terminated faults abort (0: RAZ/WI when IDR0.TERM_MODEL = 0)
 };
 inline uint64_t tg0(unsigned pageShift) { return pageShift == 12 ? 0 : pageShift == 16 ? 1 : 2; }
 
@@ -115,8 +117,8 @@ inline Words8 cdS1(const CdParams& p) {
   c.w[0] = uint64_t(64 - p.ias) | (tg0(p.pageShift) << 6) | (1ull << 8) | (1ull << 10) |
            (3ull << 12) | (uint64_t(p.epd0) << 14) | (uint64_t(p.epd1) << 30) | (1ull << 31) |
            (uint64_t(p.ips) << 32) | (1ull << 41) | (uint64_t(p.hd) << 42) |
-           (uint64_t(p.ha) << 43) | (uint64_t(p.record) << 45) | (1ull << 46) | (1ull << 47) |
-           (uint64_t(p.asid) << 48);
+           (uint64_t(p.ha) << 43) | (uint64_t(p.record) << 45) | (uint64_t(p.abort) << 46) |
+           (1ull << 47) | (uint64_t(p.asid) << 48);
   c.w[1] = p.ttb0 & mask(51, 4);
   c.w[3] = 0xf404ff44;  // facts 4.2 MAIR
   return c;
@@ -229,6 +231,7 @@ public:
 
   // Bring-up in the order of Linux's reset (facts 1.8): linear stream table, queues, enable.
   void setUp(unsigned sidLog2 = 8) {
+    write32(off::CR2, CR2_PTM | CR2_RECINVSID);  // as Linux's reset (facts 1.8 step 3)
     strtab = alloc(64ull << sidLog2, 64ull << sidLog2);
     write64(off::STRTAB_BASE, strtab);
     write32(off::STRTAB_BASE_CFG, sidLog2);

@@ -187,13 +187,20 @@ TEST_CASE("Smmuv3: stage-2 translation for every granule", "[smmuv3][walk]") {
     auto r = h.translate(2, ipa + 0x18, true);
     CHECK(expectPa(r) == pa + 0x18);
     CHECK(leafSize(r) == size);
-    // An IPA beyond S2T0SZ is a stage-2 translation fault carrying the IPA.
+    // An IPA beyond S2T0SZ is a stage-2 translation fault carrying the IPA, unless it is also
+    // beyond the SMMU's IAS (= OAS, 48 here): then it is a stage-1 address-size fault on the
+    // input, S2 = 0 (IHI 0070 §3.4, §3.4.1).
     Rec e{0x10, 2};
     e.s2 = true;
     e.cls = 2;
     e.rnw = true;
     e.input = 1ull << row.ias;
     e.dw3 = ipaField(1ull << row.ias);
+    if (row.ias >= 48) {
+      e.id = 0x11;
+      e.s2 = false;
+      e.dw3 = 0;
+    }
     NB_REQUIRE_RECORD(expectFault(h.translate(2, 1ull << row.ias)), e.make());
   }
 }
@@ -347,6 +354,7 @@ TEST_CASE("Smmuv3: address-size, access and external-abort faults", "[smmuv3][wa
     uint64_t l2 = s.tables.slotPa(0x1000, 2);
     h.mem().store64(l2, 0xf000'0000 | 3);  // below 4 GB, outside memory
     e.id = 0x0b;
+    e.cls = 1;  // TT: the abort was on a stage-1 table fetch (IHI 0070 §7.3.11)
     e.input = 0x1000;
     e.dw3 = fetchField(0xf000'0000 + 8);
     NB_REQUIRE_RECORD(expectFault(h.translate(1, 0x1000)), e.make());
@@ -421,14 +429,14 @@ TEST_CASE("Smmuv3: HTTU sets the access flag", "[smmuv3][walk][httu]") {
   CHECK(expectPa(h.translate(1, 0x1000)) == pa);
   CHECK((h.mem().load64(slot) & PTE_AF) != 0);
   CHECK(h.stat("walk.httu_updates") == 1);
-  SECTION("without IDR0.HTTU the CD's HA is ignored") {
+  SECTION("without IDR0.HTTU a CD with HA is illegal (IHI 0070 §5.4 CD.HA)") {
     Features f;
     f.httu = Httu::NONE;
     Harness h2(f);
     h2.setUp();
     S1Stream s2(h2, 1, 12, 48, cp);
     uint64_t slot2 = s2.tables.map(0x1000, h2.alloc(4096), 3, S1_RW & ~PTE_AF);
-    CHECK(faultId(h2.translate(1, 0x1000)) == EventId::F_ACCESS);
+    CHECK(faultId(h2.translate(1, 0x1000)) == EventId::C_BAD_CD);
     CHECK((h2.mem().load64(slot2) & PTE_AF) == 0);
   }
 }
@@ -501,6 +509,134 @@ TEST_CASE("Smmuv3: nested HTTU writes stage-1 tables through stage 2",
     e.dw3 = ipaField(s1Slot + IPA_DELTA);
     NB_REQUIRE_RECORD(expectFault(h.translate(5, 0x9000)), e.make());
     CHECK((h.mem().load64(s1Slot) & PTE_AF) == 0);
+  }
+}
+
+// ---- termination: abort or RAZ/WI ----------------------------------------------------------
+
+TEST_CASE("Smmuv3: IDR0.TERM_MODEL and CD.A decide abort or RAZ/WI for stage-1 faults",
+          "[smmuv3][walk][conformance]") {
+  // IHI 0070 §3.12.2 and §6.3.1 (SMMU_IDR0.TERM_MODEL): with TERM_MODEL = 0 a terminated
+  // stage-1 translation-class fault completes as RAZ/WI when CD.A = 0 and aborts when CD.A = 1;
+  // with TERM_MODEL = 1 it always aborts. Stage-2 faults and configuration errors abort either
+  // way. The event is recorded per CD.R (set here) in every case.
+  struct Row {
+    const char* name;
+    bool termModel;   // IDR0.TERM_MODEL
+    bool cdA;         // CD.A
+    const char* fault;  // "s1" (unmapped at stage 1), "s2" (nested, unmapped at stage 2)
+    bool razWi;
+  };
+  auto row = GENERATE(values<Row>({
+      {"TERM_MODEL=0 A=0 stage-1 fault: RAZ/WI", false, false, "s1", true},
+      {"TERM_MODEL=0 A=1 stage-1 fault: abort", false, true, "s1", false},
+      {"TERM_MODEL=1 A=0 stage-1 fault: abort", true, false, "s1", false},
+      {"TERM_MODEL=0 A=0 stage-2 fault: abort", false, false, "s2", false},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    Features f;
+    f.termModelAbort = row.termModel;
+    Harness h(f);
+    h.setUp();
+    CHECK((h.read32(off::IDR0) >> 26 & 1) == uint32_t(row.termModel));
+    CdParams cp;
+    cp.abort = row.cdA;
+    uint64_t data = h.alloc(4096);
+    NestedStream n(h, 1, 12, 48, 12, 40, 1, cp,
+                   [] { S2Params p; p.ps = 2; return p; }());
+    n.map(0x1000, data, 3, 3);
+    uint64_t iova = 0x1000;
+    if (kj::StringPtr(row.fault) == "s1") {
+      iova = 0x5000;  // nothing at stage 1
+    } else {
+      n.s1.map(0x6000, data + 0x10'0000 + IPA_DELTA, 3, S1_RW);  // IPA unmapped at stage 2
+      iova = 0x6000;
+    }
+    auto result = h.translate(1, iova);
+    EventRecord record;
+    if (row.razWi) {
+      REQUIRE(result.is<TranslateRazWi>());
+      record = result.get<TranslateRazWi>().record;
+    } else {
+      record = expectFault(result);
+    }
+    CHECK(decodeEventRecord(record).id == (EventId::F_TRANSLATION));
+    CHECK(h.drainEvents().size() == 1);
+    CHECK(expectPa(h.translate(1, 0x1000)) == data);
+  }
+}
+
+// ---- fault classes and address-size faults ---------------------------------------------------
+
+TEST_CASE("Smmuv3: fault class and stage of walk aborts and input address-size faults",
+          "[smmuv3][walk][conformance]") {
+  // IHI 0070 §7.3.11 (F_WALK_EABT: CLASS = TT for a table fetch), §7.3.13 (F_ADDR_SIZE) and
+  // §3.4/§3.4.1 (IAS = OAS for AArch64 tables; input above IAS with stage 1 absent is a stage-1
+  // address-size fault; bypass output must fit the OAS). OAS = 44 bits here; S2T0SZ gives a
+  // 40-bit IPA. Positions: facts 3.2 (S2 dw1[39], CLASS dw1[41:40]: 0 CD, 1 TT, 2 IN).
+  struct Row {
+    const char* name;
+    const char* stream;  // "s1" (table outside memory), "s2", "bypass", "s1dss_bypass"
+    uint64_t iova;
+    uint8_t id;          // 0 = translates
+    bool s2;
+    unsigned cls;
+  };
+  auto row = GENERATE(values<Row>({
+      {"stage-1 table fetch abort: TT", "s1", 0x1000, 0x0b, false, 1},
+      {"stage-2 only, IPA beyond S2T0SZ below IAS: S2 F_TRANSLATION", "s2", 1ull << 40, 0x10,
+       true, 2},
+      {"stage-2 only, input at 2^IAS: stage-1 F_ADDR_SIZE", "s2", 1ull << 44, 0x11, false, 2},
+      {"stage-2 only, input at 2^63: stage-1 F_ADDR_SIZE", "s2", 1ull << 63, 0x11, false, 2},
+      {"bypass STE below 2^OAS: translates", "bypass", (1ull << 44) - 4096, 0, false, 0},
+      {"bypass STE at 2^OAS: F_ADDR_SIZE", "bypass", 1ull << 44, 0x11, false, 2},
+      {"S1DSS=BYPASS at 2^OAS: F_ADDR_SIZE", "s1dss_bypass", 1ull << 44, 0x11, false, 2},
+  }));
+  DYNAMIC_SECTION(row.name) {
+    Features f;
+    f.oas = 44;
+    Harness h(f);
+    h.setUp();
+    kj::StringPtr stream = row.stream;
+    kj::Maybe<kj::Own<Tables>> keep;
+    uint64_t fetch = 0;
+    if (stream == "s1") {
+      CdParams cp;
+      cp.ips = 4;  // 44 bits
+      auto s1 = kj::heap<S1Stream>(h, 1, 12, 48, cp);
+      s1->tables.map(0x1000, h.alloc(4096), 3, S1_RW);
+      h.mem().store64(s1->tables.slotPa(0x1000, 2), 0xf000'0000 | 3);  // outside memory
+      fetch = 0xf000'0000 + 8;
+      keep = kj::heap<Tables>(kj::mv(s1->tables));
+    } else if (stream == "s2") {
+      auto t = kj::heap<Tables>(h, 12, 40, 1);
+      S2Params p;
+      p.ias = 40;
+      p.sl0 = 1;
+      p.ps = 4;
+      p.ttb = t->root();
+      h.writeSte(1, steS2(p));
+      keep = kj::mv(t);
+    } else if (stream == "bypass") {
+      h.writeSte(1, steBypass());
+    } else {
+      Words8 ste = steS1(h.alloc(64 * 2, 64), 1, 0, 1);  // S1CDMax 1, S1DSS = BYPASS
+      h.writeSte(1, ste);
+    }
+    auto result = h.translate(1, row.iova);
+    if (row.id == 0) {
+      CHECK(expectPa(result) == row.iova);
+    } else {
+      Rec e{row.id, 1};
+      e.rnw = true;
+      e.s2 = row.s2;
+      e.cls = row.cls;
+      e.input = row.iova;
+      if (row.s2) e.dw3 = ipaField(row.iova);
+      if (row.id == 0x0b) e.dw3 = fetchField(fetch);
+      NB_REQUIRE_RECORD(expectFault(result), e.make());
+      CHECK(h.drainEvents().size() == 1);
+    }
   }
 }
 
