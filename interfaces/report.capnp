@@ -15,12 +15,30 @@ struct InstanceStats {
   counters @2 :List(Common.Counter);
 }
 
+struct Provenance {
+  # What produced a report, so it can be reproduced: the build, the manifests as they ran (every
+  # `--set` applied) and the scenario parameters.
+  version @0 :Text;             # "nestbed 3f2a9c1d0b7e (fastbuild)" (`nestbed --version`)
+  commit @1 :Text;              # the git commit (tools/workspace-status.sh), "-dirty" if changed
+  buildMode @2 :Text;           # Bazel's compilation mode
+  manifests @3 :List(Manifest);
+  params @4 :List(Text);        # scenario parameters given, "name=value" (--define)
+  timing @5 :Text;              # the modeled-time cost profile: "name (shipped)" or "name (path)"
+  struct Manifest {
+    label @0 :Text;             # "" for run; "A"/"B" or the variant's label for compare/sweep
+    file @1 :Text;
+    overrides @2 :List(Text);   # "key=value", in the order applied
+    effective @3 :Text;         # the manifest as TOML with the overrides applied
+  }
+}
+
 struct RunReport {
   manifest @0 :Text;
   components @1 :List(InstanceStats);   # after the run, in start order
   ok @2 :Bool;                          # every expectation held
   events @3 :List(Text);                # composer events (exits, restarts) during the run
   scenarios @4 :List(ScenarioReport);
+  provenance @5 :Provenance;
 }
 
 struct MemoryDump {
@@ -57,6 +75,11 @@ struct ExperimentReport {
   variants @7 :List(Variant);
   steps @8 :List(Row);          # scenario step timings, microseconds per iteration
   counters @9 :List(Row);       # every instance's stats() counters after each run
+  stepCounters @12 :List(Row);
+  # What each step changed: one row per (step, counter) some run of some variant changed, with
+  # group/line the step's (as in `steps`), name "instance.counter" and `step` its label; a run
+  # in which the step left the counter alone counts 0.
+  provenance @13 :Provenance;   # manifests: one per variant, as its first run ran it
   series @10 :Text;
   # sweep: a second key, one line per value in plots (e.g. the implementation compared across
   # the swept values); variants are every (value, series value) pair, each value's series side by
@@ -87,6 +110,7 @@ struct ExperimentReport {
     varies @7 :Bool;
     # counters: some variant's runs disagree, although stats() promises deterministic counters.
     # steps: always false (timings vary).
+    step @8 :Text;              # stepCounters: the step's label
   }
 
   struct Cell {

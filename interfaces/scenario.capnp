@@ -85,10 +85,16 @@ struct Step {
     guestAttach @42 :GuestAttachStep;  # a guest driver's tables, CD, vSTE; allocNested + attach
     guestMap @43 :GuestMapStep;        # the guest maps in its own stage-1 table
     guestUnmap @44 :GuestUnmapStep;    # the guest unmaps and invalidates through its path
+    print @46 :Text;
+    # Puts this text into the report, `$name` replaced by saved values (numbers that are
+    # addresses or registers in hex): observing without an expectation.
     # Map and unmap on a domain are the `map` and `unmap` steps with `table = "$domain"`
     # (Domain.map/unmap take the same runs and ranges as PageTable's).
   }
 
+  record @45 :Text;
+  # Puts the step's result (see Call.result) into the report under this name, whatever it is:
+  # observing without failing. Addresses and registers are shown in hex.
   whenImpl @25 :List(ImplExpect);
   # Expectations that replace `expect` when the manifest runs an implementation: the first
   # entry whose `impl` some instance runs wins. One scenario then states where each design
@@ -150,10 +156,103 @@ struct MmioWriteStep {
 }
 
 struct RawCommand {
-  # One 16-byte SMMUv3 command (facts 1.3): e.g. (dw0 = 0x46) is a CMD_SYNC. A typed step's
-  # List(RawCommand) fills a `Data` parameter, 16 little-endian bytes per command.
+  # One 16-byte SMMUv3 command (facts 1.3): raw words — (dw0 = 0x46) is a CMD_SYNC — or built
+  # by its name with typed fields, encoded with util/smmuv3's layout:
+  # (tlbiNhVa = (asid = 3, addr = 0x10000, leaf = true)), (cfgiSte = (sid = 0x100, leaf = true)),
+  # (sync = ()). A field that does not fit its bits, or an address that is not 4 KiB aligned,
+  # is an error before anything runs. A typed step's List(RawCommand) fills a `Data`
+  # parameter, 16 little-endian bytes per command.
   dw0 @0 :UInt64;
   dw1 @1 :UInt64;
+  union {
+    raw @2 :Void;                       # dw0 and dw1 as given (the default)
+    prefetchConfig @3 :CmdStream;       # CMD_PREFETCH_CONFIG 0x01: sid, ssv, ssid
+    prefetchAddr @4 :CmdPrefetchAddr;   # CMD_PREFETCH_ADDR 0x02
+    cfgiSte @5 :CmdCfgi;                # CMD_CFGI_STE 0x03: sid, leaf
+    cfgiSteRange @6 :CmdCfgiRange;      # CMD_CFGI_STE_RANGE 0x04: 2^(range+1) SIDs from sid
+    cfgiAll @7 :Void;                   # CMD_CFGI_STE_RANGE with RANGE = 31 (Linux's CFGI_ALL)
+    cfgiCd @8 :CmdCfgi;                 # CMD_CFGI_CD 0x05: sid, ssid, leaf
+    cfgiCdAll @9 :CmdStream;            # CMD_CFGI_CD_ALL 0x06: sid
+    cfgiVmsPidm @10 :Void;              # CMD_CFGI_VMS_PIDM 0x07
+    tlbiNhAll @11 :CmdTlbi;             # CMD_TLBI_NH_ALL 0x10: vmid
+    tlbiNhAsid @12 :CmdTlbi;            # CMD_TLBI_NH_ASID 0x11: asid, vmid
+    tlbiNhVa @13 :CmdTlbi;              # CMD_TLBI_NH_VA 0x12: asid, vmid, addr, leaf, range
+    tlbiNhVaa @14 :CmdTlbi;             # CMD_TLBI_NH_VAA 0x13: vmid, addr, leaf, range
+    tlbiEl3All @15 :Void;               # CMD_TLBI_EL3_ALL 0x18
+    tlbiEl3Va @16 :CmdTlbi;             # CMD_TLBI_EL3_VA 0x1a: addr, leaf, range
+    tlbiEl2All @17 :Void;               # CMD_TLBI_EL2_ALL 0x20
+    tlbiEl2Asid @18 :CmdTlbi;           # CMD_TLBI_EL2_ASID 0x21: asid
+    tlbiEl2Va @19 :CmdTlbi;             # CMD_TLBI_EL2_VA 0x22: asid, addr, leaf, range
+    tlbiEl2Vaa @20 :CmdTlbi;            # CMD_TLBI_EL2_VAA 0x23: addr, leaf, range
+    tlbiS12Vmall @21 :CmdTlbi;          # CMD_TLBI_S12_VMALL 0x28: vmid
+    tlbiS2Ipa @22 :CmdTlbi;             # CMD_TLBI_S2_IPA 0x2a: vmid, addr (the IPA), leaf, range
+    tlbiNsnhAll @23 :Void;              # CMD_TLBI_NSNH_ALL 0x30
+    atcInv @24 :CmdAtcInv;              # CMD_ATC_INV 0x40
+    priResp @25 :CmdPriResp;            # CMD_PRI_RESP 0x41
+    resume @26 :CmdResume;              # CMD_RESUME 0x44
+    stallTerm @27 :CmdStream;           # CMD_STALL_TERM 0x45: sid
+    sync @28 :CmdSync;                  # CMD_SYNC 0x46
+  }
+}
+
+struct CmdStream {
+  sid @0 :UInt32;
+  ssv @1 :Bool;                         # with a SubstreamID
+  ssid @2 :UInt32;
+}
+struct CmdPrefetchAddr {
+  sid @0 :UInt32;
+  ssv @1 :Bool;
+  ssid @2 :UInt32;
+  addr @3 :UInt64;                      # 4 KiB aligned
+  size @4 :UInt8;                       # log2 of the span in 4 KiB pages
+}
+struct CmdCfgi {
+  sid @0 :UInt32;
+  ssid @1 :UInt32;                      # CFGI_CD only
+  leaf @2 :Bool;
+}
+struct CmdCfgiRange {
+  sid @0 :UInt32;
+  range @1 :UInt8;                      # 2^(range+1) StreamIDs, aligned at sid
+}
+struct CmdTlbi {
+  # The fields a TLBI opcode does not take must stay 0 (they would be reserved bits).
+  asid @0 :UInt16;
+  vmid @1 :UInt16;
+  addr @2 :UInt64;                      # VA or IPA, 4 KiB aligned
+  leaf @3 :Bool;
+  ttl @4 :UInt8;                        # leaf level hint, 0 = unknown
+  tg @5 :UInt8;                         # range granule: 0 none, 1 4K, 2 16K, 3 64K
+  num @6 :UInt8;                        # range: NUM + 1 pages of 2^SCALE
+  scale @7 :UInt8;
+}
+struct CmdAtcInv {
+  sid @0 :UInt32;
+  ssv @1 :Bool;
+  ssid @2 :UInt32;
+  global @3 :Bool;
+  addr @4 :UInt64;                      # 4 KiB aligned
+  size @5 :UInt8;                       # log2 of the span in 4 KiB pages (52: everything)
+}
+struct CmdPriResp {
+  sid @0 :UInt32;
+  ssv @1 :Bool;
+  ssid @2 :UInt32;
+  grpid @3 :UInt16;
+  resp @4 :UInt8;                       # 0 deny, 1 fail, 2 success
+}
+struct CmdResume {
+  sid @0 :UInt32;
+  stag @1 :UInt16;
+  resp @2 :UInt8;                       # 0 terminate, 1 retry, 2 abort
+}
+struct CmdSync {
+  cs @0 :UInt8;                         # completion signal: 0 none, 1 IRQ, 2 SEV
+  msh @1 :UInt8;
+  msiattr @2 :UInt8;
+  msidata @3 :UInt32;
+  msiaddr @4 :UInt64;                   # 4-byte aligned
 }
 
 struct SubmitStep {
@@ -312,6 +411,31 @@ struct AllocNestedStep {
   allocator @0 :Text = "domains";
   viommu @1 :Text;                     # a saved vIOMMU ("$v")
   vste @2 :List(UInt64);               # the guest's STE dw0, dw1
+  vsteFields @3 :SteFields;            # or the same built by its fields (not both)
+}
+
+struct SteFields {
+  # An STE's dw0 and dw1 by field (facts 2.1), encoded with util/smmuv3's layout: e.g. a guest's
+  # stage-1 vSTE (config = s1Trans, s1ContextPtr = 0x2000000, s1CdMax = 0). A field that does
+  # not fit its bits, or an unaligned pointer, is an error before anything runs.
+  valid @0 :Bool = true;               # V
+  config @1 :Config;
+  enum Config {
+    abort @0;                          # 0b000
+    bypass @1;                         # 0b100
+    s1Trans @2;                        # 0b101
+    s2Trans @3;                        # 0b110
+    nested @4;                         # 0b111
+  }
+  s1Fmt @2 :UInt8;                     # 0 linear, 1 4K leaves, 2 64K leaves
+  s1ContextPtr @3 :UInt64;             # 64-byte aligned
+  s1CdMax @4 :UInt8;
+  s1Dss @5 :UInt8;                     # 0 terminate, 1 bypass, 2 SSID 0
+  s1Cir @6 :UInt8;
+  s1Cor @7 :UInt8;
+  s1Csh @8 :UInt8;
+  s1Stalld @9 :Bool;
+  eats @10 :UInt8;                     # 0 abort, 1 translate, 2 S1 check
 }
 
 # ---- Nesting (stage2_shadow and system/guest's guest driver)
@@ -420,6 +544,11 @@ struct Expect {
 
     exception @2 :Text;
     # The call throws; its description contains this text.
+    any @7 :Void;
+    # Whatever happens — an errno, a fault, an abort, an exception — the step passes (its
+    # other expectations are still checked). Without it, an outcome the step does not expect
+    # fails it: an exception, an errno other than ok, or results reporting a `fault` or an
+    # `aborted` transaction that `fault` (or a `fields` path through it) does not name.
   }
 
   value @3 :Text;
@@ -472,7 +601,22 @@ struct StepReport {
   # What the modeled time went to, by cost class (nonzero classes only). Classes of the CPU's
   # timeline sum, with "wait" (the CPU waiting for an SMMU to reach a CMD_SYNC), to modeledNs;
   # smmu_cmd_* classes are the SMMU's own timeline, shown for what drove the wait.
+  deltas @9 :List(CounterDelta);
+  # Every counter of every instance the step changed (a repeat: its steps', summed over
+  # iterations), in start order: what this step cost, without boot or the steps before it.
+  records @10 :List(Record);
+  # What `record` and `print` put into the report (one per iteration inside a repeat).
 
+  struct CounterDelta {
+    instance @0 :Text;    # manifest instance name ("memory" for hw/mem's own)
+    counter @1 :Text;
+    delta @2 :Int64;      # after the step minus before it
+  }
+  struct Record {
+    name @0 :Text;        # `record`'s name; empty for `print`
+    value @1 :Text;       # Cap'n Proto text, addresses and registers in hex
+    iteration @2 :UInt32; # within a repeat
+  }
   struct Failure {
     what @0 :Text;        # "errno", "value", "fields.total", "counter page_table.maps", ...
     expected @1 :Text;

@@ -134,3 +134,51 @@ def nb_test(src, deps = [], copts = [], size = "small", **kwargs):
         size = size,
         **kwargs
     )
+
+def nestbed_scenario_test(name, manifest, scenarios, sets = {}, defines = {}, size = "small", **kwargs):
+    """Scenarios as Bazel tests: one test per scenario, `nestbed run MANIFEST SCENARIO`.
+
+    Each test passes when every expectation of its scenario holds; its steps are the test
+    cases of Bazel's JUnit XML (bazel-testlogs/.../test.xml). With several scenarios, `name`
+    is a test_suite of `<name>_<scenario file's stem>`.
+
+    Args:
+      name: the test (one scenario) or test_suite (several).
+      manifest: the manifest's label, e.g. "//system/manifests:default.toml".
+      scenarios: scenario labels, e.g. ["//system/scenarios:default.capnp"] or ["mine.capnp"].
+      sets: manifest overrides, {"components.page_table.placement": "process"} (--set).
+      defines: scenario parameters, {"batch": "64"} (--define).
+      size: Bazel test size.
+      **kwargs: passed to each sh_test (tags, timeout, ...).
+    """
+    options = []
+    for key, value in sorted(sets.items()):
+        options += ["--set", "%s=%s" % (key, value)]
+    for key, value in sorted(defines.items()):
+        options += ["--define", "%s=%s" % (key, value)]
+    tests = []
+    for scenario in scenarios:
+        stem = scenario.split(":")[-1].split("/")[-1]
+        if stem.endswith(".capnp"):
+            stem = stem[:-len(".capnp")]
+        test = name if len(scenarios) == 1 else "%s_%s" % (name, stem.replace("-", "_"))
+        native.sh_test(
+            name = test,
+            srcs = ["//tools:scenario-test.sh"],
+            args = ["$(rootpath //system:nestbed)"] + options + [
+                "$(rootpath %s)" % manifest,
+                "$(rootpath %s)" % scenario,
+            ],
+            data = [
+                "//interfaces:schemas",
+                "//system:nestbed",
+                "//system:nestbed-host",
+                manifest,
+                scenario,
+            ],
+            size = size,
+            **kwargs
+        )
+        tests.append(":" + test)
+    if len(scenarios) > 1:
+        native.test_suite(name = name, tests = tests)

@@ -1,14 +1,16 @@
 // The nestbed CLI. See cli.h.
 
 #include "system/cli/cli.h"
-#include "system/cli/serve.h"
 
+#include "system/cli/decode.h"
+#include "system/cli/serve.h"
 #include "interfaces/report.capnp.h"
 #include "system/composer/composer.h"
 #include "system/experiment/commands.h"
 #include "system/experiment/session.h"
 #include "system/experiment/trace.h"
 #include "system/script/runner.h"
+#include "system/version.h"
 
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
@@ -36,7 +38,10 @@ kj::String findHostBinary(kj::StringPtr name) {
 
 namespace {
 
+// The exit-status contract (system/experiment/commands.h): 0 success; 1 a failed run or an
+// invalid manifest, scenario, parameter, instance or method; 2 a wrong command line.
 constexpr int EXIT_FAILED = 1;
+constexpr int EXIT_INVALID = 1;
 constexpr int EXIT_USAGE = 2;
 
 // MainBuilder reports usage errors through exitError(): those exit 2. Run-time failures go
@@ -70,27 +75,46 @@ private:
   bool failed_ = false;
 };
 
+// A path the user typed, input or output. Under `bazel run` the working directory is the
+// runfiles tree and BUILD_WORKING_DIRECTORY is where the command was typed: relative paths are
+// relative to it, whether or not the file exists yet.
 kj::String resolvePath(kj::StringPtr path) {
-  // Under `bazel run`, the working directory is the runfiles tree; paths the user typed are
-  // relative to where they typed them.
   if (path.startsWith("/")) return kj::heapString(path);
   if (const char* wd = getenv("BUILD_WORKING_DIRECTORY")) {
-    auto candidate = kj::str(wd, "/", path);
-    struct stat st;
-    if (stat(candidate.cStr(), &st) == 0) return candidate;
+    if (*wd != '\0') return kj::str(wd, "/", path);
   }
   return kj::heapString(path);
 }
 
+// An exception as a user reads it: its description, without the "remote exception: " prefix
+// of another process's, nor the "expected ...;" of a failed internal check.
+kj::String describeText(kj::StringPtr d) {
+  if (d.startsWith("remote exception: ")) d = d.slice(strlen("remote exception: "));
+  if (d.startsWith("expected ")) {
+    KJ_IF_MAYBE(semi, d.findFirst(';')) { d = d.slice(*semi + 1); }
+    while (d.startsWith(" ")) d = d.slice(1);
+  }
+  return kj::heapString(d);
+}
+kj::String describeException(const kj::Exception& e) { return describeText(e.getDescription()); }
+
 constexpr kj::StringPtr DEFAULT_MANIFEST = "system/manifests/default.toml"_kj;
 constexpr kj::StringPtr DEFAULT_SCENARIO = "system/scenarios/default.capnp"_kj;
+
+// A shipped file nestbed uses when none is named: from the working directory when it is the
+// workspace or the runfiles tree (as under `bazel run`), else from the runfiles tree beside the
+// executable.
+kj::String shippedFile(kj::StringPtr rel) {
+  if (access(rel.cStr(), R_OK) == 0) return kj::heapString(rel);
+  return kj::str(ScenarioLoader::defaultRoot(), "/", rel);
+}
 
 class Cli {
 public:
   Cli(CliContext& context, CliConfig config) : context_(context), config_(config) {}
 
   kj::MainFunc getMain() {
-    return kj::MainBuilder(context_, "nestbed",
+    return kj::MainBuilder(context_, version_,
                            "A laboratory for IOMMU virtualization designs: composes the Arm "
                            "SMMUv3 stack from a TOML manifest and runs experiments on it.")
         .addSubCommand("check", KJ_BIND_METHOD(*this, checkMain), "validate a manifest and print its plan")
@@ -102,6 +126,8 @@ public:
                        "run a scenario once per value of one manifest key; table and plot")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
+        .addSubCommand("decode", KJ_BIND_METHOD(*this, decodeMain),
+                       "decode an SMMUv3 command, STE or CD, or walk a table, from words or a --dump-memory image")
         .build();
   }
 
@@ -126,7 +152,7 @@ private:
   }
 
   kj::Maybe<Plan> load() {
-    auto path = manifest_ == nullptr ? kj::str(DEFAULT_MANIFEST) : kj::heapString(manifest_);
+    auto path = manifest_ == nullptr ? shippedFile(DEFAULT_MANIFEST) : kj::heapString(manifest_);
     auto result = loadManifest(path, config_.registry, overrides_);
     KJ_SWITCH_ONEOF(result) {
       KJ_CASE_ONEOF(plan, Plan) { return kj::mv(plan); }
@@ -192,6 +218,9 @@ private:
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the report as JSON")
         .addOptionWithArg({"dump-memory"}, KJ_BIND_METHOD(*this, setDump), "<file>",
                           "write physical memory to <file> at exit, and <file>.json describing it")
+        .addOptionWithArg({"junit"}, KJ_BIND_METHOD(*this, setJunit), "<file.xml>",
+                          "also write the report as JUnit XML: one test case per step (what "
+                          "nestbed_scenario_test gives Bazel)")
         .expectOptionalArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
         .expectZeroOrMoreArgs("<scenario>", KJ_BIND_METHOD(*this, addScenario))
         .callAfterParsing(KJ_BIND_METHOD(*this, run))
@@ -203,10 +232,11 @@ private:
   }
   kj::MainBuilder::Validity setJson() { json_ = true; return true; }
   kj::MainBuilder::Validity setDump(kj::StringPtr path) { dump_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setJunit(kj::StringPtr path) { junit_ = resolvePath(path); return true; }
 
   kj::MainBuilder::Validity run() {
     // With no arguments at all, the default tour.
-    if (manifest_ == nullptr && scenarios_.empty()) scenarios_.add(kj::str(DEFAULT_SCENARIO));
+    if (manifest_ == nullptr && scenarios_.empty()) scenarios_.add(shippedFile(DEFAULT_SCENARIO));
     KJ_IF_MAYBE(plan, load()) {
       // Scenario files are parsed before anything starts; their errors are file errors (exit 2).
       ScenarioLoader loader(ScenarioLoader::defaultRoot());
@@ -222,7 +252,10 @@ private:
           }
         }
       }
-      if (fileErrors) context_.finish(EXIT_USAGE);
+      if (fileErrors) context_.finish(EXIT_INVALID);
+      auto unused = unusedParams(loaded, defines_);
+      for (auto& e : unused) context_.warning(kj::str("nestbed: ", e));
+      if (unused.size() > 0) context_.finish(EXIT_INVALID);
 
       kj::UnixEventPort::captureChildExit();
       auto io = kj::setupAsyncIo();
@@ -232,6 +265,8 @@ private:
       experiment::RunOptions options{config_.registry, host, [](kj::StringPtr e) {
                                        fprintf(stderr, "nestbed: %s\n", e.cStr());
                                      }};
+      options.overrides = overrides_;
+      options.params = defines_;
       KJ_IF_MAYBE(t, tracer) { options.tracer = **t; }
       KJ_IF_MAYBE(path, dump_) {
         options.beforeShutdown = [this, path = kj::heapString(*path)](Composer& composer, kj::WaitScope& ws) {
@@ -242,15 +277,22 @@ private:
       switch (result.outcome) {
         case experiment::RunResult::Outcome::START_FAILED:
           KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }   // the calls up to the failure
-          fail(kj::str("nestbed: ", result.error));
+          fail(kj::str("nestbed: ", describeText(result.error)));
         case experiment::RunResult::Outcome::CHECK_FAILED:
           for (auto& e : result.checkErrors) context_.warning(kj::str(e));
-          context_.finish(EXIT_USAGE);
+          context_.finish(EXIT_INVALID);
         case experiment::RunResult::Outcome::RAN:
           break;
       }
       KJ_IF_MAYBE(t, tracer) { writeTrace(**t); }
       printReport(result.report.asReader());
+      KJ_IF_MAYBE(path, junit_) {
+        FILE* f = fopen(path->cStr(), "w");
+        auto xml = junitXml(result.report.asReader());
+        if (f == nullptr || fwrite(xml.begin(), 1, xml.size(), f) != xml.size() || fclose(f) != 0) {
+          fail(kj::str("nestbed: cannot write ", *path, ": ", strerror(errno)));
+        }
+      }
       context_.finish(result.ok() ? 0 : EXIT_FAILED);
     }
     context_.finish(EXIT_FAILED);
@@ -270,6 +312,17 @@ private:
       puts(codec.encode(report).cStr());
       return;
     }
+    // Provenance first: what produced this report.
+    auto provenance = report.getProvenance();
+    printf("%s\n", provenance.getVersion().cStr());
+    for (auto m : provenance.getManifests()) {
+      printf("manifest %s", m.getFile().cStr());
+      for (auto o : m.getOverrides()) printf(" --set %s", o.cStr());
+      printf("\n");
+    }
+    for (auto p : provenance.getParams()) printf("scenario parameter %s\n", p.cStr());
+    if (provenance.getTiming().size() > 0) printf("timing profile %s\n", provenance.getTiming().cStr());
+    printf("\n");
     for (auto s : report.getScenarios()) fputs(formatScenarioReport(s).cStr(), stdout);
     printf("\nmanifest %s\n", report.getManifest().cStr());
     for (auto c : report.getComponents()) {
@@ -278,6 +331,61 @@ private:
         printf("  %-40s %llu\n", counter.getName().cStr(), (unsigned long long)counter.getValue());
       }
     }
+  }
+
+  static kj::String xmlEscaped(kj::StringPtr s) {
+    kj::Vector<char> out;
+    for (char c : s) {
+      switch (c) {
+        case '&': out.addAll(kj::StringPtr("&amp;")); break;
+        case '<': out.addAll(kj::StringPtr("&lt;")); break;
+        case '>': out.addAll(kj::StringPtr("&gt;")); break;
+        case '"': out.addAll(kj::StringPtr("&quot;")); break;
+        default:
+          if (uint8_t(c) < 0x20 && c != '\n' && c != '\t') out.add(' '); else out.add(c);
+      }
+    }
+    out.add('\0');
+    return kj::String(out.releaseAsArray());
+  }
+
+  // JUnit XML as Bazel's test.xml reads it: a suite per scenario, a test case per step.
+  static kj::String junitXml(rpc::RunReport::Reader report) {
+    kj::Vector<kj::String> lines;
+    lines.add(kj::str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    lines.add(kj::str("<testsuites>"));
+    for (auto s : report.getScenarios()) {
+      size_t failed = 0;
+      double seconds = 0;
+      for (auto step : s.getSteps()) {
+        failed += !step.getOk();
+        if (step.getDepth() == 0) seconds += step.getMicros() / 1e6;
+      }
+      lines.add(kj::str("  <testsuite name=\"", xmlEscaped(s.getFile()), "\" tests=\"", s.getSteps().size(),
+                        "\" failures=\"", failed, "\" errors=\"0\" time=\"", seconds, "\">"));
+      for (auto step : s.getSteps()) {
+        auto name = kj::str("line ", step.getLine(), " ", step.getLabel());
+        auto open = kj::str("    <testcase name=\"", xmlEscaped(name), "\" classname=\"", xmlEscaped(s.getFile()),
+                            "\" time=\"", step.getMicros() / 1e6, "\"");
+        if (step.getOk()) {
+          lines.add(kj::str(open, "/>"));
+          continue;
+        }
+        lines.add(kj::str(open, ">"));
+        for (auto f : step.getFailures()) {
+          auto message = kj::str(f.getWhat(), ": expected ", f.getExpected(), ", actual ", f.getActual());
+          lines.add(kj::str("      <failure message=\"", xmlEscaped(message), "\">", xmlEscaped(message),
+                            "</failure>"));
+        }
+        if (step.getFailures().size() == 0) {
+          lines.add(kj::str("      <failure message=\"a step inside failed\"/>"));
+        }
+        lines.add(kj::str("    </testcase>"));
+      }
+      lines.add(kj::str("  </testsuite>"));
+    }
+    lines.add(kj::str("</testsuites>"));
+    return kj::str(kj::strArray(lines, "\n"), "\n");
   }
 
   void dumpMemory(Composer& composer, kj::StringPtr path, kj::WaitScope& waitScope) {
@@ -429,7 +537,7 @@ private:
                           "the key to sweep and its values, e.g. hw.smmuv3.0.iotlb_entries=16,64,256 (required)")
         .addOptionWithArg({"series"}, KJ_BIND_METHOD(*this, setSeries), "<key>=<v1>,<v2>,...",
                           "a second key: every --param value runs once per series value, one line "
-                          "each in the plot, e.g. components.smmu_queue.impl=smmuv3/native,smmuv3/sw_vcmdq")
+                          "each in the plot, e.g. components.smmu_queue.guest_path=native,sw_vcmdq")
         .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
                           "a row to plot, by name with * wildcards: 'smmu0.cmdq_consumed', "
                           "'smmu0.iotlb_*', '*.capnp:42 *' (repeatable; default: the slowest "
@@ -474,14 +582,20 @@ private:
                         ComposerOptions{findHostBinary(config_.hostBinaryName), [](kj::StringPtr e) {
                                           fprintf(stderr, "nestbed: %s\n", e.cStr());
                                         }});
-      kj::Maybe<kj::String> result;
+      kj::Maybe<kj::String> result, usage;
+      auto args = callArgs_ == nullptr ? kj::StringPtr("()") : kj::StringPtr(callArgs_);
       auto e = kj::runCatchingExceptions([&]() {
         composer.start().wait(io.waitScope);
         ScenarioRunner runner(io.waitScope, composer.root(), config_.registry);
-        result = runner.call(callInstance_, callMethod_, callArgs_ == nullptr ? kj::StringPtr("()") : callArgs_);
+        usage = runner.checkCall(callInstance_, callMethod_, args);
+        if (usage == nullptr) result = runner.call(callInstance_, callMethod_, args);
       });
       composer.shutdown().wait(io.waitScope);
-      KJ_IF_MAYBE(ex, e) { fail(kj::str("nestbed: ", ex->getDescription())); }
+      KJ_IF_MAYBE(u, usage) {
+        context_.warning(kj::str("nestbed call: ", *u));
+        context_.finish(EXIT_INVALID);
+      }
+      KJ_IF_MAYBE(ex, e) { fail(kj::str("nestbed: ", describeException(*ex))); }
       puts(KJ_ASSERT_NONNULL(result).cStr());
       context_.finish(0);
     }
@@ -543,7 +657,7 @@ private:
                                           fprintf(stderr, "nestbed: %s\n", e.cStr());
                                         }});
       KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
-        fail(kj::str("nestbed: ", e->getDescription()));
+        fail(kj::str("nestbed: ", describeException(*e)));
       }
       ServeOptions options{kj::heapString(socket_), nullptr, maxConnections_};
       KJ_IF_MAYBE(v, viewSocket_) { options.viewSocket = kj::heapString(*v); }
@@ -554,13 +668,123 @@ private:
     context_.finish(EXIT_FAILED);
   }
 
+  // ---- decode
+
+  kj::MainFunc decodeMain() {
+    kj::MainBuilder b(context_, "nestbed decode",
+                      "Decodes an SMMUv3 structure field by field. WHAT is 'command' (DW0 [DW1]), "
+                      "'ste' or 'cd' (its qwords, or --image with --sid [--ssid]: the STE of a "
+                      "StreamID in a --dump-memory image, its CD), or 'walk' (--image, --sid, "
+                      "--iova [--ssid]: the table walk of an address through the tables the STE "
+                      "and CD name). Numbers in hex (0x...) or decimal.");
+    return b
+        .addOptionWithArg({"image"}, KJ_BIND_METHOD(*this, setImage), "<mem.img>",
+                          "a --dump-memory image (its sidecar <mem.img>.json beside it)")
+        .addOptionWithArg({"sid"}, KJ_BIND_METHOD(*this, setSid), "<sid>", "the StreamID")
+        .addOptionWithArg({"ssid"}, KJ_BIND_METHOD(*this, setSsid), "<ssid>", "the SubstreamID (default 0)")
+        .addOptionWithArg({"iova"}, KJ_BIND_METHOD(*this, setIova), "<address>", "walk: the input address")
+        .addOptionWithArg({"smmu"}, KJ_BIND_METHOD(*this, setSmmu), "<name>",
+                          "the SMMU whose stream table to read, when the image has several")
+        .expectArg("<what>", KJ_BIND_METHOD(*this, setDecodeWhat))
+        .expectZeroOrMoreArgs("<word>", KJ_BIND_METHOD(*this, addWord))
+        .callAfterParsing(KJ_BIND_METHOD(*this, decodeOnce))
+        .build();
+  }
+  static kj::Maybe<uint64_t> number(kj::StringPtr text) {
+    char* end = nullptr;
+    errno = 0;
+    auto v = strtoull(text.cStr(), &end, 0);
+    if (text.size() == 0 || *end != '\0' || errno != 0) return nullptr;
+    return uint64_t(v);
+  }
+  kj::MainBuilder::Validity setImage(kj::StringPtr p) { image_ = resolvePath(p); return true; }
+  kj::MainBuilder::Validity setSid(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { if (*v <= 0xffffffff) { sid_ = uint32_t(*v); return true; } }
+    return "--sid takes a 32-bit StreamID";
+  }
+  kj::MainBuilder::Validity setSsid(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { if (*v < (1u << 20)) { ssid_ = uint32_t(*v); return true; } }
+    return "--ssid takes a 20-bit SubstreamID";
+  }
+  kj::MainBuilder::Validity setIova(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { iova_ = *v; return true; }
+    return "--iova takes an address";
+  }
+  kj::MainBuilder::Validity setSmmu(kj::StringPtr t) { smmu_ = kj::heapString(t); return true; }
+  kj::MainBuilder::Validity setDecodeWhat(kj::StringPtr t) {
+    for (auto w : {"command", "ste", "cd", "walk"}) {
+      if (t == w) { decodeWhat_ = kj::heapString(t); return true; }
+    }
+    return "expected command, ste, cd or walk";
+  }
+  kj::MainBuilder::Validity addWord(kj::StringPtr t) {
+    KJ_IF_MAYBE(v, number(t)) { words_.add(*v); return true; }
+    return "a word is a number: 0x... or decimal";
+  }
+
+  kj::MainBuilder::Validity decodeOnce() {
+    auto out = [&](kj::StringPtr text) { fputs(text.cStr(), stdout); };
+    if (decodeWhat_ == "command") {
+      if (words_.size() < 1 || words_.size() > 2) return "decode command takes DW0 [DW1]";
+      out(decode::command(words_[0], words_.size() > 1 ? words_[1] : 0));
+      context_.finish(0);
+    }
+    if (words_.size() > 0) {
+      if (decodeWhat_ == "walk") return "decode walk reads an image: --image, --sid, --iova";
+      if (words_.size() < 4 || words_.size() > 8) return "an STE or CD is 4 to 8 qwords";
+      out(decodeWhat_ == "ste" ? decode::ste(words_) : decode::cd(words_));
+      context_.finish(0);
+    }
+    if (image_ == nullptr || sid_ == nullptr) return "give the qwords, or --image and --sid";
+    if (decodeWhat_ == "walk" && iova_ == nullptr) return "decode walk needs --iova";
+    auto opened = decode::Image::open(KJ_ASSERT_NONNULL(image_));
+    if (opened.is<kj::String>()) fail(kj::str("nestbed decode: ", opened.get<kj::String>()));
+    auto& image = opened.get<decode::Image>();
+    uint32_t sid = KJ_ASSERT_NONNULL(sid_);
+    uint64_t steAt = take(image.steAddress(sid, smmu_));
+    auto ste = take(image.read(steAt, 8));
+    if (decodeWhat_ == "ste") {
+      out(kj::str("SID 0x", kj::hex(sid), ": STE at 0x", kj::hex(steAt), "\n", decode::ste(ste)));
+      context_.finish(0);
+    }
+    kj::Maybe<kj::Array<uint64_t>> cd;
+    uint64_t config = (ste[0] >> 1) & 7;
+    if (decodeWhat_ == "cd" || (config & 1 && config != 7 && (ste[0] & 1))) {
+      uint64_t cdAt = take(image.cdAddress(ste, ssid_));
+      auto words = take(image.read(cdAt, 8));
+      if (decodeWhat_ == "cd") {
+        out(kj::str("SID 0x", kj::hex(sid), " SSID ", ssid_, ": CD at 0x", kj::hex(cdAt), "\n", decode::cd(words)));
+        context_.finish(0);
+      }
+      cd = kj::mv(words);
+    }
+    kj::Maybe<kj::ArrayPtr<const uint64_t>> cdWords;
+    KJ_IF_MAYBE(c, cd) { cdWords = c->asPtr(); }
+    out(image.walk(ste, cdWords, KJ_ASSERT_NONNULL(iova_), ssid_));
+    context_.finish(0);
+  }
+
+  // A decode step's value, or its error as the command's failure (exit 1).
+  template <typename T>
+  T take(kj::OneOf<T, kj::String>&& result) {
+    if (result.template is<kj::String>()) fail(kj::str("nestbed decode: ", result.template get<kj::String>()));
+    return kj::mv(result.template get<T>());
+  }
+
   kj::Maybe<kj::String> viewSocket_;
   uint32_t maxConnections_ = 32;
   CliContext& context_;
   CliConfig config_;
+  kj::Maybe<kj::String> image_;
+  kj::Maybe<uint32_t> sid_;
+  uint32_t ssid_ = 0;
+  kj::Maybe<uint64_t> iova_;
+  kj::String smmu_, decodeWhat_;
+  kj::Vector<uint64_t> words_;
+  kj::String version_ = nestbedVersion();
   kj::Vector<Override> overrides_;
   kj::String manifest_;
-  kj::Maybe<kj::String> dump_;
+  kj::Maybe<kj::String> dump_, junit_;
   kj::String socket_;
   kj::Vector<kj::String> scenarios_;
   kj::Vector<ScenarioParam> defines_;
@@ -578,6 +802,7 @@ private:
 }  // namespace
 
 int nestbedMain(int argc, char* argv[], CliConfig config) {
+  ScenarioLoader::setProgramPath(argv[0]);
   CliContext context(argv[0]);
   Cli cli(context, config);
   return kj::runMainAndExit(context, cli.getMain(), argc, argv);

@@ -7,6 +7,7 @@
 #include <kj/debug.h>
 #include <kj/map.h>
 #include <fstream>
+#include <stdlib.h>
 #include <sstream>
 
 namespace nb {
@@ -91,7 +92,12 @@ public:
     }
     if (auto f = table->get("file")) {
       if (auto s = f->value<std::string>()) {
-        plan.file = ks(*s);
+        // A relative path is relative to where the command was typed: under `bazel run`,
+        // BUILD_WORKING_DIRECTORY, not the runfiles tree nestbed runs in.
+        const char* wd = getenv("BUILD_WORKING_DIRECTORY");
+        plan.file = s->size() > 0 && (*s)[0] != '/' && wd != nullptr && *wd != '\0'
+                        ? kj::str(wd, "/", ks(*s))
+                        : ks(*s);
       } else {
         error(posOf(*f), "memory.file", kj::str("must be a string (a path)"));
       }
@@ -128,7 +134,8 @@ public:
     } else if (auto s = node->value<std::string>()) {
       KJ_IF_MAYBE(v, parseSize(kj::StringPtr(s->c_str()))) { return *v; }
     }
-    error(posOf(*node), full, kj::str("must be a byte size: an integer or a string like \"256MiB\""));
+    error(posOf(*node), full, kj::str("must be a byte size: an integer or a string like \"256MiB\" "
+                                      "(binary units; \"256MB\" is refused as ambiguous)"));
     return nullptr;
   }
 
@@ -761,7 +768,9 @@ ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Regis
 
   auto ordered = v.order(kj::mv(instances));
   if (!v.errors_.empty()) return v.errors_.releaseAsArray();
-  return Plan{kj::heapString(path), kj::mv(KJ_ASSERT_NONNULL(memory)),
+  std::ostringstream effective;
+  effective << root;
+  return Plan{kj::heapString(path), ks(effective.str()), kj::mv(KJ_ASSERT_NONNULL(memory)),
               kj::mv(KJ_ASSERT_NONNULL(timing)), kj::mv(ordered)};
 }
 

@@ -80,6 +80,7 @@ struct TimingPlan {
 
 struct Plan {
   kj::String file;
+  kj::String effective;   // the manifest as TOML with every override applied (provenance)
   MemoryPlan memory;
   TimingPlan timing;
   kj::Vector<InstancePlan> instances;  // dependency order: every instance after those it uses

@@ -38,8 +38,10 @@ kj::Maybe<Plan> load(kj::StringPtr path, const Registry& registry, kj::ArrayPtr<
   KJ_UNREACHABLE;
 }
 
+// Loads the scenarios; with `checkUnused`, a parameter none of them refers to is an error too.
 kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String> paths,
-                                                    kj::ArrayPtr<const ScenarioParam> params) {
+                                                    kj::ArrayPtr<const ScenarioParam> params,
+                                                    bool checkUnused = true) {
   ScenarioLoader loader(ScenarioLoader::defaultRoot());
   kj::Vector<LoadedScenario> loaded;
   bool errors = false;
@@ -54,6 +56,11 @@ kj::Maybe<kj::Array<LoadedScenario>> loadScenarios(kj::ArrayPtr<const kj::String
     }
   }
   if (errors) return nullptr;
+  if (checkUnused) {
+    auto unused = unusedParams(loaded, params);
+    for (auto& e : unused) say(e);
+    if (unused.size() > 0) return nullptr;
+  }
   return loaded.releaseAsArray();
 }
 
@@ -105,8 +112,11 @@ public:
   }
 
   // One run of `plan`. A scenario that does not fit the manifest is bad input: null.
-  kj::Maybe<RunResult> run(Plan plan, kj::StringPtr traceLabel) {
+  kj::Maybe<RunResult> run(Plan plan, kj::StringPtr traceLabel, kj::ArrayPtr<const Override> overrides,
+                           kj::ArrayPtr<const ScenarioParam> params) {
     RunOptions runOptions{options.registry, options.hostBinary, [](kj::StringPtr e) { say(e); }};
+    runOptions.overrides = overrides;
+    runOptions.params = params;
     KJ_IF_MAYBE(t, tracer) {
       runOptions.tracer = **t;
       runOptions.traceLabel = traceLabel;
@@ -136,6 +146,10 @@ public:
     auto files = KJ_MAP(s, scenarios) { return kj::heapString(s.file); };
     auto overrides = KJ_MAP(o, options.overrides) { return overrideText(o); };
     measurements.fill(report, files, overrides, param, repeats, series);
+    auto params = report.getProvenance().initParams(options.defines.size());
+    for (auto i : kj::indices(options.defines)) {
+      params.set(i, kj::str(options.defines[i].name, "=", options.defines[i].value));
+    }
     auto reader = report.asReader();
     if (options.json) {
       capnp::JsonCodec codec;
@@ -201,9 +215,9 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
   // Both manifests must validate with the overrides before anything runs.
   bool valid = load(manifestA, options.registry, options.overrides, "A") != nullptr;
   valid = load(manifestB, options.registry, options.overrides, "B") != nullptr && valid;
-  if (!valid) return EXIT_USAGE;
+  if (!valid) return EXIT_INVALID;
   auto scenarios = loadScenarios(scenarioPaths, options.defines);
-  if (scenarios == nullptr) return EXIT_USAGE;
+  if (scenarios == nullptr) return EXIT_INVALID;
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "compare");
   experiment.loop();
@@ -220,14 +234,15 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
       auto what = kj::str(labels[side], " run ", run);
       progress.starting(what);
       auto plan = load(paths[side], options.registry, options.overrides, labels[side]);
-      if (plan == nullptr) return EXIT_USAGE;   // changed on disk since it was checked
-      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run))) {
+      if (plan == nullptr) return EXIT_INVALID;   // changed on disk since it was checked
+      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run),
+                                         options.overrides, options.defines)) {
         progress.finished(what, Experiment::outcomeText(*result));
         measurements.add(side, run, *result);
       } else {
         progress.done();
         say(kj::str("the scenario does not fit ", labels[side], " (", paths[side], ")"));
-        return EXIT_USAGE;
+        return EXIT_INVALID;
       }
     }
   }
@@ -338,10 +353,13 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
     valid = load(manifest, options.registry, overridesFor(point), kj::str("--param ", point.name)) != nullptr && valid;
   }
   // ... and every variant's scenarios must load.
-  for (auto& point : points) valid = loadScenarios(scenarioPaths, paramsFor(point)) != nullptr && valid;
-  if (!valid) return EXIT_USAGE;
+  for (auto& point : points) {
+    // Every point has the same parameter names: one report of an unused one is enough.
+    valid = loadScenarios(scenarioPaths, paramsFor(point), &point == &points[0]) != nullptr && valid;
+  }
+  if (!valid) return EXIT_INVALID;
   auto scenarios = loadScenarios(scenarioPaths, paramsFor(points[0]));
-  if (scenarios == nullptr) return EXIT_USAGE;
+  if (scenarios == nullptr) return EXIT_INVALID;
 
   Experiment experiment(options, kj::mv(KJ_ASSERT_NONNULL(scenarios)), "sweep");
   experiment.loop();
@@ -358,22 +376,25 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
       auto what = kj::str(point.name, repeats > 1 ? kj::str(" run ", run) : kj::str());
       progress.starting(what);
       auto plan = load(manifest, options.registry, overridesFor(point));
-      if (plan == nullptr) return EXIT_USAGE;
+      if (plan == nullptr) return EXIT_INVALID;
       auto pointScenarios = loadScenarios(scenarioPaths, paramsFor(point));
-      if (pointScenarios == nullptr) return EXIT_USAGE;
+      if (pointScenarios == nullptr) return EXIT_INVALID;
       experiment.scenarios = kj::mv(KJ_ASSERT_NONNULL(pointScenarios));
       // Trace timelines are named by the keys' last parts: "iotlb_entries=64 smmu0".
       auto label = kj::str(point.seriesValue.map([&](kj::StringPtr sv) {
                              return kj::str(shortOf(KJ_ASSERT_NONNULL(series).key), "=", sv, " ");
                            }).orDefault(kj::str()),
                            shortOf(param.key), "=", point.value, repeats > 1 ? kj::str("#", run) : kj::str());
-      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label)) {
+      auto pointOverrides = overridesFor(point);
+      auto pointParams = paramsFor(point);
+      KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label, pointOverrides,
+                                         pointParams)) {
         progress.finished(what, Experiment::outcomeText(*result));
         measurements.add(i, run, *result);
       } else {
         progress.done();
         say(kj::str("the scenario does not fit ", manifest, " with ", point.name));
-        return EXIT_USAGE;
+        return EXIT_INVALID;
       }
     }
   }

@@ -33,8 +33,13 @@ struct ExperimentOptions {
   kj::Vector<kj::String> figures;      // sweep --figure patterns (plot.h)
 };
 
+// nestbed's one exit-status contract, every subcommand alike: 0 success; 1 a run failed, or what
+// the command names is invalid (a manifest — under its overrides —, a scenario, a parameter, an
+// instance or method); 2 the command line itself is wrong (unknown option, missing or malformed
+// argument, an output that cannot be written, --plot without gnuplot).
 constexpr int EXIT_OK = 0;
 constexpr int EXIT_FAILED = 1;
+constexpr int EXIT_INVALID = 1;
 constexpr int EXIT_USAGE = 2;
 
 int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr manifestB,

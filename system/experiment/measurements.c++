@@ -2,6 +2,8 @@
 
 #include "system/experiment/measurements.h"
 
+#include "system/version.h"
+
 #include <kj/debug.h>
 #include <algorithm>
 #include <cmath>
@@ -16,6 +18,8 @@ struct Measurements::Row {
   uint32_t line = 0;
   uint8_t depth = 0;
   kj::Array<kj::Vector<double>> samples;   // per variant, one per run
+  kj::String stepLabel;                    // step counters: the step's label
+  Row* stepRow = nullptr;                  // step counters: the step's timing row
 };
 
 namespace {
@@ -54,7 +58,8 @@ kj::StringPtr baseName(kj::StringPtr path) {
 
 Measurements::Measurements(rpc::ExperimentReport::Kind kind, kj::Array<VariantSpec> variants)
     : kind_(kind), variants_(kj::mv(variants)),
-      failures_(kj::heapArray<kj::Vector<kj::String>>(variants_.size())) {}
+      failures_(kj::heapArray<kj::Vector<kj::String>>(variants_.size())),
+      manifests_(kj::heapArray<kj::Own<capnp::MallocMessageBuilder>>(variants_.size())) {}
 Measurements::~Measurements() noexcept(false) {}
 
 Measurements::Row& Measurements::row(kj::Vector<kj::Own<Row>>& rows, kj::String key, bool step) {
@@ -71,6 +76,14 @@ Measurements::Row& Measurements::row(kj::Vector<kj::Own<Row>>& rows, kj::String 
 void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
   KJ_REQUIRE(variant < variants_.size());
   auto& failures = failures_[variant];
+  if (manifests_[variant].get() == nullptr && result.report.asReader().hasProvenance()) {
+    auto provenance = result.report.asReader().getProvenance();
+    if (timing_ == nullptr) timing_ = kj::heapString(provenance.getTiming());
+    if (provenance.getManifests().size() > 0) {
+      manifests_[variant] = kj::heap<capnp::MallocMessageBuilder>();
+      manifests_[variant]->setRoot(provenance.getManifests()[0]);
+    }
+  }
   switch (result.outcome) {
     case RunResult::Outcome::START_FAILED:
       failures.add(kj::str("run ", run, ": did not start: ", result.error));
@@ -98,6 +111,22 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
       }
       double us = wall_ ? s.getMicros() : double(s.getModeledNs()) / 1000;
       r.samples[variant].add(s.getIterations() ? us / s.getIterations() : us);
+      size_t runIndex = r.samples[variant].size() - 1;
+      for (auto d : s.getDeltas()) {
+        auto& c = row(stepCounters_, kj::str("delta\n", scenario.getFile(), "\n", i, "\n", d.getInstance(),
+                                           "\n", d.getCounter()), false);
+        if (c.name == nullptr) {
+          c.group = kj::heapString(scenario.getFile());
+          c.name = kj::str(d.getInstance(), ".", d.getCounter());
+          c.stepLabel = kj::heapString(s.getLabel());
+          c.line = s.getLine();
+          c.depth = s.getDepth();
+          c.stepRow = &r;
+        }
+        // Runs in which the step left the counter alone changed it by 0.
+        while (c.samples[variant].size() < runIndex) c.samples[variant].add(0);
+        c.samples[variant].add(double(d.getDelta()));
+      }
     }
   }
   for (auto instance : report.getComponents()) {
@@ -138,6 +167,19 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
     for (auto j : kj::indices(failures_[i])) f.set(j, failures_[i][j]);
   }
   report.setOk(ok);
+  auto provenance = report.initProvenance();
+  provenance.setVersion(nestbedVersion());
+  provenance.setCommit(nestbedCommit());
+  provenance.setBuildMode(buildMode());
+  if (timing_ != nullptr) provenance.setTiming(timing_);
+  auto manifests = provenance.initManifests(variants_.size());
+  for (auto i : kj::indices(variants_)) {
+    if (manifests_[i].get() != nullptr) {
+      manifests.setWithCaveats(i, manifests_[i]->getRoot<rpc::Provenance::Manifest>().asReader());
+    }
+    manifests[i].setLabel(variants_[i].label);
+    if (!manifests[i].hasFile()) manifests[i].setFile(variants_[i].manifest);
+  }
 
   auto fillRows = [&](kj::ArrayPtr<Row* const> rows, capnp::List<rpc::ExperimentReport::Row>::Builder out) {
     for (auto i : kj::indices(rows)) {
@@ -182,6 +224,15 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
   fillRows(timed, report.initSteps(timed.size()));
   auto counters = KJ_MAP(r, counters_) -> Row* { return r.get(); };
   fillRows(counters, report.initCounters(counters.size()));
+  for (auto& r : stepCounters_) {
+    for (auto v : kj::indices(r->samples)) {
+      while (r->samples[v].size() < r->stepRow->samples[v].size()) r->samples[v].add(0);
+    }
+  }
+  auto stepCounters = KJ_MAP(r, stepCounters_) -> Row* { return r.get(); };
+  auto out = report.initStepCounters(stepCounters.size());
+  fillRows(stepCounters, out);
+  for (auto i : kj::indices(stepCounters)) out[i].setStep(stepCounters[i]->stepLabel);
 }
 
 kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentReport::Variant::Reader variant) {
@@ -192,6 +243,9 @@ kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentRepo
 }
 
 kj::String rowName(rpc::ExperimentReport::Row::Reader row, bool step) {
+  if (row.getStep().size() > 0) {
+    return kj::str(baseName(row.getGroup()), ":", row.getLine(), " ", row.getStep(), ": ", row.getName());
+  }
   if (step) {
     return kj::str(kj::repeat(' ', 2 * row.getDepth()), baseName(row.getGroup()), ":", row.getLine(), " ",
                    row.getName());
@@ -260,12 +314,14 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
                       report.getTimeBase() == "wall" ? "; steps in wall time (this machine)"
                                                      : "; steps in modeled time (no repeats needed)"));
   }
+  lines.add(kj::str("  ", report.getProvenance().getVersion()));
   for (auto v : variants) {
     if (compare) lines.add(kj::str("  ", v.getLabel(), "  ", v.getManifest()));
   }
   if (!compare && variants.size()) lines.add(kj::str("  manifest ", variants[0].getManifest()));
   for (auto o : report.getOverrides()) lines.add(kj::str("  --set ", o));
   for (auto s : report.getScenarios()) lines.add(kj::str("  scenario ", s));
+  for (auto p : report.getProvenance().getParams()) lines.add(kj::str("  --define ", p));
   for (auto v : variants) {
     auto who = variantName(report, v);
     if (v.getOk()) continue;
@@ -323,6 +379,7 @@ kj::String formatExperiment(rpc::ExperimentReport::Reader report) {
                                        : "step (modeled us per iteration)",
         report.getSteps(), true);
   table("counter", report.getCounters(), false);
+  if (report.getStepCounters().size() > 0) table("what each step changed", report.getStepCounters(), false);
 
   size_t differing = 0, varying = 0;
   kj::Vector<kj::String> varied;
@@ -403,6 +460,21 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report) {
   };
   rows("step_us", report.getSteps());
   rows("counter", report.getCounters());
+  rows("step_counter", report.getStepCounters());
+  // Provenance rows: kind "provenance", the key as group, the value as name.
+  auto provenance = report.getProvenance();
+  auto fact = [&](kj::StringPtr key, kj::StringPtr value) {
+    lines.add(kj::str("provenance,", csvField(key), ",", csvField(value), ",0"));
+  };
+  fact("version", provenance.getVersion());
+  fact("commit", provenance.getCommit());
+  fact("build_mode", provenance.getBuildMode());
+  if (provenance.getTiming().size() > 0) fact("timing", provenance.getTiming());
+  for (auto m : provenance.getManifests()) {
+    fact(kj::str("manifest ", m.getLabel()), m.getFile());
+    for (auto o : m.getOverrides()) fact(kj::str("set ", m.getLabel()), o);
+  }
+  for (auto p : provenance.getParams()) fact("define", p);
   return kj::str(kj::strArray(lines, "\n"), "\n");
 }
 

@@ -52,7 +52,10 @@ private:
   kj::Array<kj::Vector<kj::String>> failures_;   // per variant
   kj::Vector<kj::Own<Row>> steps_;
   kj::Vector<kj::Own<Row>> counters_;
+  kj::Vector<kj::Own<Row>> stepCounters_;
   kj::HashMap<kj::String, Row*> byKey_;
+  kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifests_;   // per variant, its first run's
+  kj::String timing_;                                           // the first run's cost profile
 };
 
 // For people: the rows side by side, median [min-max] when there are several runs, the ratio,
@@ -67,7 +70,8 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report);
 // "components.q.impl=smmu_queue/native hw.smmuv3.0.iotlb_entries=64".
 kj::String variantName(rpc::ExperimentReport::Reader report, rpc::ExperimentReport::Variant::Reader variant);
 
-// A row's display name: "page_table.capnp:42 label" for steps, "instance.counter" for counters.
+// A row's display name: "page_table.capnp:42 label" for steps, "instance.counter" for counters,
+// "page_table.capnp:42 label: instance.counter" for step counters (rows with `step` set).
 kj::String rowName(rpc::ExperimentReport::Row::Reader row, bool step);
 
 }  // namespace nb::experiment

@@ -64,12 +64,37 @@ kj::String header(size_t height) {
                  " dynamic noenhanced font 'Helvetica,11' background rgb 'white'\n");
 }
 
+// The figure's provenance, at its foot: the build, the overrides, the scenario parameters.
+kj::String caption(rpc::ExperimentReport::Reader report) {
+  auto provenance = report.getProvenance();
+  kj::Vector<kj::String> parts;
+  parts.add(kj::heapString(provenance.getVersion()));
+  if (provenance.getTiming().size() > 0) parts.add(kj::str("timing ", provenance.getTiming()));
+  for (auto o : report.getOverrides()) parts.add(kj::str("--set ", o));
+  for (auto p : provenance.getParams()) parts.add(kj::str("--define ", p));
+  return kj::str("set label 99 ", quoted(kj::strArray(parts, "  ")),
+                 " at screen 0.005,0.004 left font ',8' textcolor rgb 'gray40'");
+}
+
 // ---- compare: B/A bars
 
 struct Bar {
   kj::String label;
   double ratio;
+  // The spread: every run of A and of B over A's median (empty when A's median is 0).
+  kj::Vector<double> runsA, runsB;
 };
+
+Bar barOf(Row::Reader r, bool step) {
+  Bar bar{figureName(r, step), r.getRatio()};
+  auto cells = r.getCells();
+  if (cells.size() == 2 && cells[0].getPresent() && cells[0].getMedian() > 0) {
+    double a = cells[0].getMedian();
+    for (auto x : cells[0].getSamples()) bar.runsA.add(x / a);
+    for (auto x : cells[1].getSamples()) bar.runsB.add(x / a);
+  }
+  return bar;
+}
 
 size_t panelHeight(size_t bars) { return 110 + 20 * bars; }
 
@@ -108,6 +133,21 @@ kj::String barPanel(kj::StringPtr name, kj::StringPtr title, kj::ArrayPtr<const 
     out.add(kj::str(i, " ", dataString(label), " ", num(drawn), " ", dataString(text)));
   }
   out.add(kj::str("EOD"));
+  // Each run as a dot: A's grey, B's black, at its ratio to A's median.
+  out.add(kj::str("$", name, "_runs << EOD"));
+  bool anyRuns = false;
+  for (auto i : kj::indices(bars)) {
+    for (auto x : bars[i].runsA) {
+      if (x > 0) out.add(kj::str(i, " ", num(kj::max(lo, kj::min(hi, x))), " 0"));
+      anyRuns = anyRuns || x > 0;
+    }
+    for (auto x : bars[i].runsB) {
+      if (x > 0) out.add(kj::str(i, " ", num(kj::max(lo, kj::min(hi, x))), " 1"));
+      anyRuns = anyRuns || x > 0;
+    }
+  }
+  if (!anyRuns) out.add(kj::str("0 1 0"));   // gnuplot refuses an empty block
+  out.add(kj::str("EOD"));
   out.add(kj::str("set origin 0,", num(originY)));
   out.add(kj::str("set size 1,", num(sizeY)));
   out.add(kj::str("set title ", quoted(title)));
@@ -123,16 +163,18 @@ kj::String barPanel(kj::StringPtr name, kj::StringPtr title, kj::ArrayPtr<const 
   out.add(kj::str("plot $", name,
                   " using 3:1:($3<1?$3:1):($3<1?1:$3):($1-0.35):($1+0.35):ytic(2) with boxxyerror "
                   "fs solid 0.5 lc rgb '#4477aa', \\\n  $",
-                  name, " using ($3<1?1:$3):1:4 with labels left offset 0.6,0 font ',9'"));
+                  name, " using ($3<1?1:$3):1:4 with labels left offset 0.6,0 font ',9', \\\n  $",
+                  name, "_runs using 2:1:($3 > 0 ? 0x000000 : 0x999999) with points pt 7 ps 0.35 "
+                  "lc rgb variable"));
   out.add(kj::str("unset arrow 1"));
   return kj::str(kj::strArray(out, "\n"), "\n");
 }
 
 kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPath) {
   kj::Vector<Bar> steps, counters;
-  for (auto r : report.getSteps()) steps.add(Bar{figureName(r, true), r.getRatio()});
+  for (auto r : report.getSteps()) steps.add(barOf(r, true));
   for (auto r : report.getCounters()) {
-    if (r.getDiffers()) counters.add(Bar{figureName(r, false), r.getRatio()});
+    if (r.getDiffers()) counters.add(barOf(r, false));
   }
   size_t h1 = panelHeight(kj::max(steps.size(), size_t(1)));
   size_t h2 = counters.empty() ? 0 : panelHeight(counters.size());
@@ -141,8 +183,10 @@ kj::String compareScript(rpc::ExperimentReport::Reader report, kj::StringPtr svg
   kj::Vector<kj::String> out;
   out.add(header(total));
   out.add(kj::str("set output ", quoted(svgPath)));
-  auto what = kj::str("B/A of the median over ", runs, " run", runs == 1 ? "" : "s", " each (< 1: B is lower)");
+  auto what = kj::str("B/A of the median over ", runs, " run", runs == 1 ? "" : "s",
+                      " each (< 1: B is lower); dots: each run over A's median (grey A, black B)");
   out.add(kj::str("set multiplot"));
+  out.add(caption(report));
   auto base = report.getTimeBase() == "wall" ? "wall" : "modeled";
   out.add(barPanel("steps", kj::str(base, " step time per iteration: ", what), steps,
                    double(h2) / total, double(h1) / total));
@@ -299,10 +343,22 @@ kj::Array<kj::String> chosenFigures(rpc::ExperimentReport::Reader report, kj::Ar
   for (size_t k = 0; k < slowest.size() && k < limit; k++) picked.add(kj::get<1>(slowest[k]));
   std::sort(picked.begin(), picked.end());   // in scenario order
   for (auto i : picked) chosen.add(figureName(steps[i], true));
+  // A counter whose value is the swept value itself (a capacity echoing the setting swept)
+  // says nothing the axis does not: it is no result.
+  auto echoes = [&](Row::Reader r) {
+    auto variants = report.getVariants();
+    auto cells = r.getCells();
+    for (auto i : kj::indices(variants)) {
+      double value;
+      if (!parseNumber(variants[i].getValue(), value)) return false;
+      if (i >= cells.size() || !cells[i].getPresent() || cells[i].getMedian() != value) return false;
+    }
+    return variants.size() > 0;
+  };
   size_t taken = 0;
   for (auto r : report.getCounters()) {
     if (taken == limit) break;
-    if (r.getDiffers()) {
+    if (r.getDiffers() && !echoes(r)) {
       chosen.add(figureName(r, false));
       taken++;
     }
@@ -343,6 +399,7 @@ kj::String plotScript(rpc::ExperimentReport::Reader report, kj::StringPtr svgPat
   auto runs = report.getRepeats();
   auto what = runs > 1 ? kj::str(": median and min-max over ", runs, " runs") : kj::str();
   out.add(kj::str("set multiplot"));
+  out.add(caption(report));
   if (axis.categorical) {
     kj::Vector<kj::String> tics;
     for (auto i : kj::indices(axis.ticks)) tics.add(kj::str(quoted(axis.ticks[i]), " ", i));

@@ -4,6 +4,8 @@
 
 #include "system/experiment/trace.h"
 
+#include "system/version.h"
+
 #include <kj/debug.h>
 
 namespace nb::experiment {
@@ -31,12 +33,29 @@ void fillStats(rpc::RunReport::Builder report, kj::ArrayPtr<const InstanceStats>
   }
 }
 
+void fillProvenance(rpc::Provenance::Builder out, const Plan& plan, kj::StringPtr label,
+                    kj::ArrayPtr<const Override> overrides, kj::ArrayPtr<const ScenarioParam> params) {
+  out.setVersion(nestbedVersion());
+  out.setCommit(nestbedCommit());
+  out.setBuildMode(buildMode());
+  auto m = out.initManifests(1)[0];
+  m.setLabel(label);
+  m.setFile(plan.file);
+  auto o = m.initOverrides(overrides.size());
+  for (auto i : kj::indices(overrides)) o.set(i, kj::str(overrides[i].key, "=", overrides[i].value));
+  m.setEffective(plan.effective);
+  out.setTiming(kj::str(plan.timing.profile.name, " (", plan.timing.origin, ")"));
+  auto p = out.initParams(params.size());
+  for (auto i : kj::indices(params)) p.set(i, kj::str(params[i].name, "=", params[i].value));
+}
+
 RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedScenario> scenarios,
                   RunOptions& options) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto report = message->initRoot<rpc::RunReport>();
   RunResult result{RunResult::Outcome::RAN, kj::mv(message), report, nullptr, nullptr};
   report.setManifest(plan.file);
+  fillProvenance(report.initProvenance(), plan, "", options.overrides, options.params);
 
   kj::Vector<kj::String> events;
   ComposerOptions composerOptions{kj::heapString(options.hostBinary), [&](kj::StringPtr e) {
@@ -69,7 +88,10 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
   if (tracer != nullptr) root = tracer->scenarioRoot(kj::mv(root));
   bool ok = true;
   {
-    ScenarioRunner runner(io.waitScope, kj::mv(root), options.registry, composer.memory());
+    // Each step's counter changes are read through the composer's own root: not the traced
+    // one, whose crossings are recorded (and charged).
+    ScenarioRunner runner(io.waitScope, kj::mv(root), options.registry, composer.memory(),
+                          composer.root());
     runner.setClock(composer.clock(), composer.plan().timing.profile.name,
                     io.provider->getTimer());
     kj::Vector<ScenarioError> checkErrors;
@@ -99,9 +121,10 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
     }
     // Counters while the runner still holds what the scenarios saved (see runner.h).
     fillStats(report, composer.stats().wait(io.waitScope));
+    // So is the memory dump: the tables a scenario created (createTable) are still alive.
+    KJ_IF_MAYBE(f, options.beforeShutdown) { (*f)(composer, io.waitScope); }
   }
   report.setOk(ok);
-  KJ_IF_MAYBE(f, options.beforeShutdown) { (*f)(composer, io.waitScope); }
   finish();
   if (tracer != nullptr) tracer->endRun();
   return result;

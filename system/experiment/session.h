@@ -24,9 +24,17 @@ struct RunOptions {
   kj::Function<void(kj::StringPtr)> onEvent;   // each composer event (exits, restarts) as it happens
   kj::Maybe<Tracer&> tracer = nullptr;    // record this run's RPCs and per-step counter changes
   kj::StringPtr traceLabel = nullptr;     // the run's name on the trace ("A#1", "ratio=2")
-  // Called after the scenarios, before shutdown (`run --dump-memory`).
+  // Called after the scenarios, while what they saved is still held, before shutdown
+  // (`run --dump-memory`: the tables a scenario created are in the sidecar).
   kj::Maybe<kj::Function<void(Composer&, kj::WaitScope&)>> beforeShutdown = nullptr;
+  // Provenance: what the report records beside the plan's manifest.
+  kj::ArrayPtr<const Override> overrides = nullptr;   // applied to the plan
+  kj::ArrayPtr<const ScenarioParam> params = nullptr; // the scenario parameters given
 };
+
+// The build, the plan's manifest with `overrides` applied, and `params`, as a report records them.
+void fillProvenance(rpc::Provenance::Builder out, const Plan& plan, kj::StringPtr label,
+                    kj::ArrayPtr<const Override> overrides, kj::ArrayPtr<const ScenarioParam> params);
 
 struct RunResult {
   enum class Outcome {

@@ -28,8 +28,16 @@ kj::Maybe<uint64_t> parseSize(kj::StringPtr text) {
     case 't': shift = 40; p++; break;
     default: break;
   }
-  if (shift != 0 && *p == 'i') p++;
-  if (tolower(*p) == 'b') p++;
+  // A binary unit: "256MiB" or "256M" (2^20 each). "256MB" would be 10^6-based by SI and is
+  // often meant as 2^20: ambiguous, so refused. A bare "B" after the number is bytes.
+  if (shift != 0) {
+    if (*p == 'i') {
+      p++;
+      if (tolower(*p) == 'b') p++;
+    }
+  } else if (tolower(*p) == 'b') {
+    p++;
+  }
   if (*p != '\0') return nullptr;
   if (shift != 0 && (value << shift) >> shift != value) return nullptr;
   return value << shift;

@@ -87,8 +87,8 @@ const scenario :Scenario = (
     # ---- A nested domain over a vIOMMU on the nest parent: a bypass vSTE (stage 2 only).
     (allocViommu = (s2Domain = "$s2"), saveAs = "viommu"),
     (addVdevice = (viommu = "$viommu", vsid = 0x10, sid = 0xf8)),
-    (allocNested = (viommu = "$viommu", vste = [0x9, 0]), saveAs = "nested"),
-    (allocNested = (viommu = "$viommu", vste = [0xd, 0]), expect = (outcome = (errno = eIo))),
+    (allocNested = (viommu = "$viommu", vsteFields = (config = bypass)), saveAs = "nested"),
+    (allocNested = (viommu = "$viommu", vsteFields = (config = s2Trans)), expect = (outcome = (errno = eIo))),
     (replace = (ownership = "$own", domain = "$nested")),
     (dma = (endpoint = "ep4", iova = 0x20000000, length = 2), expect = (value = "\"s2\"")),
 

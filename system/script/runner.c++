@@ -6,6 +6,8 @@
 #include "interfaces/smmu-queue.capnp.h"
 #include "system/guest/guest-driver.h"
 #include "system/guest/guest-queue.h"
+#include "system/script/commands.h"
+#include "util/suggest.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize-text.h>
@@ -34,6 +36,13 @@ struct ScenarioRunner::Node {
     uint32_t iteration;
   };
   kj::Vector<Failure> failures;
+  // Counter changes by counter index (Impl::counterKeys), summed over iterations; leaf steps.
+  kj::Vector<int64_t> deltas;
+  struct Record {
+    kj::String name, value;
+    uint32_t iteration;
+  };
+  kj::Vector<Record> records;
 };
 
 namespace {
@@ -124,7 +133,92 @@ kj::Maybe<CallSpec> callOf(rpc::Step::Reader step) {
 struct Saved {
   kj::Maybe<capnp::DynamicCapability::Client> cap;
   kj::String text;
+  kj::String display;   // for `print`: addresses and registers in hex
 };
+
+// Whether a number under this field name is an address or a register, shown in hex.
+bool isHexName(kj::StringPtr name) {
+  for (auto exact : {"value", "raw", "vste", "dw0", "dw1", "ttb", "ttb0", "ttb1", "s2ttb", "offset",
+                     "cdTable", "sid", "vsid", "streamid", "mask"}) {
+    if (name == exact) return true;
+  }
+  kj::String lower = kj::heapString(name);
+  for (auto& c : lower) c = char(tolower(c));
+  for (auto suffix : {"pa", "iova", "addr", "address", "base"}) {
+    if (lower.endsWith(suffix)) return true;
+  }
+  return false;
+}
+
+// Cap'n Proto text with the numbers of address and register fields in hex.
+kj::String display(capnp::DynamicValue::Reader v, kj::StringPtr name, capnp::TextCodec& codec) {
+  switch (v.getType()) {
+    case capnp::DynamicValue::UINT:
+      if (isHexName(name)) return kj::str("0x", kj::hex(v.as<uint64_t>()));
+      return kj::str(v.as<uint64_t>());
+    case capnp::DynamicValue::INT:
+      return kj::str(v.as<int64_t>());
+    case capnp::DynamicValue::BOOL:
+      return kj::str(v.as<bool>() ? "true" : "false");
+    case capnp::DynamicValue::VOID:
+      return kj::str("void");
+    case capnp::DynamicValue::ENUM:
+      KJ_IF_MAYBE(e, v.as<capnp::DynamicEnum>().getEnumerant()) {
+        return kj::heapString(e->getProto().getName());
+      }
+      return kj::str(v.as<capnp::DynamicEnum>().getRaw());
+    case capnp::DynamicValue::CAPABILITY:
+      return kj::str("<capability>");
+    case capnp::DynamicValue::LIST: {
+      kj::Vector<kj::String> items;
+      for (auto item : v.as<capnp::DynamicList>()) items.add(display(item, name, codec));
+      return kj::str("[", kj::strArray(items, ", "), "]");
+    }
+    case capnp::DynamicValue::STRUCT: {
+      auto s = v.as<capnp::DynamicStruct>();
+      kj::Vector<kj::String> fields;
+      // In the schema's order: every field outside the union, the union's member that is set.
+      auto active = s.which();
+      for (auto f : s.getSchema().getFields()) {
+        if (f.getProto().getDiscriminantValue() != capnp::schema::Field::NO_DISCRIMINANT) {
+          KJ_IF_MAYBE(a, active) {
+            if (*a != f) continue;
+          } else {
+            continue;
+          }
+        }
+        auto n = f.getProto().getName();
+        fields.add(kj::str(n, " = ", display(s.get(f), n, codec)));
+      }
+      return kj::str("(", kj::strArray(fields, ", "), ")");
+    }
+    default:
+      return codec.encode(v);
+  }
+}
+
+// A hardware outcome the results report: a `fault` or `aborted` union member, at the top of
+// the results or in a list of per-transaction results. Returns the member's name and text.
+kj::Maybe<std::pair<kj::StringPtr, kj::String>> failureIn(capnp::DynamicStruct::Reader s,
+                                                          capnp::TextCodec& codec, int depth = 1) {
+  KJ_IF_MAYBE(f, s.which()) {
+    auto name = f->getProto().getName();
+    if (name == "fault" || name == "aborted") {
+      return std::make_pair(kj::StringPtr(name), display(s.get(*f), name, codec));
+    }
+  }
+  if (depth == 0) return nullptr;
+  for (auto f : s.getSchema().getNonUnionFields()) {
+    auto type = f.getType();
+    if (!type.isList() || !type.asList().getElementType().isStruct()) continue;
+    for (auto item : s.get(f).as<capnp::DynamicList>()) {
+      KJ_IF_MAYBE(found, failureIn(item.as<capnp::DynamicStruct>(), codec, depth - 1)) {
+        return kj::mv(*found);
+      }
+    }
+  }
+  return nullptr;
+}
 
 kj::String enumerantName(rpc::Errno e) {
   auto enumerants = capnp::Schema::from<rpc::Errno>().getEnumerants();
@@ -132,14 +226,83 @@ kj::String enumerantName(rpc::Errno e) {
   return kj::str(uint16_t(e));
 }
 
+// A typed step's parameter as its default label shows it: numbers that are addresses or
+// registers in hex, structs by their non-default fields, a list of one struct as that struct.
+kj::String labelValue(capnp::DynamicValue::Reader v, kj::StringPtr name) {
+  capnp::TextCodec codec;
+  switch (v.getType()) {
+    case capnp::DynamicValue::TEXT: {
+      auto t = v.as<capnp::Text>();
+      if (t.startsWith("$")) return kj::heapString(t);
+      return codec.encode(v);
+    }
+    case capnp::DynamicValue::LIST: {
+      auto list = v.as<capnp::DynamicList>();
+      if (list.size() == 1) return labelValue(list[0], name);
+      if (list.size() > 0 && list[0].getType() == capnp::DynamicValue::STRUCT) return kj::str("[", list.size(), "]");
+      return display(v, name, codec);
+    }
+    case capnp::DynamicValue::STRUCT: {
+      auto s = v.as<capnp::DynamicStruct>();
+      kj::Vector<kj::String> parts;
+      for (auto f : s.getSchema().getFields()) {
+        if (!s.has(f, capnp::HasMode::NON_DEFAULT)) continue;
+        auto n = f.getProto().getName();
+        auto value = s.get(f);
+        if (value.getType() == capnp::DynamicValue::BOOL) {
+          parts.add(kj::heapString(n));   // only `true` is non-default
+        } else {
+          parts.add(kj::str(n, "=", labelValue(value, n)));
+        }
+      }
+      return kj::str("(", kj::strArray(parts, " "), ")");
+    }
+    default:
+      return display(v, name, codec);
+  }
+}
+
+// An unlabelled typed step's label: the step, its target and what is not default, e.g.
+// "dma ep0 iova=0x10000000 length=4" — shortened to fit a report's column.
+kj::String typedLabel(rpc::Step::Reader step, const CallSpec& call, capnp::DynamicStruct::Reader typed) {
+  capnp::DynamicStruct::Reader dynamic = capnp::toDynamic(step);
+  auto field = KJ_ASSERT_NONNULL(dynamic.which()).getProto().getName();
+  kj::Vector<kj::String> parts;
+  parts.add(kj::str(field, " ", call.target));
+  for (auto f : typed.getSchema().getFields()) {
+    auto n = f.getProto().getName();
+    if (n == call.targetField || !typed.has(f, capnp::HasMode::NON_DEFAULT)) continue;
+    auto value = typed.get(f);
+    if (value.getType() == capnp::DynamicValue::BOOL) {
+      parts.add(kj::heapString(n));
+    } else {
+      parts.add(kj::str(n, "=", labelValue(value, n)));
+    }
+  }
+  auto label = kj::strArray(parts, " ");
+  constexpr size_t WIDTH = 64;
+  if (label.size() > WIDTH) return kj::str(label.slice(0, WIDTH - 3), "...");
+  return label;
+}
+
 kj::String stepSummary(rpc::Step::Reader step) {
   if (step.hasLabel()) return kj::heapString(step.getLabel());
   if (step.isRepeat()) return kj::str("repeat ", step.getRepeat().getCount(), "x");
-  KJ_IF_MAYBE(c, callOf(step)) { return kj::str(c->target, ".", c->method); }
+  if (step.isPrint()) return kj::str("print");
+  KJ_IF_MAYBE(c, callOf(step)) {
+    KJ_IF_MAYBE(typed, c->typed) { return typedLabel(step, *c, *typed); }
+    return kj::str(c->target, ".", c->method);
+  }
   if (step.isGuestAttach()) return kj::str(step.getGuestAttach().getGuest(), ".attach");
   if (step.isGuestMap()) return kj::str(step.getGuestMap().getGuest(), ".map");
   if (step.isGuestUnmap()) return kj::str(step.getGuestUnmap().getGuest(), ".unmap");
-  return kj::str("check");
+  // A check: what it checks.
+  kj::Vector<kj::String> counters;
+  for (auto c : step.getExpect().getCounters()) counters.add(kj::str(c.getInstance(), ".", c.getCounter()));
+  if (counters.empty()) return kj::str("check");
+  auto label = kj::str("check ", kj::strArray(counters, ", "));
+  if (label.size() > 64) return kj::str(label.slice(0, 61), "...");
+  return label;
 }
 
 // An exception's description as the report shows it: the same whichever process threw it.
@@ -209,8 +372,20 @@ struct ScenarioRunner::Impl {
     }
   }
 
-  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory)
-      : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry) {
+  // Per-step accounting: every counter of every instance, by index, as last read.
+  kj::Vector<std::pair<kj::String, kj::String>> counterKeys;   // (instance, counter)
+  kj::HashMap<kj::String, size_t> counterIndex;                 // "instance.counter" -> index
+  kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
+  kj::Vector<kj::Maybe<uint64_t>> lastCounters;
+  kj::HashMap<kj::String, rpc::Component::Client> components;
+  rpc::Root::Client statsRoot;   // where they are read (not traced: the scenario's calls are)
+  // check(): a value of each saved name's type, so call arguments parse before anything runs.
+  kj::HashMap<kj::String, kj::String> samples;
+
+  Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory,
+       kj::Maybe<rpc::Root::Client> statsRootOrNull)
+      : waitScope(ws), root(kj::mv(r)), memory(memory), registry(registry),
+        statsRoot(pickStatsRoot(kj::mv(statsRootOrNull), root)) {
     for (auto name : registry.names()) {
       auto& type = KJ_ASSERT_NONNULL(registry.find(name));
       schemas.upsert(type.interface.getProto().getId(), type.interface, [](auto&, auto&&) {});
@@ -221,12 +396,19 @@ struct ScenarioRunner::Impl {
         instances.insert(kj::heapString(inst.getName()), *schema);
       }
       impls.upsert(kj::heapString(inst.getImpl()), true, [](auto&, auto&&) {});
+      instanceOrder.add(kj::heapString(inst.getName()));
     }
+    instanceOrder.add(kj::str("memory"));
     // hw/mem's frame allocator is a call target too, so scenarios allocate the memory their
     // structures live in ("memory" is not a manifest instance name: the composer reserves it).
     instances.insert(kj::str("memory"), capnp::Schema::from<rpc::FrameAllocator>());
     mains.insert(kj::str("memory"), root.memoryRequest().send().getFrames().castAs<capnp::DynamicCapability>(
                                         capnp::Schema::from<rpc::FrameAllocator>()));
+  }
+
+  static rpc::Root::Client pickStatsRoot(kj::Maybe<rpc::Root::Client> given, rpc::Root::Client& root) {
+    KJ_IF_MAYBE(g, given) { return kj::mv(*g); }
+    return root;
   }
 
   // The expectations that hold for this manifest: the first `whenImpl` entry whose
@@ -266,14 +448,22 @@ struct ScenarioRunner::Impl {
         auto counter = kj::heapString(step.getRepeat().getCounter());
         bool shadowed = known.find(counter) != nullptr;
         if (!shadowed) known.insert(kj::heapString(counter), nullptr);
+        samples.upsert(kj::heapString(counter), kj::str(step.getRepeat().getStart()),
+                       [](auto& a, auto&& b) { a = kj::mv(b); });
         for (auto& child : node.children) check(*child, known, file, errors);
         if (!shadowed) known.erase(counter);
         break;
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::PRINT:
+        for (auto& name : referencedNames(step.getPrint())) {
+          if (known.find(name) == nullptr) err(kj::str("'$", name, "' is used before it is set"));
+        }
+        break;
       case rpc::Step::GUEST_INVALIDATE: {
         auto g = step.getGuestInvalidate();
+        checkCommands(g.getCommands(), err);
         checkCapabilityName(g.getViommu(), known, err);
         if (g.getRing().hasS2Domain()) checkCapabilityName(g.getRing().getS2Domain(), known, err);
         break;
@@ -329,6 +519,25 @@ struct ScenarioRunner::Impl {
               for (auto f : typed->getSchema().getFields()) {
                 auto name = f.getProto().getName();
                 if (name == call.targetField) continue;
+                if (isSteFields(f)) {
+                  // `vsteFields` builds the `vste` parameter.
+                  auto param = kj::heapString(name.slice(0, name.size() - strlen("Fields")));
+                  if (typed->has(f, capnp::HasMode::NON_DEFAULT)) {
+                    auto words = encodeSte(typed->get(f).as<rpc::SteFields>());
+                    if (words.is<kj::String>()) err(kj::heapString(words.get<kj::String>()));
+                    KJ_IF_MAYBE(other, typed->getSchema().findFieldByName(param)) {
+                      if (typed->has(*other, capnp::HasMode::NON_DEFAULT)) {
+                        err(kj::str("give '", param, "' or '", name, "', not both"));
+                      }
+                    }
+                  }
+                  continue;
+                }
+                if (f.getType().isList() && f.getType().asList().getElementType().isStruct() &&
+                    f.getType().asList().getElementType().asStruct().getProto().getId() ==
+                        capnp::typeId<rpc::RawCommand>()) {
+                  checkCommands(typed->get(f).as<capnp::List<rpc::RawCommand>>(), err);
+                }
                 KJ_IF_MAYBE(param, params.findFieldByName(name)) {
                   if (param->getType().isInterface() && typed->has(f)) {
                     checkCapabilityName(typed->get(f).as<capnp::Text>(), known, err,
@@ -339,6 +548,7 @@ struct ScenarioRunner::Impl {
                 }
               }
             }
+            if (call.typed == nullptr) checkArgs(call, *method, err);
             capnp::Type type = method->getResultType();
             for (auto part : splitPath(call.result)) {
               if (type.isList() && std::all_of(part.begin(), part.end(), ::isdigit)) {
@@ -379,10 +589,69 @@ struct ScenarioRunner::Impl {
     }
     if (step.hasSaveAs()) {
       kj::Maybe<capnp::InterfaceSchema> iface;
+      samples.erase(step.getSaveAs());
       KJ_IF_MAYBE(t, resultType) {
         if (t->isInterface()) iface = t->asInterface();
+        KJ_IF_MAYBE(sample, sampleOf(*t)) {
+          samples.insert(kj::heapString(step.getSaveAs()), kj::mv(*sample));
+        }
       }
       known.upsert(kj::heapString(step.getSaveAs()), iface, [](auto& a, auto&& b) { a = kj::mv(b); });
+    }
+  }
+
+  // Text that parses as a value of `type`, standing in for a saved value in check().
+  static kj::Maybe<kj::String> sampleOf(capnp::Type type) {
+    switch (type.which()) {
+      case capnp::schema::Type::BOOL: return kj::str("false");
+      case capnp::schema::Type::INT8: case capnp::schema::Type::INT16:
+      case capnp::schema::Type::INT32: case capnp::schema::Type::INT64:
+      case capnp::schema::Type::UINT8: case capnp::schema::Type::UINT16:
+      case capnp::schema::Type::UINT32: case capnp::schema::Type::UINT64:
+        return kj::str("0");
+      case capnp::schema::Type::FLOAT32: case capnp::schema::Type::FLOAT64:
+        return kj::str("0.0");
+      case capnp::schema::Type::TEXT: return kj::str("\"\"");
+      case capnp::schema::Type::ENUM: {
+        auto enumerants = type.asEnum().getEnumerants();
+        if (enumerants.size() > 0) return kj::heapString(enumerants[0].getProto().getName());
+        return nullptr;
+      }
+      case capnp::schema::Type::STRUCT: return kj::str("()");
+      case capnp::schema::Type::LIST: return kj::str("[]");
+      default: return nullptr;
+    }
+  }
+
+  // A call's argument text parsed as the method's parameters before anything runs, `$name`
+  // standing for a value of the saved name's type (skipped when a type is not known).
+  template <typename Err>
+  void checkArgs(const CallSpec& call, capnp::InterfaceSchema::Method method, Err& err) {
+    kj::Vector<char> text;
+    auto args = call.args;
+    for (size_t i = 0; i < args.size(); i++) {
+      if (args[i] == '$') {
+        size_t start = i + 1, end = start;
+        while (end < args.size() && (isalnum(args[end]) || args[end] == '_')) end++;
+        KJ_IF_MAYBE(sample, samples.find(args.slice(start, end))) {
+          text.addAll(*sample);
+        } else {
+          return;   // a value of unknown type: it parses when it runs, or the step fails
+        }
+        i = end - 1;
+        continue;
+      }
+      text.add(args[i]);
+    }
+    text.add('\0');
+    kj::String literal(text.releaseAsArray());
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      capnp::MallocMessageBuilder scratch;
+      auto params = scratch.initRoot<capnp::DynamicStruct>(method.getParamType());
+      codec.decode(literal, params);
+    })) {
+      err(kj::str("args \"", args, "\" are not parameters of ", method.getProto().getName(), ": ",
+                  describe(*e)));
     }
   }
 
@@ -465,6 +734,16 @@ struct ScenarioRunner::Impl {
   void setTypedField(capnp::DynamicStruct::Builder req, capnp::StructSchema::Field field,
                      capnp::DynamicValue::Reader value) {
     auto name = field.getProto().getName();
+    if (isSteFields(field)) {
+      // An STE built by field fills the list of words it names (`vsteFields` -> `vste`).
+      auto result = encodeSte(value.as<rpc::SteFields>());
+      auto words = KJ_REQUIRE_NONNULL(result.tryGet<CommandWords>(), "STE fields do not encode");
+      auto listName = kj::heapString(name.slice(0, name.size() - strlen("Fields")));
+      auto list = req.init(listName, 2).as<capnp::List<uint64_t>>();
+      list.set(0, words.dw0);
+      list.set(1, words.dw1);
+      return;
+    }
     auto param = KJ_ASSERT_NONNULL(req.getSchema().findFieldByName(name));
     if (param.getType().isInterface()) {
       // A saved capability ("$name") or an instance's main capability.
@@ -473,11 +752,34 @@ struct ScenarioRunner::Impl {
       auto commands = value.as<capnp::List<rpc::RawCommand>>();
       auto data = req.init(param, commands.size() * 16).as<capnp::Data>();
       for (auto i : kj::indices(commands)) {
-        uint64_t words[2] = {commands[i].getDw0(), commands[i].getDw1()};
+        auto w = wordsOf(commands[i]);
+        uint64_t words[2] = {w.dw0, w.dw1};
         memcpy(data.begin() + i * 16, words, 16);
       }
     } else {
       req.set(param, value);
+    }
+  }
+
+  static bool isSteFields(capnp::StructSchema::Field f) {
+    return f.getType().isStruct() && f.getType().asStruct().getProto().getId() == capnp::typeId<rpc::SteFields>();
+  }
+
+  // A command's words; check() has refused those that do not encode.
+  static CommandWords wordsOf(rpc::RawCommand::Reader command) {
+    auto result = encodeCommand(command);
+    KJ_SWITCH_ONEOF(result) {
+      KJ_CASE_ONEOF(words, CommandWords) { return words; }
+      KJ_CASE_ONEOF(error, kj::String) { KJ_FAIL_REQUIRE("command does not encode", error); }
+    }
+    KJ_UNREACHABLE;
+  }
+
+  template <typename Err>
+  static void checkCommands(capnp::List<rpc::RawCommand>::Reader commands, Err& err) {
+    for (auto i : kj::indices(commands)) {
+      auto result = encodeCommand(commands[i]);
+      if (result.is<kj::String>()) err(kj::str("commands[", i, "]: ", result.get<kj::String>()));
     }
   }
 
@@ -544,8 +846,9 @@ struct ScenarioRunner::Impl {
       for (auto r : step.getRuns()) n += r.getCount();
       auto words = kj::heapArrayBuilder<const uint64_t>(n * 2);
       for (auto c : commands) {
-        words.add(c.getDw0());
-        words.add(c.getDw1());
+        auto w = wordsOf(c);
+        words.add(w.dw0);
+        words.add(w.dw1);
       }
       for (auto r : step.getRuns()) {
         for (uint32_t i = 0; i < r.getCount(); i++) {
@@ -755,7 +1058,17 @@ struct ScenarioRunner::Impl {
     KJ_IF_MAYBE(v, select(root, path, error)) {
       auto actual = text(*v);
       auto want = canonical(expected, *v);
-      if (actual != want) fail(node, iteration, what, kj::mv(want), kj::mv(actual));
+      if (actual != want) {
+        // Shown as a person reads them: addresses and registers in hex.
+        auto parts = splitPath(path);
+        kj::StringPtr name = parts.empty() ? kj::StringPtr("") : parts.back();
+        if (v->getType() == capnp::DynamicValue::UINT && isHexName(name)) {
+          char* end = nullptr;
+          auto w = strtoull(want.cStr(), &end, 0);
+          if (end != nullptr && *end == '\0' && end != want.cStr()) want = kj::str("0x", kj::hex(w));
+        }
+        fail(node, iteration, what, kj::mv(want), display(*v, name, codec));
+      }
     } else {
       fail(node, iteration, what, kj::heapString(expected), kj::mv(error));
     }
@@ -797,13 +1110,14 @@ struct ScenarioRunner::Impl {
     auto expect = expectOf(node.step);
     auto step = node.step;
     auto outcomeExpect = expect.getOutcome();
+    bool any = outcomeExpect.isAny();
     KJ_IF_MAYBE(e, outcome.exception) {
       if (outcomeExpect.isException()) {
         if (strstr(describe(*e).cStr(), kj::heapString(outcomeExpect.getException()).cStr()) == nullptr) {
           fail(node, iteration, "exception", kj::str("containing \"", outcomeExpect.getException(), "\""),
                kj::heapString(describe(*e)));
         }
-      } else {
+      } else if (!any) {
         fail(node, iteration, "outcome",
              outcomeExpect.isErrno() ? enumerantName(outcomeExpect.getErrno()) : kj::str("success"),
              kj::str("exception: ", describe(*e)));
@@ -831,6 +1145,20 @@ struct ScenarioRunner::Impl {
           if (*a != "ok") fail(node, iteration, "errno", kj::str("ok"), kj::mv(*a));
         }
       }
+      // A fault or an aborted transaction the step does not name is an outcome it did not ask
+      // for: it fails the step, as an errno or an exception would.
+      if (!any && !expect.hasFault()) {
+        KJ_IF_MAYBE(found, failureIn(results, codec)) {
+          bool named = false;
+          for (auto f : expect.getFields()) {
+            for (auto part : splitPath(f.getPath())) named = named || part == found->first;
+          }
+          if (!named) {
+            fail(node, iteration, "outcome", kj::str("success"),
+                 kj::str(found->first, " ", found->second));
+          }
+        }
+      }
       if (expect.hasValue()) checkField(node, iteration, results, resultPath, expect.getValue(), "value");
       for (auto f : expect.getFields()) {
         checkField(node, iteration, results, f.getPath(), f.getEquals(), kj::str("fields.", f.getPath()));
@@ -848,6 +1176,156 @@ struct ScenarioRunner::Impl {
         }
       }
     }
+  }
+
+  // ---- per-step accounting
+
+  // Every instance's counters now, by counter index (new counters get the next indexes).
+  kj::Vector<kj::Maybe<uint64_t>> readCounters() {
+    kj::Vector<kj::Maybe<uint64_t>> values(counterKeys.size());
+    for (size_t i = 0; i < counterKeys.size(); i++) values.add(nullptr);
+    auto put = [&](kj::StringPtr instance, kj::StringPtr counter, uint64_t value) {
+      auto key = kj::str(instance, ".", counter);
+      size_t index;
+      KJ_IF_MAYBE(i, counterIndex.find(key)) {
+        index = *i;
+      } else {
+        index = counterKeys.size();
+        counterKeys.add(kj::heapString(instance), kj::heapString(counter));
+        counterIndex.insert(kj::mv(key), index);
+        values.add(nullptr);
+      }
+      values[index] = value;
+    };
+    // Every request is sent before any is waited on: one round of pipelined calls.
+    kj::Vector<capnp::RemotePromise<rpc::Component::StatsResults>> pending;
+    for (auto& name : instanceOrder) {
+      if (name == "memory") continue;
+      auto& component = components.findOrCreate(name, [&]() {
+        auto req = statsRoot.getRequest();
+        req.setName(name);
+        return kj::HashMap<kj::String, rpc::Component::Client>::Entry{
+            kj::heapString(name), req.send().getComponent()};
+      });
+      pending.add(component.statsRequest().send());
+    }
+    auto info = statsRoot.memoryRequest().send().getFrames().infoRequest().send();
+    size_t k = 0;
+    for (auto& name : instanceOrder) {
+      if (name == "memory") continue;
+      // An instance that died has no counters to read; the composer reports its exit.
+      kj::runCatchingExceptions([&]() {
+        auto stats = pending[k].wait(waitScope);
+        for (auto c : stats.getCounters()) put(name, c.getName(), c.getValue());
+      });
+      k++;
+    }
+    kj::runCatchingExceptions([&]() {
+      auto i = info.wait(waitScope);
+      put("memory", "size_bytes", i.getSize());
+      put("memory", "used_bytes", i.getUsedBytes());
+    });
+    return values;
+  }
+
+  // Every instance's counters once the system has settled: work a step set off
+  // asynchronously (an interrupt's handler reading the event queue) belongs to that step,
+  // whether it ran inline or in another process. Read until two reads agree.
+  kj::Vector<kj::Maybe<uint64_t>> settledCounters() {
+    auto now = readCounters();
+    for (int round = 0; round < 16; round++) {
+      auto again = readCounters();
+      bool same = again.size() == now.size();
+      for (size_t i = 0; same && i < now.size(); i++) {
+        KJ_IF_MAYBE(a, again[i]) {
+          KJ_IF_MAYBE(b, now[i]) { same = *a == *b; } else { same = false; }
+        } else {
+          same = now[i] == nullptr;
+        }
+      }
+      now = kj::mv(again);
+      if (same) break;
+    }
+    return now;
+  }
+
+  // What the step just run changed, added to the node's deltas: read once the background work it
+  // set off has finished, as its modeled time is.
+  void account(Node& node) {
+    settle();
+    auto now = settledCounters();
+    while (node.deltas.size() < now.size()) node.deltas.add(0);
+    for (size_t i = 0; i < now.size(); i++) {
+      KJ_IF_MAYBE(after, now[i]) {
+        uint64_t before = 0;
+        if (i < lastCounters.size()) {
+          KJ_IF_MAYBE(b, lastCounters[i]) { before = *b; }
+        }
+        node.deltas[i] += int64_t(*after - before);
+      }
+    }
+    lastCounters = kj::mv(now);
+  }
+
+  // A step's deltas: its own, or for a repeat the sum of its steps'.
+  kj::Vector<int64_t> deltasOf(Node& node) {
+    if (!node.step.isRepeat()) {
+      kj::Vector<int64_t> copy;
+      copy.addAll(node.deltas);
+      return copy;
+    }
+    kj::Vector<int64_t> sum;
+    for (auto& child : node.children) {
+      auto d = deltasOf(*child);
+      while (sum.size() < d.size()) sum.add(0);
+      for (auto i : kj::indices(d)) sum[i] += d[i];
+    }
+    return sum;
+  }
+
+  // ---- observing
+
+  void record(Node& node, uint32_t iteration, Outcome& outcome) {
+    if (!node.step.hasRecord()) return;
+    kj::String value;
+    KJ_IF_MAYBE(e, outcome.exception) {
+      value = kj::str("exception: ", describe(*e));
+    } else KJ_IF_MAYBE(response, outcome.response) {
+      kj::StringPtr resultPath = "";
+      KJ_IF_MAYBE(spec, callOf(node.step)) { resultPath = spec->result; }
+      // A refusal, a fault or an abort is in the results as a whole, not in the part a success
+      // would have been read from (the bytes of a DMA).
+      auto errno_ = errnoOf(*response, resultPath);
+      bool refused = false;
+      KJ_IF_MAYBE(e, errno_) { refused = *e != "ok"; }
+      if (refused || failureIn(*response, codec) != nullptr) resultPath = "";
+      kj::String error;
+      KJ_IF_MAYBE(v, select(*response, resultPath, error)) {
+        auto parts = splitPath(resultPath);
+        value = display(*v, parts.empty() ? kj::StringPtr("") : parts.back(), codec);
+      } else {
+        value = kj::mv(error);
+      }
+    }
+    node.records.add(Node::Record{kj::heapString(node.step.getRecord()), kj::mv(value), iteration});
+  }
+
+  kj::String printText(kj::StringPtr text) {
+    kj::Vector<char> out;
+    for (size_t i = 0; i < text.size(); i++) {
+      if (text[i] == '$') {
+        size_t start = i + 1, end = start;
+        while (end < text.size() && (isalnum(text[end]) || text[end] == '_')) end++;
+        KJ_IF_MAYBE(value, saved.find(text.slice(start, end))) {
+          out.addAll(value->display);
+          i = end - 1;
+          continue;
+        }
+      }
+      out.add(text[i]);
+    }
+    out.add('\0');
+    return kj::String(out.releaseAsArray());
   }
 
   void counters(Node& node, uint32_t iteration) {
@@ -882,7 +1360,7 @@ struct ScenarioRunner::Impl {
 
   void save(Node& node, Outcome& outcome) {
     if (!node.step.hasSaveAs()) return;
-    Saved value{nullptr, kj::str()};
+    Saved value{nullptr, kj::str(), kj::str()};
     KJ_IF_MAYBE(response, outcome.response) {
       kj::String error;
       kj::StringPtr resultPath = "";
@@ -892,6 +1370,8 @@ struct ScenarioRunner::Impl {
           value.cap = v->as<capnp::DynamicCapability>();
         }
         value.text = text(*v);
+        auto parts = splitPath(resultPath);
+        value.display = display(*v, parts.empty() ? kj::StringPtr("") : parts.back(), codec);
       }
     }
     saved.upsert(kj::heapString(node.step.getSaveAs()), kj::mv(value), [](auto& a, auto&& b) { a = kj::mv(b); });
@@ -926,7 +1406,8 @@ struct ScenarioRunner::Impl {
         auto t = Clock::now();
         auto counterName = kj::heapString(r.getCounter());
         for (uint32_t k = 0; k < r.getCount(); k++) {
-          saved.upsert(kj::heapString(counterName), Saved{nullptr, kj::str(r.getStart() + k * r.getStride())},
+          auto value = r.getStart() + k * r.getStride();
+          saved.upsert(kj::heapString(counterName), Saved{nullptr, kj::str(value), kj::str(value)},
                        [](auto& a, auto&& b) { a = kj::mv(b); });
           for (auto& child : node.children) runNode(*child, k);
         }
@@ -938,6 +1419,9 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::PRINT:
+        node.records.add(Node::Record{kj::str(), printText(node.step.getPrint()), iteration});
+        break;
       case rpc::Step::GUEST_INVALIDATE:
       case rpc::Step::GUEST_ATTACH:
       case rpc::Step::GUEST_MAP:
@@ -948,7 +1432,9 @@ struct ScenarioRunner::Impl {
                        : node.step.isGuestMap()      ? guestMap(node.step.getGuestMap())
                                                      : guestUnmap(node.step.getGuestUnmap());
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        account(node);
         expectations(node, iteration, outcome);
+        record(node, iteration, outcome);
         save(node, outcome);
         break;
       }
@@ -957,7 +1443,9 @@ struct ScenarioRunner::Impl {
         auto t = Clock::now();
         auto outcome = doCall(spec);
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        account(node);
         expectations(node, iteration, outcome);
+        record(node, iteration, outcome);
         save(node, outcome);
         break;
       }
@@ -972,8 +1460,8 @@ struct ScenarioRunner::Impl {
 };
 
 ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry,
-                               kj::Maybe<PhysMem&> memory)
-    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory)) {}
+                               kj::Maybe<PhysMem&> memory, kj::Maybe<rpc::Root::Client> statsRoot)
+    : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory, kj::mv(statsRoot))) {}
 ScenarioRunner::~ScenarioRunner() noexcept(false) {}
 
 void ScenarioRunner::setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer) {
@@ -998,6 +1486,7 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   impl_->file = scenario.file;
+  impl_->lastCounters = impl_->settledCounters();   // the baseline of the first step's deltas
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};
@@ -1042,6 +1531,23 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
     }
     s.setIterations(n.iterations);
     s.setDepth(n.depth);
+    auto deltas = impl_->deltasOf(n);
+    size_t changed = 0;
+    for (auto d : deltas) changed += d != 0;
+    auto out = s.initDeltas(changed);
+    for (size_t i = 0, k = 0; i < deltas.size(); i++) {
+      if (deltas[i] == 0) continue;
+      out[k].setInstance(impl_->counterKeys[i].first);
+      out[k].setCounter(impl_->counterKeys[i].second);
+      out[k].setDelta(deltas[i]);
+      k++;
+    }
+    auto records = s.initRecords(n.records.size());
+    for (auto j : kj::indices(n.records)) {
+      records[j].setName(n.records[j].name);
+      records[j].setValue(n.records[j].value);
+      records[j].setIteration(n.records[j].iteration);
+    }
     auto failures = s.initFailures(n.failures.size());
     for (auto j : kj::indices(n.failures)) {
       failures[j].setWhat(n.failures[j].what);
@@ -1054,19 +1560,60 @@ void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Bu
   report.setOk(ok);
 }
 
+kj::Maybe<kj::String> ScenarioRunner::checkCall(kj::StringPtr instance, kj::StringPtr method,
+                                                kj::StringPtr args) {
+  auto& impl = *impl_;
+  KJ_IF_MAYBE(schema, impl.instances.find(instance)) {
+    KJ_IF_MAYBE(m, schema->findMethodByName(method)) {
+      kj::Maybe<kj::String> error;
+      CallSpec spec{instance, method, nullptr, args, {}, nullptr, nullptr};
+      auto err = [&](kj::String message) { error = kj::mv(message); };
+      impl.checkArgs(spec, *m, err);
+      return kj::mv(error);
+    }
+    kj::Vector<kj::StringPtr> names;
+    for (auto m : schema->getMethods()) names.add(m.getProto().getName());
+    return kj::str("interface ", schema->getShortDisplayName(), " of '", instance, "' has no method '",
+                   method, "'", didYouMean(method, names), "; methods: ", kj::strArray(names, ", "));
+  }
+  kj::Vector<kj::StringPtr> names;
+  for (auto& entry : impl.instances) names.add(entry.key);
+  return kj::str("no instance '", instance, "' in the manifest", didYouMean(instance, names),
+                 "; instances: ", kj::strArray(names, ", "));
+}
+
 kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args) {
   auto cap = impl_->target(instance);
   auto req = cap.newRequest(method);
   impl_->codec.decode(args, req);
   auto response = req.send().wait(impl_->waitScope);
-  capnp::TextCodec pretty;
-  pretty.setPrettyPrint(true);
-  return pretty.encode(capnp::DynamicStruct::Reader(response));
+  // As a report shows results: addresses and registers in hex.
+  return display(capnp::DynamicStruct::Reader(response), "", impl_->codec);
 }
 
 void ScenarioRunner::observeSteps(kj::Function<void(const StepSpan&)> observer) {
   impl_->observer = kj::mv(observer);
 }
+
+namespace {
+
+// Items joined by ", ", wrapped at 100 columns under `indent`.
+void addWrapped(kj::Vector<kj::String>& lines, kj::StringPtr indent, kj::ArrayPtr<kj::String> items) {
+  kj::String line = kj::heapString(indent);
+  bool first = true;
+  for (auto& item : items) {
+    if (!first && line.size() + 2 + item.size() > 100) {
+      lines.add(kj::mv(line));
+      line = kj::heapString(indent);
+      first = true;
+    }
+    line = kj::str(line, first ? "" : ", ", item);
+    first = false;
+  }
+  if (!first) lines.add(kj::mv(line));
+}
+
+}  // namespace
 
 kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
   kj::Vector<kj::String> lines;
@@ -1106,6 +1653,20 @@ kj::String formatScenarioReport(rpc::ScenarioReport::Reader report) {
       lines.add(kj::str("         ", report.getFile(), ":", s.getLine(), ": ", f.getWhat(), ": expected ",
                         f.getExpected(), ", actual ", f.getActual(),
                         s.getIterations() > 1 ? kj::str(" (iteration ", f.getIteration(), ")") : kj::str()));
+    }
+    for (auto r : s.getRecords()) {
+      auto at = s.getDepth() > 0 ? kj::str(" (iteration ", r.getIteration(), ")") : kj::str();
+      if (r.getName().size() == 0) {
+        lines.add(kj::str("         print: ", r.getValue(), at));
+      } else {
+        lines.add(kj::str("         record ", r.getName(), " = ", r.getValue(), at));
+      }
+    }
+    if (s.getDeltas().size() > 0) {
+      auto items = KJ_MAP(d, s.getDeltas()) {
+        return kj::str(d.getInstance(), ".", d.getCounter(), " ", d.getDelta() > 0 ? "+" : "", d.getDelta());
+      };
+      addWrapped(lines, "           ", items);
     }
   }
   size_t failed = 0;

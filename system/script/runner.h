@@ -25,20 +25,29 @@ public:
   // `registry` maps the interface IDs the root reports to schemas.
   // `memory`: the system's physical memory, for guest steps that write guest memory (a guest's
   // VCMDQ ring); without it those steps fail.
+  // `statsRoot`: where each step's counter changes are read, when not through `root` (whose
+  // calls a tracer records).
   ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root, const Registry& registry,
-                 kj::Maybe<PhysMem&> memory = nullptr);
+                 kj::Maybe<PhysMem&> memory = nullptr,
+                 kj::Maybe<rpc::Root::Client> statsRoot = nullptr);
   ~ScenarioRunner() noexcept(false);
 
   // Semantic checks before anything runs: unknown instance or method, a step needing an
   // instance the manifest lacks, a name used before it is set, bad result paths. All of them.
   kj::Array<ScenarioError> check(const LoadedScenario& scenario);
 
-  // Runs every step; the report's `ok` says whether every expectation held. Values the scenario
+  // Runs every step; the report's `ok` says whether every expectation held, and each step's
+  // `deltas` what it changed in every instance's counters (read once the system settles). Values the scenario
   // saved are gone for the next scenario, but capabilities among them stay referenced until
   // the runner is destroyed: counters read in between see them alive, whatever the placement.
   void run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report);
 
-  // One call by instance name, method name and text arguments; returns the results as text.
+  // Why a call by instance name, method name and text arguments cannot be made, if it cannot:
+  // no such instance or method (with a did-you-mean), or arguments that are not its parameters.
+  kj::Maybe<kj::String> checkCall(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
+
+  // One call by instance name, method name and text arguments; returns the results as Cap'n
+  // Proto text, addresses and registers in hex.
   kj::String call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args);
 
   // What one step did, told as soon as it has run (every iteration inside a repeat, then the

@@ -2,8 +2,11 @@
 
 #include "system/script/scenario-file.h"
 
+#include "util/suggest.h"
+
 #include <capnp/dynamic.h>
 #include <kj/debug.h>
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <stdlib.h>
@@ -18,17 +21,19 @@ kj::String KJ_STRINGIFY(const ScenarioError& e) {
 
 namespace {
 
-// Delegates to the disk file but collects errors instead of throwing at the first, so every
-// parse error is reported together.
-// Replaces `${name}` and `${name:-default}` by the parameters' values. A value may not span
-// lines, so every line keeps its number. Unknown names without a default are errors.
+// Replaces `${name}` and `${name:-default}` by the parameters' values, outside comments (a
+// `#` outside a string literal runs to the end of its line). A value may not span lines, so
+// every line keeps its number. Unknown names without a default are errors. Every name referred
+// to is added to `used`.
 kj::Array<const char> substituteParams(kj::ArrayPtr<const char> text,
                                        kj::ArrayPtr<const ScenarioParam> params,
-                                       kj::StringPtr file, kj::Vector<ScenarioError>& errors) {
+                                       kj::StringPtr file, kj::Vector<ScenarioError>& errors,
+                                       kj::Vector<kj::String>& used) {
   kj::Vector<char> out(text.size());
   uint32_t line = 1, column = 1;
+  bool inString = false, inComment = false;
   for (size_t i = 0; i < text.size(); i++) {
-    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+    if (!inComment && text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
       size_t end = i + 2;
       while (end < text.size() && text[end] != '}' && text[end] != '\n') end++;
       if (end < text.size() && text[end] == '}') {
@@ -42,6 +47,9 @@ kj::Array<const char> substituteParams(kj::ArrayPtr<const char> text,
             hasDefault = true;
             break;
           }
+        }
+        if (std::none_of(used.begin(), used.end(), [&](auto& u) { return u == name; })) {
+          used.add(kj::heapString(name));
         }
         kj::Maybe<kj::StringPtr> value;
         for (auto& p : params) {
@@ -62,10 +70,24 @@ kj::Array<const char> substituteParams(kj::ArrayPtr<const char> text,
         continue;
       }
     }
-    out.add(text[i]);
-    if (text[i] == '\n') {
+    char c = text[i];
+    out.add(c);
+    if (inString) {
+      if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+        out.add(text[++i]);
+        column++;
+      } else if (c == '"') {
+        inString = false;
+      }
+    } else if (!inComment) {
+      if (c == '"') inString = true;
+      if (c == '#') inComment = true;
+    }
+    if (c == '\n') {
       line++;
       column = 1;
+      inComment = false;
+      inString = false;
     } else {
       column++;
     }
@@ -73,14 +95,16 @@ kj::Array<const char> substituteParams(kj::ArrayPtr<const char> text,
   return out.releaseAsArray();
 }
 
+// Delegates to the disk file but collects errors instead of throwing at the first, so every
+// parse error is reported together.
 class CollectingFile final : public capnp::SchemaFile {
 public:
   CollectingFile(kj::Own<capnp::SchemaFile> inner, kj::Vector<ScenarioError>& errors,
-                 kj::ArrayPtr<const ScenarioParam> params)
-      : inner_(kj::mv(inner)), errors_(errors), params_(params) {}
+                 kj::ArrayPtr<const ScenarioParam> params, kj::Vector<kj::String>& used)
+      : inner_(kj::mv(inner)), errors_(errors), params_(params), used_(used) {}
   kj::StringPtr getDisplayName() const override { return inner_->getDisplayName(); }
   kj::Array<const char> readContent() const override {
-    return substituteParams(inner_->readContent(), params_, getDisplayName(), errors_);
+    return substituteParams(inner_->readContent(), params_, getDisplayName(), errors_, used_);
   }
   kj::Maybe<kj::Own<capnp::SchemaFile>> import(kj::StringPtr path) const override {
     return inner_->import(path);
@@ -97,22 +121,82 @@ private:
   kj::Own<capnp::SchemaFile> inner_;
   kj::Vector<ScenarioError>& errors_;
   kj::ArrayPtr<const ScenarioParam> params_;
+  kj::Vector<kj::String>& used_;
 };
 
 }  // namespace
 
+namespace {
+kj::String programPath;
+
+bool hasSchemas(kj::StringPtr dir) {
+  return access(kj::str(dir, "/interfaces/scenario.capnp").cStr(), R_OK) == 0;
+}
+
+kj::String absolute(kj::String path) {
+  if (path.startsWith("/")) return path;
+  char cwd[4096];
+  KJ_REQUIRE(getcwd(cwd, sizeof(cwd)) != nullptr, "cannot read the working directory");
+  return kj::str(cwd, "/", path);
+}
+
+kj::String dirOf(kj::StringPtr path) {
+  KJ_IF_MAYBE(slash, path.findLast('/')) { return kj::heapString(path.slice(0, *slash)); }
+  return kj::str(".");
+}
+}  // namespace
+
+void ScenarioLoader::setProgramPath(kj::StringPtr argv0) { programPath = kj::heapString(argv0); }
+
 kj::String ScenarioLoader::defaultRoot() {
-  if (const char* env = getenv("NESTBED_ROOT")) return kj::str(env);
+  if (const char* env = getenv("NESTBED_ROOT")) return absolute(kj::str(env));
   for (auto var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
     if (const char* dir = getenv(var)) {
       auto candidate = kj::str(dir, "/nestbed");
-      if (access(kj::str(candidate, "/interfaces/scenario.capnp").cStr(), R_OK) == 0) return candidate;
+      if (hasSchemas(candidate)) return absolute(kj::mv(candidate));
     }
   }
-  // `bazel run` executes in the runfiles tree; a plain run from the workspace works too.
+  // Started directly (bazel-bin/system/nestbed from anywhere): the runfiles tree beside the
+  // executable, as started or with symlinks resolved; or a runfiles tree it sits in.
+  kj::Vector<kj::String> programs;
+  if (programPath.size() > 0 && programPath.findFirst('/') != nullptr) {
+    programs.add(kj::heapString(programPath));
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) programs.add(kj::heapString(self, n));
+  for (auto& program : programs) {
+    auto candidate = kj::str(program, ".runfiles/nestbed");
+    if (hasSchemas(candidate)) return absolute(kj::mv(candidate));
+    for (auto dir = dirOf(program); dir.size() > 1 && dir != "."; dir = dirOf(dir)) {
+      if (hasSchemas(dir)) return absolute(kj::mv(dir));
+    }
+  }
+  // A plain run from the workspace works too.
   char cwd[4096];
   KJ_REQUIRE(getcwd(cwd, sizeof(cwd)) != nullptr);
   return kj::str(cwd);
+}
+
+kj::Array<kj::String> unusedParams(kj::ArrayPtr<const LoadedScenario> scenarios,
+                                   kj::ArrayPtr<const ScenarioParam> params) {
+  kj::Vector<kj::StringPtr> used;
+  for (auto& s : scenarios) {
+    for (auto& p : s.parameters) {
+      if (std::none_of(used.begin(), used.end(), [&](auto u) { return u == p; })) used.add(p);
+    }
+  }
+  kj::Vector<kj::String> errors;
+  for (auto& p : params) {
+    if (std::any_of(used.begin(), used.end(), [&](auto u) { return u == p.name; })) continue;
+    errors.add(kj::str("scenario parameter '", p.name, "' is not used by ",
+                       scenarios.size() == 1 ? kj::str(scenarios[0].file)
+                                             : kj::str("any of the scenarios"),
+                       didYouMean(p.name, used),
+                       used.empty() ? kj::str("; they take no parameters")
+                                    : kj::str("; parameters: ", kj::strArray(used, ", "))));
+  }
+  return errors.releaseAsArray();
 }
 
 ScenarioLoader::ScenarioLoader(kj::StringPtr root) : fs_(kj::newDiskFilesystem()) {
@@ -140,8 +224,9 @@ kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(
     auto inner = capnp::SchemaFile::newFromDirectory(fs_->getRoot(), kj::mv(fsPath), importPath_,
                                                      kj::heapString(path));
     capnp::ParsedSchema parsed;
+    kj::Vector<kj::String> used;
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-      parsed = parser->parseFile(kj::heap<CollectingFile>(kj::mv(inner), errors, params));
+      parsed = parser->parseFile(kj::heap<CollectingFile>(kj::mv(inner), errors, params, used));
     })) {
       if (errors.empty()) return fileError(e->getDescription());
     }
@@ -157,7 +242,8 @@ kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(
         return fileError("`scenario` must have type Scenario (import \"/interfaces/scenario.capnp\")");
       }
       auto scenario = value.as<rpc::Scenario>();
-      return LoadedScenario{kj::heapString(path), kj::mv(parser), scenario, scanStepLines(text)};
+      return LoadedScenario{kj::heapString(path), kj::mv(parser), scenario, scanStepLines(text),
+                            used.releaseAsArray()};
     }
     return fileError("no `const scenario :Scenario` in this file");
   }

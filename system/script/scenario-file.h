@@ -37,14 +37,25 @@ struct LoadedScenario {
   kj::Own<capnp::SchemaParser> parser;  // owns the parsed constant
   rpc::Scenario::Reader scenario;
   kj::Array<uint32_t> stepLines;        // 1-based line of every step, in pre-order
+  kj::Array<kj::String> parameters;     // the names `${name}` refers to, in order, once each
 };
+
+// Every given parameter that none of `scenarios` refers to, as an error naming it (with a
+// did-you-mean among the names they do refer to). A misspelled `--define` or
+// `sweep --param scenario.<name>` would otherwise run identical variants.
+kj::Array<kj::String> unusedParams(kj::ArrayPtr<const LoadedScenario> scenarios,
+                                   kj::ArrayPtr<const ScenarioParam> params);
 
 class ScenarioLoader {
 public:
   // `root` is the directory holding interfaces/*.capnp (the workspace or a runfiles tree).
   explicit ScenarioLoader(kj::StringPtr root);
-  // The root found from $NESTBED_ROOT, the runfiles tree, or the working directory.
+  // The root found from $NESTBED_ROOT, the runfiles tree ($RUNFILES_DIR, $TEST_SRCDIR, or the
+  // one beside the executable, so `bazel-bin/system/nestbed` works from any directory), or
+  // the working directory.
   static kj::String defaultRoot();
+  // The path the program was started as (argv[0]): its runfiles tree is beside it.
+  static void setProgramPath(kj::StringPtr argv0);
 
   kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> load(
       kj::StringPtr path, kj::ArrayPtr<const ScenarioParam> params = nullptr);

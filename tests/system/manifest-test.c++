@@ -1,6 +1,7 @@
 // Manifest validation: one row per error class, each asserting the message names the file,
 // line (and column) and key; plus several errors reported together and --set overrides.
 
+#include "system/runtime/sizes.h"
 #include "tests/system/compose-testing.h"
 
 #include <unistd.h>
@@ -173,6 +174,29 @@ TEST_CASE("Manifest: sizes accept integers and binary units", "[manifest]") {
   auto plan = testing::planOf("[memory]\nbase = \"1GiB\"\nsize = 8192\n");
   CHECK(plan.memory.base == uint64_t(1) << 30);
   CHECK(plan.memory.size == 8192);
+}
+
+TEST_CASE("Sizes: binary units are 2^10 each; \"256MB\" is refused as ambiguous", "[manifest]") {
+  struct Row {
+    const char* text;
+    kj::Maybe<uint64_t> bytes;
+  };
+  const Row rows[] = {
+      {"268435456", uint64_t(268435456)}, {"0x1000", uint64_t(4096)},
+      {"256MiB", uint64_t(256) << 20},   {"256M", uint64_t(256) << 20},
+      {"256mib", uint64_t(256) << 20},   {"4K", uint64_t(4096)},
+      {"1GiB", uint64_t(1) << 30},       {"4096B", uint64_t(4096)},
+      {"256MB", nullptr},                {"4KB", nullptr},
+      {"1gb", nullptr},                  {"lots", nullptr},
+  };
+  for (auto& row : rows) {
+    INFO(row.text);
+    CHECK(parseSize(row.text) == row.bytes);
+  }
+  auto errors = errorsOf("[memory]\nbase = 0x40000000\nsize = \"256MB\"\n");
+  REQUIRE(errors.size() == 1);
+  CHECK(std::string(errors[0].cStr()).find("bad.toml:3:8: memory.size: must be a byte size") == 0);
+  CHECK(std::string(errors[0].cStr()).find("\"256MB\" is refused as ambiguous") != std::string::npos);
 }
 
 TEST_CASE("Manifest: a NUL byte is an error naming where, not the end of the text", "[manifest]") {

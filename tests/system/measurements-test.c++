@@ -4,6 +4,7 @@
 
 #include "system/experiment/commands.h"
 #include "system/experiment/measurements.h"
+#include "system/experiment/plot.h"
 
 #include <catch2/catch.hpp>
 #include <capnp/message.h>
@@ -22,7 +23,7 @@ struct Counter {
 
 // A run that passed, with one scenario of two steps (one a check, which takes no time).
 RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool ok = true,
-              uint64_t stepModeledNs = 0) {
+              uint64_t stepModeledNs = 0, std::initializer_list<Counter> deltas = {}) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto report = message->initRoot<rpc::RunReport>();
   report.setOk(ok);
@@ -35,6 +36,14 @@ RunResult ran(double stepMicros, std::initializer_list<Counter> counters, bool o
   steps[0].setMicros(stepMicros * 4);
   steps[0].setModeledNs(stepModeledNs * 4);
   steps[0].setIterations(4);
+  auto d = steps[0].initDeltas(deltas.size());
+  size_t j = 0;
+  for (auto& c : deltas) {
+    d[j].setInstance(c.instance);
+    d[j].setCounter(c.name);
+    d[j].setDelta(int64_t(c.value));
+    j++;
+  }
   steps[1].setLine(9);
   steps[1].setLabel("check");
   steps[1].setIterations(1);
@@ -135,6 +144,59 @@ TEST_CASE("Measurements: median and min-max per variant, B/A, flags", "[experime
   CHECK(has(csv, "\nstep_us,s.capnp,x.add,7,20,10,30,40,10,40,2,1,0\n"));
   CHECK(has(csv, "\ncounter,c,grows,0,0,0,0,3,3,3,inf,1,0\n"));
   CHECK(has(csv, "\ncounter,d,only_b,0,,,,1,1,1,,1,0\n"));
+}
+
+TEST_CASE("Measurements: what each step changed, per variant; a run that left it alone counts 0",
+          "[experiment][measurements]") {
+  Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+  m.add(0, 1, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 2}}));
+  m.add(1, 1, ran(10, {}, true, 0, {}));
+  m.add(0, 2, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 2}}));
+  m.add(1, 2, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 3}}));
+  m.add(0, 3, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 2}}));
+  m.add(1, 3, ran(10, {}, true, 0, {{"smmu0", "cmdq_op_sync", 3}}));
+  capnp::MallocMessageBuilder message;
+  auto builder = message.initRoot<rpc::ExperimentReport>();
+  kj::String scenarios[] = {kj::str("s.capnp")};
+  m.fill(builder, scenarios, nullptr, nullptr, 3);
+  auto r = builder.asReader();
+  REQUIRE(r.getStepCounters().size() == 1);
+  auto row = r.getStepCounters()[0];
+  CHECK(row.getGroup() == "s.capnp");
+  CHECK(row.getLine() == 7);
+  CHECK(row.getStep() == "x.add");
+  CHECK(row.getName() == "smmu0.cmdq_op_sync");
+  auto b = row.getCells()[1].getSamples();
+  REQUIRE(b.size() == 3);
+  CHECK(b[0] == 0);   // run 1 of B did not change it: 0, in its place
+  CHECK(b[1] == 3);
+  CHECK(b[2] == 3);
+  CHECK(row.getCells()[0].getMedian() == 2);
+  CHECK(row.getCells()[1].getMedian() == 3);
+  CHECK(row.getRatio() == 1.5);
+  CHECK(row.getVaries());   // B's runs disagree
+  CHECK(has(formatExperiment(r), "s.capnp:7 x.add: smmu0.cmdq_op_sync"));
+  CHECK(has(experimentCsv(r), "\nstep_counter,s.capnp,smmu0.cmdq_op_sync,7,2,2,2,3,0,3,1.5,1,1\n"));
+}
+
+TEST_CASE("compare's plot shows every run, not only the medians", "[experiment][measurements]") {
+  Measurements m(rpc::ExperimentReport::Kind::COMPARE, ab());
+  m.useWallTime(true);
+  // A: 10, 30, 20 us (median 20); B: 40, 40, 10.
+  m.add(0, 1, ran(10, {}));
+  m.add(1, 1, ran(40, {}));
+  m.add(0, 2, ran(30, {}));
+  m.add(1, 2, ran(40, {}));
+  m.add(0, 3, ran(20, {}));
+  m.add(1, 3, ran(10, {}));
+  capnp::MallocMessageBuilder message;
+  auto builder = message.initRoot<rpc::ExperimentReport>();
+  kj::String scenarios[] = {kj::str("s.capnp")};
+  m.fill(builder, scenarios, nullptr, nullptr, 3);
+  auto script = plotScript(builder.asReader(), "x.svg", nullptr);
+  INFO(script.cStr());
+  // Each run over A's median: A's (flag 0) 0.5, 1.5, 1; B's (flag 1) 2, 2, 0.5.
+  CHECK(has(script, "$steps_runs << EOD\n0 0.5 0\n0 1.5 0\n0 1 0\n0 2 1\n0 2 1\n0 0.5 1\nEOD\n"));
 }
 
 TEST_CASE("Measurements: step rows are modeled time per iteration unless wall time is asked for",

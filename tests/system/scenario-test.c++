@@ -246,7 +246,7 @@ TEST_CASE("Scenario: parameters are substituted, defaults apply, a missing one i
   REQUIRE(missing.is<kj::Array<ScenarioError>>());
   auto& errors = missing.get<kj::Array<ScenarioError>>();
   REQUIRE(errors.size() == 2);  // ${n} in the description and in the args
-  CHECK(errors[0].line == 6);
+  CHECK(errors[0].line == 7);
   CHECK(std::string(errors[0].message.cStr()).find("'n' has no value") != std::string::npos);
 
   ScenarioParam n5[] = {{kj::str("n"), kj::str("5")}};
@@ -256,12 +256,64 @@ TEST_CASE("Scenario: parameters are substituted, defaults apply, a missing one i
   CHECK(byDefault.scenario.getDescription() == "3 adds of 5");
   CHECK(byDefault.scenario.getSteps()[0].getRepeat().getCount() == 3);
   CHECK(byDefault.scenario.getSteps()[0].getRepeat().getSteps()[0].getCall().getArgs() == "(n = 5)");
-  CHECK(byDefault.stepLines[0] == 8);  // lines are unchanged by substitution
+  CHECK(byDefault.stepLines[0] == 9);  // lines are unchanged by substitution
+  // ${ghost} is in a comment: neither substituted (it has no value: that would be an error) nor
+  // a parameter the file takes.
+  REQUIRE(byDefault.parameters.size() == 2);
+  CHECK(byDefault.parameters[0] == "adds");
+  CHECK(byDefault.parameters[1] == "n");
 
   ScenarioParam both[] = {{kj::str("n"), kj::str("2")}, {kj::str("adds"), kj::str("7")}};
   auto given = loader.load(path, both);
   REQUIRE(given.is<LoadedScenario>());
   CHECK(given.get<LoadedScenario>().scenario.getSteps()[0].getRepeat().getCount() == 7);
+}
+
+TEST_CASE("Scenario: a parameter no scenario refers to is an error naming it, with a did-you-mean",
+          "[scenario]") {
+  ScenarioLoader loader(root());
+  auto path = kj::str(root(), "/tests/system/scenarios/params.capnp");
+  ScenarioParam given[] = {{kj::str("n"), kj::str("2")}, {kj::str("addz"), kj::str("7")},
+                           {kj::str("ghost"), kj::str("1")}};
+  auto loaded = loader.load(path, given);
+  REQUIRE(loaded.is<LoadedScenario>());
+  LoadedScenario scenarios[] = {kj::mv(loaded.get<LoadedScenario>())};
+  auto errors = unusedParams(scenarios, given);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] == kj::str("scenario parameter 'addz' is not used by ", path,
+                             " (did you mean 'adds'?); parameters: adds, n"));
+  CHECK(errors[1] == kj::str("scenario parameter 'ghost' is not used by ", path,
+                             "; parameters: adds, n"));
+  CHECK(unusedParams(scenarios, kj::arrayPtr(given, 1)).size() == 0);
+}
+
+TEST_CASE("Scenario report: each step's counter changes under it",
+          "[scenario]") {
+  capnp::MallocMessageBuilder message;
+  auto report = message.initRoot<rpc::ScenarioReport>();
+  report.setFile("s.capnp");
+  report.setOk(true);
+  auto steps = report.initSteps(2);
+  steps[0].setLine(3);
+  steps[0].setLabel("unmap");
+  steps[0].setOk(true);
+  steps[0].setMicros(20);
+  steps[0].setIterations(1);
+  auto d = steps[0].initDeltas(2);
+  d[0].setInstance("smmu0");
+  d[0].setCounter("cmdq_op_sync");
+  d[0].setDelta(1);
+  d[1].setInstance("memory");
+  d[1].setCounter("used_bytes");
+  d[1].setDelta(-4096);
+  steps[1].setLine(4);
+  steps[1].setLabel("check");
+  steps[1].setOk(true);
+  steps[1].setIterations(1);
+  auto plain = formatScenarioReport(report.asReader());
+  INFO(plain.cStr());
+  CHECK(std::string(plain.cStr()).find("\n           smmu0.cmdq_op_sync +1, memory.used_bytes -4096\n") !=
+        std::string::npos);
 }
 
 }  // namespace
