@@ -140,6 +140,8 @@ struct DmaStep {
   }
   priv @7 :Bool;
   exec @8 :Bool;
+  steFields @9 :SteFields;             # writes: the 64 bytes of an STE built by field (not with
+  cdFields @10 :CdFields;              # `data`), or of a CD
 }
 
 struct MmioReadStep {
@@ -436,6 +438,51 @@ struct SteFields {
   s1Csh @8 :UInt8;
   s1Stalld @9 :Bool;
   eats @10 :UInt8;                     # 0 abort, 1 translate, 2 S1 check
+  # Stage 2 (dw2, dw3): a host STE of a stage-2 or nested stream. A vSTE leaves them 0.
+  s2Vmid @11 :UInt16;
+  s2T0sz @12 :UInt8;                   # 64 - input bits
+  s2Sl0 @13 :UInt8;
+  s2Ir0 @14 :UInt8;
+  s2Or0 @15 :UInt8;
+  s2Sh0 @16 :UInt8;
+  s2Tg @17 :UInt8;                     # 0 4K, 1 64K, 2 16K
+  s2Ps @18 :UInt8;                     # output size code (0 32 bits ... 5 48 bits)
+  s2Aa64 @19 :Bool;
+  s2Endi @20 :Bool;
+  s2Affd @21 :Bool;
+  s2Ptw @22 :Bool;
+  s2Hd @23 :Bool;
+  s2Ha @24 :Bool;
+  s2S @25 :Bool;
+  s2R @26 :Bool;
+  s2Ttb @27 :UInt64;                   # 16-byte aligned
+}
+
+struct CdFields {
+  # A context descriptor by field (facts 2.2), encoded with util/smmuv3's layout; 64 bytes with
+  # MAIR in dw3. A field that does not fit, or an unaligned TTB0, is an error before anything runs.
+  valid @0 :Bool = true;               # V
+  t0sz @1 :UInt8;                      # 64 - input bits
+  tg0 @2 :UInt8;                       # 0 4K, 1 64K, 2 16K
+  irgn0 @3 :UInt8;
+  orgn0 @4 :UInt8;
+  sh0 @5 :UInt8;
+  epd0 @6 :Bool;
+  epd1 @7 :Bool = true;
+  endi @8 :Bool;
+  ips @9 :UInt8;                       # output size code
+  affd @10 :Bool;
+  tbi0 @11 :Bool;
+  aa64 @12 :Bool = true;
+  hd @13 :Bool;
+  ha @14 :Bool;
+  s @15 :Bool;
+  r @16 :Bool;
+  a @17 :Bool = true;
+  aset @18 :Bool;
+  asid @19 :UInt16;
+  ttb0 @20 :UInt64;                    # 16-byte aligned
+  mair @21 :UInt64;
 }
 
 # ---- Nesting (stage2_shadow and system/guest's guest driver)

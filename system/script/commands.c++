@@ -3,9 +3,11 @@
 #include "system/script/commands.h"
 
 #include "util/smmuv3/commands.h"
+#include "util/smmuv3/cd.h"
 #include "util/smmuv3/ste.h"
 
 #include <capnp/dynamic.h>
+#include <string.h>
 
 namespace nb {
 
@@ -224,6 +226,104 @@ kj::OneOf<CommandWords, kj::String> encodeSte(rpc::SteFields::Reader s) {
   e.put1(STE_1_S1CSH, s.getS1Csh(), "s1Csh");
   e.put1(STE_1_S1STALLD, s.getS1Stalld(), "s1Stalld");
   e.put1(STE_1_EATS, s.getEats(), "eats");
+  return e.result();
+}
+
+namespace {
+
+// A 64-byte structure's words by field: values must fit their bits; an address held in place must
+// be aligned to its field's low bit and below its high one. The first problem is reported.
+class StructureEncoder {
+public:
+  explicit StructureEncoder(kj::StringPtr name) : name_(name) {}
+  void put(unsigned word, Field f, uint64_t value, kj::StringPtr field) {
+    if (!f.fits(value)) {
+      fail(field, kj::str(value, " does not fit in ", f.width(), " bits"));
+      return;
+    }
+    words_.dw[word] = f.with(words_.dw[word], value);
+  }
+  void address(unsigned word, Field f, uint64_t addr, kj::StringPtr field) {
+    if (addr & ((uint64_t(1) << f.lo) - 1)) {
+      fail(field, kj::str("0x", kj::hex(addr), " is not ", uint64_t(1) << f.lo, "-byte aligned"));
+    } else if (addr & ~f.mask()) {
+      fail(field, kj::str("0x", kj::hex(addr), " is beyond bit ", f.hi));
+    } else {
+      words_.dw[word] |= addr;
+    }
+  }
+  void set(unsigned word, uint64_t value) { words_.dw[word] = value; }
+  kj::OneOf<StructureWords, kj::String> result() {
+    KJ_IF_MAYBE(e, error_) { return kj::mv(*e); }
+    return words_;
+  }
+
+private:
+  void fail(kj::StringPtr field, kj::String message) {
+    if (error_ == nullptr) error_ = kj::str(name_, ".", field, ": ", message);
+  }
+  kj::StringPtr name_;
+  StructureWords words_;
+  kj::Maybe<kj::String> error_;
+};
+
+}  // namespace
+
+kj::OneOf<StructureWords, kj::String> encodeSteWords(rpc::SteFields::Reader s) {
+  using namespace smmuv3::ste;
+  StructureEncoder e("steFields");
+  KJ_SWITCH_ONEOF(encodeSte(s)) {
+    KJ_CASE_ONEOF(error, kj::String) { return kj::str("steFields", error.slice(strlen("vsteFields"))); }
+    KJ_CASE_ONEOF(words, CommandWords) {
+      e.set(0, words.dw0);
+      e.set(1, words.dw1);
+    }
+  }
+  e.put(2, STE_2_S2VMID, s.getS2Vmid(), "s2Vmid");
+  e.put(2, STE_2_S2T0SZ, s.getS2T0sz(), "s2T0sz");
+  e.put(2, STE_2_S2SL0, s.getS2Sl0(), "s2Sl0");
+  e.put(2, STE_2_S2IR0, s.getS2Ir0(), "s2Ir0");
+  e.put(2, STE_2_S2OR0, s.getS2Or0(), "s2Or0");
+  e.put(2, STE_2_S2SH0, s.getS2Sh0(), "s2Sh0");
+  e.put(2, STE_2_S2TG, s.getS2Tg(), "s2Tg");
+  e.put(2, STE_2_S2PS, s.getS2Ps(), "s2Ps");
+  e.put(2, STE_2_S2AA64, s.getS2Aa64(), "s2Aa64");
+  e.put(2, STE_2_S2ENDI, s.getS2Endi(), "s2Endi");
+  e.put(2, STE_2_S2AFFD, s.getS2Affd(), "s2Affd");
+  e.put(2, STE_2_S2PTW, s.getS2Ptw(), "s2Ptw");
+  e.put(2, STE_2_S2HD, s.getS2Hd(), "s2Hd");
+  e.put(2, STE_2_S2HA, s.getS2Ha(), "s2Ha");
+  e.put(2, STE_2_S2S, s.getS2S(), "s2S");
+  e.put(2, STE_2_S2R, s.getS2R(), "s2R");
+  e.address(3, STE_3_S2TTB, s.getS2Ttb(), "s2Ttb");
+  return e.result();
+}
+
+kj::OneOf<StructureWords, kj::String> encodeCdWords(rpc::CdFields::Reader c) {
+  using namespace smmuv3::cd;
+  StructureEncoder e("cdFields");
+  e.put(0, CD_0_T0SZ, c.getT0sz(), "t0sz");
+  e.put(0, CD_0_TG0, c.getTg0(), "tg0");
+  e.put(0, CD_0_IRGN0, c.getIrgn0(), "irgn0");
+  e.put(0, CD_0_ORGN0, c.getOrgn0(), "orgn0");
+  e.put(0, CD_0_SH0, c.getSh0(), "sh0");
+  e.put(0, CD_0_EPD0, c.getEpd0(), "epd0");
+  e.put(0, CD_0_ENDI, c.getEndi(), "endi");
+  e.put(0, CD_0_EPD1, c.getEpd1(), "epd1");
+  e.put(0, CD_0_V, c.getValid(), "valid");
+  e.put(0, CD_0_IPS, c.getIps(), "ips");
+  e.put(0, CD_0_AFFD, c.getAffd(), "affd");
+  e.put(0, CD_0_TBI0, c.getTbi0(), "tbi0");
+  e.put(0, CD_0_AA64, c.getAa64(), "aa64");
+  e.put(0, CD_0_HD, c.getHd(), "hd");
+  e.put(0, CD_0_HA, c.getHa(), "ha");
+  e.put(0, CD_0_S, c.getS(), "s");
+  e.put(0, CD_0_R, c.getR(), "r");
+  e.put(0, CD_0_A, c.getA(), "a");
+  e.put(0, CD_0_ASET, c.getAset(), "aset");
+  e.put(0, CD_0_ASID, c.getAsid(), "asid");
+  e.address(1, CD_1_TTB0, c.getTtb0(), "ttb0");
+  e.set(3, c.getMair());
   return e.result();
 }
 

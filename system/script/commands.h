@@ -24,4 +24,13 @@ kj::OneOf<CommandWords, kj::String> encodeCommand(rpc::RawCommand::Reader comman
 // An STE's dw0 and dw1 built by field (facts 2.1), or what is wrong with them.
 kj::OneOf<CommandWords, kj::String> encodeSte(rpc::SteFields::Reader fields);
 
+// A whole 64-byte structure's eight qwords, little-endian.
+struct StructureWords {
+  uint64_t dw[8] = {};
+};
+// An STE by field, stage 2 included (dw2, dw3), or what is wrong with it.
+kj::OneOf<StructureWords, kj::String> encodeSteWords(rpc::SteFields::Reader fields);
+// A CD by field (facts 2.2), or what is wrong with it.
+kj::OneOf<StructureWords, kj::String> encodeCdWords(rpc::CdFields::Reader fields);
+
 }  // namespace nb

@@ -519,6 +519,18 @@ struct ScenarioRunner::Impl {
               for (auto f : typed->getSchema().getFields()) {
                 auto name = f.getProto().getName();
                 if (name == call.targetField) continue;
+                if (fillsData(f, params)) {
+                  // `steFields` / `cdFields` build the 64 bytes a DMA writes (`data`).
+                  if (typed->has(f, capnp::HasMode::NON_DEFAULT)) {
+                    KJ_IF_MAYBE(e, structureError(f, typed->get(f))) { err(kj::mv(*e)); }
+                    KJ_IF_MAYBE(data, typed->getSchema().findFieldByName("data")) {
+                      if (typed->has(*data, capnp::HasMode::NON_DEFAULT)) {
+                        err(kj::str("give 'data' or '", name, "', not both"));
+                      }
+                    }
+                  }
+                  continue;
+                }
                 if (isSteFields(f)) {
                   // `vsteFields` builds the `vste` parameter.
                   auto param = kj::heapString(name.slice(0, name.size() - strlen("Fields")));
@@ -734,6 +746,13 @@ struct ScenarioRunner::Impl {
   void setTypedField(capnp::DynamicStruct::Builder req, capnp::StructSchema::Field field,
                      capnp::DynamicValue::Reader value) {
     auto name = field.getProto().getName();
+    if (fillsData(field, req.getSchema())) {
+      // A whole STE or CD built by field: the 64 bytes a DMA writes.
+      auto words = structureWords(field, value);
+      auto data = req.init("data", sizeof(words.dw)).as<capnp::Data>();
+      memcpy(data.begin(), words.dw, sizeof(words.dw));
+      return;
+    }
     if (isSteFields(field)) {
       // An STE built by field fills the list of words it names (`vsteFields` -> `vste`).
       auto result = encodeSte(value.as<rpc::SteFields>());
@@ -759,6 +778,37 @@ struct ScenarioRunner::Impl {
     } else {
       req.set(param, value);
     }
+  }
+
+  static bool isCdFields(capnp::StructSchema::Field f) {
+    return f.getType().isStruct() && f.getType().asStruct().getProto().getId() == capnp::typeId<rpc::CdFields>();
+  }
+  // A typed step's STE or CD by field that stands for the method's `data` bytes (a DMA write),
+  // rather than for a list of words of its own name (`vsteFields` -> `vste`).
+  static bool fillsData(capnp::StructSchema::Field f, capnp::StructSchema params) {
+    if (!isSteFields(f) && !isCdFields(f)) return false;
+    auto name = f.getProto().getName();
+    auto own = kj::heapString(name.slice(0, name.size() - strlen("Fields")));
+    KJ_IF_MAYBE(d, params.findFieldByName("data")) {
+      return params.findFieldByName(own) == nullptr && d->getType().isData();
+    }
+    return false;
+  }
+  static kj::OneOf<StructureWords, kj::String> encodeStructure(capnp::StructSchema::Field f,
+                                                            capnp::DynamicValue::Reader value) {
+    if (isCdFields(f)) return encodeCdWords(value.as<rpc::CdFields>());
+    return encodeSteWords(value.as<rpc::SteFields>());
+  }
+  static kj::Maybe<kj::String> structureError(capnp::StructSchema::Field f,
+                                              capnp::DynamicValue::Reader value) {
+    auto result = encodeStructure(f, value);
+    KJ_IF_MAYBE(e, result.tryGet<kj::String>()) { return kj::mv(*e); }
+    return nullptr;
+  }
+  // The words; check() has refused those that do not encode.
+  static StructureWords structureWords(capnp::StructSchema::Field f, capnp::DynamicValue::Reader value) {
+    auto result = encodeStructure(f, value);
+    return KJ_REQUIRE_NONNULL(result.tryGet<StructureWords>(), "structure fields do not encode");
   }
 
   static bool isSteFields(capnp::StructSchema::Field f) {
