@@ -131,7 +131,8 @@ struct System {
       double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - t).count();
       if (r > 0) ms.push_back(elapsed);  // the first run warms up
     }
-    auto info = shadow.infoRequest().send().wait(ws).getInfo();
+    auto response = shadow.infoRequest().send().wait(ws);
+    auto info = response.getInfo();   // points into `response`
     KJ_REQUIRE(info.getMappedBytes() == 64 * GiB + 2 * MiB, info.getMappedBytes());
     return median(ms);
   }

@@ -115,7 +115,9 @@ struct Rig {
         s2(arena, 12, 40, 1),
         s1a(arena, 12, 48, 0, &s2, IPA_DELTA),
         s1b(arena, 12, 48, 0, &s2, IPA_DELTA) {
-    auto info = queue.infoRequest().send().wait(ws).getInfo();
+    // Keep the response: `info` points into it (ASan found the reader outliving it).
+    auto response = queue.infoRequest().send().wait(ws);
+    auto info = response.getInfo();
     REQUIRE(!info.getStreamTable().getTwoLevel());
     uint64_t strtab = info.getStreamTable().getPa();
 
@@ -362,7 +364,8 @@ TEST_CASE("a reserved guest range TLBI is refused before it reaches the SMMU, on
 TEST_CASE("an empty invalidation probes support", "[smmu_queue][viommu]") {
   Rig rig("native", "inline");
   auto req = rig.viommu.invalidateRequest();
-  auto result = req.send().wait(rig.ws).getResult();
+  auto response = req.send().wait(rig.ws);
+  auto result = response.getResult();   // points into `response`
   CHECK(result.getErrno() == rpc::Errno::OK);
   CHECK(result.getEntryNum() == 0);
   CHECK(rig.stat("guest_batches") == 0);
