@@ -194,8 +194,15 @@ void buildTlbiRange(const TlbiRange& r, bool ril, kj::Vector<Command>& out) {
   }
   uint64_t addr = r.addr;
   while (numPages != 0) {
-    const unsigned scale = unsigned(__builtin_ctzll(numPages));
-    const uint64_t num = (numPages >> scale) & TLBI_RANGE_NUM_MAX;
+    unsigned scale = unsigned(__builtin_ctzll(numPages));
+    uint64_t num = (numPages >> scale) & TLBI_RANGE_NUM_MAX;
+    if (scale > TLBI_0_SCALE.maxValue()) {
+      // A page count whose lowest set bit is above SCALE's 5 bits (a guest's legal
+      // NUM 31, SCALE 31 range of 64K pages re-encoded from a generic descriptor): the largest
+      // SCALE, as many times it as NUM holds. Linux never builds such a range (a 48-bit VA).
+      scale = TLBI_0_SCALE.maxValue();
+      num = kj::min(numPages >> scale, TLBI_RANGE_NUM_MAX + 1);
+    }
     Command c = base;
     c.dw0 = TLBI_0_SCALE.set(c.dw0, scale);
     c.dw0 = TLBI_0_NUM.set(c.dw0, num - 1);

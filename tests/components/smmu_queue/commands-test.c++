@@ -7,6 +7,7 @@
 #include "hw/smmuv3/commands.h"
 
 #include <catch2/catch.hpp>
+#include <vector>
 #include <string>
 
 namespace nb::smmuq {
@@ -213,6 +214,39 @@ TEST_CASE("smmu_queue commands: range commands cover the range as the SMMU reads
   const uint64_t expectedEnd =
       r.addr + r.size + (!leafRange && (pages & 31) == 1 ? page : 0);
   CHECK(next == expectedEnd);
+}
+
+TEST_CASE("smmu_queue commands: a page count beyond SCALE's bits is covered with SCALE 31",
+          "[smmu_queue][commands][range]") {
+  // 2^36 pages of 64K (a guest's NUM 31, SCALE 31: 32 x 2^31 pages, facts 1.4 step 6): SCALE is
+  // 5 bits, so one command NUM 31 (32 pages), SCALE 31, TG 64K covers it; 2^36 + 2^31 pages
+  // take one of NUM 0 first (the low group, as facts 1.4 step 5 goes) and then that one.
+  smmu::Features features;
+  const uint64_t page = 1 << 16;
+  struct Case {
+    uint64_t pages;
+    std::vector<unsigned> nums;   // the NUM fields, in order
+  };
+  for (auto& k : {Case{uint64_t(1) << 36, {31}},
+                  Case{(uint64_t(1) << 36) + (uint64_t(1) << 31), {0, 31}}}) {
+    const uint64_t pages = k.pages;
+    TlbiRange r = nhVa(0, pages * page, page, page, false);
+    kj::Vector<Command> out;
+    buildTlbiRange(r, true, out);
+    REQUIRE(out.size() == k.nums.size());
+    uint64_t covered = 0;
+    size_t i = 0;
+    for (auto& c : out) {
+      auto decoded = smmu::decodeCommand(c.dw0, c.dw1, features);
+      REQUIRE(decoded.is<smmu::Command>());
+      auto& d = decoded.get<smmu::Command>();
+      CHECK(d.scale == 31);
+      CHECK(d.num == k.nums[i++]);
+      CHECK(d.addr == covered * page);
+      covered += d.rangeLength() / page;
+    }
+    CHECK(covered == pages);
+  }
 }
 
 TEST_CASE("smmu_queue commands: ranges that cannot be encoded are named",

@@ -312,6 +312,14 @@ TEST_CASE("generic descriptors re-encode into SMMUv3 commands of the vIOMMU's VM
   CHECK(ranged[0] ==
         Command{0x12 | (3ull << 20) | vmidField(VMID) | asidField(7), 0x4000'0000 | (1ull << 10) | 1});
 
+  // The widest legal guest range: NUM 31, SCALE 31 of 64K pages (32 x 2^31 pages = 2^52
+  // bytes) decodes to one descriptor and re-encodes to one command of the same NUM and SCALE
+  // (it used to throw: the page count's lowest set bit, 36, is beyond SCALE's 5 bits).
+  auto widest = encode(C::IOTLB, S::RANGE, 7, 0, uint64_t(1) << 52, 0x10000, true, 0, true);
+  REQUIRE(widest.size() == 1);
+  CHECK(widest[0] == Command{0x12 | (31ull << 12) | (31ull << 20) | vmidField(VMID) | asidField(7),
+                             (3ull << 10) | 1});
+
   // Without RIL: one TLBI_NH_VA per 4K page.
   auto paged = encode(C::IOTLB, S::RANGE, 7, 0x4000'0000, 0x8000, 0x1000, true, 0, false);
   REQUIRE(paged.size() == 8);
