@@ -9,6 +9,7 @@
 #include <fstream>
 #include <stdlib.h>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace nb {
 
@@ -17,7 +18,7 @@ namespace {
 const kj::StringPtr INSTANCE_KEYS[] = {"impl", "placement", "restart", "boundary", "uses"};
 const kj::StringPtr HW_KEYS[] = {"name", "placement", "restart", "boundary", "uses"};
 const kj::StringPtr TIMING_KEYS[] = {"profile", "costs"};
-const kj::StringPtr MEMORY_KEYS[] = {"base", "size", "file"};
+const kj::StringPtr MEMORY_KEYS[] = {"base", "size", "file", "overwrite"};
 
 std::string_view sv(kj::StringPtr s) { return std::string_view(s.begin(), s.size()); }
 kj::String ks(std::string_view s) { return kj::heapString(s.data(), s.size()); }
@@ -100,6 +101,22 @@ public:
                         : ks(*s);
       } else {
         error(posOf(*f), "memory.file", kj::str("must be a string (a path)"));
+      }
+    }
+    bool overwrite = false;
+    if (auto o = table->get("overwrite")) {
+      if (auto b = o->value<bool>()) {
+        overwrite = *b;
+      } else {
+        error(posOf(*o), "memory.overwrite", kj::str("must be true or false"));
+      }
+    }
+    KJ_IF_MAYBE(path, plan.file) {
+      // The backing file is sized and zeroed: an existing one is replaced only when asked.
+      struct stat st;
+      if (!overwrite && stat(path->cStr(), &st) == 0) {
+        error(posOf(*table->get("file")), "memory.file",
+              kj::str("'", *path, "' exists; set memory.overwrite = true to replace its contents"));
       }
     }
     if (!ok) return nullptr;

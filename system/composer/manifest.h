@@ -7,7 +7,8 @@
 // Does not own: starting anything (composer.h).
 //
 // Manifest shape:
-//   [memory]                      base = 0x40000000, size = "256MiB", file = "mem.img" (opt.)
+//   [memory]                      base = 0x40000000, size = "256MiB", file = "mem.img" (opt.;
+//                                 an existing file only with overwrite = true)
 //   [[hw.<model>]]                name = "smmu0", placement, restart, uses, model settings
 //   [components.<instance>]       impl = "<component>/<impl>", placement, restart, uses,
 //                                 component settings

@@ -237,5 +237,21 @@ TEST_CASE("Manifest: [timing] names a profile, overrides costs, refuses what it 
   CHECK(result.get<Plan>().timing.profile.ns(Cost::WALK_READ) == 3);
 }
 
+TEST_CASE("Manifest: an existing memory file is replaced only with overwrite = true", "[manifest]") {
+  char name[] = "/tmp/nestbed-phys-XXXXXX";
+  int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  close(fd);
+  auto body = kj::str("[memory]\nbase = 0x40000000\nsize = \"16MiB\"\nfile = \"", name, "\"\n");
+  auto errors = errorsOf(body);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == kj::str("bad.toml:4:8: memory.file: '", name,
+                             "' exists; set memory.overwrite = true to replace its contents"));
+  auto plan = testing::planOf(kj::str(body, "overwrite = true\n"));
+  CHECK(KJ_ASSERT_NONNULL(plan.memory.file) == name);
+  unlink(name);
+  CHECK(testing::planOf(body).memory.file != nullptr);   // a new file needs no flag
+}
+
 }  // namespace
 }  // namespace nb
