@@ -661,7 +661,12 @@ private:
       }
       ServeOptions options{kj::heapString(socket_), nullptr, maxConnections_};
       KJ_IF_MAYBE(v, viewSocket_) { options.viewSocket = kj::heapString(*v); }
-      serveRoot(io, composer, options);
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { serveRoot(io, composer, options); })) {
+        // A socket that cannot be created (no such directory, no permission): named, not fatal.
+        fprintf(stderr, "nestbed serve: %s\n", e->getDescription().cStr());
+        composer.shutdown().wait(io.waitScope);
+        context_.finish(EXIT_FAILED);
+      }
       composer.shutdown().wait(io.waitScope);
       context_.finish(0);
     }

@@ -165,6 +165,10 @@ kj::Own<kj::ConnectionReceiver> listenAt(kj::AsyncIoContext& io, kj::StringPtr p
 }  // namespace
 
 kj::Maybe<kj::String> prepareSocketPath(kj::StringPtr path) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return kj::str(path, ": ", path.size(), " bytes is too long for a unix socket path (at most ",
+                   sizeof(sockaddr_un::sun_path) - 1, ")");
+  }
   struct stat st;
   if (lstat(path.cStr(), &st) != 0) {
     if (errno == ENOENT) return nullptr;
@@ -176,7 +180,6 @@ kj::Maybe<kj::String> prepareSocketPath(kj::StringPtr path) {
   // A socket: in use if something accepts a connection on it, stale otherwise.
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return kj::str(path, ": path too long for a socket");
   memcpy(addr.sun_path, path.cStr(), path.size());
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return kj::str("socket(): ", strerror(errno));

@@ -209,6 +209,20 @@ TEST_CASE("serve: an existing file is never replaced; a stale socket is", "[cli]
   CHECK(third.stop() == 0);
 }
 
+TEST_CASE("serve: a socket that cannot be made is a named error, not an abort", "[cli][serve]") {
+  auto manifest = path("tests/system/manifests/fixture.toml");
+  auto longPath = "/tmp/" + std::string(120, 'a') + ".sock";
+  auto tooLong = nb::testing::runProcess("tests/fixtures/fixture-nestbed",
+                                         "serve --socket " + longPath + " " + manifest);
+  CHECK(tooLong.status == 2);
+  CHECK(tooLong.out.find("too long for a unix socket path") != std::string::npos);
+  auto noDir = nb::testing::runProcess("tests/fixtures/fixture-nestbed",
+                                       "serve --socket /nonexistent-nestbed/x.sock " + manifest);
+  CHECK(noDir.status == 1);
+  CHECK(noDir.out.find("nestbed serve: ") != std::string::npos);
+  CHECK(noDir.out.find("Uncaught") == std::string::npos);
+}
+
 TEST_CASE("serve: out of descriptors, new clients are refused and the server lives",
           "[cli][serve]") {
   TempDir dir;
