@@ -80,6 +80,9 @@ struct ExperimentReport {
   # group/line the step's (as in `steps`), name "instance.counter" and `step` its label; a run
   # in which the step left the counter alone counts 0.
   provenance @13 :Provenance;   # manifests: one per variant, as its first run ran it
+  otherSteps @14 :List(Row);
+  # The same step rows in the other time base (wall when `timeBase` is modeled, modeled when it
+  # is wall): the JSON and CSV of every experiment carry both.
   series @10 :Text;
   # sweep: a second key, one line per value in plots (e.g. the implementation compared across
   # the swept values); variants are every (value, series value) pair, each value's series side by

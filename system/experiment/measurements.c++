@@ -109,8 +109,17 @@ void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
         r.line = s.getLine();
         r.depth = s.getDepth();
       }
-      double us = wall_ ? s.getMicros() : double(s.getModeledNs()) / 1000;
+      double wallUs = s.getMicros(), modeledUs = double(s.getModeledNs()) / 1000;
+      double us = wall_ ? wallUs : modeledUs, otherUs = wall_ ? modeledUs : wallUs;
       r.samples[variant].add(s.getIterations() ? us / s.getIterations() : us);
+      auto& other = row(otherSteps_, kj::str("other step\n", scenario.getFile(), "\n", i), true);
+      if (other.name == nullptr) {
+        other.group = kj::heapString(scenario.getFile());
+        other.name = kj::heapString(s.getLabel());
+        other.line = s.getLine();
+        other.depth = s.getDepth();
+      }
+      other.samples[variant].add(s.getIterations() ? otherUs / s.getIterations() : otherUs);
       size_t runIndex = r.samples[variant].size() - 1;
       for (auto d : s.getDeltas()) {
         auto& c = row(stepCounters_, kj::str("delta\n", scenario.getFile(), "\n", i, "\n", d.getInstance(),
@@ -222,6 +231,13 @@ void Measurements::fill(rpc::ExperimentReport::Builder report, kj::ArrayPtr<cons
     if (any) timed.add(r.get());
   }
   fillRows(timed, report.initSteps(timed.size()));
+  kj::Vector<Row*> otherTimed;
+  for (auto& r : otherSteps_) {
+    bool any = false;
+    for (auto& v : r->samples) for (auto x : v) any = any || x != 0;
+    if (any) otherTimed.add(r.get());
+  }
+  fillRows(otherTimed, report.initOtherSteps(otherTimed.size()));
   auto counters = KJ_MAP(r, counters_) -> Row* { return r.get(); };
   fillRows(counters, report.initCounters(counters.size()));
   for (auto& r : stepCounters_) {
@@ -458,7 +474,8 @@ kj::String experimentCsv(rpc::ExperimentReport::Reader report) {
       lines.add(kj::strArray(f, ","));
     }
   };
-  rows("step_us", report.getSteps());
+  rows("step_us", report.getSteps());   // in `timeBase`; the other base follows
+  rows(report.getTimeBase() == "wall" ? "step_modeled_us" : "step_wall_us", report.getOtherSteps());
   rows("counter", report.getCounters());
   rows("step_counter", report.getStepCounters());
   // Provenance rows: kind "provenance", the key as group, the value as name.

@@ -51,6 +51,7 @@ private:
   kj::Array<VariantSpec> variants_;
   kj::Array<kj::Vector<kj::String>> failures_;   // per variant
   kj::Vector<kj::Own<Row>> steps_;
+  kj::Vector<kj::Own<Row>> otherSteps_;   // the same steps in the other time base
   kj::Vector<kj::Own<Row>> counters_;
   kj::Vector<kj::Own<Row>> stepCounters_;
   kj::HashMap<kj::String, Row*> byKey_;

@@ -215,6 +215,12 @@ TEST_CASE("Measurements: step rows are modeled time per iteration unless wall ti
     REQUIRE(r.getSteps().size() == 1);
     CHECK(r.getSteps()[0].getCells()[0].getMedian() == (wall ? 10 : 2.5));
     CHECK(r.getSteps()[0].getRatio() == (wall ? 3 : 2));
+    // The other base rides along, in the JSON and as its own CSV rows.
+    REQUIRE(r.getOtherSteps().size() == 1);
+    CHECK(r.getOtherSteps()[0].getCells()[0].getMedian() == (wall ? 2.5 : 10));
+    CHECK(r.getOtherSteps()[0].getRatio() == (wall ? 2 : 3));
+    auto csv = experimentCsv(r);
+    CHECK(has(csv, wall ? "\nstep_modeled_us,s.capnp,x.add,7,2.5," : "\nstep_wall_us,s.capnp,x.add,7,10,"));
   }
 }
 
