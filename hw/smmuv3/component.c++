@@ -153,6 +153,9 @@ public:
   // This SMMU's own timeline (system/runtime/modeled-time.h): when it will have consumed every
   // command published so far.
   uint64_t cmdqBusyUntil = 0;
+  // The command counters already on that timeline (no per-write copy of them).
+  uint64_t accountedConsumed = 0;
+  uint64_t accountedByOpcode[256] = {};
 
   struct Subscriber {
     uint64_t id;
@@ -204,18 +207,19 @@ public:
   void mmioWrite(uint32_t offset, uint64_t value, unsigned size) {
     counters.mmioWrites++;
     clock.charge(Cost::MMIO_WRITE);
-    const uint64_t consumed = model.commandStats().consumed;
-    uint64_t before[256];
-    if (clock.enabled()) memcpy(before, model.commandStats().byOpcode, sizeof(before));
     model.mmioWrite(offset, value, size);
-    if (clock.enabled() && model.commandStats().consumed != consumed) {
-      // Commands consumed by this write (a PROD doorbell, a CMDQ_ERR acknowledgement): the SMMU
-      // starts when the write reaches it or when it finishes what it was doing, if later.
+    const CommandStats& stats = model.commandStats();
+    if (clock.enabled() && stats.consumed != accountedConsumed) {
+      // Commands consumed by this write (a PROD doorbell, a CMDQ_ERR acknowledgement, CMDQEN
+      // set): the SMMU starts when the write reaches it or when it finishes what it was doing,
+      // if later. The counters only grow: what was accounted so far is the baseline.
       uint64_t busy = 0;
-      auto& after = model.commandStats().byOpcode;
       for (unsigned op = 0; op < 256; op++) {
-        if (after[op] != before[op]) busy += clock.account(commandCost(uint8_t(op)), after[op] - before[op]);
+        uint64_t n = stats.byOpcode[op] - accountedByOpcode[op];
+        if (n != 0) busy += clock.account(commandCost(uint8_t(op)), n);
+        accountedByOpcode[op] = stats.byOpcode[op];
       }
+      accountedConsumed = stats.consumed;
       cmdqBusyUntil = kj::max(cmdqBusyUntil, clock.now()) + busy;
     }
   }
