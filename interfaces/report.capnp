@@ -39,6 +39,9 @@ struct RunReport {
   events @3 :List(Text);                # composer events (exits, restarts) during the run
   scenarios @4 :List(ScenarioReport);
   provenance @5 :Provenance;
+  deaths @6 :List(Text);                # component processes that ended unasked (a scenario's
+                                        # `kill` steps are asked for), shutdown included: each
+                                        # makes `ok` false
 }
 
 struct MemoryDump {

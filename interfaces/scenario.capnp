@@ -88,6 +88,10 @@ struct Step {
     print @46 :Text;
     # Puts this text into the report, `$name` replaced by saved values (numbers that are
     # addresses or registers in hex): observing without an expectation.
+    kill @47 :KillStep;
+    # Fault injection: ends a process-placed instance's process and waits until the composer has
+    # seen it end and, with `restart = "on-failure"`, until the new process serves. What was
+    # wired to it then fails with DISCONNECTED naming it, unless its implementation recovers.
     # Map and unmap on a domain are the `map` and `unmap` steps with `table = "$domain"`
     # (Domain.map/unmap take the same runs and ranges as PageTable's).
   }
@@ -685,4 +689,9 @@ struct ScenarioReport {
   steps @3 :List(StepReport);
   profile @4 :Text;       # the cost profile the modeled times come from
   modeledNs @5 :UInt64;   # the whole scenario's modeled time
+}
+
+struct KillStep {
+  instance @0 :Text;                   # a process-placed instance, e.g. "smmu_queue"
+  signal @1 :UInt8 = 9;                # 9 (SIGKILL), 15 (SIGTERM), 11 (SIGSEGV) or 6 (SIGABRT)
 }

@@ -331,11 +331,15 @@ public:
               counters.noticesAfter++;
             }
           },
-          [this, id](kj::Exception&& e) {
-            // A listener that cannot take notices is dropped; memory changes are not vetoed.
-            KJ_LOG(WARNING, "memslot listener failed; it gets no further notices", name, e);
+          [this](kj::Exception&& e) {
+            // A listener that could not follow the change (its stage 2 and the IOMMU's caches
+            // could still reach the old memory) fails the change: before it takes effect, it
+            // is refused; after, the caller learns it. The listener stays: the next change is
+            // notified (and fails) the same way, never silently.
             counters.listenerFailures++;
-            unsubscribe(id);
+            kj::throwFatalException(kj::Exception(
+                e.getType(), e.getFile(), e.getLine(),
+                kj::str("a memslot listener failed: ", e.getDescription())));
           }));
     }
     return kj::joinPromises(calls.releaseAsArray());

@@ -331,6 +331,8 @@ private:
         printf("  %-40s %llu\n", counter.getName().cStr(), (unsigned long long)counter.getValue());
       }
     }
+    // Last, where it is seen: a component that died unasked fails the run.
+    for (auto d : report.getDeaths()) printf("\nFAILED: %s\n", d.cStr());
   }
 
   static kj::String xmlEscaped(kj::StringPtr s) {

@@ -160,8 +160,12 @@ struct Composer::Instance {
   kj::Own<capnp::TwoPartyClient> rpc;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> exited;
   kj::ForkedPromise<void> exitPromise = kj::Promise<void>(kj::READY_NOW).fork();
+  kj::ForkedPromise<void> restarted = kj::Promise<void>(kj::READY_NOW).fork();
   unsigned restarts = 0;
   bool started = false;
+  bool killAsked = false;       // Composer::kill sent the signal that ends it
+  bool shutdownAsked = false;   // shutdown() asked it to exit
+  bool killedAtShutdown = false;  // it did not exit within the grace period
 
   explicit Instance(const InstancePlan& plan) : plan(plan) {}
 };
@@ -186,7 +190,7 @@ Composer::Composer(kj::AsyncIoContext& io, const Registry& registry, Plan plan, 
 Composer::~Composer() noexcept(false) {
   // Children still running (a failed start, an abandoned run) must not outlive us.
   for (auto& inst : instances_) {
-    KJ_IF_MAYBE(pid, inst->pid) { kill(*pid, SIGKILL); }
+    KJ_IF_MAYBE(pid, inst->pid) { ::kill(*pid, SIGKILL); }
   }
 }
 
@@ -336,24 +340,63 @@ void Composer::watchChild(Instance& inst) {
   tasks_->add(io_.unixEventPort.onChildExit(inst.pid).then([this, &inst](int status) -> kj::Promise<void> {
     KJ_IF_MAYBE(f, inst.exited) { (*f)->fulfill(); }
     inst.exited = nullptr;
-    if (stopping_) return kj::READY_NOW;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    options_.report(kj::str("component '", inst.plan.name, "' (pid ", inst.lastPid, ") ",
-                            describeExit(status)));
+    bool expected = inst.killAsked;
+    inst.killAsked = false;
+    auto what = kj::str("component '", inst.plan.name, "' (pid ", inst.lastPid, ") ",
+                        describeExit(status));
+    if (stopping_) {
+      // Asked to exit and did: nothing to say. Anything else is a death during shutdown.
+      if (inst.shutdownAsked && (clean || inst.killedAtShutdown)) {
+        if (inst.killedAtShutdown) {
+          auto late = kj::str("component '", inst.plan.name, "' (pid ", inst.lastPid,
+                              ") did not exit within 2 s of shutdown and was killed");
+          options_.report(late);
+          losses_.add(Loss{kj::heapString(inst.plan.name), kj::mv(late), false, true});
+        }
+        return kj::READY_NOW;
+      }
+      options_.report(kj::str(what, " during shutdown"));
+      losses_.add(Loss{kj::heapString(inst.plan.name), kj::str(what, " during shutdown"),
+                       expected, true});
+      return kj::READY_NOW;
+    }
+    options_.report(what);
     // Everyone holding its capabilities now gets DISCONNECTED; drop ours.
     inst.component = nullptr;
     inst.rpc = nullptr;
     inst.stream = nullptr;
     if (inst.plan.restart != Restart::ON_FAILURE || clean || !inst.started) {
+      losses_.add(Loss{kj::heapString(inst.plan.name), kj::mv(what), expected});
       if (inst.redirector == nullptr) inst.main = nullptr;
       return kj::READY_NOW;
     }
-    // Restart, and rewire: the redirector waits for the new process, then forwards to it.
+    // Restart, and rewire: the redirector waits for the new process, then forwards to it. A
+    // component whose state died with the old process cannot be rewired without lying: what
+    // was wired to the old one is fenced off (DISCONNECTED, naming it), and only new callers
+    // reach the new one.
     inst.restarts++;
+    auto recovery = inst.plan.type->recovery;
+    size_t lossIndex = losses_.size();
+    losses_.add(Loss{kj::heapString(inst.plan.name), kj::heapString(what), expected, false,
+                     recovery == Recovery::NONE ? Loss::After::RESTARTED_STATE_LOST
+                                                : Loss::After::RESTARTED_RECOVERED});
+    if (recovery == Recovery::NONE) {
+      KJ_ASSERT_NONNULL(inst.redirector)
+          .retarget(capnp::Capability::Client(capnp::newBrokenCap(KJ_EXCEPTION(
+              DISCONNECTED,
+              kj::str(what, ", then restarted; ", inst.plan.impl,
+                      " cannot recover its state, so what was wired to the old process is "
+                      "disconnected")))));
+      auto fresh = kj::heap<Redirector>(capnp::Capability::Client(
+          capnp::newBrokenCap(KJ_EXCEPTION(DISCONNECTED, "restarting"))));
+      inst.redirector = *fresh;
+      inst.main = capnp::Capability::Client(kj::mv(fresh));
+    }
     auto paf = kj::newPromiseAndFulfiller<capnp::Capability::Client>();
     KJ_ASSERT_NONNULL(inst.redirector).retarget(capnp::Capability::Client(kj::mv(paf.promise)));
     auto fulfiller = kj::mv(paf.fulfiller);
-    return startProcess(inst)
+    auto done = startProcess(inst)
         .then([&inst]() {
           return KJ_ASSERT_NONNULL(inst.component).mainRequest().send();
         })
@@ -363,8 +406,74 @@ void Composer::watchChild(Instance& inst) {
           fulfiller->fulfill(kj::mv(main));
           options_.report(kj::str("component '", inst.plan.name, "' restarted (pid ", inst.lastPid,
                                   ", restart ", inst.restarts, ")"));
-        });
+        }, [this, &inst, lossIndex, what = kj::mv(what)](kj::Exception&& e) {
+          auto failed = kj::str(what, "; its restart failed: ", e.getDescription());
+          options_.report(failed);
+          KJ_ASSERT_NONNULL(inst.redirector)
+              .retarget(capnp::Capability::Client(
+                  capnp::newBrokenCap(KJ_EXCEPTION(DISCONNECTED, kj::heapString(failed)))));
+          losses_[lossIndex].what = kj::mv(failed);
+          losses_[lossIndex].after = Loss::After::DEAD;
+          inst.component = nullptr;
+        }).fork();
+    inst.restarted = done.addBranch().fork();
+    return done.addBranch();
   }));
+}
+
+kj::Promise<void> Composer::kill(kj::StringPtr name, int signal) {
+  auto& inst = instance(name);
+  KJ_REQUIRE(signal == SIGKILL || signal == SIGTERM || signal == SIGSEGV || signal == SIGABRT,
+             "kill: only SIGKILL (9), SIGTERM (15), SIGSEGV (11) or SIGABRT (6) end a component",
+             signal);
+  if (inst.plan.placement != Placement::PROCESS) {
+    return KJ_EXCEPTION(FAILED, kj::str("kill: '", name, "' is inline-placed; only a "
+                                        "process-placed instance can be killed"));
+  }
+  KJ_IF_MAYBE(pid, inst.pid) {
+    inst.killAsked = true;
+    ::kill(*pid, signal);
+    return inst.exitPromise.addBranch().then([&inst]() {
+      // The exit handler has run: a restart, if any, is under way.
+      return inst.restarted.addBranch();
+    });
+  }
+  return KJ_EXCEPTION(DISCONNECTED, kj::str("kill: component '", name, "' is not running"));
+}
+
+bool Composer::exitPending() const {
+  for (auto& inst : instances_) {
+    KJ_IF_MAYBE(pid, inst->pid) {
+      // WNOWAIT: look without reaping; the event port's SIGCHLD handler reaps it.
+      siginfo_t info;
+      memset(&info, 0, sizeof(info));
+      if (waitid(P_PID, *pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == *pid) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+kj::Maybe<kj::String> Composer::describeLosses() const {
+  if (losses_.empty()) return nullptr;
+  kj::Vector<kj::String> parts;
+  for (auto& l : losses_) {
+    switch (l.after) {
+      case Loss::After::DEAD:
+        parts.add(kj::str(l.what, ": DISCONNECTED"));
+        break;
+      case Loss::After::RESTARTED_STATE_LOST:
+        parts.add(kj::str(l.what, ", then restarted without its state: what was wired to it "
+                                  "before is DISCONNECTED"));
+        break;
+      case Loss::After::RESTARTED_RECOVERED:
+        parts.add(kj::str(l.what, ", then restarted and recovered: capabilities it had "
+                                  "handed out are DISCONNECTED"));
+        break;
+    }
+  }
+  return kj::strArray(parts, "; ");
 }
 
 kj::Promise<void> Composer::shutdown() {
@@ -374,13 +483,15 @@ kj::Promise<void> Composer::shutdown() {
     auto& inst = *instances_[i];
     chain = chain.then([this, &inst]() -> kj::Promise<void> {
       KJ_IF_MAYBE(c, inst.component) {
+        inst.shutdownAsked = true;
         auto done = c->shutdownRequest().send().ignoreResult().catch_([](kj::Exception&&) {});
         if (inst.pid == nullptr) return done;
         // A process-placed host exits after shutdown; give it a moment, then insist.
         return done.then([this, &inst]() {
           return inst.exitPromise.addBranch().exclusiveJoin(
               io_.provider->getTimer().afterDelay(2 * kj::SECONDS).then([&inst]() {
-                KJ_IF_MAYBE(pid, inst.pid) { kill(*pid, SIGKILL); }
+                inst.killedAtShutdown = true;
+                KJ_IF_MAYBE(pid, inst.pid) { ::kill(*pid, SIGKILL); }
                 return inst.exitPromise.addBranch();
               }));
         });
@@ -491,9 +602,13 @@ kj::Promise<void> RootServer::get(GetContext context) {
       auto results = context.getResults();
       KJ_IF_MAYBE(c, inst->component) { results.setComponent(*c); }
       // The scenario is a caller too: its calls cross into the instance like a component's.
-      KJ_IF_MAYBE(m, inst->main) { results.setMain(composer_.crossInto(*inst, *m)); }
-      KJ_REQUIRE(inst->main != nullptr, "instance is not running", name);
-      return kj::READY_NOW;
+      KJ_IF_MAYBE(m, inst->main) {
+        results.setMain(composer_.crossInto(*inst, *m));
+        return kj::READY_NOW;
+      }
+      kj::String why = kj::str("component '", name, "' is not running");
+      KJ_IF_MAYBE(l, composer_.describeLosses()) { why = kj::str(why, ": ", *l); }
+      return KJ_EXCEPTION(DISCONNECTED, kj::mv(why));
     }
   }
   KJ_FAIL_REQUIRE("no instance with this name in the manifest", name);

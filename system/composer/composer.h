@@ -32,6 +32,16 @@ struct ComposerOptions {
   kj::Maybe<Interposer> interpose = nullptr;  // null: instances get the capabilities themselves
 };
 
+// A process-placed instance that ended while the system ran, as the composer saw it.
+struct Loss {
+  kj::String instance;
+  kj::String what;            // "component 'x' (pid N) killed by signal 9 (Killed)"
+  bool expected = false;      // asked for (Composer::kill, a scenario's `kill` step)
+  bool duringShutdown = false;
+  enum class After { DEAD, RESTARTED_STATE_LOST, RESTARTED_RECOVERED };
+  After after = After::DEAD;
+};
+
 struct InstanceStats {
   kj::String name;
   kj::String impl;
@@ -67,6 +77,19 @@ public:
   // Test hook: the pid serving a process-placed instance (null for inline).
   kj::Maybe<pid_t> pidOf(kj::StringPtr name);
 
+  // Fault injection: sends `signal` (SIGKILL, SIGTERM, SIGSEGV or SIGABRT) to a process-placed
+  // instance; resolves once its exit was seen and, with restart = "on-failure", once the new
+  // process serves (or its restart failed). Rejects naming why for an inline or stopped one.
+  kj::Promise<void> kill(kj::StringPtr name, int signal);
+
+  // Every instance that ended unasked for or was killed, in order.
+  kj::ArrayPtr<const Loss> losses() const { return losses_; }
+  // One line naming what died and what became of it, for an error that met a dead capability
+  // (DISCONNECTED); null when nothing died.
+  kj::Maybe<kj::String> describeLosses() const;
+  // Whether a child has exited that the composer has not yet seen (its exit is being reaped).
+  bool exitPending() const;
+
   struct Instance;
   // `cap` (served by `callee`) as its callers get it: calls on it, and on every capability it
   // hands out, charge the modeled cost of crossing `callee`'s boundary.
@@ -92,6 +115,7 @@ private:
   kj::Maybe<rpc::FrameAllocator::Client> frames_;
   kj::Vector<kj::Own<Instance>> instances_;
   kj::Own<kj::TaskSet> tasks_;
+  kj::Vector<Loss> losses_;
   bool stopping_ = false;
 };
 

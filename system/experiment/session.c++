@@ -74,7 +74,26 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
     composer.shutdown().wait(io.waitScope);
     auto ev = report.initEvents(events.size());
     for (auto i : kj::indices(events)) ev.set(i, events[i]);
+    // A component that died unasked fails the run, whatever the scenarios said, also when it
+    // died during shutdown.
+    kj::Vector<kj::StringPtr> deaths;
+    for (auto& l : composer.losses()) {
+      if (!l.expected) deaths.add(l.what);
+    }
+    auto d = report.initDeaths(deaths.size());
+    for (auto i : kj::indices(deaths)) d.set(i, deaths[i]);
+    if (!deaths.empty()) report.setOk(false);
   };
+  struct Supervisor final : public ScenarioRunner::Supervisor {
+    Composer& composer;
+    explicit Supervisor(Composer& c) : composer(c) {}
+    kj::Promise<void> kill(kj::StringPtr instance, int signal) override {
+      return composer.kill(instance, signal);
+    }
+    size_t lossCount() override { return composer.losses().size(); }
+    kj::Maybe<kj::String> losses() override { return composer.describeLosses(); }
+    bool exitPending() override { return composer.exitPending(); }
+  } supervisor(composer);
 
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
     finish();
@@ -94,6 +113,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
                           composer.root());
     runner.setClock(composer.clock(), composer.plan().timing.profile.name,
                     io.provider->getTimer());
+    runner.setSupervisor(supervisor);
     kj::Vector<ScenarioError> checkErrors;
     for (auto& s : scenarios) {
       for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));

@@ -112,6 +112,18 @@ public:
 // A plain function: registries are built from static tables of these.
 using Factory = kj::Promise<rpc::Component::Client> (*)(ComponentContext&);
 
+// What an implementation's state survives: decides what a restart (`restart = "on-failure"`)
+// may rewire. No call may return ok on state its server no longer has.
+enum class Recovery {
+  NONE,       // its state lives only in its process: after a restart, every capability wired
+              // to the old process fails with DISCONNECTED naming it; only new callers (a
+              // scenario's later steps) reach the new one
+  STATELESS,  // its main capability keeps no state callers rely on (a factory): dependants are
+              // rewired to the new process; what the old one handed out fails, named
+  ADOPTS,     // the new process takes over the old one's state from shared memory and the
+              // hardware: dependants are rewired; what the old one handed out fails, named
+};
+
 struct ComponentType {
   kj::StringPtr name;          // registry key "<component>/<impl>", or "hw/<model>"
   kj::StringPtr doc;
@@ -120,6 +132,7 @@ struct ComponentType {
   kj::Array<RoleSpec> roles;
   Factory factory;
   bool isHardware = false;
+  Recovery recovery = Recovery::NONE;
 };
 
 class Registry {

@@ -289,6 +289,7 @@ kj::String stepSummary(rpc::Step::Reader step) {
   if (step.hasLabel()) return kj::heapString(step.getLabel());
   if (step.isRepeat()) return kj::str("repeat ", step.getRepeat().getCount(), "x");
   if (step.isPrint()) return kj::str("print");
+  if (step.isKill()) return kj::str("kill ", step.getKill().getInstance());
   KJ_IF_MAYBE(c, callOf(step)) {
     KJ_IF_MAYBE(typed, c->typed) { return typedLabel(step, *c, *typed); }
     return kj::str(c->target, ".", c->method);
@@ -378,6 +379,8 @@ struct ScenarioRunner::Impl {
   kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
   kj::Vector<kj::Maybe<uint64_t>> lastCounters;
   kj::HashMap<kj::String, rpc::Component::Client> components;
+  kj::HashMap<kj::String, bool> processPlaced;
+  ScenarioRunner::Supervisor* supervisor = nullptr;
   rpc::Root::Client statsRoot;   // where they are read (not traced: the scenario's calls are)
   // check(): a value of each saved name's type, so call arguments parse before anything runs.
   kj::HashMap<kj::String, kj::String> samples;
@@ -397,6 +400,9 @@ struct ScenarioRunner::Impl {
       }
       impls.upsert(kj::heapString(inst.getImpl()), true, [](auto&, auto&&) {});
       instanceOrder.add(kj::heapString(inst.getName()));
+      if (inst.getPlacement() == rpc::Placement::PROCESS) {
+        processPlaced.insert(kj::heapString(inst.getName()), true);
+      }
     }
     instanceOrder.add(kj::str("memory"));
     // hw/mem's frame allocator is a call target too, so scenarios allocate the memory their
@@ -456,6 +462,22 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::KILL: {
+        auto k = step.getKill();
+        auto signal = k.getSignal();
+        if (instances.find(k.getInstance()) == nullptr || k.getInstance() == "memory") {
+          err(kj::str("kill: no instance '", k.getInstance(), "' in the manifest"));
+        } else if (processPlaced.find(k.getInstance()) == nullptr) {
+          err(kj::str("kill: '", k.getInstance(), "' is inline-placed; only a process-placed "
+                      "instance has a process to end"));
+        }
+        if (signal != 9 && signal != 15 && signal != 11 && signal != 6) {
+          err(kj::str("kill: signal ", signal, " does not end a process; use 9 (SIGKILL), 15 "
+                      "(SIGTERM), 11 (SIGSEGV) or 6 (SIGABRT)"));
+        }
+        if (supervisor == nullptr) err(kj::str("kill: this runner has no composer to ask"));
+        break;
+      }
       case rpc::Step::PRINT:
         for (auto& name : referencedNames(step.getPrint())) {
           if (known.find(name) == nullptr) err(kj::str("'$", name, "' is used before it is set"));
@@ -1378,15 +1400,45 @@ struct ScenarioRunner::Impl {
     return kj::String(out.releaseAsArray());
   }
 
+  // A call that met a dead capability fails with DISCONNECTED; the RPC system words it
+  // ("Peer disconnected"). Name what died instead: the composer may not have seen the exit yet
+  // when the error arrives, so wait (briefly) until it has.
+  void nameLosses(Outcome& outcome) {
+    KJ_IF_MAYBE(e, outcome.exception) {
+      if (e->getType() != kj::Exception::Type::DISCONNECTED) return;
+      KJ_IF_MAYBE(s, supervisor) {
+        if (strstr(describe(*e).cStr(), "component '") != nullptr) return;  // named already
+        for (int i = 0; i < 200 && (s->exitPending() || s->lossCount() == 0); i++) {
+          if (timer == nullptr) break;
+          timer->afterDelay(5 * kj::MILLISECONDS).wait(waitScope);
+        }
+        KJ_IF_MAYBE(l, s->losses()) {
+          outcome.exception = kj::Exception(e->getType(), e->getFile(), e->getLine(),
+                                            kj::str(*l, " (", describe(*e), ")"));
+        }
+      }
+    }
+  }
+
   void counters(Node& node, uint32_t iteration) {
     // Each instance's stats are fetched once per step, however many counters are checked.
     kj::HashMap<kj::String, kj::HashMap<kj::String, uint64_t>> fetched;
     for (auto c : expectOf(node.step).getCounters()) {
-      auto& all = fetched.findOrCreate(c.getInstance(), [&]() {
-        return kj::HashMap<kj::String, kj::HashMap<kj::String, uint64_t>>::Entry{
-            kj::heapString(c.getInstance()), countersOf(c.getInstance())};
-      });
       auto what = kj::str("counter ", c.getInstance(), ".", c.getCounter());
+      if (fetched.find(c.getInstance()) == nullptr) {
+        // A dead instance has no counters: the check fails, naming what died.
+        kj::Maybe<kj::HashMap<kj::String, uint64_t>> got;
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { got = countersOf(c.getInstance()); })) {
+          Outcome failed;
+          failed.exception = kj::mv(*e);
+          nameLosses(failed);
+          fail(node, iteration, what, kj::str("a counter"),
+               kj::str("exception: ", describe(KJ_ASSERT_NONNULL(failed.exception))));
+          continue;
+        }
+        fetched.insert(kj::heapString(c.getInstance()), kj::mv(KJ_ASSERT_NONNULL(got)));
+      }
+      auto& all = KJ_ASSERT_NONNULL(fetched.find(c.getInstance()));
       uint64_t value = 0;
       KJ_IF_MAYBE(v, all.find(c.getCounter())) {
         value = *v;
@@ -1469,6 +1521,20 @@ struct ScenarioRunner::Impl {
       }
       case rpc::Step::CHECK:
         break;
+      case rpc::Step::KILL: {
+        auto k = node.step.getKill();
+        auto t = Clock::now();
+        Outcome outcome;
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+          KJ_ASSERT_NONNULL(supervisor).kill(k.getInstance(), k.getSignal()).wait(waitScope);
+        })) {
+          outcome.exception = kj::mv(*e);
+        }
+        node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+        account(node);
+        expectations(node, iteration, outcome);
+        break;
+      }
       case rpc::Step::PRINT:
         node.records.add(Node::Record{kj::str(), printText(node.step.getPrint()), iteration});
         break;
@@ -1481,6 +1547,7 @@ struct ScenarioRunner::Impl {
                        : node.step.isGuestAttach()   ? guestAttach(node.step.getGuestAttach())
                        : node.step.isGuestMap()      ? guestMap(node.step.getGuestMap())
                                                      : guestUnmap(node.step.getGuestUnmap());
+        nameLosses(outcome);
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
         account(node);
         expectations(node, iteration, outcome);
@@ -1492,6 +1559,7 @@ struct ScenarioRunner::Impl {
         auto spec = KJ_ASSERT_NONNULL(callOf(node.step), "step kind without a handler");
         auto t = Clock::now();
         auto outcome = doCall(spec);
+        nameLosses(outcome);
         node.micros += std::chrono::duration<double, std::micro>(Clock::now() - t).count();
         account(node);
         expectations(node, iteration, outcome);
@@ -1513,6 +1581,8 @@ ScenarioRunner::ScenarioRunner(kj::WaitScope& waitScope, rpc::Root::Client root,
                                kj::Maybe<PhysMem&> memory, kj::Maybe<rpc::Root::Client> statsRoot)
     : impl_(kj::heap<Impl>(waitScope, kj::mv(root), registry, memory, kj::mv(statsRoot))) {}
 ScenarioRunner::~ScenarioRunner() noexcept(false) {}
+
+void ScenarioRunner::setSupervisor(Supervisor& supervisor) { impl_->supervisor = &supervisor; }
 
 void ScenarioRunner::setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer) {
   impl_->clock = &clock;

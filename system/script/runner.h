@@ -72,6 +72,23 @@ public:
   // its handler) is done, waiting on `timer` for it. Without a clock, modeled times are zero.
   void setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer);
 
+  // What the composer knows of component processes. With one, `kill` steps run, and a step that
+  // meets a dead capability (DISCONNECTED) names what died; without one, `kill` steps are
+  // refused by check() and such errors read as the RPC system words them.
+  class Supervisor {
+  public:
+    virtual ~Supervisor() noexcept(false) = default;
+    // Ends a process-placed instance's process; resolves once that was seen (and a restart,
+    // if any, is done).
+    virtual kj::Promise<void> kill(kj::StringPtr instance, int signal) = 0;
+    // How many instances have ended so far, and one line naming each and what became of it.
+    virtual size_t lossCount() = 0;
+    virtual kj::Maybe<kj::String> losses() = 0;
+    // Whether a child process has exited and the composer has not yet seen it.
+    virtual bool exitPending() = 0;
+  };
+  void setSupervisor(Supervisor& supervisor);
+
   struct Node;
   struct Impl;
 

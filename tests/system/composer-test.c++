@@ -125,7 +125,8 @@ TEST_CASE("Composer: killing a component process mid-call gives DISCONNECTED and
   CHECK(sys.events[0].startsWith(expected));
 }
 
-TEST_CASE("Composer: restart = on-failure restarts the process and rewires dependants",
+TEST_CASE("Composer: restart = on-failure restarts the process; what was wired to a component "
+          "that cannot recover fails, named",
           "[composer][fault]") {
   testing::TestSystem sys(manifest("process", "inline", "restart = \"on-failure\"\n"));
   auto relay = sys.main<Relay>("relay");
@@ -141,9 +142,26 @@ TEST_CASE("Composer: restart = on-failure restarts the process and rewires depen
   REQUIRE(sys.events.size() == 2);
   CHECK(sys.events[0] == kj::str("component 'counter' (pid ", firstPid, ") killed by signal 9 (Killed)"));
   CHECK(sys.events[1].startsWith("component 'counter' restarted"));
-  // The relay was never told: its capability now reaches the new process (state starts over).
-  CHECK(addVia(2) == 7);
+  // The counter's total lived only in the old process (fixture/counter declares no recovery):
+  // the relay, wired to the old process, is not silently handed a fresh counter — its calls
+  // fail with DISCONNECTED naming what happened.
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { addVia(2); })) {
+    CHECK(e->getType() == kj::Exception::Type::DISCONNECTED);
+    kj::StringPtr d = e->getDescription();
+    CHECK(strstr(d.cStr(), kj::str("component 'counter' (pid ", firstPid, ") killed by signal 9").cStr()) != nullptr);
+    CHECK(strstr(d.cStr(), "cannot recover its state") != nullptr);
+  } else {
+    FAIL("a call on the restarted component's lost state returned");
+  }
+  // New callers reach the new process, whose state starts over.
+  auto counter = sys.main<Counter>("counter");
+  auto req = counter.addRequest();
+  req.setN(2);
+  CHECK(req.send().wait(sys.io.waitScope).getTotal() == 7);
   CHECK(KJ_ASSERT_NONNULL(sys.composer.pidOf("counter")) != firstPid);
+  REQUIRE(sys.composer.losses().size() == 1);
+  CHECK(sys.composer.losses()[0].after == Loss::After::RESTARTED_STATE_LOST);
+  CHECK(!sys.composer.losses()[0].expected);
 }
 
 TEST_CASE("Composer: a component that fails to start names itself", "[composer]") {

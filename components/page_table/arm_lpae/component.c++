@@ -512,7 +512,10 @@ ComponentType pageTableType() {
                       "an unmap's page size spans the table; default) or eager (once empty)"},
       }),
       nullptr,
-      makePageTable};
+      makePageTable,
+      /*isHardware=*/false,
+      // The engine is a factory: a table lives in its server, and dies (named) with the process.
+      Recovery::STATELESS};
 }
 
 }  // namespace nb::pt

@@ -82,6 +82,7 @@ public:
         {"unrouted_dropped", s.unroutedDropped},
         {"delivery_failures", s.deliveryFailures},
         {"evtq_overflows", s.evtqOverflows},
+        {"adopted", s.adopted},
     };
     for (auto& c : counters) out.add(Stat{kj::str(c.name), c.value});
     guest.stats(out);
@@ -253,6 +254,7 @@ void checkSplit(const toml::node& value, SettingErrors& errors) {
 const kj::StringPtr STREAM_TABLE_CHOICES[] = {"two_level", "linear"};
 const kj::StringPtr GUEST_PATH_CHOICES[] = {"native", "generic", "sw_vcmdq"};
 const kj::StringPtr SYNC_POLICY_CHOICES[] = {"linux", "per_batch"};
+const kj::StringPtr ENABLED_SMMU_CHOICES[] = {"adopt", "reset"};
 
 kj::Promise<rpc::Component::Client> makeQueue(ComponentContext& ctx) {
   const Settings& s = ctx.settings;
@@ -267,6 +269,7 @@ kj::Promise<rpc::Component::Client> makeQueue(ComponentContext& ctx) {
   options.syncTimeout = s.integer("sync_timeout_ms", 1000) * kj::MILLISECONDS;
   options.unroutedLog = size_t(s.integer("unrouted_log", int64_t(options.unroutedLog)));
   options.clock = &ctx.clock;
+  options.adoptEnabled = s.string("enabled_smmu", "adopt") == "adopt";
   auto pathName = s.string("guest_path", "native");
   rpc::GuestPath path = pathName == "generic"    ? rpc::GuestPath::GENERIC
                         : pathName == "sw_vcmdq" ? rpc::GuestPath::SW_VCMDQ
@@ -320,6 +323,11 @@ ComponentType smmuQueueType() {
           SettingSpec{"unrouted_log", SettingType::INTEGER, false, nullptr,
                       "events kept for unrouted(), 0..65536 (default 256)",
                       checkRange<0, 65536>},
+          SettingSpec{"enabled_smmu", SettingType::CHOICE, false, ENABLED_SMMU_CHOICES,
+                      "an SMMU found enabled at start (this component restarted): \"adopt\" "
+                      "(default: take over its stream table and queues from the registers, "
+                      "DMA uninterrupted, like Linux's live-update preservation) or \"reset\" "
+                      "(Linux's probe: GBPA.ABORT, then the reset sequence and new tables)"},
           SettingSpec{"guest_path", SettingType::CHOICE, false, GUEST_PATH_CHOICES,
                       "how guest invalidations reach the SMMU: \"native\" (default), "
                       "\"generic\" or \"sw_vcmdq\""},
@@ -328,7 +336,10 @@ ComponentType smmuQueueType() {
           RoleSpec{"smmu", capnp::Schema::from<rpc::Smmuv3>(), true,
                    "the SMMU this queue drives (hw/smmuv3), through its MMIO registers"},
       }),
-      makeQueue};
+      makeQueue,
+      /*isHardware=*/false,
+      // Its state is the SMMU's: the registers, the stream table and queues in memory.
+      Recovery::ADOPTS};
 }
 
 }  // namespace nb::smmuq

@@ -80,6 +80,9 @@ private:
   void decodeCaps(kj::ArrayPtr<const uint64_t> idr);
   kj::Promise<void> allocate();
   kj::Promise<void> reset();
+  kj::Promise<bool> adopt();       // false: the SMMU's state is not one to take over
+  void publishLayout();            // the stream table and queues, into info()
+  kj::Promise<void> enableInterrupts();
   void fillInfo(rpc::SmmuInfo::Reader smmuInfo);
 
   // ---- CMDQ producer (host-queue.c++) -----------------------------------------------------

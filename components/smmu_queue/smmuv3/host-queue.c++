@@ -203,8 +203,77 @@ kj::Promise<void> HostQueueImpl::bringUp() {
           fillInfo(r.getInfo());
         });
       })
-      .then([this]() { return allocate(); })
-      .then([this]() { return reset(); });
+      .then([this]() -> kj::Promise<bool> {
+        if (CR0::SMMUEN.test(cr0) && options.adoptEnabled) return adopt();
+        return false;
+      })
+      .then([this](bool adopted) -> kj::Promise<void> {
+        if (adopted) return kj::READY_NOW;
+        return allocate().then([this]() { return reset(); });
+      });
+}
+
+kj::Promise<bool> HostQueueImpl::adopt() {
+  // A previous owner left the SMMU enabled (this component restarted): take over what it set
+  // up, the way a live update keeps DMA flowing — the stream table (whose STEs the domain
+  // allocator owns), the queues and their indexes, all read back from the registers. Nothing
+  // is reset and nothing invalidated: the caches match the tables they were filled from.
+  MmioAccess read[] = {rd(STRTAB_BASE::OFFSET, 8), rd(STRTAB_BASE_CFG::OFFSET),
+                       rd(CMDQ_BASE::OFFSET, 8),   rd(CMDQ_PROD::OFFSET),
+                       rd(CMDQ_CONS::OFFSET),      rd(EVTQ_BASE::OFFSET, 8),
+                       rd(EVTQ_PROD::OFFSET),      rd(EVTQ_CONS::OFFSET),
+                       rd(GERROR::OFFSET),         rd(GERRORN::OFFSET)};
+  return mmio(read).then([this](kj::Array<uint64_t> v) -> kj::Promise<bool> {
+    const uint64_t strtabBase = v[0], strtabCfg = v[1], cmdqBase = v[2], evtqBase = v[5];
+    const uint32_t cmdqProd = uint32_t(v[3]), cmdqCons = uint32_t(v[4]);
+    const uint32_t active = uint32_t(v[8] ^ v[9]) & GERROR::MASK;
+    auto refuse = [this](kj::StringPtr why) -> kj::Promise<bool> {
+      KJ_LOG(WARNING, "SMMU enabled at start but not adoptable: resetting it", smmuName, why);
+      return false;
+    };
+    const uint32_t needed = uint32_t(CR0::CMDQEN.mask() | CR0::EVTQEN.mask());
+    if ((cr0 & needed) != needed) return refuse("CMDQEN or EVTQEN clear");
+    if (GERROR::CMDQ_ERR.test(active)) return refuse("a command queue error is pending");
+
+    twoLevel = STRTAB_BASE_CFG::FMT.get(strtabCfg) == STRTAB_BASE_CFG::FMT_2LVL;
+    strtabLog2 = unsigned(STRTAB_BASE_CFG::LOG2SIZE.get(strtabCfg));
+    split = twoLevel ? unsigned(STRTAB_BASE_CFG::SPLIT.get(strtabCfg)) : 0;
+    if (strtabLog2 > caps_.sidBits || split > strtabLog2) return refuse("stream table size");
+    const uint64_t strtabBytes = twoLevel ? uint64_t(ste::L1STD_BYTES) << (strtabLog2 - split)
+                                          : uint64_t(ste::STE_BYTES) << strtabLog2;
+    cmdqLog2 = unsigned(Q_BASE::LOG2SIZE.get(cmdqBase));
+    evtqLog2 = unsigned(Q_BASE::LOG2SIZE.get(evtqBase));
+    if (cmdqLog2 > caps_.cmdqLog2Max || evtqLog2 > caps_.evtqLog2Max) return refuse("queue size");
+    streamTable = Run{STRTAB_BASE::ADDR.get(strtabBase) << STRTAB_BASE::ADDR.lo,
+                      alignUp(strtabBytes, 4096)};
+    cmdqRun = Run{Q_BASE::ADDR.get(cmdqBase) << Q_BASE::ADDR.lo,
+                  alignUp(uint64_t(CMDQ_ENT_BYTES) << cmdqLog2, 4096)};
+    evtqRun = Run{Q_BASE::ADDR.get(evtqBase) << Q_BASE::ADDR.lo,
+                  alignUp(uint64_t(EVTQ_ENT_BYTES) << evtqLog2, 4096)};
+    for (auto* r : {&streamTable, &cmdqRun, &evtqRun}) {
+      if (!mem.contains(r->pa, r->bytes)) return refuse("a table or queue outside memory");
+    }
+    ring = reinterpret_cast<uint64_t*>(mem.bytes().begin() + (cmdqRun.pa - mem.base()));
+    owners = kj::heapArray<SlotOwner>(ringEntries());
+    for (auto& o : owners) o = SlotOwner{};
+    // Commands the old owner left between CONS and PROD are the SMMU's to finish; ours follow.
+    prod = cmdqProd & ringMask();
+    cons = cmdqCons & ringMask();
+    evtqCons = uint32_t(v[7]);
+    publishLayout();
+    stats_.adopted = 1;
+    kj::Promise<void> ack = kj::READY_NOW;
+    if (active != 0) {
+      KJ_LOG(WARNING, "acknowledging global errors left active", smmuName, kj::hex(active));
+      ack = mmio(kj::heapArray<MmioAccess>({wr(GERRORN::OFFSET, v[8])})).ignoreResult();
+    }
+    const bool eventsWaiting = uint32_t(v[6]) != evtqCons;
+    return ack.then([this]() { return enableInterrupts(); }).then([this, eventsWaiting]() {
+      // Events that arrived while nobody listened: read them as an interrupt would.
+      if (eventsWaiting) interrupt(rpc::SmmuIrq::EVTQ);
+      return true;
+    });
+  });
 }
 
 void HostQueueImpl::fillInfo(rpc::SmmuInfo::Reader smmuInfo) {
@@ -270,18 +339,21 @@ kj::Promise<void> HostQueueImpl::allocate() {
     KJ_REQUIRE(mem.contains(cmdqRun.pa, cmdqRun.bytes) && cmdqRun.pa % 8 == 0);
     ring = reinterpret_cast<uint64_t*>(mem.bytes().begin() + (cmdqRun.pa - mem.base()));
     for (auto& o : owners) o = SlotOwner{};
-
-    auto info = infoMessage.getRoot<rpc::QueueInfo>();
-    auto st = info.initStreamTable();
-    st.setPa(streamTable.pa);
-    st.setLog2Size(uint8_t(strtabLog2));
-    st.setTwoLevel(twoLevel);
-    st.setSplit(uint8_t(split));
-    info.setCmdqPa(cmdqRun.pa);
-    info.setCmdqLog2Size(uint8_t(cmdqLog2));
-    info.setEvtqPa(evtqRun.pa);
-    info.setEvtqLog2Size(uint8_t(evtqLog2));
+    publishLayout();
   });
+}
+
+void HostQueueImpl::publishLayout() {
+  auto info = infoMessage.getRoot<rpc::QueueInfo>();
+  auto st = info.initStreamTable();
+  st.setPa(streamTable.pa);
+  st.setLog2Size(uint8_t(strtabLog2));
+  st.setTwoLevel(twoLevel);
+  st.setSplit(uint8_t(split));
+  info.setCmdqPa(cmdqRun.pa);
+  info.setCmdqLog2Size(uint8_t(cmdqLog2));
+  info.setEvtqPa(evtqRun.pa);
+  info.setEvtqLog2Size(uint8_t(evtqLog2));
 }
 
 kj::Promise<void> HostQueueImpl::reset() {
@@ -377,14 +449,8 @@ kj::Promise<void> HostQueueImpl::reset() {
                             CR0ACK::OFFSET, cr0, CR0_ALL, "EVTQEN");
       })
       .then([this]() {
-        // 10. Interrupts: subscribe to the line, then enable GERROR and EVTQ interrupts.
-        auto req = smmu.subscribeRequest();
-        req.setSink(kj::heap<IrqSinkServer>(*this));
-        irqSubscription = req.send().getSubscription();
-        const uint32_t irqs =
-            uint32_t(IRQ_CTRL::GERROR_IRQEN.mask() | IRQ_CTRL::EVTQ_IRQEN.mask());
-        return writeAndWait(kj::heapArray<MmioAccess>({wr(IRQ_CTRL::OFFSET, irqs)}),
-                            IRQ_CTRL_ACK::OFFSET, irqs, irqs, "IRQ_CTRL");
+        // 10. Interrupts.
+        return enableInterrupts();
       })
       .then([this]() {
         // SMMUEN.
@@ -392,6 +458,16 @@ kj::Promise<void> HostQueueImpl::reset() {
         return writeAndWait(kj::heapArray<MmioAccess>({wr(CR0::OFFSET, cr0)}), CR0ACK::OFFSET,
                             cr0, CR0_ALL, "SMMUEN");
       });
+}
+
+kj::Promise<void> HostQueueImpl::enableInterrupts() {
+  // Subscribe to the line, then enable GERROR and EVTQ interrupts.
+  auto req = smmu.subscribeRequest();
+  req.setSink(kj::heap<IrqSinkServer>(*this));
+  irqSubscription = req.send().getSubscription();
+  const uint32_t irqs = uint32_t(IRQ_CTRL::GERROR_IRQEN.mask() | IRQ_CTRL::EVTQ_IRQEN.mask());
+  return writeAndWait(kj::heapArray<MmioAccess>({wr(IRQ_CTRL::OFFSET, irqs)}),
+                      IRQ_CTRL_ACK::OFFSET, irqs, irqs, "IRQ_CTRL");
 }
 
 kj::Promise<void> HostQueueImpl::shutdown() {

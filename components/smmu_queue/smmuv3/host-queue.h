@@ -44,6 +44,7 @@ struct HostOptions {
   kj::Duration syncTimeout = 1 * kj::SECONDS;   // ARM_SMMU_POLL_TIMEOUT_US
   unsigned maxDoorbellsInFlight = 1;  // Mmio batches (PROD writes + CONS reads) outstanding
   size_t unroutedLog = 256;         // events kept for unrouted()
+  bool adoptEnabled = true;         // an SMMU found enabled is taken over, not reset (restart)
   ModeledClock* clock = &ModeledClock::off();  // charged for each command written to the ring
 };
 
@@ -106,6 +107,8 @@ struct HostStats {
   uint64_t unroutedDropped = 0;     // pushed out of the full unrouted log
   uint64_t deliveryFailures = 0;    // EventSink.deliver calls that failed
   uint64_t evtqOverflows = 0;
+  uint64_t adopted = 0;             // 1: brought up by taking over an enabled SMMU's tables and
+                                    // queues (a restart), not by the reset sequence
 };
 
 class HostQueue {

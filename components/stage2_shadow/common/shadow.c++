@@ -118,15 +118,19 @@ public:
 
   Counters& counters() { return shared->counters; }
 
-  // Runs `work` after everything queued before it. Never rejects: a failure is an update error.
+  // Runs `work` after everything queued before it. A failure is an update error, counted, and
+  // the caller's: the VM's memory change it was notified of fails rather than leave the stage 2
+  // (and the SMMU's caches) translating to memory the VM no longer has there. The queue goes on.
   kj::Promise<void> enqueue(kj::Function<kj::Promise<void>()> work) {
     auto done = tail.addBranch()
                     .then([work = kj::mv(work)]() mutable { return work(); })
-                    .catch_([this](kj::Exception&& e) {
+                    .catch_([this](kj::Exception&& e) -> kj::Promise<void> {
                       failed(kj::str("an update threw: ", e.getDescription()));
-                    });
-    tail = done.fork();
-    return tail.addBranch();
+                      return kj::mv(e);
+                    })
+                    .fork();
+    tail = done.addBranch().catch_([](kj::Exception&&) {}).fork();
+    return done.addBranch();
   }
 
   void failed(kj::String why) {
@@ -243,8 +247,10 @@ public:
     auto victims = mapped.overlapping(change.range, counters().recordLookups);
     if (victims.size() == 0) return kj::READY_NOW;
     for (auto& v : victims) remap.add(v.span());
-    return unmapRuns(victims.releaseAsArray()).then([this, seq = change.seq](Outcome&& o) {
-      if (o.errno_ != rpc::Errno::OK) failed(kj::str("change ", seq, ": ", o.message));
+    return unmapRuns(victims.releaseAsArray()).then([seq = change.seq](Outcome&& o) {
+      KJ_REQUIRE(o.errno_ == rpc::Errno::OK,
+                 kj::str("stage2_shadow: change ", seq, ": unmapping what the VM is about to "
+                         "change failed: ", o.message));
     });
   }
 
@@ -268,8 +274,10 @@ public:
               failed(kj::str("change ", seq, ": ", hex(r.gpa), " is still mapped"));
             }
           }
-          return mapRuns(wanted.releaseAsArray()).then([this, seq](Outcome&& o) {
-            if (o.errno_ != rpc::Errno::OK) failed(kj::str("change ", seq, ": ", o.message));
+          return mapRuns(wanted.releaseAsArray()).then([seq](Outcome&& o) {
+            KJ_REQUIRE(o.errno_ == rpc::Errno::OK,
+                       kj::str("stage2_shadow: change ", seq, ": mapping the VM's new memory "
+                               "failed: ", o.message));
           });
         });
   }

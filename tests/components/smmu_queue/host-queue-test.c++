@@ -121,13 +121,51 @@ TEST_CASE("smmu_queue host: resetting an enabled SMMU aborts incoming traffic fi
   HostRig rig("", "inline", options());
   CHECK((rig.mmio.read32(off::GBPA) & (1u << 20)) == 0);
   auto frames = rig.sys.root.memoryRequest().send().wait(rig.ws).getFrames();
+  HostOptions resetting = options();
+  resetting.adoptEnabled = false;   // enabled_smmu = "reset": Linux's probe
   auto second = HostQueue::create(rig.sys.composer.memory(), frames, rig.smmu,
-                                  rig.sys.io.provider->getTimer(), options())
+                                  rig.sys.io.provider->getTimer(), resetting)
                     .wait(rig.ws);
   CHECK((rig.mmio.read32(off::GBPA) & (1u << 20)) != 0);   // GBPA.ABORT
   CHECK((rig.mmio.read32(off::GBPA) & (1u << 31)) == 0);   // UPDATE completed
   CHECK(rig.mmio.read32(off::CR0) == CR0_ALL);
   CHECK(second->submit(commands({cmdTlbi(0x30)})).wait(rig.ws).errno_ == rpc::Errno::OK);
+}
+
+TEST_CASE("smmu_queue host: a queue finding the SMMU enabled adopts its tables and queues",
+          "[smmu_queue][host][adopt]") {
+  // A restarted smmu_queue: the stream table, the queues and their indexes are read back from
+  // the registers; nothing is reset (no GBPA.ABORT, no CR0 = 0, no CFGI_ALL/TLBI_NSNH_ALL).
+  HostRig rig("", "inline", options());
+  auto first = rig.host->info();
+  const uint64_t strtab = first.getStreamTable().getPa(), cmdq = first.getCmdqPa(),
+                 evtq = first.getEvtqPa();
+  REQUIRE(rig.host->submit(commands({cmdTlbi(0x30), cmdTlbi(0x30)})).wait(rig.ws).errno_ ==
+          rpc::Errno::OK);
+  const uint32_t prodBefore = rig.mmio.read32(off::CMDQ_PROD);
+  REQUIRE(prodBefore != 0);
+  const uint64_t cfgiAll = rig.smmuStat("cmdq_op_cfgi_ste_range");
+  const uint64_t nsnhAll = rig.smmuStat("cmdq_op_tlbi_nsnh_all");
+
+  auto frames = rig.sys.root.memoryRequest().send().wait(rig.ws).getFrames();
+  auto second = HostQueue::create(rig.sys.composer.memory(), frames, rig.smmu,
+                                  rig.sys.io.provider->getTimer(), options())
+                    .wait(rig.ws);
+  CHECK(second->stats().adopted == 1);
+  auto info = second->info();
+  CHECK(info.getStreamTable().getPa() == strtab);
+  CHECK(info.getStreamTable().getTwoLevel() == first.getStreamTable().getTwoLevel());
+  CHECK(info.getStreamTable().getLog2Size() == first.getStreamTable().getLog2Size());
+  CHECK(info.getCmdqPa() == cmdq);
+  CHECK(info.getCmdqLog2Size() == first.getCmdqLog2Size());
+  CHECK(info.getEvtqPa() == evtq);
+  CHECK((rig.mmio.read32(off::GBPA) & (1u << 20)) == 0);   // traffic never aborted
+  CHECK(rig.mmio.read32(off::CR0) == CR0_ALL);
+  CHECK(rig.smmuStat("cmdq_op_cfgi_ste_range") == cfgiAll);
+  CHECK(rig.smmuStat("cmdq_op_tlbi_nsnh_all") == nsnhAll);
+  // Its commands follow the old owner's in the same ring: one TLBI and its SYNC.
+  CHECK(second->submit(commands({cmdTlbi(0x30)})).wait(rig.ws).errno_ == rpc::Errno::OK);
+  CHECK(rig.mmio.read32(off::CMDQ_PROD) == prodBefore + 2);
 }
 
 TEST_CASE("smmu_queue host: submissions across ring wrap, SYNC per batch",
