@@ -157,7 +157,7 @@ interface Vm {
   # Setting the flag it already has does nothing (no notice).
 
   subscribe @6 (listener :MemslotListener) -> (subscription :Subscription);
-  # Sends `listener` every change's notices until `subscription` is dropped. A change already
+  # Sends `listener` every change's notices until `subscription` is cancelled. A change already
   # under way when it subscribes is not notified to it.
 
   # ---- Pinning (vfio_pin_pages / pin_user_pages: the root domain records the PAs) ----
@@ -197,6 +197,11 @@ interface Vm {
   # eInval: not 8-byte aligned. eFault: in no slot, or readonly.
 
   interface Subscription {
-    # Held by the subscriber: dropping the last reference unsubscribes.
+    # Held by the subscriber.
+    cancel @0 () -> ();
+    # Unsubscribes: the subscriber mirrors nothing of the VM's memory any more. A subscription
+    # dropped without cancel() (its holder's process died) leaves its listener lost: every later
+    # change fails with DISCONNECTED, since what the listener mirrored (a stage 2 the SMMU still
+    # walks) may still reach memory the change would take away.
   }
 }

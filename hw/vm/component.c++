@@ -96,6 +96,7 @@ public:
   struct Listener {
     uint64_t id;
     rpc::MemslotListener::Client client;
+    bool lost = false;   // its subscription was dropped without cancel(): see vm.capnp
   };
   kj::Vector<Listener> listeners;
   uint64_t nextListenerId = 1;
@@ -123,6 +124,19 @@ public:
     uint64_t id = nextListenerId++;
     listeners.add(Listener{id, kj::mv(client)});
     return id;
+  }
+
+  void lose(uint64_t id) {
+    for (auto& l : listeners) {
+      if (l.id == id) {
+        l.lost = true;
+        l.client = capnp::Capability::Client(capnp::newBrokenCap(KJ_EXCEPTION(
+            DISCONNECTED, kj::str("memslot listener ", id, " is gone without cancelling its "
+                                  "subscription (its process ended?): what it mirrored may "
+                                  "still reach the memory this change takes away"))))
+                       .castAs<rpc::MemslotListener>();
+      }
+    }
   }
 
   void unsubscribe(uint64_t id) {
@@ -436,11 +450,21 @@ public:
 class SubscriptionServer final : public rpc::Vm::Subscription::Server {
 public:
   SubscriptionServer(kj::Own<VmState> state, uint64_t id) : state(kj::mv(state)), id(id) {}
-  ~SubscriptionServer() noexcept(false) { state->unsubscribe(id); }
+  ~SubscriptionServer() noexcept(false) {
+    if (!cancelled) state->lose(id);
+  }
+
+protected:
+  kj::Promise<void> cancel(CancelContext) override {
+    if (!cancelled) state->unsubscribe(id);
+    cancelled = true;
+    return kj::READY_NOW;
+  }
 
 private:
   kj::Own<VmState> state;
   uint64_t id;
+  bool cancelled = false;
 };
 
 template <typename Results>

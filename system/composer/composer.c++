@@ -371,28 +371,14 @@ void Composer::watchChild(Instance& inst) {
       if (inst.redirector == nullptr) inst.main = nullptr;
       return kj::READY_NOW;
     }
-    // Restart, and rewire: the redirector waits for the new process, then forwards to it. A
-    // component whose state died with the old process cannot be rewired without lying: what
-    // was wired to the old one is fenced off (DISCONNECTED, naming it), and only new callers
-    // reach the new one.
+    // Restart, and rewire: the redirector waits for the new process, then forwards to it. Only
+    // an implementation that recovers its state (or keeps none) may be restarted (manifest.c++):
+    // what the old process handed out fails, named; what was wired to it carries on.
+    KJ_ASSERT(inst.plan.type->recovery != Recovery::NONE);
     inst.restarts++;
-    auto recovery = inst.plan.type->recovery;
     size_t lossIndex = losses_.size();
     losses_.add(Loss{kj::heapString(inst.plan.name), kj::heapString(what), expected, false,
-                     recovery == Recovery::NONE ? Loss::After::RESTARTED_STATE_LOST
-                                                : Loss::After::RESTARTED_RECOVERED});
-    if (recovery == Recovery::NONE) {
-      KJ_ASSERT_NONNULL(inst.redirector)
-          .retarget(capnp::Capability::Client(capnp::newBrokenCap(KJ_EXCEPTION(
-              DISCONNECTED,
-              kj::str(what, ", then restarted; ", inst.plan.impl,
-                      " cannot recover its state, so what was wired to the old process is "
-                      "disconnected")))));
-      auto fresh = kj::heap<Redirector>(capnp::Capability::Client(
-          capnp::newBrokenCap(KJ_EXCEPTION(DISCONNECTED, "restarting"))));
-      inst.redirector = *fresh;
-      inst.main = capnp::Capability::Client(kj::mv(fresh));
-    }
+                     Loss::After::RESTARTED_RECOVERED});
     auto paf = kj::newPromiseAndFulfiller<capnp::Capability::Client>();
     KJ_ASSERT_NONNULL(inst.redirector).retarget(capnp::Capability::Client(kj::mv(paf.promise)));
     auto fulfiller = kj::mv(paf.fulfiller);
@@ -462,10 +448,6 @@ kj::Maybe<kj::String> Composer::describeLosses() const {
     switch (l.after) {
       case Loss::After::DEAD:
         parts.add(kj::str(l.what, ": DISCONNECTED"));
-        break;
-      case Loss::After::RESTARTED_STATE_LOST:
-        parts.add(kj::str(l.what, ", then restarted without its state: what was wired to it "
-                                  "before is DISCONNECTED"));
         break;
       case Loss::After::RESTARTED_RECOVERED:
         parts.add(kj::str(l.what, ", then restarted and recovered: capabilities it had "

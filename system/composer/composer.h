@@ -38,7 +38,7 @@ struct Loss {
   kj::String what;            // "component 'x' (pid N) killed by signal 9 (Killed)"
   bool expected = false;      // asked for (Composer::kill, a scenario's `kill` step)
   bool duringShutdown = false;
-  enum class After { DEAD, RESTARTED_STATE_LOST, RESTARTED_RECOVERED };
+  enum class After { DEAD, RESTARTED_RECOVERED };
   After after = After::DEAD;
 };
 

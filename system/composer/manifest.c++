@@ -306,6 +306,14 @@ public:
         error(posOf(*r), kj::str(prefix, ".restart"),
               kj::str("\"on-failure\" needs placement = \"process\" (an inline component cannot "
                       "fail apart from the composer)"));
+      } else if (plan.restart == Restart::ON_FAILURE && type->recovery == Recovery::NONE) {
+        // A new process without the old one's state would answer callers as if nothing had
+        // happened (a device claimed twice, a stage 2 no longer following its VM).
+        error(posOf(*r), kj::str(prefix, ".restart"),
+              kj::str("\"on-failure\" needs an implementation that recovers its state; ",
+                      type->name, " keeps it only in its process, so a restarted one would "
+                      "answer as if it had never died. With restart = \"never\" its death "
+                      "fails every step that needs it, naming it"));
       }
     }
     if (auto u = table.get("uses")) {

@@ -112,12 +112,11 @@ public:
 // A plain function: registries are built from static tables of these.
 using Factory = kj::Promise<rpc::Component::Client> (*)(ComponentContext&);
 
-// What an implementation's state survives: decides what a restart (`restart = "on-failure"`)
-// may rewire. No call may return ok on state its server no longer has.
+// What an implementation's state survives: whether `restart = "on-failure"` may start a new
+// process in its place. No call may return ok on state its server no longer has.
 enum class Recovery {
-  NONE,       // its state lives only in its process: after a restart, every capability wired
-              // to the old process fails with DISCONNECTED naming it; only new callers (a
-              // scenario's later steps) reach the new one
+  NONE,       // its state lives only in its process: not restartable (manifest.c++), its death
+              // fails every step that needs it, named
   STATELESS,  // its main capability keeps no state callers rely on (a factory): dependants are
               // rewired to the new process; what the old one handed out fails, named
   ADOPTS,     // the new process takes over the old one's state from shared memory and the

@@ -125,10 +125,15 @@ TEST_CASE("Composer: killing a component process mid-call gives DISCONNECTED and
   CHECK(sys.events[0].startsWith(expected));
 }
 
-TEST_CASE("Composer: restart = on-failure restarts the process; what was wired to a component "
-          "that cannot recover fails, named",
+TEST_CASE("Composer: restart = on-failure restarts a stateless component and rewires its callers",
           "[composer][fault]") {
-  testing::TestSystem sys(manifest("process", "inline", "restart = \"on-failure\"\n"));
+  // fixture/relay keeps no state (Recovery::STATELESS): a capability to it taken before the
+  // restart reaches the new process; the counter behind it kept its total.
+  testing::TestSystem sys(kj::str(
+      "[memory]\nbase = 0x40000000\nsize = \"1MiB\"\n\n",
+      "[components.counter]\nimpl = \"fixture/counter\"\nplacement = \"process\"\nstart = 5\n\n",
+      "[components.relay]\nimpl = \"fixture/relay\"\nplacement = \"process\"\n",
+      "restart = \"on-failure\"\nuses = { counter = \"counter\" }\n"));
   auto relay = sys.main<Relay>("relay");
   auto addVia = [&](uint64_t n) {
     auto req = relay.addViaRequest();
@@ -136,32 +141,34 @@ TEST_CASE("Composer: restart = on-failure restarts the process; what was wired t
     return req.send().wait(sys.io.waitScope).getTotal();
   };
   CHECK(addVia(1) == 6);
-  auto firstPid = KJ_ASSERT_NONNULL(sys.composer.pidOf("counter"));
-  kill(firstPid, SIGKILL);
-  sys.waitForEvents(2);
+  auto firstPid = KJ_ASSERT_NONNULL(sys.composer.pidOf("relay"));
+  sys.composer.kill("relay", SIGKILL).wait(sys.io.waitScope);
   REQUIRE(sys.events.size() == 2);
-  CHECK(sys.events[0] == kj::str("component 'counter' (pid ", firstPid, ") killed by signal 9 (Killed)"));
-  CHECK(sys.events[1].startsWith("component 'counter' restarted"));
-  // The counter's total lived only in the old process (fixture/counter declares no recovery):
-  // the relay, wired to the old process, is not silently handed a fresh counter — its calls
-  // fail with DISCONNECTED naming what happened.
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { addVia(2); })) {
-    CHECK(e->getType() == kj::Exception::Type::DISCONNECTED);
-    kj::StringPtr d = e->getDescription();
-    CHECK(strstr(d.cStr(), kj::str("component 'counter' (pid ", firstPid, ") killed by signal 9").cStr()) != nullptr);
-    CHECK(strstr(d.cStr(), "cannot recover its state") != nullptr);
-  } else {
-    FAIL("a call on the restarted component's lost state returned");
-  }
-  // New callers reach the new process, whose state starts over.
-  auto counter = sys.main<Counter>("counter");
-  auto req = counter.addRequest();
-  req.setN(2);
-  CHECK(req.send().wait(sys.io.waitScope).getTotal() == 7);
-  CHECK(KJ_ASSERT_NONNULL(sys.composer.pidOf("counter")) != firstPid);
+  CHECK(sys.events[0] == kj::str("component 'relay' (pid ", firstPid, ") killed by signal 9 (Killed)"));
+  CHECK(sys.events[1].startsWith("component 'relay' restarted"));
+  CHECK(addVia(2) == 8);
+  CHECK(KJ_ASSERT_NONNULL(sys.composer.pidOf("relay")) != firstPid);
   REQUIRE(sys.composer.losses().size() == 1);
-  CHECK(sys.composer.losses()[0].after == Loss::After::RESTARTED_STATE_LOST);
-  CHECK(!sys.composer.losses()[0].expected);
+  CHECK(sys.composer.losses()[0].after == Loss::After::RESTARTED_RECOVERED);
+  CHECK(sys.composer.losses()[0].expected);   // asked for by kill()
+}
+
+TEST_CASE("Composer: a component that dies during shutdown is reported as a death",
+          "[composer][fault]") {
+  testing::TestSystem sys(manifest("process", "inline"));
+  auto pid = KJ_ASSERT_NONNULL(sys.composer.pidOf("counter"));
+  auto done = sys.composer.shutdown();   // stopping from here on
+  kill(pid, SIGKILL);                    // before it is asked to exit
+  done.wait(sys.io.waitScope);
+  sys.shutDown = true;
+  REQUIRE(sys.composer.losses().size() == 1);
+  auto& loss = sys.composer.losses()[0];
+  CHECK(loss.duringShutdown);
+  CHECK(!loss.expected);
+  CHECK(loss.what == kj::str("component 'counter' (pid ", pid, ") killed by signal 9 (Killed) "
+                             "during shutdown"));
+  REQUIRE(sys.events.size() == 1);
+  CHECK(sys.events[0] == loss.what);
 }
 
 TEST_CASE("Composer: a component that fails to start names itself", "[composer]") {

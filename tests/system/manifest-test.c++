@@ -51,6 +51,10 @@ TEST_CASE("Manifest: each error class names file, line, column and key", "[manif
        "bad.toml:6:9: components.c.start: must be an integer"},
       {"restart without process", "[components.c]\nimpl = \"fixture/counter\"\nrestart = \"on-failure\"\n",
        "bad.toml:6:11: components.c.restart: \"on-failure\" needs placement = \"process\""},
+      {"restart of state that cannot be recovered",
+       "[components.c]\nimpl = \"fixture/counter\"\nplacement = \"process\"\nrestart = \"on-failure\"\n",
+       "bad.toml:7:11: components.c.restart: \"on-failure\" needs an implementation that recovers "
+       "its state; fixture/counter keeps it only in its process"},
       {"unknown top-level table", "[compnents.c]\nimpl = \"fixture/counter\"\n",
        "bad.toml:4:2: compnents: unknown top-level table 'compnents' (did you mean 'components'?)"},
       {"unknown hardware model", "[[hw.smmu9]]\nname = \"s\"\n",

@@ -351,14 +351,22 @@ public:
   }
 
   ~ShadowServer() noexcept(false) {
-    // `subscription` goes with this object: the VM stops sending notices. What is mapped is
-    // unmapped in the background, after any notice already queued. Detached rather than put
-    // in a TaskSet of the component: the release keeps the state (and so what the component
-    // shares) alive, and may outlive the component's own server.
+    state->counters().shadowsAlive--;
+    retire(kj::mv(state), kj::mv(subscription));
+  }
+
+  // Stops following the VM: what is mapped is unmapped in the background, after any notice
+  // already queued, then the subscription is cancelled. If the unmap fails the subscription is
+  // dropped uncancelled, and the VM refuses changes rather than trust a stage 2 that may still
+  // map its memory. Detached rather than put in a TaskSet of the component: the release keeps
+  // the state (and so what the component shares) alive, and may outlive the component's server.
+  static void retire(kj::Own<ShadowState> state, rpc::Vm::Subscription::Client subscription) {
     auto& s = *state;
-    s.counters().shadowsAlive--;
     s.following = false;
     s.enqueue([&s]() { return s.release(); })
+        .then([subscription = kj::mv(subscription)]() mutable {
+          return subscription.cancelRequest(capnp::MessageSize{4, 0}).send().ignoreResult();
+        })
         .attach(kj::mv(state))
         .detach([](kj::Exception&& e) {
           KJ_LOG(ERROR, "stage2_shadow: releasing a shadow failed", e);
@@ -521,7 +529,13 @@ protected:
           auto results = context.getResults();
           if (build.outcome.errno_ != rpc::Errno::OK) {
             shared->counters.shadowsRefused++;
-            KJ_IF_MAYBE(s, build.state) { (*s)->following = false; }
+            KJ_IF_MAYBE(s, build.state) {
+              KJ_IF_MAYBE(sub, build.subscription) {
+                ShadowServer::retire(kj::mv(*s), kj::mv(*sub));
+              } else {
+                (*s)->following = false;
+              }
+            }
             results.setErrno(build.outcome.errno_);
             results.setMessage(build.outcome.message);
             return;

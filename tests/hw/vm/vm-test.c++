@@ -330,11 +330,12 @@ TEST_CASE("hw/vm: each change notifies every listener before and after, with its
     CHECK(rig.stat("notices_before") == 8);
     CHECK(rig.stat("notices_after") == 8);
 
-    // No-op changes send nothing; a dropped subscription hears nothing more.
+    // No-op changes send nothing; a cancelled subscription hears nothing more.
     log.clear();
     CHECK(rig.move(1, 0x200000).getErrno() == rpc::Errno::OK);
     CHECK(rig.flags(2, true).getErrno() == rpc::Errno::OK);
     CHECK(rig.stat("memslot_unchanged") == 2);
+    b.cancelRequest().send().wait(rig.ws);
     b = nullptr;
     CHECK(rig.info().getListeners() == 1);
     CHECK(rig.flags(1, true).getErrno() == rpc::Errno::OK);
@@ -597,6 +598,31 @@ TEST_CASE("hw/vm: a listener that cannot follow a change refuses it, and stays s
   // Once the listener can follow again, changes go ahead.
   bad.failBefore = false;
   CHECK(rig.flags(0, true).getMemslot().getReadonly());
+}
+
+TEST_CASE("hw/vm: a subscription dropped without cancel (its holder died) fails every later "
+          "change with DISCONNECTED",
+          "[vm]") {
+  // What the lost listener mirrored (a stage 2 the SMMU walks) may still map the memory a
+  // change would take away: the change is refused, never applied silently.
+  TestSystem sys(manifest());
+  Rig rig(sys);
+  kj::Vector<kj::String> log;
+  auto sub = rig.subscribe(kj::heap<Recorder>(log, "gone "));
+  sub = nullptr;   // dropped, never cancelled
+  auto slotsBefore = rig.slots();
+  auto req = rig.vm.moveMemslotRequest();
+  req.setSlot(1);
+  req.setGpa(0x3000'0000);
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { req.send().wait(rig.ws); })) {
+    CHECK(e->getType() == kj::Exception::Type::DISCONNECTED);
+    CHECK(strstr(e->getDescription().cStr(), "without cancelling its subscription") != nullptr);
+  } else {
+    FAIL("a change went ahead past a listener that may still map the memory");
+  }
+  CHECK(log.empty());
+  CHECK(rig.slots() == slotsBefore);   // the move never happened
+  CHECK(rig.stat("listener_failures") == 1);
 }
 
 TEST_CASE("hw/vm: a VM that cannot claim its memory fails its start, naming the slot", "[vm]") {
