@@ -124,6 +124,8 @@ public:
                        "run a scenario on two manifests, alternating, and compare every stat and step time")
         .addSubCommand("sweep", KJ_BIND_METHOD(*this, sweepMain),
                        "run a scenario once per value of one manifest key; table and plot")
+        .addSubCommand("merge", KJ_BIND_METHOD(*this, mergeMain),
+                       "the table, CSV and plot of a compare or sweep from its points' records (--point)")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
         .addSubCommand("decode", KJ_BIND_METHOD(*this, decodeMain),
@@ -462,8 +464,22 @@ private:
                    "(the modeled machine's, from the cost profile: the same on every run)")
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
         .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
-        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot");
+        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot")
+        .addOptionWithArg({"point"}, KJ_BIND_METHOD(*this, setPoint), "<n>",
+                          "run only the experiment's n-th run (0-based: every variant of round 1, "
+                          "then of round 2, ...) and write its record to --out; `nestbed merge` "
+                          "builds the table from every point's record (tools/study.bzl)")
+        .addOptionWithArg({"out"}, KJ_BIND_METHOD(*this, setOut), "<file.json>",
+                          "with --point: where the point's record goes (ExperimentPoint as JSON)");
   }
+  kj::MainBuilder::Validity setPoint(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n > 1000000) return "--point takes a run's index, 0 or more";
+    point_ = uint32_t(n);
+    return true;
+  }
+  kj::MainBuilder::Validity setOut(kj::StringPtr path) { out_ = resolvePath(path); return true; }
   kj::MainBuilder::Validity setWall() { wall_ = true; return true; }
   kj::MainBuilder::Validity setRepeat(kj::StringPtr text) {
     char* end = nullptr;
@@ -498,6 +514,8 @@ private:
     o.plot = mapCopy(plot_);
     o.trace = mapCopy(trace_);
     for (auto& f : figures_) o.figures.add(kj::heapString(f));
+    o.point = point_;
+    o.out = mapCopy(out_);
     return o;
   }
   static kj::Maybe<kj::String> mapCopy(kj::Maybe<kj::String>& m) {
@@ -553,6 +571,28 @@ private:
     auto status = experiment::sweep(options, args_[0], args_.slice(1, args_.size()), param_,
                                     series_ == nullptr ? kj::StringPtr(nullptr) : kj::StringPtr(series_));
     context_.finish(status);
+  }
+
+  kj::MainFunc mergeMain() {
+    kj::MainBuilder b(context_, "nestbed merge",
+                      "Builds a compare's or sweep's table from its points' records (`compare` or "
+                      "`sweep` with --point N --out FILE, one per run, e.g. one Bazel action each: "
+                      "tools/study.bzl) and prints it, with --json, --csv and --plot as the command "
+                      "would for the same runs. Exit 0 if every run passed, 1 if one failed or a "
+                      "point is missing, repeated, unreadable or from another experiment, 2 for a "
+                      "wrong command line.");
+    return b.addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
+        .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
+        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot")
+        .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
+                          "sweep: a row to plot, as `sweep --figure` (repeatable)")
+        .expectOneOrMoreArgs("<point.json>", KJ_BIND_METHOD(*this, addArg))
+        .callAfterParsing(KJ_BIND_METHOD(*this, merge))
+        .build();
+  }
+  kj::MainBuilder::Validity merge() {
+    auto options = experimentOptions();
+    context_.finish(experiment::merge(options, args_));
   }
 
   // ---- call
@@ -800,6 +840,8 @@ private:
   kj::Vector<kj::String> args_;       // compare, sweep: manifests and scenarios, in order
   kj::String param_, series_;
   kj::Vector<kj::String> figures_;
+  kj::Maybe<uint32_t> point_;
+  kj::Maybe<kj::String> out_;
   uint32_t repeats_ = 0;
   bool wall_ = false;
 };
