@@ -3,6 +3,11 @@
 Copts live here and nowhere else (NB_DEFAULT_COPTS for project code, NB_TEST_COPTS for tests).
 """
 
+load("//tools:study.bzl", _nestbed_study = "nestbed_study")
+
+# A compare or sweep as one Bazel action per run and a merge (tools/study.bzl).
+nestbed_study = _nestbed_study
+
 # Optimisation follows the compilation mode: -O2 for `-c opt` (benchmarks), -O1 otherwise
 # (tests run against a reasonably fast build without -O2's compile time).
 _NB_OPT = select({

@@ -490,6 +490,7 @@ private:
   }
   kj::MainBuilder::Validity setCsv(kj::StringPtr path) { csv_ = resolvePath(path); return true; }
   kj::MainBuilder::Validity setPlot(kj::StringPtr path) { plot_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setPlotScript(kj::StringPtr path) { plotScript_ = resolvePath(path); return true; }
   kj::MainBuilder::Validity addArg(kj::StringPtr path) { args_.add(resolvePath(path)); return true; }
   kj::MainBuilder::Validity setParam(kj::StringPtr text) {
     if (experiment::parseSweepParam(text) == nullptr) return "expected --param <key>=<value>,<value>,...";
@@ -512,6 +513,7 @@ private:
     o.json = json_;
     o.csv = mapCopy(csv_);
     o.plot = mapCopy(plot_);
+    o.plotScript = mapCopy(plotScript_);
     o.trace = mapCopy(trace_);
     for (auto& f : figures_) o.figures.add(kj::heapString(f));
     o.point = point_;
@@ -584,6 +586,8 @@ private:
     return b.addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
         .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
         .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot")
+        .addOptionWithArg({"plot-script"}, KJ_BIND_METHOD(*this, setPlotScript), "<file.gp>",
+                          "keep the gnuplot script --plot runs")
         .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
                           "sweep: a row to plot, as `sweep --figure` (repeatable)")
         .expectOneOrMoreArgs("<point.json>", KJ_BIND_METHOD(*this, addArg))
@@ -836,7 +840,7 @@ private:
   kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
   kj::Maybe<kj::String> trace_;
-  kj::Maybe<kj::String> csv_, plot_;
+  kj::Maybe<kj::String> csv_, plot_, plotScript_;
   kj::Vector<kj::String> args_;       // compare, sweep: manifests and scenarios, in order
   kj::String param_, series_;
   kj::Vector<kj::String> figures_;

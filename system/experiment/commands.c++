@@ -119,7 +119,11 @@ public:
         return false;
       }
     }
-    for (auto path : {&options.csv, &options.plot, &options.trace}) {
+    if (options.plotScript != nullptr && options.plot == nullptr) {
+      say("--plot-script keeps the script --plot runs: give --plot FILE.svg too");
+      return false;
+    }
+    for (auto path : {&options.csv, &options.plot, &options.plotScript, &options.trace}) {
       KJ_IF_MAYBE(p, *path) {
         if (!writable(*p)) return false;
       }
@@ -247,6 +251,9 @@ public:
     }
     KJ_IF_MAYBE(path, options.plot) {
       auto script = plotScript(reader, *path, options.figures);
+      KJ_IF_MAYBE(scriptPath, options.plotScript) {
+        if (!writeFile(*scriptPath, script)) status = EXIT_USAGE;
+      }
       for (auto& f : options.figures) {
         if (chosenFigures(reader, kj::arrayPtr(&f, 1)).size() == 0) say(kj::str("--figure '", f, "' matches no row"));
       }

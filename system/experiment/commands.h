@@ -29,6 +29,7 @@ struct ExperimentOptions {
   bool json = false;
   kj::Maybe<kj::String> csv;
   kj::Maybe<kj::String> plot;
+  kj::Maybe<kj::String> plotScript;    // --plot-script: the gnuplot script --plot runs, kept
   kj::Maybe<kj::String> trace;
   kj::Vector<kj::String> figures;      // sweep --figure patterns (plot.h)
   // --point N --out FILE: run only the experiment's N-th run (0-based, in the order the command
