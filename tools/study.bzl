@@ -109,8 +109,9 @@ shift
         mnemonic = "NestbedMerge",
         progress_message = "nestbed study %s: merging %d points" % (ctx.label, total),
     )
+    outputs = [txt, csv, json, svg, gp]
     return [
-        DefaultInfo(files = depset([txt, csv, json, svg, gp])),
+        DefaultInfo(files = depset(outputs), runfiles = ctx.runfiles(files = outputs)),
         OutputGroupInfo(points = depset(points)),
     ]
 
