@@ -9,6 +9,7 @@
 #include "system/experiment/commands.h"
 #include "system/experiment/session.h"
 #include "system/experiment/trace.h"
+#include "system/generate/scale.h"
 #include "system/script/runner.h"
 #include "system/version.h"
 
@@ -126,6 +127,8 @@ public:
                        "run a scenario once per value of one manifest key; table and plot")
         .addSubCommand("merge", KJ_BIND_METHOD(*this, mergeMain),
                        "the table, CSV and plot of a compare or sweep from its points' records (--point)")
+        .addSubCommand("generate", KJ_BIND_METHOD(*this, generateMain),
+                       "write the manifest and scenario of N VMs with M passed-through devices on K SMMUs")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
         .addSubCommand("decode", KJ_BIND_METHOD(*this, decodeMain),
@@ -599,6 +602,75 @@ private:
     context_.finish(experiment::merge(options, args_));
   }
 
+  // ---- generate (system/generate/scale.h)
+
+  kj::MainFunc generateMain() {
+    kj::MainBuilder b(context_, "nestbed generate",
+                      "Writes the manifest (and with --scenario, the scenario) of a system of "
+                      "realistic size: VMs with passed-through devices behind vIOMMUs, spread over "
+                      "SMMUs with two-level stream tables; the scenario attaches, maps, DMAs, "
+                      "invalidates, unmaps and faults on every device (system/generate/scale.h). "
+                      "The manifest goes to stdout unless --manifest names a file.");
+    return b
+        .addOptionWithArg({"vms"}, KJ_BIND_METHOD(*this, setGenVms), "<n>", "VMs (default 4, up to 1024)")
+        .addOptionWithArg({"devices"}, KJ_BIND_METHOD(*this, setGenDevices), "<m>",
+                          "passed-through devices per VM (default 2, up to 8)")
+        .addOptionWithArg({"smmus"}, KJ_BIND_METHOD(*this, setGenSmmus), "<k>",
+                          "SMMUs, VMs spread round-robin (default 2)")
+        .addOptionWithArg({"placement"}, KJ_BIND_METHOD(*this, setGenPlacement), "<inline|process>",
+                          "the OS-side components' placement (default inline; hardware stays inline)")
+        .addOptionWithArg({"guest-path"}, KJ_BIND_METHOD(*this, setGenGuestPath), "<native|generic>",
+                          "the vIOMMUs' guest invalidation path (default native)")
+        .addOptionWithArg({"manifest"}, KJ_BIND_METHOD(*this, setGenManifest), "<file.toml>", "write the manifest here")
+        .addOptionWithArg({"scenario"}, KJ_BIND_METHOD(*this, setGenScenario), "<file.capnp>", "write the scenario here")
+        .callAfterParsing(KJ_BIND_METHOD(*this, generate))
+        .build();
+  }
+  static kj::Maybe<uint32_t> count(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n > 1000000) return nullptr;
+    return uint32_t(n);
+  }
+  kj::MainBuilder::Validity setGenVms(kj::StringPtr t) {
+    KJ_IF_MAYBE(n, count(t)) { gen_.vms = *n; return true; }
+    return "--vms takes a count";
+  }
+  kj::MainBuilder::Validity setGenDevices(kj::StringPtr t) {
+    KJ_IF_MAYBE(n, count(t)) { gen_.devices = *n; return true; }
+    return "--devices takes a count";
+  }
+  kj::MainBuilder::Validity setGenSmmus(kj::StringPtr t) {
+    KJ_IF_MAYBE(n, count(t)) { gen_.smmus = *n; return true; }
+    return "--smmus takes a count";
+  }
+  kj::MainBuilder::Validity setGenPlacement(kj::StringPtr t) { genPlacement_ = kj::heapString(t); return true; }
+  kj::MainBuilder::Validity setGenGuestPath(kj::StringPtr t) { genGuestPath_ = kj::heapString(t); return true; }
+  kj::MainBuilder::Validity setGenManifest(kj::StringPtr p) { genManifest_ = resolvePath(p); return true; }
+  kj::MainBuilder::Validity setGenScenario(kj::StringPtr p) { genScenario_ = resolvePath(p); return true; }
+  kj::MainBuilder::Validity generate() {
+    gen_.placement = genPlacement_;
+    gen_.guestPath = genGuestPath_;
+    KJ_IF_MAYBE(problem, generate::checkScale(gen_)) { return kj::str("--", *problem); }
+    auto write = [&](kj::StringPtr path, kj::StringPtr text) {
+      FILE* f = fopen(path.cStr(), "w");
+      bool ok = f != nullptr && fwrite(text.begin(), 1, text.size(), f) == text.size();
+      if (f != nullptr && fclose(f) != 0) ok = false;
+      if (!ok) {
+        fprintf(stderr, "nestbed: cannot write %s: %s\n", path.cStr(), strerror(errno));
+        context_.finish(EXIT_USAGE);
+      }
+    };
+    auto manifest = generate::scaleManifest(gen_);
+    KJ_IF_MAYBE(path, genManifest_) {
+      write(*path, manifest);
+    } else {
+      fputs(manifest.cStr(), stdout);
+    }
+    KJ_IF_MAYBE(path, genScenario_) { write(*path, generate::scaleScenario(gen_)); }
+    context_.finish(0);
+  }
+
   // ---- call
 
   kj::MainFunc callMain() {
@@ -845,6 +917,9 @@ private:
   kj::String param_, series_;
   kj::Vector<kj::String> figures_;
   kj::Maybe<uint32_t> point_;
+  generate::ScaleParams gen_;
+  kj::String genPlacement_ = kj::str("inline"), genGuestPath_ = kj::str("native");
+  kj::Maybe<kj::String> genManifest_, genScenario_;
   kj::Maybe<kj::String> out_;
   uint32_t repeats_ = 0;
   bool wall_ = false;
