@@ -94,6 +94,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
                           composer.root());
     runner.setClock(composer.clock(), composer.plan().timing.profile.name,
                     io.provider->getTimer());
+    runner.setStepCounters(options.stepCounters);
     kj::Vector<ScenarioError> checkErrors;
     for (auto& s : scenarios) {
       for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));

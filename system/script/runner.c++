@@ -377,6 +377,7 @@ struct ScenarioRunner::Impl {
   kj::HashMap<kj::String, size_t> counterIndex;                 // "instance.counter" -> index
   kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
   kj::Vector<kj::Maybe<uint64_t>> lastCounters;
+  bool stepCounters = true;                                     // setStepCounters()
   kj::HashMap<kj::String, rpc::Component::Client> components;
   rpc::Root::Client statsRoot;   // where they are read (not traced: the scenario's calls are)
   // check(): a value of each saved name's type, so call arguments parse before anything runs.
@@ -1303,6 +1304,7 @@ struct ScenarioRunner::Impl {
   // set off has finished, as its modeled time is.
   void account(Node& node) {
     settle();
+    if (!stepCounters) return;
     auto now = settledCounters();
     while (node.deltas.size() < now.size()) node.deltas.add(0);
     for (size_t i = 0; i < now.size(); i++) {
@@ -1531,12 +1533,14 @@ kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
   return errors.releaseAsArray();
 }
 
+void ScenarioRunner::setStepCounters(bool on) { impl_->stepCounters = on; }
+
 void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report) {
   kj::Vector<kj::Own<Node>> roots;
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   impl_->file = scenario.file;
-  impl_->lastCounters = impl_->settledCounters();   // the baseline of the first step's deltas
+  if (impl_->stepCounters) impl_->lastCounters = impl_->settledCounters();   // the first step's baseline
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};

@@ -72,6 +72,11 @@ public:
   // its handler) is done, waiting on `timer` for it. Without a clock, modeled times are zero.
   void setClock(ModeledClock& clock, kj::StringPtr profileName, kj::Timer& timer);
 
+  // Whether each step's `deltas` are read (default true): every instance's counters before and
+  // after every step, a cost that grows with the number of instances. Benchmarks of per-step
+  // costs in large systems (tests/bench:scale) turn it off; steps then report no deltas.
+  void setStepCounters(bool on);
+
   struct Node;
   struct Impl;
 
