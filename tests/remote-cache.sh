@@ -89,17 +89,9 @@ mkdir -p "$ws/third_party"
 cp -r third_party/rules_cc third_party/rules_java third_party/remote_coverage_tools "$ws/third_party/"
 grep -E '^(workspace|local_repository)\(' WORKSPACE > "$ws/WORKSPACE"
 cp tools/study.bzl "$ws/tools/"
-cat > "$ws/tools/BUILD" <<'EOF'
-# What a remote executor is told about itself (README): Linux on x86-64, Debian 12's packages.
-platform(
-    name = "debian12",
-    constraint_values = [
-        "@bazel_tools//platforms:linux",
-        "@bazel_tools//platforms:x86_64",
-    ],
-    exec_properties = {"OSFamily": "Linux", "container-image": "docker://debian:12"},
-)
-EOF
+# The shipped execution platform (tools/BUILD.bazel), as a remote executor would be given it.
+sed -n '/^platform(/,/^)/p' tools/BUILD.bazel > "$ws/tools/BUILD"
+grep -q 'name = "debian12"' "$ws/tools/BUILD" || die "tools/BUILD.bazel has no debian12 platform"
 cp interfaces/*.capnp "$ws/interfaces/"
 echo 'filegroup(name = "schemas", srcs = glob(["*.capnp"]), visibility = ["//visibility:public"])' \
   > "$ws/interfaces/BUILD"

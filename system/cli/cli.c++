@@ -651,7 +651,7 @@ private:
   kj::MainBuilder::Validity generate() {
     gen_.placement = genPlacement_;
     gen_.guestPath = genGuestPath_;
-    KJ_IF_MAYBE(problem, generate::checkScale(gen_)) { return kj::str("--", *problem); }
+    KJ_IF_MAYBE(problem, generate::checkScale(gen_)) { return kj::mv(*problem); }
     auto write = [&](kj::StringPtr path, kj::StringPtr text) {
       FILE* f = fopen(path.cStr(), "w");
       bool ok = f != nullptr && fwrite(text.begin(), 1, text.size(), f) == text.size();

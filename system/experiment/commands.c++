@@ -333,7 +333,8 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
   experiment.describe(rpc::ExperimentReport::Kind::COMPARE, specs, nullptr, nullptr, repeats);
   Measurements measurements(rpc::ExperimentReport::Kind::COMPARE, kj::mv(specs));
   measurements.useWallTime(options.wall);
-  Progress progress("compare", options.point == nullptr ? 2 * repeats : 1);
+  // One point (a build action) says nothing unless it fails.
+  Progress progress("compare", options.point == nullptr ? 2 * repeats : 1, options.point == nullptr ? stderr : nullptr);
   for (uint32_t run = 1; run <= repeats; run++) {
     for (size_t side = 0; side < 2; side++) {
       if (!experiment.isPoint(side, run)) continue;
@@ -483,7 +484,8 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
   experiment.describe(rpc::ExperimentReport::Kind::SWEEP, variants, param.key, seriesKey, repeats);
   Measurements measurements(rpc::ExperimentReport::Kind::SWEEP, kj::mv(variants));
   measurements.useWallTime(options.wall);
-  Progress progress("sweep", options.point == nullptr ? points.size() * repeats : 1);
+  Progress progress("sweep", options.point == nullptr ? points.size() * repeats : 1,
+                    options.point == nullptr ? stderr : nullptr);
   for (uint32_t run = 1; run <= repeats; run++) {
     for (auto i : kj::indices(points)) {
       if (!experiment.isPoint(i, run)) continue;

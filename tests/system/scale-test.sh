@@ -45,5 +45,14 @@ expect shadow shadows_created "$n"
 expect shadow leaf_writes $((2 * n))   # each VM's 4 MiB of RAM: two 2 MiB blocks
 grep -q "0 of $counters counters differ between A and B" "$tmp/c.txt" || fail "the summary: $(tail -1 "$tmp/c.txt")"
 
+# Bad parameters are refused by name, as a wrong command line (exit 2), before anything is written.
+for bad in "--vms 0:vms: 0 is not 1..1024" "--devices 9:devices: 9 per VM is not 1..8" \
+           "--vms 600 --smmus 2:600 endpoints behind one SMMU" "--placement remote:placement: 'remote'"; do
+  "$nestbed" generate ${bad%%:*} --manifest "$tmp/bad.toml" > /dev/null 2> "$tmp/bad.err"
+  status=$?
+  [ $status -eq 2 ] && grep -qF -- "${bad#*:}" "$tmp/bad.err" && [ ! -e "$tmp/bad.toml" ] ||
+    fail "generate ${bad%%:*}: exit $status, $(cat "$tmp/bad.err")"
+done
+
 [ $failures -eq 0 ] && echo "PASS: $n VMs, $counters counters identical inline and process-placed" && exit 0
 exit 1
