@@ -9,7 +9,6 @@
 #include "system/experiment/trace.h"
 
 #include <capnp/compat/json.h>
-#include <capnp/serialize.h>
 #include <kj/async-unix.h>
 #include <kj/filesystem.h>
 #include <kj/debug.h>
@@ -184,7 +183,7 @@ public:
     }
   }
 
-  // Runs number `index` of the experiment's runs in point mode (--point): false if it is not one.
+  // Whether this run is to run: every run, or in point mode (--point) only the one named.
   bool isPoint(size_t variant, uint32_t run) {
     KJ_IF_MAYBE(p, options.point) {
       auto d = design.getRoot<rpc::ExperimentPoint>().asReader();
