@@ -157,7 +157,7 @@ def nestbed_study(
         sets = {},
         defines = {},
         figures = [],
-        repeats = 1,
+        repeats = None,
         wall = False,
         data = [],
         **kwargs):
@@ -178,7 +178,7 @@ def nestbed_study(
       sets: manifest overrides for every run, {"key": "value"} (--set).
       defines: scenario parameters for every run, {"name": "value"} (--define).
       figures: sweep: the rows to plot (--figure patterns).
-      repeats: runs of each variant (--repeat); modeled time needs one.
+      repeats: runs of each variant (--repeat); default 1 (modeled time needs one), 3 with wall.
       wall: steps in this machine's wall time instead of modeled time (not deterministic).
       data: further files the manifests read (a cost profile given by path).
       **kwargs: tags, visibility, ...
@@ -194,7 +194,7 @@ def nestbed_study(
         sets = sets,
         defines = defines,
         figures = figures,
-        repeats = repeats,
+        repeats = repeats if repeats else (3 if wall else 1),
         wall = wall,
         data = data,
         **kwargs

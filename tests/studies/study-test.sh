@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # nestbed_study's merged result (//tests/studies:four_points: its table, CSV and JSON) equals
 # `nestbed sweep` run here on the same manifest, scenario and points; `nestbed merge` refuses a
-# missing, repeated or foreign point. Arguments: nestbed, the study's outputs, "--", the points.
+# missing, repeated or foreign point; a study in wall time runs 3 rounds. Arguments: nestbed, the
+# study's outputs, "--", its points, "--", the wall-time study's outputs, "--", its points.
 set -u
 nestbed=$1
 shift
 outputs=()
 while [ "$1" != "--" ]; do outputs+=("$1"); shift; done
 shift
-points=("$@")
+points=()
+while [ "$1" != "--" ]; do points+=("$1"); shift; done
+shift
+wall_outputs=()
+while [ "$1" != "--" ]; do wall_outputs+=("$1"); shift; done
+shift
+wall_points=("$@")
 tmp=${TEST_TMPDIR:-$(mktemp -d)}
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -59,6 +66,12 @@ echo '{"kind": "sweep", "variants": [' > "$tmp/broken.json"
 [ $? -eq 1 ] && grep -q "broken.json: not a point's record" "$tmp/broken.err" || fail "a broken record: $(cat "$tmp/broken.err")"
 "$nestbed" sweep "${args[@]}" --point 4 --out "$tmp/p4.json" > /dev/null 2> "$tmp/range.err"
 [ $? -eq 2 ] && grep -q 'this experiment has 4 runs' "$tmp/range.err" || fail "--point 4 of 4: $(cat "$tmp/range.err")"
+
+# wall = True: steps in this machine's time, 3 runs of each side (2 x 3 points), median [min-max].
+[ ${#wall_points[@]} -eq 6 ] || fail "the wall-time compare has ${#wall_points[@]} points, not 2 sides x 3 runs"
+wall_txt=$(for f in "${wall_outputs[@]}"; do case $f in *.txt) echo "$f" ;; esac; done)
+head -1 "$wall_txt" | grep -q '3 runs of each, alternating A B; median \[min-max\] over runs; steps in wall time' ||
+  fail "the wall-time table: $(head -1 "$wall_txt")"
 
 [ $failures -eq 0 ] && echo "PASS" && exit 0
 exit 1
