@@ -375,6 +375,7 @@ struct ScenarioRunner::Impl {
   // Per-step accounting: every counter of every instance, by index, as last read.
   kj::Vector<std::pair<kj::String, kj::String>> counterKeys;   // (instance, counter)
   kj::HashMap<kj::String, size_t> counterIndex;                 // "instance.counter" -> index
+  kj::HashMap<kj::String, kj::Vector<size_t>> instanceIndexes;  // instance -> its counters' indexes
   kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
   kj::Vector<kj::Maybe<uint64_t>> lastCounters;
   bool stepCounters = true;                                     // setStepCounters()
@@ -1267,7 +1268,26 @@ struct ScenarioRunner::Impl {
       // An instance that died has no counters to read; the composer reports its exit.
       kj::runCatchingExceptions([&]() {
         auto stats = pending[k].wait(waitScope);
-        for (auto c : stats.getCounters()) put(name, c.getName(), c.getValue());
+        // An instance returns its counters in the same order every time: their indexes from
+        // the last read, checked by name, spare building and hashing a key per counter.
+        auto& known = instanceIndexes.findOrCreate(name, [&]() {
+          return kj::HashMap<kj::String, kj::Vector<size_t>>::Entry{kj::heapString(name), {}};
+        });
+        auto counters = stats.getCounters();
+        for (uint32_t j = 0; j < counters.size(); j++) {
+          auto c = counters[j];
+          if (j < known.size() && counterKeys[known[j]].second == c.getName()) {
+            values[known[j]] = c.getValue();
+            continue;
+          }
+          put(name, c.getName(), c.getValue());
+          size_t index = KJ_ASSERT_NONNULL(counterIndex.find(kj::str(name, ".", c.getName())));
+          if (j < known.size()) {
+            known[j] = index;
+          } else {
+            known.add(index);
+          }
+        }
       });
       k++;
     }
