@@ -199,3 +199,78 @@ def nestbed_study(
         data = data,
         **kwargs
     )
+
+def _nestbed_generate_impl(ctx):
+    manifest = ctx.actions.declare_file(ctx.label.name + ".toml")
+    scenario = ctx.actions.declare_file(ctx.label.name + ".capnp")
+    ctx.actions.run(
+        executable = ctx.attr._nestbed[DefaultInfo].files_to_run,
+        arguments = [
+            "generate",
+            "--vms",
+            str(ctx.attr.vms),
+            "--devices",
+            str(ctx.attr.devices),
+            "--smmus",
+            str(ctx.attr.smmus),
+            "--placement",
+            ctx.attr.placement,
+            "--guest-path",
+            ctx.attr.guest_path,
+            "--manifest",
+            manifest.path,
+            "--scenario",
+            scenario.path,
+        ],
+        outputs = [manifest, scenario],
+        mnemonic = "NestbedGenerate",
+        progress_message = "nestbed generate %s" % ctx.label,
+    )
+    return [
+        DefaultInfo(files = depset([manifest, scenario])),
+        OutputGroupInfo(manifest = depset([manifest]), scenario = depset([scenario])),
+    ]
+
+_nestbed_generate_rule = rule(
+    implementation = _nestbed_generate_impl,
+    attrs = {
+        "vms": attr.int(default = 4),
+        "devices": attr.int(default = 2),
+        "smmus": attr.int(default = 2),
+        "placement": attr.string(default = "inline"),
+        "guest_path": attr.string(default = "native"),
+        "_nestbed": attr.label(default = "//system:nestbed", executable = True, cfg = "target"),
+    },
+)
+
+def nestbed_generate(name, vms = 4, devices = 2, smmus = 2, placement = "inline", guest_path = "native", **kwargs):
+    """`nestbed generate` as a build step: a system of realistic size for studies.
+
+    NAME.toml and NAME.capnp (the manifest and its scenario, system/generate/scale.h); the
+    targets `NAME_manifest` and `NAME_scenario` name each, for nestbed_study's attributes.
+
+    Args:
+      name: the target.
+      vms: VMs.
+      devices: passed-through devices per VM.
+      smmus: SMMUs the VMs are spread over.
+      placement: the OS-side components' placement, "inline" or "process".
+      guest_path: the vIOMMUs' guest path, "native" or "generic".
+      **kwargs: tags, visibility, ...
+    """
+    _nestbed_generate_rule(
+        name = name,
+        vms = vms,
+        devices = devices,
+        smmus = smmus,
+        placement = placement,
+        guest_path = guest_path,
+        **kwargs
+    )
+    for part in ["manifest", "scenario"]:
+        native.filegroup(
+            name = "%s_%s" % (name, part),
+            srcs = [":" + name],
+            output_group = part,
+            **kwargs
+        )
