@@ -3,7 +3,11 @@
 Copts live here and nowhere else (NB_DEFAULT_COPTS for project code, NB_TEST_COPTS for tests).
 """
 
-load("//tools:study.bzl", _nestbed_generate = "nestbed_generate", _nestbed_study = "nestbed_study")
+load(
+    "//tools:study.bzl",
+    _nestbed_generate = "nestbed_generate",
+    _nestbed_study = "nestbed_study",
+)
 
 # A compare or sweep as one Bazel action per run and a merge; a generated system of realistic
 # size (tools/study.bzl).

@@ -239,11 +239,22 @@ _nestbed_generate_rule = rule(
         "smmus": attr.int(default = 2),
         "placement": attr.string(default = "inline"),
         "guest_path": attr.string(default = "native"),
-        "_nestbed": attr.label(default = "//system:nestbed", executable = True, cfg = "target"),
+        "_nestbed": attr.label(
+            default = "//system:nestbed",
+            executable = True,
+            cfg = "target",
+        ),
     },
 )
 
-def nestbed_generate(name, vms = 4, devices = 2, smmus = 2, placement = "inline", guest_path = "native", **kwargs):
+def nestbed_generate(
+        name,
+        vms = 4,
+        devices = 2,
+        smmus = 2,
+        placement = "inline",
+        guest_path = "native",
+        **kwargs):
     """`nestbed generate` as a build step: a system of realistic size for studies.
 
     NAME.toml and NAME.capnp (the manifest and its scenario, system/generate/scale.h); the
