@@ -127,3 +127,30 @@ struct ExperimentReport {
     samples @4 :List(Float64);  # one per run, in run order
   }
 }
+
+struct ExperimentPoint {
+  # One run of one variant of a compare or sweep: what `compare`/`sweep --point N --out FILE`
+  # writes (through Cap'n Proto's JSON codec) and `nestbed merge` reads back. compare and sweep
+  # build their ExperimentReport from these same records, so a merge of every point of an
+  # experiment prints what the command prints. The experiment's description is in every point;
+  # merge refuses points of different experiments.
+  kind @0 :ExperimentReport.Kind;
+  scenarios @1 :List(Text);     # as ExperimentReport
+  overrides @2 :List(Text);     # `--set key=value`, every run
+  params @3 :List(Text);        # `--define name=value`, every run
+  param @4 :Text;
+  series @5 :Text;
+  repeats @6 :UInt32;
+  timeBase @7 :Text;            # "modeled" or "wall"
+  variants @8 :List(ExperimentReport.Variant);
+  # every variant of the experiment, in order (label, manifest, value, seriesValue)
+  variant @9 :UInt32;           # this point's variant: an index into `variants`
+  run @10 :UInt32;              # this point's run, 1-based
+  outcome @11 :Outcome;
+  enum Outcome {
+    ran @0;                     # `report` holds the run (its `ok` says whether it passed)
+    startFailed @1;             # an instance did not start: `error`
+  }
+  error @12 :Text;
+  report @13 :RunReport;
+}

@@ -3,6 +3,17 @@
 Copts live here and nowhere else (NB_DEFAULT_COPTS for project code, NB_TEST_COPTS for tests).
 """
 
+load(
+    "//tools:study.bzl",
+    _nestbed_generate = "nestbed_generate",
+    _nestbed_study = "nestbed_study",
+)
+
+# A compare or sweep as one Bazel action per run and a merge; a generated system of realistic
+# size (tools/study.bzl).
+nestbed_study = _nestbed_study
+nestbed_generate = _nestbed_generate
+
 # Optimisation follows the compilation mode: -O2 for `-c opt` (benchmarks), -O1 otherwise
 # (tests run against a reasonably fast build without -O2's compile time).
 _NB_OPT = select({

@@ -12,6 +12,7 @@ packages=(
   g++
   graphviz             # `nestbed graph | dot -Tsvg`
   gnuplot-nox          # plots of compare/sweep results
+  nginx-light          # tests/remote-cache.sh: an HTTP (WebDAV) remote cache on 127.0.0.1
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include "system/experiment/commands.h"
 #include "system/experiment/session.h"
 #include "system/experiment/trace.h"
+#include "system/generate/scale.h"
 #include "system/script/runner.h"
 #include "system/version.h"
 
@@ -124,6 +125,10 @@ public:
                        "run a scenario on two manifests, alternating, and compare every stat and step time")
         .addSubCommand("sweep", KJ_BIND_METHOD(*this, sweepMain),
                        "run a scenario once per value of one manifest key; table and plot")
+        .addSubCommand("merge", KJ_BIND_METHOD(*this, mergeMain),
+                       "the table, CSV and plot of a compare or sweep from its points' records (--point)")
+        .addSubCommand("generate", KJ_BIND_METHOD(*this, generateMain),
+                       "write the manifest and scenario of N VMs with M passed-through devices on K SMMUs")
         .addSubCommand("call", KJ_BIND_METHOD(*this, callMain), "compose a manifest and make one method call")
         .addSubCommand("serve", KJ_BIND_METHOD(*this, serveMain), "compose and serve the root capability on a unix socket")
         .addSubCommand("decode", KJ_BIND_METHOD(*this, decodeMain),
@@ -464,8 +469,22 @@ private:
                    "(the modeled machine's, from the cost profile: the same on every run)")
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
         .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
-        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot");
+        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot")
+        .addOptionWithArg({"point"}, KJ_BIND_METHOD(*this, setPoint), "<n>",
+                          "run only the experiment's n-th run (0-based: every variant of round 1, "
+                          "then of round 2, ...) and write its record to --out; `nestbed merge` "
+                          "builds the table from every point's record (tools/study.bzl)")
+        .addOptionWithArg({"out"}, KJ_BIND_METHOD(*this, setOut), "<file.json>",
+                          "with --point: where the point's record goes (ExperimentPoint as JSON)");
   }
+  kj::MainBuilder::Validity setPoint(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n > 1000000) return "--point takes a run's index, 0 or more";
+    point_ = uint32_t(n);
+    return true;
+  }
+  kj::MainBuilder::Validity setOut(kj::StringPtr path) { out_ = resolvePath(path); return true; }
   kj::MainBuilder::Validity setWall() { wall_ = true; return true; }
   kj::MainBuilder::Validity setRepeat(kj::StringPtr text) {
     char* end = nullptr;
@@ -476,6 +495,7 @@ private:
   }
   kj::MainBuilder::Validity setCsv(kj::StringPtr path) { csv_ = resolvePath(path); return true; }
   kj::MainBuilder::Validity setPlot(kj::StringPtr path) { plot_ = resolvePath(path); return true; }
+  kj::MainBuilder::Validity setPlotScript(kj::StringPtr path) { plotScript_ = resolvePath(path); return true; }
   kj::MainBuilder::Validity addArg(kj::StringPtr path) { args_.add(resolvePath(path)); return true; }
   kj::MainBuilder::Validity setParam(kj::StringPtr text) {
     if (experiment::parseSweepParam(text) == nullptr) return "expected --param <key>=<value>,<value>,...";
@@ -498,8 +518,11 @@ private:
     o.json = json_;
     o.csv = mapCopy(csv_);
     o.plot = mapCopy(plot_);
+    o.plotScript = mapCopy(plotScript_);
     o.trace = mapCopy(trace_);
     for (auto& f : figures_) o.figures.add(kj::heapString(f));
+    o.point = point_;
+    o.out = mapCopy(out_);
     return o;
   }
   static kj::Maybe<kj::String> mapCopy(kj::Maybe<kj::String>& m) {
@@ -555,6 +578,99 @@ private:
     auto status = experiment::sweep(options, args_[0], args_.slice(1, args_.size()), param_,
                                     series_ == nullptr ? kj::StringPtr(nullptr) : kj::StringPtr(series_));
     context_.finish(status);
+  }
+
+  kj::MainFunc mergeMain() {
+    kj::MainBuilder b(context_, "nestbed merge",
+                      "Builds a compare's or sweep's table from its points' records (`compare` or "
+                      "`sweep` with --point N --out FILE, one per run, e.g. one Bazel action each: "
+                      "tools/study.bzl) and prints it, with --json, --csv and --plot as the command "
+                      "would for the same runs. Exit 0 if every run passed, 1 if one failed or a "
+                      "point is missing, repeated, unreadable or from another experiment, 2 for a "
+                      "wrong command line.");
+    return b.addOption({"json"}, KJ_BIND_METHOD(*this, setJson), "print the table as JSON (ExperimentReport)")
+        .addOptionWithArg({"csv"}, KJ_BIND_METHOD(*this, setCsv), "<file>", "write the table as CSV")
+        .addOptionWithArg({"plot"}, KJ_BIND_METHOD(*this, setPlot), "<file.svg>", "draw the figures with gnuplot")
+        .addOptionWithArg({"plot-script"}, KJ_BIND_METHOD(*this, setPlotScript), "<file.gp>",
+                          "keep the gnuplot script --plot runs")
+        .addOptionWithArg({"figure"}, KJ_BIND_METHOD(*this, addFigure), "<pattern>",
+                          "sweep: a row to plot, as `sweep --figure` (repeatable)")
+        .expectOneOrMoreArgs("<point.json>", KJ_BIND_METHOD(*this, addArg))
+        .callAfterParsing(KJ_BIND_METHOD(*this, merge))
+        .build();
+  }
+  kj::MainBuilder::Validity merge() {
+    auto options = experimentOptions();
+    context_.finish(experiment::merge(options, args_));
+  }
+
+  // ---- generate (system/generate/scale.h)
+
+  kj::MainFunc generateMain() {
+    kj::MainBuilder b(context_, "nestbed generate",
+                      "Writes the manifest (and with --scenario, the scenario) of a system of "
+                      "realistic size: VMs with passed-through devices behind vIOMMUs, spread over "
+                      "SMMUs with two-level stream tables; the scenario attaches, maps, DMAs, "
+                      "invalidates, unmaps and faults on every device (system/generate/scale.h). "
+                      "The manifest goes to stdout unless --manifest names a file.");
+    return b
+        .addOptionWithArg({"vms"}, KJ_BIND_METHOD(*this, setGenVms), "<n>", "VMs (default 4, up to 1024)")
+        .addOptionWithArg({"devices"}, KJ_BIND_METHOD(*this, setGenDevices), "<m>",
+                          "passed-through devices per VM (default 2, up to 8)")
+        .addOptionWithArg({"smmus"}, KJ_BIND_METHOD(*this, setGenSmmus), "<k>",
+                          "SMMUs, VMs spread round-robin (default 2)")
+        .addOptionWithArg({"placement"}, KJ_BIND_METHOD(*this, setGenPlacement), "<inline|process>",
+                          "the OS-side components' placement (default inline; hardware stays inline)")
+        .addOptionWithArg({"guest-path"}, KJ_BIND_METHOD(*this, setGenGuestPath), "<native|generic>",
+                          "the vIOMMUs' guest invalidation path (default native)")
+        .addOptionWithArg({"manifest"}, KJ_BIND_METHOD(*this, setGenManifest), "<file.toml>", "write the manifest here")
+        .addOptionWithArg({"scenario"}, KJ_BIND_METHOD(*this, setGenScenario), "<file.capnp>", "write the scenario here")
+        .callAfterParsing(KJ_BIND_METHOD(*this, generate))
+        .build();
+  }
+  static kj::Maybe<uint32_t> count(kj::StringPtr text) {
+    char* end = nullptr;
+    auto n = strtoul(text.cStr(), &end, 10);
+    if (text.size() == 0 || *end != '\0' || n > 1000000) return nullptr;
+    return uint32_t(n);
+  }
+  kj::MainBuilder::Validity setGenVms(kj::StringPtr t) {
+    KJ_IF_MAYBE(n, count(t)) { gen_.vms = *n; return true; }
+    return "--vms takes a count";
+  }
+  kj::MainBuilder::Validity setGenDevices(kj::StringPtr t) {
+    KJ_IF_MAYBE(n, count(t)) { gen_.devices = *n; return true; }
+    return "--devices takes a count";
+  }
+  kj::MainBuilder::Validity setGenSmmus(kj::StringPtr t) {
+    KJ_IF_MAYBE(n, count(t)) { gen_.smmus = *n; return true; }
+    return "--smmus takes a count";
+  }
+  kj::MainBuilder::Validity setGenPlacement(kj::StringPtr t) { genPlacement_ = kj::heapString(t); return true; }
+  kj::MainBuilder::Validity setGenGuestPath(kj::StringPtr t) { genGuestPath_ = kj::heapString(t); return true; }
+  kj::MainBuilder::Validity setGenManifest(kj::StringPtr p) { genManifest_ = resolvePath(p); return true; }
+  kj::MainBuilder::Validity setGenScenario(kj::StringPtr p) { genScenario_ = resolvePath(p); return true; }
+  kj::MainBuilder::Validity generate() {
+    gen_.placement = genPlacement_;
+    gen_.guestPath = genGuestPath_;
+    KJ_IF_MAYBE(problem, generate::checkScale(gen_)) { return kj::mv(*problem); }
+    auto write = [&](kj::StringPtr path, kj::StringPtr text) {
+      FILE* f = fopen(path.cStr(), "w");
+      bool ok = f != nullptr && fwrite(text.begin(), 1, text.size(), f) == text.size();
+      if (f != nullptr && fclose(f) != 0) ok = false;
+      if (!ok) {
+        fprintf(stderr, "nestbed: cannot write %s: %s\n", path.cStr(), strerror(errno));
+        context_.finish(EXIT_USAGE);
+      }
+    };
+    auto manifest = generate::scaleManifest(gen_);
+    KJ_IF_MAYBE(path, genManifest_) {
+      write(*path, manifest);
+    } else {
+      fputs(manifest.cStr(), stdout);
+    }
+    KJ_IF_MAYBE(path, genScenario_) { write(*path, generate::scaleScenario(gen_)); }
+    context_.finish(0);
   }
 
   // ---- call
@@ -798,10 +914,15 @@ private:
   kj::String callInstance_, callMethod_, callArgs_;
   bool json_ = false;
   kj::Maybe<kj::String> trace_;
-  kj::Maybe<kj::String> csv_, plot_;
+  kj::Maybe<kj::String> csv_, plot_, plotScript_;
   kj::Vector<kj::String> args_;       // compare, sweep: manifests and scenarios, in order
   kj::String param_, series_;
   kj::Vector<kj::String> figures_;
+  kj::Maybe<uint32_t> point_;
+  generate::ScaleParams gen_;
+  kj::String genPlacement_ = kj::str("inline"), genGuestPath_ = kj::str("native");
+  kj::Maybe<kj::String> genManifest_, genScenario_;
+  kj::Maybe<kj::String> out_;
   uint32_t repeats_ = 0;
   bool wall_ = false;
 };

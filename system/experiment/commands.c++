@@ -10,7 +10,9 @@
 
 #include <capnp/compat/json.h>
 #include <kj/async-unix.h>
+#include <kj/filesystem.h>
 #include <kj/debug.h>
+#include <algorithm>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +98,19 @@ public:
 
   // Checks what can be checked before any run: outputs and gnuplot.
   static bool preflight(ExperimentOptions& options, kj::Maybe<kj::String>& gnuplot) {
+    if ((options.point == nullptr) != (options.out == nullptr)) {
+      say("--point and --out go together: --point N --out FILE.json");
+      return false;
+    }
+    if (options.point != nullptr &&
+        (options.json || options.csv != nullptr || options.plot != nullptr || options.trace != nullptr)) {
+      say("--point writes one run's record (--out): --json, --csv, --plot and --trace belong to "
+          "the whole experiment (`nestbed merge`)");
+      return false;
+    }
+    KJ_IF_MAYBE(p, options.out) {
+      if (!writable(*p)) return false;
+    }
     if (options.plot != nullptr) {
       gnuplot = findGnuplot();
       if (gnuplot == nullptr) {
@@ -103,7 +118,11 @@ public:
         return false;
       }
     }
-    for (auto path : {&options.csv, &options.plot, &options.trace}) {
+    if (options.plotScript != nullptr && options.plot == nullptr) {
+      say("--plot-script keeps the script --plot runs: give --plot FILE.svg too");
+      return false;
+    }
+    for (auto path : {&options.csv, &options.plot, &options.plotScript, &options.trace}) {
       KJ_IF_MAYBE(p, *path) {
         if (!writable(*p)) return false;
       }
@@ -138,18 +157,84 @@ public:
     KJ_UNREACHABLE;
   }
 
-  // Prints and writes the outputs; the exit status.
-  int finish(Measurements& measurements, kj::StringPtr param, uint32_t repeats,
-             kj::Maybe<kj::String>& gnuplot, kj::StringPtr series = nullptr) {
-    capnp::MallocMessageBuilder message;
-    auto report = message.initRoot<rpc::ExperimentReport>();
-    auto files = KJ_MAP(s, scenarios) { return kj::heapString(s.file); };
-    auto overrides = KJ_MAP(o, options.overrides) { return overrideText(o); };
-    measurements.fill(report, files, overrides, param, repeats, series);
-    auto params = report.getProvenance().initParams(options.defines.size());
+  // What every point of this experiment records besides its run.
+  void describe(rpc::ExperimentReport::Kind kind, kj::ArrayPtr<const VariantSpec> variants, kj::StringPtr param,
+                kj::StringPtr series, uint32_t repeats) {
+    auto d = design.initRoot<rpc::ExperimentPoint>();
+    d.setKind(kind);
+    auto files = d.initScenarios(scenarios.size());
+    for (auto i : kj::indices(scenarios)) files.set(i, scenarios[i].file);
+    auto overrides = d.initOverrides(options.overrides.size());
+    for (auto i : kj::indices(options.overrides)) overrides.set(i, overrideText(options.overrides[i]));
+    auto params = d.initParams(options.defines.size());
     for (auto i : kj::indices(options.defines)) {
       params.set(i, kj::str(options.defines[i].name, "=", options.defines[i].value));
     }
+    d.setParam(param);
+    d.setSeries(series);
+    d.setRepeats(repeats);
+    d.setTimeBase(options.wall ? "wall" : "modeled");
+    auto v = d.initVariants(variants.size());
+    for (auto i : kj::indices(variants)) {
+      v[i].setLabel(variants[i].label);
+      v[i].setManifest(variants[i].manifest);
+      v[i].setValue(variants[i].value);
+      v[i].setSeriesValue(variants[i].seriesValue);
+    }
+  }
+
+  // Whether this run is to run: every run, or in point mode (--point) only the one named.
+  bool isPoint(size_t variant, uint32_t run) {
+    KJ_IF_MAYBE(p, options.point) {
+      auto d = design.getRoot<rpc::ExperimentPoint>().asReader();
+      return *p == (run - 1) * d.getVariants().size() + variant;
+    }
+    return true;
+  }
+
+  // A run's record: the design, which variant and run, and the run itself.
+  kj::Own<capnp::MallocMessageBuilder> record(size_t variant, uint32_t run, const RunResult& result) {
+    auto message = kj::heap<capnp::MallocMessageBuilder>();
+    message->setRoot(design.getRoot<rpc::ExperimentPoint>().asReader());
+    auto point = message->getRoot<rpc::ExperimentPoint>();
+    point.setVariant(variant);
+    point.setRun(run);
+    if (result.outcome == RunResult::Outcome::START_FAILED) {
+      point.setOutcome(rpc::ExperimentPoint::Outcome::START_FAILED);
+      point.setError(result.error);
+    }
+    point.setReport(result.report.asReader());
+    return message;
+  }
+
+  // Point mode: the one run's record to --out; the exit status.
+  int writePoint(capnp::MallocMessageBuilder& point) {
+    capnp::JsonCodec codec;
+    codec.setPrettyPrint(true);
+    auto reader = point.getRoot<rpc::ExperimentPoint>().asReader();
+    auto path = KJ_ASSERT_NONNULL(options.out).asPtr();
+    if (!writeFile(path, kj::str(codec.encode(reader), "\n"))) return EXIT_USAGE;
+    bool ok = reader.getOutcome() == rpc::ExperimentPoint::Outcome::RAN && reader.getReport().getOk();
+    if (!ok) say(kj::str("point ", KJ_ASSERT_NONNULL(options.point), " failed (its record is in ", path, ")"));
+    return ok ? EXIT_OK : EXIT_FAILED;
+  }
+
+  // Prints and writes the outputs; the exit status.
+  int finish(Measurements& measurements, kj::Maybe<kj::String>& gnuplot) {
+    return finishExperiment(options, measurements, design.getRoot<rpc::ExperimentPoint>().asReader(), gnuplot,
+                            tracer);
+  }
+
+  static int finishExperiment(ExperimentOptions& options, Measurements& measurements,
+                              rpc::ExperimentPoint::Reader design, kj::Maybe<kj::String>& gnuplot,
+                              kj::Maybe<kj::Own<Tracer>>& tracer) {
+    capnp::MallocMessageBuilder message;
+    auto report = message.initRoot<rpc::ExperimentReport>();
+    auto files = KJ_MAP(s, design.getScenarios()) { return kj::heapString(s); };
+    auto overrides = KJ_MAP(o, design.getOverrides()) { return kj::heapString(o); };
+    measurements.fill(report, files, overrides, design.getParam(), design.getRepeats(),
+                      design.getSeries().size() ? design.getSeries() : kj::StringPtr(nullptr));
+    report.getProvenance().setParams(design.getParams());
     auto reader = report.asReader();
     if (options.json) {
       capnp::JsonCodec codec;
@@ -165,6 +250,9 @@ public:
     }
     KJ_IF_MAYBE(path, options.plot) {
       auto script = plotScript(reader, *path, options.figures);
+      KJ_IF_MAYBE(scriptPath, options.plotScript) {
+        if (!writeFile(*scriptPath, script)) status = EXIT_USAGE;
+      }
       for (auto& f : options.figures) {
         if (chosenFigures(reader, kj::arrayPtr(&f, 1)).size() == 0) say(kj::str("--figure '", f, "' matches no row"));
       }
@@ -193,6 +281,7 @@ public:
   kj::StringPtr command;
   kj::Maybe<kj::Own<Tracer>> tracer;
   kj::Own<kj::AsyncIoContext> io;
+  capnp::MallocMessageBuilder design;   // an ExperimentPoint with only the experiment's fields
 
   // The event loop, created once validation has passed (child exits are captured first, as
   // the composer requires).
@@ -201,6 +290,18 @@ public:
     io = kj::heap<kj::AsyncIoContext>(kj::setupAsyncIo());
   }
 };
+
+// --point names one of the experiment's `total` runs.
+bool pointInRange(ExperimentOptions& options, size_t total) {
+  KJ_IF_MAYBE(p, options.point) {
+    if (*p >= total) {
+      say(kj::str("--point ", *p, ": this experiment has ", total, " run", total == 1 ? "" : "s",
+                  " (points 0 to ", total - 1, ")"));
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -226,11 +327,16 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
   auto variants = kj::heapArrayBuilder<VariantSpec>(2);
   variants.add(VariantSpec{kj::str("A"), kj::heapString(manifestA)});
   variants.add(VariantSpec{kj::str("B"), kj::heapString(manifestB)});
-  Measurements measurements(rpc::ExperimentReport::Kind::COMPARE, variants.finish());
+  auto specs = variants.finish();
+  if (!pointInRange(options, 2 * repeats)) return EXIT_USAGE;
+  experiment.describe(rpc::ExperimentReport::Kind::COMPARE, specs, nullptr, nullptr, repeats);
+  Measurements measurements(rpc::ExperimentReport::Kind::COMPARE, kj::mv(specs));
   measurements.useWallTime(options.wall);
-  Progress progress("compare", 2 * repeats);
+  // One point (a build action) says nothing unless it fails.
+  Progress progress("compare", options.point == nullptr ? 2 * repeats : 1, options.point == nullptr ? stderr : nullptr);
   for (uint32_t run = 1; run <= repeats; run++) {
     for (size_t side = 0; side < 2; side++) {
+      if (!experiment.isPoint(side, run)) continue;
       auto what = kj::str(labels[side], " run ", run);
       progress.starting(what);
       auto plan = load(paths[side], options.registry, options.overrides, labels[side]);
@@ -238,7 +344,12 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
       KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), kj::str(labels[side], "#", run),
                                          options.overrides, options.defines)) {
         progress.finished(what, Experiment::outcomeText(*result));
-        measurements.add(side, run, *result);
+        auto point = experiment.record(side, run, *result);
+        if (options.point != nullptr) {
+          progress.done();
+          return experiment.writePoint(*point);
+        }
+        measurements.add(point->getRoot<rpc::ExperimentPoint>().asReader());
       } else {
         progress.done();
         say(kj::str("the scenario does not fit ", labels[side], " (", paths[side], ")"));
@@ -247,7 +358,7 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
     }
   }
   progress.done();
-  return experiment.finish(measurements, nullptr, repeats, gnuplot);
+  return experiment.finish(measurements, gnuplot);
 }
 
 kj::Maybe<SweepParam> parseSweepParam(kj::StringPtr text) {
@@ -367,11 +478,16 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
     return VariantSpec{kj::heapString(p.label), kj::heapString(manifest), kj::heapString(p.value),
                        p.seriesValue.map([](kj::StringPtr sv) { return kj::heapString(sv); }).orDefault(kj::str())};
   };
+  if (!pointInRange(options, points.size() * repeats)) return EXIT_USAGE;
+  kj::StringPtr seriesKey = series.map([](SweepParam& s) -> kj::StringPtr { return s.key; }).orDefault(nullptr);
+  experiment.describe(rpc::ExperimentReport::Kind::SWEEP, variants, param.key, seriesKey, repeats);
   Measurements measurements(rpc::ExperimentReport::Kind::SWEEP, kj::mv(variants));
   measurements.useWallTime(options.wall);
-  Progress progress("sweep", points.size() * repeats);
+  Progress progress("sweep", options.point == nullptr ? points.size() * repeats : 1,
+                    options.point == nullptr ? stderr : nullptr);
   for (uint32_t run = 1; run <= repeats; run++) {
     for (auto i : kj::indices(points)) {
+      if (!experiment.isPoint(i, run)) continue;
       auto& point = points[i];
       auto what = kj::str(point.name, repeats > 1 ? kj::str(" run ", run) : kj::str());
       progress.starting(what);
@@ -390,7 +506,12 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
       KJ_IF_MAYBE(result, experiment.run(kj::mv(KJ_ASSERT_NONNULL(plan)), label, pointOverrides,
                                          pointParams)) {
         progress.finished(what, Experiment::outcomeText(*result));
-        measurements.add(i, run, *result);
+        auto record = experiment.record(i, run, *result);
+        if (options.point != nullptr) {
+          progress.done();
+          return experiment.writePoint(*record);
+        }
+        measurements.add(record->getRoot<rpc::ExperimentPoint>().asReader());
       } else {
         progress.done();
         say(kj::str("the scenario does not fit ", manifest, " with ", point.name));
@@ -399,8 +520,110 @@ int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const
     }
   }
   progress.done();
-  kj::StringPtr seriesKey = series.map([](SweepParam& s) -> kj::StringPtr { return s.key; }).orDefault(nullptr);
-  return experiment.finish(measurements, param.key, repeats, gnuplot, seriesKey);
+  return experiment.finish(measurements, gnuplot);
+}
+
+int merge(ExperimentOptions& options, kj::ArrayPtr<const kj::String> paths) {
+  kj::Maybe<kj::String> gnuplot;
+  if (options.point != nullptr || options.out != nullptr || options.trace != nullptr) {
+    say("merge takes neither --point, --out nor --trace: the points were run already");
+    return EXIT_USAGE;
+  }
+  if (!Experiment::preflight(options, gnuplot)) return EXIT_USAGE;
+  if (paths.size() == 0) {
+    say("merge needs the points' files");
+    return EXIT_USAGE;
+  }
+  // Every point, read back as the command recorded it.
+  struct Read {
+    kj::StringPtr path;
+    kj::Own<capnp::MallocMessageBuilder> message;
+    rpc::ExperimentPoint::Reader point() { return message->getRoot<rpc::ExperimentPoint>().asReader(); }
+  };
+  kj::Vector<Read> points;
+  auto fs = kj::newDiskFilesystem();
+  bool valid = true;
+  for (auto& path : paths) {
+    auto message = kj::heap<capnp::MallocMessageBuilder>();
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      auto text = fs->getRoot().openFile(fs->getCurrentPath().evalNative(path))->readAllText();
+      capnp::JsonCodec().decode(text, message->initRoot<rpc::ExperimentPoint>());
+    })) {
+      say(kj::str(path, ": not a point's record (ExperimentPoint JSON): ", e->getDescription()));
+      valid = false;
+      continue;
+    }
+    points.add(Read{path, kj::mv(message)});
+  }
+  if (!valid) return EXIT_INVALID;
+
+  // One experiment: every point's description is the first one's.
+  auto describe = [](rpc::ExperimentPoint::Reader p) {
+    capnp::MallocMessageBuilder m;
+    m.setRoot(p);
+    auto d = m.getRoot<rpc::ExperimentPoint>();
+    d.setVariant(0);
+    d.setRun(0);
+    d.setOutcome(rpc::ExperimentPoint::Outcome::RAN);
+    d.disownError();
+    d.disownReport();
+    return capnp::JsonCodec().encode(d.asReader());
+  };
+  auto first = points[0].point();
+  auto design = describe(first);
+  size_t variants = first.getVariants().size();
+  uint32_t repeats = first.getRepeats();
+  if (variants == 0 || repeats == 0) {
+    say(kj::str(points[0].path, ": a point of an experiment with no variants or no runs"));
+    return EXIT_INVALID;
+  }
+  auto seen = kj::heapArray<kj::Maybe<kj::StringPtr>>(variants * repeats);
+  for (auto& r : points) {
+    auto p = r.point();
+    if (describe(p) != design) {
+      say(kj::str(r.path, ": a point of another experiment than ", points[0].path,
+                  " (its manifests, scenarios, overrides, parameters, values or repeats differ)"));
+      valid = false;
+      continue;
+    }
+    if (p.getVariant() >= variants || p.getRun() < 1 || p.getRun() > repeats) {
+      say(kj::str(r.path, ": variant ", p.getVariant(), " run ", p.getRun(), " is not one of the experiment's ",
+                  variants, " variants x ", repeats, " runs"));
+      valid = false;
+      continue;
+    }
+    auto& slot = seen[(p.getRun() - 1) * variants + p.getVariant()];
+    KJ_IF_MAYBE(other, slot) {
+      say(kj::str(r.path, ": the same point as ", *other, " (variant ", p.getVariant(), ", run ", p.getRun(), ")"));
+      valid = false;
+    }
+    slot = r.path;
+  }
+  for (auto i : kj::indices(seen)) {
+    if (valid && seen[i] == nullptr) {
+      auto label = first.getVariants()[i % variants].getLabel();
+      say(kj::str("point ", i, " (variant ", label, ", run ", i / variants + 1, ") is missing"));
+      valid = false;
+    }
+  }
+  if (!valid) return EXIT_INVALID;
+
+  // The runs in the order the command ran them, as it adds them.
+  kj::Vector<Read*> ordered;
+  for (auto& r : points) ordered.add(&r);
+  std::sort(ordered.begin(), ordered.end(), [&](Read* a, Read* b) {
+    auto pa = a->point(), pb = b->point();
+    return (pa.getRun() - 1) * variants + pa.getVariant() < (pb.getRun() - 1) * variants + pb.getVariant();
+  });
+  auto specs = KJ_MAP(v, first.getVariants()) {
+    return VariantSpec{kj::heapString(v.getLabel()), kj::heapString(v.getManifest()), kj::heapString(v.getValue()),
+                       kj::heapString(v.getSeriesValue())};
+  };
+  Measurements measurements(first.getKind(), kj::mv(specs));
+  measurements.useWallTime(first.getTimeBase() == "wall");
+  for (auto r : ordered) measurements.add(r->point());
+  kj::Maybe<kj::Own<Tracer>> noTracer;
+  return Experiment::finishExperiment(options, measurements, first, gnuplot, noTracer);
 }
 
 }  // namespace nb::experiment

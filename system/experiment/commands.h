@@ -29,8 +29,15 @@ struct ExperimentOptions {
   bool json = false;
   kj::Maybe<kj::String> csv;
   kj::Maybe<kj::String> plot;
+  kj::Maybe<kj::String> plotScript;    // --plot-script: the gnuplot script --plot runs, kept
   kj::Maybe<kj::String> trace;
   kj::Vector<kj::String> figures;      // sweep --figure patterns (plot.h)
+  // --point N --out FILE: run only the experiment's N-th run (0-based, in the order the command
+  // runs them: every variant of round 1, then of round 2, ...) and write its record
+  // (rpc::ExperimentPoint as JSON) to FILE instead of printing a table: one action per point
+  // (tools/study.bzl), `merge` builds the table from the records.
+  kj::Maybe<uint32_t> point;
+  kj::Maybe<kj::String> out;
 };
 
 // nestbed's one exit-status contract, every subcommand alike: 0 success; 1 a run failed, or what
@@ -50,6 +57,12 @@ int compare(ExperimentOptions& options, kj::StringPtr manifestA, kj::StringPtr m
 // value, and plots draw one line per series value (an implementation across the swept values).
 int sweep(ExperimentOptions& options, kj::StringPtr manifest, kj::ArrayPtr<const kj::String> scenarios,
           kj::StringPtr param, kj::StringPtr series = nullptr);
+
+// The table (text, or --json), --csv and --plot of the experiment whose points (ExperimentPoint
+// JSON files, as `--point N --out FILE` writes them) are `paths`: what the experiment's own
+// command prints for the same runs. Exit 0 when every run passed, 1 when one failed or a point is
+// missing, duplicated, unreadable or from another experiment (named), 2 for an unwritable output.
+int merge(ExperimentOptions& options, kj::ArrayPtr<const kj::String> paths);
 
 // "key=v1,v2,..." split; null if there is no '=' or no value.
 struct SweepParam {

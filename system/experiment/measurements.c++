@@ -75,28 +75,46 @@ Measurements::Row& Measurements::row(kj::Vector<kj::Own<Row>>& rows, kj::String 
 
 void Measurements::add(size_t variant, uint32_t run, const RunResult& result) {
   KJ_REQUIRE(variant < variants_.size());
+  switch (result.outcome) {
+    case RunResult::Outcome::START_FAILED:
+      addRun(variant, run, result.report.asReader(), kj::StringPtr(result.error));
+      return;
+    case RunResult::Outcome::CHECK_FAILED:
+      failures_[variant].add(kj::str("run ", run, ": ", result.checkErrors.size(), " scenario check error",
+                                     result.checkErrors.size() == 1 ? "" : "s", ", the first: ",
+                                     result.checkErrors[0]));
+      return;
+    case RunResult::Outcome::RAN:
+      addRun(variant, run, result.report.asReader(), nullptr);
+      return;
+  }
+}
+
+void Measurements::add(rpc::ExperimentPoint::Reader point) {
+  KJ_REQUIRE(point.getVariant() < variants_.size(), "a point's variant is out of range", point.getVariant());
+  kj::Maybe<kj::StringPtr> startError;
+  if (point.getOutcome() != rpc::ExperimentPoint::Outcome::RAN) startError = point.getError();
+  addRun(point.getVariant(), point.getRun(), point.getReport(), startError);
+}
+
+void Measurements::addRun(size_t variant, uint32_t run, rpc::RunReport::Reader report,
+                          kj::Maybe<kj::StringPtr> startError) {
   auto& failures = failures_[variant];
-  if (manifests_[variant].get() == nullptr && result.report.asReader().hasProvenance()) {
-    auto provenance = result.report.asReader().getProvenance();
+  if (manifests_[variant].get() == nullptr && report.hasProvenance()) {
+    auto provenance = report.getProvenance();
     if (timing_ == nullptr) timing_ = kj::heapString(provenance.getTiming());
     if (provenance.getManifests().size() > 0) {
       manifests_[variant] = kj::heap<capnp::MallocMessageBuilder>();
       manifests_[variant]->setRoot(provenance.getManifests()[0]);
     }
   }
-  switch (result.outcome) {
-    case RunResult::Outcome::START_FAILED:
-      failures.add(kj::str("run ", run, ": did not start: ", result.error));
-      return;
-    case RunResult::Outcome::CHECK_FAILED:
-      failures.add(kj::str("run ", run, ": ", result.checkErrors.size(), " scenario check error",
-                           result.checkErrors.size() == 1 ? "" : "s", ", the first: ", result.checkErrors[0]));
-      return;
-    case RunResult::Outcome::RAN:
-      break;
+  KJ_IF_MAYBE(error, startError) {
+    failures.add(kj::str("run ", run, ": did not start: ", *error));
+    return;
   }
-  auto report = result.report.asReader();
-  for (auto file : result.failedScenarios()) failures.add(kj::str("run ", run, ": scenario ", file, " failed"));
+  for (auto scenario : report.getScenarios()) {
+    if (!scenario.getOk()) failures.add(kj::str("run ", run, ": scenario ", scenario.getFile(), " failed"));
+  }
   for (auto scenario : report.getScenarios()) {
     auto steps = scenario.getSteps();
     for (auto i : kj::indices(steps)) {

@@ -32,6 +32,9 @@ public:
   // One run of variant `variant` (its `run`-th, 1-based, for messages). A run that did not
   // reach its scenarios adds no samples; one whose scenarios failed adds them and a failure.
   void add(size_t variant, uint32_t run, const RunResult& result);
+  // The same from a point's record (compare and sweep add every run this way; `merge` adds the
+  // points it reads).
+  void add(rpc::ExperimentPoint::Reader point);
 
   // Step rows in wall time (this machine's) instead of the modeled machine's time.
   void useWallTime(bool wall) { wall_ = wall; }
@@ -45,6 +48,8 @@ public:
 
 private:
   Row& row(kj::Vector<kj::Own<Row>>& rows, kj::String key, bool step);
+  // A run that reached its scenarios (`startError` null) or did not start.
+  void addRun(size_t variant, uint32_t run, rpc::RunReport::Reader report, kj::Maybe<kj::StringPtr> startError);
 
   rpc::ExperimentReport::Kind kind_;
   bool wall_ = false;

@@ -18,7 +18,7 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 Progress::Progress(kj::StringPtr command, size_t total, FILE* out)
-    : command_(kj::heapString(command)), total_(total), out_(out), tty_(isatty(fileno(out)) != 0),
+    : command_(kj::heapString(command)), total_(total), out_(out), tty_(out != nullptr && isatty(fileno(out)) != 0),
       began_(std::chrono::steady_clock::now()), runBegan_(began_) {}
 
 Progress::~Progress() { done(); }
@@ -49,7 +49,7 @@ void Progress::finished(kj::StringPtr what, kj::StringPtr outcome) {
   finished_++;
   if (tty_) {
     draw(kj::str(what, ": ", outcome));
-  } else {
+  } else if (out_ != nullptr) {
     double seconds = secondsSince(runBegan_);
     fprintf(out_, "%s: %zu/%zu %s: %s (%.*f %s)\n", command_.cStr(), finished_, total_, what.cStr(),
             outcome.cStr(), seconds < 1 ? 0 : 2, seconds < 1 ? seconds * 1000 : seconds, seconds < 1 ? "ms" : "s");

@@ -11,7 +11,7 @@ namespace nb::experiment {
 
 class Progress {
 public:
-  Progress(kj::StringPtr command, size_t total, FILE* out = stderr);
+  Progress(kj::StringPtr command, size_t total, FILE* out = stderr);   // out null: silent
   ~Progress();
 
   void starting(kj::StringPtr what);          // a run begins: "B run 2", "iotlb_entries=64"

@@ -114,6 +114,7 @@ RunResult runOnce(kj::AsyncIoContext& io, Plan plan, kj::ArrayPtr<const LoadedSc
     runner.setClock(composer.clock(), composer.plan().timing.profile.name,
                     io.provider->getTimer());
     runner.setSupervisor(supervisor);
+    runner.setStepCounters(options.stepCounters);
     kj::Vector<ScenarioError> checkErrors;
     for (auto& s : scenarios) {
       for (auto& e : runner.check(s)) checkErrors.add(kj::mv(e));

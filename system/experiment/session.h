@@ -30,6 +30,7 @@ struct RunOptions {
   // Provenance: what the report records beside the plan's manifest.
   kj::ArrayPtr<const Override> overrides = nullptr;   // applied to the plan
   kj::ArrayPtr<const ScenarioParam> params = nullptr; // the scenario parameters given
+  bool stepCounters = true;               // each step's deltas (ScenarioRunner::setStepCounters)
 };
 
 // The build, the plan's manifest with `overrides` applied, and `params`, as a report records them.

@@ -376,8 +376,10 @@ struct ScenarioRunner::Impl {
   // Per-step accounting: every counter of every instance, by index, as last read.
   kj::Vector<std::pair<kj::String, kj::String>> counterKeys;   // (instance, counter)
   kj::HashMap<kj::String, size_t> counterIndex;                 // "instance.counter" -> index
+  kj::HashMap<kj::String, kj::Vector<size_t>> instanceIndexes;  // instance -> its counters' indexes
   kj::Vector<kj::String> instanceOrder;                         // start order, then "memory"
   kj::Vector<kj::Maybe<uint64_t>> lastCounters;
+  bool stepCounters = true;                                     // setStepCounters()
   kj::HashMap<kj::String, rpc::Component::Client> components;
   kj::HashMap<kj::String, bool> processPlaced;
   ScenarioRunner::Supervisor* supervisor = nullptr;
@@ -1288,7 +1290,26 @@ struct ScenarioRunner::Impl {
       // An instance that died has no counters to read; the composer reports its exit.
       kj::runCatchingExceptions([&]() {
         auto stats = pending[k].wait(waitScope);
-        for (auto c : stats.getCounters()) put(name, c.getName(), c.getValue());
+        // An instance returns its counters in the same order every time: their indexes from
+        // the last read, checked by name, spare building and hashing a key per counter.
+        auto& known = instanceIndexes.findOrCreate(name, [&]() {
+          return kj::HashMap<kj::String, kj::Vector<size_t>>::Entry{kj::heapString(name), {}};
+        });
+        auto counters = stats.getCounters();
+        for (uint32_t j = 0; j < counters.size(); j++) {
+          auto c = counters[j];
+          if (j < known.size() && counterKeys[known[j]].second == c.getName()) {
+            values[known[j]] = c.getValue();
+            continue;
+          }
+          put(name, c.getName(), c.getValue());
+          size_t index = KJ_ASSERT_NONNULL(counterIndex.find(kj::str(name, ".", c.getName())));
+          if (j < known.size()) {
+            known[j] = index;
+          } else {
+            known.add(index);
+          }
+        }
       });
       k++;
     }
@@ -1325,6 +1346,7 @@ struct ScenarioRunner::Impl {
   // set off has finished, as its modeled time is.
   void account(Node& node) {
     settle();
+    if (!stepCounters) return;
     auto now = settledCounters();
     while (node.deltas.size() < now.size()) node.deltas.add(0);
     for (size_t i = 0; i < now.size(); i++) {
@@ -1601,12 +1623,14 @@ kj::Array<ScenarioError> ScenarioRunner::check(const LoadedScenario& scenario) {
   return errors.releaseAsArray();
 }
 
+void ScenarioRunner::setStepCounters(bool on) { impl_->stepCounters = on; }
+
 void ScenarioRunner::run(const LoadedScenario& scenario, rpc::ScenarioReport::Builder report) {
   kj::Vector<kj::Own<Node>> roots;
   size_t cursor = 0;
   for (auto step : scenario.scenario.getSteps()) roots.add(impl_->build(step, scenario.stepLines, cursor, 0));
   impl_->file = scenario.file;
-  impl_->lastCounters = impl_->settledCounters();   // the baseline of the first step's deltas
+  if (impl_->stepCounters) impl_->lastCounters = impl_->settledCounters();   // the first step's baseline
   for (auto& node : roots) impl_->runNode(*node, 0);
   impl_->retired.add(kj::mv(impl_->saved));
   impl_->saved = {};

@@ -89,6 +89,11 @@ public:
   };
   void setSupervisor(Supervisor& supervisor);
 
+  // Whether each step's `deltas` are read (default true): every instance's counters before and
+  // after every step, a cost that grows with the number of instances. Benchmarks of per-step
+  // costs in large systems (tests/bench:scale) turn it off; steps then report no deltas.
+  void setStepCounters(bool on);
+
   struct Node;
   struct Impl;
 
