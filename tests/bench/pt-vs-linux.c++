@@ -8,10 +8,12 @@
 //
 // Both sides: stage 1, 4K granule, 48-bit IAS/OAS, prot READ|WRITE|CACHE, table memory
 // pre-faulted (nestbed's memfd written once; the peer's page pool likewise). Per repetition each
-// side runs once, the order alternating, and the ratio nestbed/Linux is taken per repetition;
-// every figure is the median with its min-max (measure.h). Printed:
+// side runs once, the order alternating (the one-page workloads in slices, alternating slice by
+// slice, so that both sides see the same load), and the ratio nestbed/Linux is taken per
+// repetition; every figure is the median with its min-max (measure.h). Printed:
 //   pt_map_4k_over_linux         one 4K page per call, 4096 distinct pages (map_pages pgcount 1)
-//   pt_unmap_4k_over_linux       the same pages unmapped one per call (unmap_pages with a gather)
+//   pt_unmap_4k_over_linux       the same pages unmapped one per call: Linux unmap_pages with a
+//                                fresh stack gather, nestbed unmap() into one reused UnmapResult
 //   pt_iova_to_phys_over_linux   one random lookup per call inside a 1 GiB mapping of 4K pages
 //   pt_bulk_map_over_linux       1 GiB of 4K pages (pa 4K-aligned only): nestbed one map() call,
 //                                Linux __iommu_map's loop of map_pages (one per table)
@@ -43,7 +45,7 @@ constexpr Prot RW = Prot::READ | Prot::WRITE | Prot::CACHE;
 constexpr int LINUX_RW = 1 | 2 | 4;  // IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE
 constexpr PhysAddr BASE = 0x4000'0000;
 constexpr uint64_t TABLE_MEMORY = 64 * MiB;
-constexpr int REPS = 11;
+constexpr int REPS = 15;
 
 [[noreturn]] void fail(const char* what) {
   fprintf(stderr, "pt_vs_linux: %s\n", what);
@@ -106,6 +108,22 @@ std::pair<Interval, Interval> interleaved(int rep, A&& a, B&& b) {
   }
   Interval y = timed(b);
   return {timed(a), y};
+}
+
+// The same in `chunks` slices, alternating sides slice by slice (the first side alternating
+// too), each side's intervals summed: both sides see the same load, on a machine where other
+// processes' cache and scheduling noise moves a whole pass by 2x. a(k) and b(k) run slice k.
+template <typename A, typename B>
+std::pair<Interval, Interval> interleavedSlices(int rep, unsigned chunks, A&& a, B&& b) {
+  Interval x, y;
+  for (unsigned k = 0; k < chunks; k++) {
+    auto [i, j] = interleaved(rep + int(k), [&]() { a(k); }, [&]() { b(k); });
+    x.cpu += i.cpu;
+    x.wall += i.wall;
+    y.cpu += j.cpu;
+    y.wall += j.wall;
+  }
+  return {x, y};
 }
 
 void printRatio(const char* name, const Samples& s) { nb::bench::print(name, "ratio", s, 3); }
@@ -171,31 +189,34 @@ int run(const char* peerPath) {
       iovas.push_back(v);
       pas.push_back(pa);
     }
-    auto nestbedMap = [&]() {
-      for (auto& r : maps) {
-        if (table.map(kj::arrayPtr(&r, 1)).error != Errno::OK) fail("nestbed page map");
+    constexpr unsigned SLICES = 4, SLICE = N / SLICES;
+    auto nestbedMap = [&](unsigned k) {
+      for (unsigned i = k * SLICE; i < (k + 1) * SLICE; i++) {
+        if (table.map(kj::arrayPtr(&maps[i], 1)).error != Errno::OK) fail("nestbed page map");
       }
     };
-    auto nestbedUnmap = [&]() {
-      for (auto& r : unmaps) {
-        if (table.unmap(kj::arrayPtr(&r, 1)).bytesUnmapped != PAGE) fail("nestbed page unmap");
+    UnmapResult unmapped;  // one result reused: the caller-held gather of a Linux caller
+    auto nestbedUnmap = [&](unsigned k) {
+      for (unsigned i = k * SLICE; i < (k + 1) * SLICE; i++) {
+        table.unmap(kj::arrayPtr(&unmaps[i], 1), unmapped);
+        if (unmapped.bytesUnmapped != PAGE) fail("nestbed page unmap");
       }
     };
-    auto linuxMap = [&]() {
-      if (peer.mapEach(lnx, iovas.data(), pas.data(), N, LINUX_RW) != 0) fail("Linux map");
+    auto linuxMap = [&](unsigned k) {
+      if (peer.mapEach(lnx, &iovas[k * SLICE], &pas[k * SLICE], SLICE, LINUX_RW) != 0) {
+        fail("Linux page map");
+      }
     };
-    auto linuxUnmap = [&]() {
-      if (peer.unmapEach(lnx, iovas.data(), N) != 0) fail("Linux page unmap");
+    auto linuxUnmap = [&](unsigned k) {
+      if (peer.unmapEach(lnx, &iovas[k * SLICE], SLICE) != 0) fail("Linux page unmap");
     };
     // Warm: the window's tables exist from here on on both sides (a 4K unmap frees none).
-    nestbedMap();
-    nestbedUnmap();
-    linuxMap();
-    linuxUnmap();
+    for (unsigned k = 0; k < SLICES; k++) nestbedMap(k), linuxMap(k);
+    for (unsigned k = 0; k < SLICES; k++) nestbedUnmap(k), linuxUnmap(k);
     Samples nMap, lMap, nUnmap, lUnmap, mapRatio, unmapRatio;
     for (int rep = 0; rep < REPS; rep++) {
-      auto [nm, lm] = interleaved(rep, nestbedMap, linuxMap);
-      auto [nu, lu] = interleaved(rep, nestbedUnmap, linuxUnmap);
+      auto [nm, lm] = interleavedSlices(rep, SLICES, nestbedMap, linuxMap);
+      auto [nu, lu] = interleavedSlices(rep, SLICES, nestbedUnmap, linuxUnmap);
       nMap.add(nm.cpu * 1e9 / N, nm.wall * 1e9 / N);
       lMap.add(lm.cpu * 1e9 / N, lm.wall * 1e9 / N);
       nUnmap.add(nu.cpu * 1e9 / N, nu.wall * 1e9 / N);
@@ -218,20 +239,23 @@ int run(const char* peerPath) {
     std::mt19937_64 rng(42);
     std::vector<uint64_t> iovas(1 << 18);
     for (auto& v : iovas) v = iova + rng() % GiB;
+    constexpr unsigned SLICES = 16;
+    const size_t slice = iovas.size() / SLICES;
     uint64_t nestbedSum = 0, linuxSum = 0;
-    auto nestbedLookups = [&]() {
+    auto nestbedLookups = [&](unsigned k) {
       uint64_t sum = 0;
-      for (uint64_t v : iovas) {
-        KJ_IF_MAYBE(pa, table.iovaToPhys(v)) sum += *pa;
+      for (size_t i = k * slice; i < (k + 1) * slice; i++) {
+        KJ_IF_MAYBE(pa, table.iovaToPhys(iovas[i])) sum += *pa;
       }
-      nestbedSum = sum;
+      nestbedSum += sum;
     };
-    auto linuxLookups = [&]() {
-      linuxSum = peer.iovaToPhysSum(lnx, iovas.data(), iovas.size());
+    auto linuxLookups = [&](unsigned k) {
+      linuxSum += peer.iovaToPhysSum(lnx, &iovas[k * slice], slice);
     };
     Samples nNs, lNs, ratio;
     for (int rep = 0; rep < REPS; rep++) {
-      auto [n, l] = interleaved(rep, nestbedLookups, linuxLookups);
+      nestbedSum = linuxSum = 0;
+      auto [n, l] = interleavedSlices(rep, SLICES, nestbedLookups, linuxLookups);
       check(nestbedSum == linuxSum && nestbedSum != 0, "the two sides' lookups differ");
       nNs.add(n.cpu * 1e9 / iovas.size(), n.wall * 1e9 / iovas.size());
       lNs.add(l.cpu * 1e9 / iovas.size(), l.wall * 1e9 / iovas.size());
