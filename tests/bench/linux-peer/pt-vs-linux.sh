@@ -25,6 +25,12 @@ else
 fi
 peer_dir="$root/tests/bench/linux-peer"
 bench="$root/tests/bench/pt_vs_linux_bench"
+[ -x "$bench" ] || bench="$root/bazel-bin/tests/bench/pt_vs_linux_bench"  # from a checkout
+if [ ! -x "$bench" ]; then
+  echo "pt_vs_linux: no pt_vs_linux_bench next to this script or in bazel-bin;" \
+       "run 'bazel run -c opt //tests/bench:pt_vs_linux'" >&2
+  exit 2
+fi
 
 src=${NESTBED_LINUX_SRC:-${XDG_CACHE_HOME:-$HOME/.cache}/nestbed/linux-source-6.12}
 args=()
@@ -35,6 +41,11 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
+
+# `bazel run` starts in the runfiles tree: a relative DIR means the caller's directory.
+if [[ "$src" != /* && -n "${BUILD_WORKING_DIRECTORY:-}" ]]; then
+  src="$BUILD_WORKING_DIRECTORY/$src"
+fi
 
 files=(drivers/iommu/io-pgtable-arm.c drivers/iommu/io-pgtable-arm.h drivers/iommu/io-pgtable.c
        include/linux/io-pgtable.h)
