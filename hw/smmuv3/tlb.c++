@@ -69,6 +69,7 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   fingerprints = kj::heapArray<uint64_t>(2 * size_t(sets_));
   for (auto& f : fingerprints) f = 0;
   for (uint32_t w = 0; w < ways_; w++) laneHighs[w / 8] |= uint64_t(0x80) << (8 * (w % 8));
+  halves = ways_ > 8 ? 2 : 1;
   // Initial order (most recent first): ways-1, ..., 1, 0. Any permutation would do: a set fills
   // its invalid ways, lowest first, before it evicts, and each fill promotes the way.
   uint64_t order = 0;
@@ -109,43 +110,79 @@ inline void Iotlb::eraseWay(uint32_t set, uint32_t way) {
   if (--sizeCounts[sizeLog2] == 0) sizesPresent &= ~(uint64_t(1) << sizeLog2);
 }
 
-const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out) {
-  hint.valid = false;
+inline uint32_t Iotlb::findWay(uint32_t set, uint64_t inBase, uint64_t context) const {
+  // The way holding exactly (inBase, context), by fingerprint bytes, full tags compared only for
+  // candidates; MAX_WAYS when none does.
+  const uint64_t fp = fingerprint(inBase, context);
+  const size_t first = size_t(set) * ways_;
+  for (unsigned half = 0; half < halves; half++) {
+    for (uint64_t m = candidates(set, half, fp); m != 0; m &= m - 1) {
+      const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
+      if (slots[first + way].inBase == inBase && slots[first + way].context == context) {
+        return way;
+      }
+    }
+  }
+  return MAX_WAYS;
+}
+
+const IotlbEntry* Iotlb::lookupOneSize(const IotlbTag& tag, uint64_t inputAddr,
+                                       uint8_t* sizeLog2Out) {
+  // lookup() when every entry has one size and a set is one fingerprint word with a
+  // power-of-two set count (every organisation of up to 8 ways, with one page size in use):
+  // the same probes without the loops over sizes and words.
+  const uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizesPresent));
+  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+  const uint32_t set = uint32_t(inputAddr >> sizeLog2) & (sets_ - 1);
+  const Slot* ways = &slots[size_t(set) * ways_];
+  const uint64_t word = fingerprints[2 * size_t(set)];
+  const uint64_t ownContext = contextBase(tag, false) | (uint64_t(sizeLog2) << 32);
+  const uint64_t globalContext =
+      tag.ipaSpace ? ~uint64_t(0) : contextBase(tag, true) | (uint64_t(sizeLog2) << 32);
+  constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
+  auto probe = [&](uint64_t context) -> uint32_t {
+    const uint64_t x = word ^ (fingerprint(inBase, context) * ONES);
+    for (uint64_t m = (x - ONES) & ~x & laneHighs[0]; m != 0; m &= m - 1) {
+      const uint32_t way = unsigned(__builtin_ctzll(m)) >> 3;
+      if (ways[way].inBase == inBase && ways[way].context == context) return way;
+    }
+    return MAX_WAYS;
+  };
+  uint32_t way = count != globalCount ? probe(ownContext) : MAX_WAYS;
+  if (way == MAX_WAYS && globalCount != 0) way = probe(globalContext);
+  if (way != MAX_WAYS) {
+    promote(set, way);
+    *sizeLog2Out = sizeLog2;
+    return &slots[size_t(set) * ways_ + way].value;
+  }
+  hint.valid = true;
+  hint.sizeLog2 = sizeLog2;
+  hint.set = set;
+  hint.inBase = inBase;
+  hint.ownContext = ownContext;
+  hint.globalContext = globalContext;
+  return nullptr;
+}
+
+const IotlbEntry* Iotlb::lookupGeneral(const IotlbTag& tag, uint64_t inputAddr,
+                                       uint8_t* sizeLog2Out) {
   const uint64_t ownBase = contextBase(tag, false);
   // Global entries are VA-space only: in IPA space the global context is one no way carries.
   const uint64_t globalBase = tag.ipaSpace ? ~uint64_t(0) : contextBase(tag, true);
+  // Own entries first, then global ones; a probe for a kind no entry has is skipped.
+  const bool probeOwn = count != globalCount, probeGlobal = globalCount != 0;
   for (uint64_t sizes = sizesPresent; sizes != 0; sizes &= sizes - 1) {
     const uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizes));
     const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
     const uint64_t ownContext = ownBase | (uint64_t(sizeLog2) << 32);
     const uint64_t globalContext = globalBase | (uint64_t(sizeLog2) << 32);
     const uint32_t set = setOf(inputAddr, sizeLog2);
-    const size_t first = size_t(set) * ways_;
-    // Own entries first, then global ones, by their fingerprint bytes, full tags compared only
-    // for candidates.
-    const uint64_t ownFp = fingerprint(inBase, ownContext);
-    for (unsigned half = 0; half < 2; half++) {
-      for (uint64_t m = candidates(set, half, ownFp); m != 0; m &= m - 1) {
-        const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
-        if (slots[first + way].inBase == inBase && slots[first + way].context == ownContext) {
-          promote(set, way);
-          *sizeLog2Out = sizeLog2;
-          return &slots[first + way].value;
-        }
-      }
-      if (ways_ <= 8) break;
-    }
-    for (unsigned half = 0; half < 2 && globalCount != 0; half++) {
-      const uint64_t globalFp = fingerprint(inBase, globalContext);
-      for (uint64_t m = candidates(set, half, globalFp); m != 0; m &= m - 1) {
-        const uint32_t way = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
-        if (slots[first + way].inBase == inBase && slots[first + way].context == globalContext) {
-          promote(set, way);
-          *sizeLog2Out = sizeLog2;
-          return &slots[first + way].value;
-        }
-      }
-      if (ways_ <= 8) break;
+    uint32_t way = probeOwn ? findWay(set, inBase, ownContext) : MAX_WAYS;
+    if (way == MAX_WAYS && probeGlobal) way = findWay(set, inBase, globalContext);
+    if (way != MAX_WAYS) {
+      promote(set, way);
+      *sizeLog2Out = sizeLog2;
+      return &slots[size_t(set) * ways_ + way].value;
     }
     hint.valid = true;
     hint.sizeLog2 = sizeLog2;
@@ -157,35 +194,62 @@ const IotlbEntry* Iotlb::lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t
   return nullptr;
 }
 
-void Iotlb::insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
-                   const IotlbEntry& entry) {
-  if (sets_ == 0) return;
+bool Iotlb::fillAfterMiss(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2,
+                          const IotlbEntry& entry) {
+  // The fill after lookupOneSize() missed this non-global key, with no global entries and one
+  // size present (the caller checked those): the key is not in its set, so fill the lowest
+  // invalid way or evict the least recently used one; the size and global accounting cannot
+  // change. False, having changed nothing, when the last miss was not this key.
+  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+  const uint64_t context = contextBase(tag, false) | (uint64_t(sizeLog2) << 32);
+  if (hint.inBase != inBase || hint.ownContext != context || hint.sizeLog2 != sizeLog2) {
+    return false;
+  }
+  hint.valid = false;
+  const uint32_t set = hint.set;
+  uint64_t& word = fingerprints[2 * size_t(set)];
+  constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
+  const uint64_t invalid = (word - ONES) & ~word & laneHighs[0];  // exact for the lowest
+  uint32_t way;
+  if (invalid != 0) {
+    way = unsigned(__builtin_ctzll(invalid)) >> 3;
+    count++;
+    sizeCounts[sizeLog2]++;
+    promote(set, way);
+  } else {
+    way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
+    evictions++;
+    recency[set] = ((recency[set] << 4) & orderMask) | way;
+  }
+  word = (word & ~(uint64_t(0xff) << (8 * way))) | (fingerprint(inBase, context) << (8 * way));
+  Slot& slot = slots[size_t(set) * ways_ + way];
+  slot.inBase = inBase;
+  slot.context = context;
+  slot.value = entry;
+  return true;
+}
+
+void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
+                          const IotlbEntry& entry) {
   const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
   const uint64_t context =
       contextBase(tag, global && !tag.ipaSpace) | (uint64_t(sizeLog2) << 32);
-  const uint64_t fp = fingerprint(inBase, context);
-  const uint32_t set = setOf(inputAddr, sizeLog2);
-  const size_t first = size_t(set) * ways_;
-  uint32_t way = MAX_WAYS;
+  uint32_t set, way = MAX_WAYS;
   bool evicted = false;
-  // The last lookup missed exactly this key in this set (and nothing changed since): skip the
-  // search for it.
-  const bool known = hint.valid && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
-                     (hint.ownContext == context || hint.globalContext == context);
-  hint.valid = false;
-  if (!known) {
-    for (unsigned half = 0; half < 2 && laneHighs[half] != 0 && way == MAX_WAYS; half++) {
-      for (uint64_t m = candidates(set, half, fp); m != 0; m &= m - 1) {
-        const uint32_t w = 8 * half + (unsigned(__builtin_ctzll(m)) >> 3);
-        if (slots[first + w].inBase == inBase && slots[first + w].context == context) {
-          way = w;   // replaced in place
-          break;
-        }
-      }
-    }
+  // The last lookup missed exactly this key in this set (and nothing changed since): its set is
+  // known and the search for the key can be skipped.
+  if (hint.valid && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
+      (hint.ownContext == context || hint.globalContext == context)) {
+    set = hint.set;
+  } else {
+    set = setOf(inputAddr, sizeLog2);
+    way = findWay(set, inBase, context);  // replaced in place if present
   }
+  hint.valid = false;
+  const size_t first = size_t(set) * ways_;
   if (way == MAX_WAYS) {
-    for (unsigned half = 0; half < 2 && laneHighs[half] != 0; half++) {
+    const uint64_t fp = fingerprint(inBase, context);
+    for (unsigned half = 0; half < halves; half++) {
       const uint64_t invalid = candidates(set, half, 0);
       if (invalid != 0) {
         // The lowest flagged byte is exact (no borrow reaches it).

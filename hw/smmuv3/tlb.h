@@ -129,7 +129,10 @@ class Iotlb {
   // by lookup(). Each set keeps its ways' recency order as a stack of 4-bit way numbers, so
   // finding the victim and promoting a way are a few bit operations, not a scan; and a byte of
   // each way's tag hash (0 = invalid), so a lookup compares every way in one word operation
-  // and reads a way's full tag only when its byte matches.
+  // and reads a way's full tag only when its byte matches. With one entry size present and up
+  // to 8 ways (the usual case: 4K pages) lookup and the fill after a miss take straight-line
+  // paths (lookupOneSize, fillAfterMiss) that do the same; an empty or disabled IOTLB costs
+  // its caller one compare.
 public:
   static constexpr uint32_t MAX_WAYS = 16;
   Iotlb(uint32_t entries, uint32_t ways);
@@ -137,12 +140,27 @@ public:
   // entries must be a multiple of it (sets = entries / ways; KJ_REQUIRE, checked by
   // validateFeatures too).
 
-  const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
+  const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out) {
+    hint.valid = false;
+    if (sizesPresent == 0) return nullptr;  // empty (or disabled): nothing to compute
+    if ((sizesPresent & (sizesPresent - 1)) == 0 && halves == 1 && setsArePow2) {
+      return lookupOneSize(tag, inputAddr, sizeLog2Out);
+    }
+    return lookupGeneral(tag, inputAddr, sizeLog2Out);
+  }
   // The entry covering `inputAddr` in `tag`'s context (non-global first, then global for VA
   // space, smallest size first), or null; a returned entry becomes its set's most recently
   // used. Counts nothing: the caller decides whether the entry serves the access.
   void insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
-              const IotlbEntry& entry);
+              const IotlbEntry& entry) {
+    if (sets_ == 0) return;
+    if (hint.valid && !global && halves == 1 && globalCount == 0 &&
+        sizesPresent == (uint64_t(1) << sizeLog2) &&
+        fillAfterMiss(tag, inputAddr, sizeLog2, entry)) {
+      return;
+    }
+    insertGeneral(tag, inputAddr, sizeLog2, global, entry);
+  }
   // Replaces the entry with the same key in place, else fills the set's first invalid way,
   // else evicts the set's least recently used way (`evictions` counts those).
   size_t invalidate(const IotlbScope& scope);
@@ -174,6 +192,14 @@ private:
     const uint64_t asid = global || tag.ipaSpace ? 0 : tag.asid;
     return uint64_t(el2 ? 0 : tag.vmid) | (asid << 16) | (flags << 40) | VALID;
   }
+  const IotlbEntry* lookupGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
+  bool fillAfterMiss(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2,
+                     const IotlbEntry& entry);
+  void insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
+                     const IotlbEntry& entry);
+  const IotlbEntry* lookupOneSize(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
+  [[gnu::always_inline]] inline uint32_t findWay(uint32_t set, uint64_t inBase,
+                                                 uint64_t context) const;
   [[gnu::always_inline]] inline void eraseWay(uint32_t set, uint32_t way);
   [[gnu::always_inline]] inline void promote(uint32_t set, uint32_t way);
   // `way` becomes the set's most recently used.
@@ -204,6 +230,7 @@ private:
   kj::Array<uint64_t> fingerprints;   // per set two words: byte w = way (8 * word + w)'s
                                       // fingerprint(), 0 when invalid
   uint64_t laneHighs[2] = {0, 0};     // bit 8w+7 for each way the word holds
+  unsigned halves = 0;                // fingerprint words in use: 1 up to 8 ways, else 2
   uint64_t orderMask = 0;             // the recency nibbles in use
   // What the last lookup() learned on a miss, for the insert() that follows it (after the
   // walk): this set holds neither the own nor the global key, so insert() need not look.

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <stdio.h>
 #include <vector>
 
@@ -151,9 +152,12 @@ void runDmaBench(const Registry& registry, kj::StringPtr host) {
 }  // namespace
 }  // namespace nb::smmu::bench
 
-int main() {
+int main(int argc, char** argv) {
+  // --core: the model's core figures only (no composed system).
+  const bool coreOnly = argc > 1 && strcmp(argv[1], "--core") == 0;
   nb::smmu::runCoreBench();
   fflush(stdout);
+  if (coreOnly) return 0;
   nb::Registry registry;
   nb::addBuiltinTypes(registry);
   const char* dir = getenv("RUNFILES_DIR");

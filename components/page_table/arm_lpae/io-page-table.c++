@@ -75,6 +75,19 @@ inline uint64_t* IoPageTable::entriesOf(PhysAddr table, uint32_t level) const {
   return reinterpret_cast<uint64_t*>(mem_.bytes().begin() + (table - mem_.base()));
 }
 
+inline uint64_t* IoPageTable::tableAt(PhysAddr table) const {
+  // entriesOf for a table below the start level (one granule) on the one-page paths: one
+  // compare instead of the general range check. A table descriptor pointing outside memory (a
+  // corrupted table) throws the same error.
+  const uint64_t offset = table - fast_.memBase;
+  if (KJ_UNLIKELY(offset > fast_.tableSpan)) badTable(table);
+  return reinterpret_cast<uint64_t*>(fast_.host + offset);
+}
+
+void IoPageTable::badTable(PhysAddr table) const {
+  KJ_FAIL_ASSERT("table outside physical memory", table, geometry_.pageSize());
+}
+
 inline uint64_t IoPageTable::loadPte(const uint64_t* ptep) {
   return __atomic_load_n(ptep, __ATOMIC_ACQUIRE);
 }
@@ -82,6 +95,22 @@ inline uint64_t IoPageTable::loadPte(const uint64_t* ptep) {
 inline void IoPageTable::writePte(uint64_t* ptep, uint64_t pte) {
   __atomic_store_n(ptep, pte, __ATOMIC_RELEASE);
   stats_.ptesWritten++;
+}
+
+void IoPageTable::fillLeaves(PhysAddr table, uint32_t level, uint64_t attributes, PhysAddr pa) {
+  // Every entry of a table not yet installed: leaves of consecutive output addresses from `pa`.
+  // Plain stores: no walker can reach the table before the release store that installs it, which
+  // orders them. Below 2^48 the output address field is the address itself, so each leaf is the
+  // previous one plus the block size (a loop the compiler vectorises); above, encode each.
+  const uint64_t size = geometry_.blockSize(level), n = geometry_.entries(level);
+  uint64_t* entries = entriesOf(table, level);
+  if (pa + n * size <= (uint64_t(1) << 48)) {
+    const uint64_t first = makeLeafPte(attributes, pa, level);
+    for (uint64_t i = 0; i < n; i++) entries[i] = first + i * size;
+  } else {
+    for (uint64_t i = 0; i < n; i++) entries[i] = makeLeafPte(attributes, pa + i * size, level);
+  }
+  stats_.ptesWritten += n;
 }
 
 inline PhysAddr IoPageTable::tableAddress(uint64_t pte) const {
@@ -191,11 +220,7 @@ struct IoPageTable::MapVisitor {
       // table full of leaves, then install it (no zeroing, no descent; what the walk would
       // produce, one table page per visit, and a walker never sees it half filled).
       KJ_IF_MAYBE(child, t.allocTable(false)) {
-        uint64_t size = g.blockSize(childLevel);
-        uint64_t* entries = t.entriesOf(*child, childLevel);
-        for (uint64_t i = 0, n = g.entries(childLevel); i < n; i++) {
-          t.writePte(entries + i, makeLeafPte(attributes, pa + i * size, childLevel));
-        }
+        t.fillLeaves(*child, childLevel, attributes, pa);
         t.writePte(s.ptep, makeTablePte(*child));
         mapped += s.size;
         return Step::NEXT;
@@ -294,13 +319,7 @@ struct IoPageTable::UnmapVisitor {
     KJ_ASSERT(level < MAX_LEVELS && g.leafAllowed(level));
     // Every entry is written before the table is installed: no need to zero it.
     KJ_IF_MAYBE(child, t.allocTable(false)) {
-      uint64_t size = g.blockSize(level);
-      uint64_t attributes = leafAttributesOf(s.pte);
-      PhysAddr pa = decodeOutputAddress(s.pte, g.granule);
-      uint64_t* entries = t.entriesOf(*child, level);
-      for (uint64_t i = 0; i < g.entries(level); i++) {
-        t.writePte(entries + i, makeLeafPte(attributes, pa + i * size, level));
-      }
+      t.fillLeaves(*child, level, leafAttributesOf(s.pte), decodeOutputAddress(s.pte, g.granule));
       s.pte = makeTablePte(*child);
       t.writePte(s.ptep, s.pte);
       if (splitGranule == 0) {
@@ -426,6 +445,15 @@ IoPageTable::IoPageTable(Passkey, PhysMem& mem, FrameSource& frames, const Table
                          const Geometry& geometry, PhysAddr pgd)
     : mem_(mem), frames_(frames), config_(config), geometry_(geometry), root_(pgd) {
   mem_.zero(root_, pgdAllocBytes());
+  for (uint32_t level = geometry_.startLevel; level < MAX_LEVELS; level++) {
+    fast_.shift[level] = geometry_.levelShift(level);
+    fast_.mask[level] = geometry_.entries(level) - 1;
+  }
+  fast_.host = mem_.bytes().begin();
+  fast_.memBase = mem_.base();
+  KJ_REQUIRE(mem_.size() >= geometry_.pageSize(), "memory smaller than one table page");
+  fast_.tableSpan = mem_.size() - geometry_.pageSize();
+  fast_.root = entriesOf(root_, geometry_.startLevel);
   stats_.tablesAllocated = 1;
   tablePages_ = 1;
   tableBytes_ = pgdAllocBytes();
@@ -567,14 +595,14 @@ bool IoPageTable::mapPageFast(const MapRun& run) {
   // MapVisitor does there (descend through each table, write the page leaf), as a loop.
   // Anything else (a table to allocate, an entry in the way) returns false for the visitor.
   const Geometry& g = geometry_;
-  PhysAddr table = root_;
+  uint64_t* entries = fast_.root;
   for (uint32_t level = g.startLevel; level < MAX_LEVELS - 1; level++) {
-    const uint64_t pte = loadPte(entriesOf(table, level) + g.index(run.iova, level));
+    const uint64_t pte = loadPte(entries + fastIndex(run.iova, level));
     if (!isTable(pte, level)) return false;
-    table = tableAddress(pte);
+    entries = tableAt(tableAddress(pte));
   }
   constexpr uint32_t LAST = MAX_LEVELS - 1;
-  uint64_t* ptep = entriesOf(table, LAST) + g.index(run.iova, LAST);
+  uint64_t* ptep = entries + fastIndex(run.iova, LAST);
   if (loadPte(ptep) != 0 || !g.leafAllowed(LAST)) return false;
   writePte(ptep, makeLeafPte(makeLeafAttributes(config_.format, run.prot, config_.hd), run.pa,
                              LAST));
@@ -671,13 +699,7 @@ uint64_t IoPageTable::unmapPages(uint64_t iova, uint64_t pgsize, uint64_t count,
         const uint32_t child = level + 1;
         KJ_ASSERT(child < MAX_LEVELS && g.leafAllowed(child));
         KJ_IF_MAYBE(t, allocTable(false)) {
-          const uint64_t size = g.blockSize(child);
-          const uint64_t attributes = leafAttributesOf(pte);
-          const PhysAddr pa = decodeOutputAddress(pte, g.granule);
-          uint64_t* out = entriesOf(*t, child);
-          for (uint64_t i = 0; i < g.entries(child); i++) {
-            writePte(out + i, makeLeafPte(attributes, pa + i * size, child));
-          }
+          fillLeaves(*t, child, leafAttributesOf(pte), decodeOutputAddress(pte, g.granule));
           writePte(ptep, makeTablePte(*t));
           if (splitGranule == 0) splitGranule = block;
           table = *t;
@@ -720,6 +742,15 @@ Errno IoPageTable::unmapLinux(const UnmapRange& range, UnmapResult& result) {
 
 UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
   UnmapResult result;
+  unmap(ranges, result);
+  return result;
+}
+
+void IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges, UnmapResult& result) {
+  result.bytesUnmapped = 0;
+  result.invalidations.clear();
+  result.stoppedIndex = nullptr;
+  result.error = Errno::OK;
   const Geometry& g = geometry_;
   for (size_t i = 0; i < ranges.size(); i++) {
     const UnmapRange& range = ranges[i];
@@ -728,10 +759,15 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
       error = Errno::INVAL;
     } else if (range.size > g.inputLimit() || range.iova > g.inputLimit() - range.size) {
       error = Errno::RANGE;
+    } else if (range.size == g.pageSize() && config_.lifetime == TableLifetime::LINUX &&
+               unmapPageFast(range, uint32_t(i), result)) {
+      // done: one page leaf cleared
     } else {
       // Each range's invalidations on their own, then tagged with its index: entries of two
       // ranges are never merged (each range is one iommu_unmap, with its own final sync).
       UnmapResult one;
+      one.invalidations = kj::mv(rangeScratch_);
+      one.invalidations.clear();
       if (config_.lifetime == TableLifetime::LINUX) {
         error = unmapLinux(range, one);
       } else {
@@ -742,10 +778,11 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
       }
       result.bytesUnmapped += one.bytesUnmapped;
       for (auto& inv : one.invalidations) inv.range = uint32_t(i);
-      if (result.invalidations.size() == 0) {
+      if (result.invalidations.size() == 0 && result.invalidations.capacity() == 0) {
         result.invalidations = kj::mv(one.invalidations);   // no second list to allocate
       } else {
         for (auto& inv : one.invalidations) result.invalidations.add(inv);
+        rangeScratch_ = kj::mv(one.invalidations);
       }
     }
     if (error != Errno::OK) {
@@ -754,24 +791,47 @@ UnmapResult IoPageTable::unmap(kj::ArrayPtr<const UnmapRange> ranges) {
       break;
     }
   }
-  return result;
+}
+
+bool IoPageTable::unmapPageFast(const UnmapRange& range, uint32_t index, UnmapResult& result) {
+  // One page under TableLifetime::LINUX (iommu_pgsize gives (4K-granule page, 1)) whose tables
+  // all exist and whose last-level entry is a page: exactly what unmapPages does there (clear
+  // it, one leaf invalidation; no table is freed), as a loop. Anything else (a hole, a block
+  // above) returns false for the general path, having changed nothing.
+  uint64_t* entries = fast_.root;
+  for (uint32_t level = geometry_.startLevel; level < MAX_LEVELS - 1; level++) {
+    const uint64_t pte = loadPte(entries + fastIndex(range.iova, level));
+    if (!isTable(pte, level)) return false;
+    entries = tableAt(tableAddress(pte));
+  }
+  constexpr uint32_t LAST = MAX_LEVELS - 1;
+  uint64_t* ptep = entries + fastIndex(range.iova, LAST);
+  stats_.unmapLastLevelReads++;
+  if (!isLeaf(loadPte(ptep), LAST)) {
+    stats_.unmapLastLevelReads--;  // the general path reads it again and counts it
+    return false;
+  }
+  writePte(ptep, 0);
+  result.bytesUnmapped += range.size;
+  result.invalidations.add(Invalidation{range.iova, range.size, range.size, true, index});
+  return true;
 }
 
 kj::Maybe<uint64_t> IoPageTable::iovaToPhys(uint64_t iova) const {
   // A loop, not a visitor: one descriptor per level (the per-call cost of a single lookup was
   // the visitor walk's bookkeeping, not its four loads).
   if (iova >= geometry_.inputLimit()) return nullptr;
-  PhysAddr table = root_;
+  const uint64_t* entries = fast_.root;
   for (uint32_t level = geometry_.startLevel;; level++) {
-    const uint64_t pte = loadPte(entriesOf(table, level) + geometry_.index(iova, level));
+    const uint64_t pte = loadPte(entries + fastIndex(iova, level));
     if (isTable(pte, level)) {
-      table = tableAddress(pte);
+      entries = tableAt(tableAddress(pte));
       continue;
     }
     if (!isLeaf(pte, level)) return nullptr;
     // Facts 4.8: leaf PA | (iova & (block_size - 1)).
     return decodeOutputAddress(pte, geometry_.granule) +
-           (iova & (geometry_.blockSize(level) - 1));
+           (iova & ((uint64_t(1) << fast_.shift[level]) - 1));
   }
 }
 

@@ -163,6 +163,10 @@ public:
   UnmapResult unmap(kj::ArrayPtr<const UnmapRange> ranges);
   // Unmaps the ranges in order, stopping at a hole or a refused partial leaf. Tables are freed
   // as the config's TableLifetime says.
+  void unmap(kj::ArrayPtr<const UnmapRange> ranges, UnmapResult& result);
+  // The same into `result`, reset first; its invalidation list keeps its storage, so a caller
+  // that unmaps a page per call with one UnmapResult allocates nothing (what the stack-held
+  // iommu_iotlb_gather is to a Linux caller of unmap_pages).
   kj::Maybe<uint64_t> iovaToPhys(uint64_t iova) const;
   // Null when nothing is mapped there or the iova is beyond IAS.
   kj::Vector<WalkStep> walk(uint64_t iova) const;
@@ -213,6 +217,7 @@ private:
   struct DirtyVisitor;
 
   bool mapPageFast(const MapRun& run);
+  bool unmapPageFast(const UnmapRange& range, uint32_t index, UnmapResult& result);
   uint64_t iommuPgsize(uint64_t iova, uint64_t remaining, uint64_t& count) const;
   uint64_t unmapPages(uint64_t iova, uint64_t pgsize, uint64_t count, UnmapResult& result,
                       Errno& error);
@@ -232,8 +237,14 @@ private:
   bool tableEmpty(PhysAddr table, uint32_t level, uint64_t hint) const;
   bool subtreeHasLeaf(PhysAddr table, uint32_t level) const;
   uint64_t* entriesOf(PhysAddr table, uint32_t level) const;
+  uint64_t* tableAt(PhysAddr table) const;
+  [[noreturn]] void badTable(PhysAddr table) const;
+  uint64_t fastIndex(uint64_t iova, uint32_t level) const {
+    return (iova >> fast_.shift[level]) & fast_.mask[level];
+  }
   static uint64_t loadPte(const uint64_t* ptep);
   void writePte(uint64_t* ptep, uint64_t pte);
+  void fillLeaves(PhysAddr table, uint32_t level, uint64_t attributes, PhysAddr pa);
   PhysAddr tableAddress(uint64_t pte) const;
 
   PhysMem& mem_;
@@ -244,6 +255,17 @@ private:
   Stats stats_;
   uint64_t tablePages_ = 0;
   uint64_t tableBytes_ = 0;
+  kj::Vector<Invalidation> rangeScratch_;  // one range's invalidations (unmap), reused
+  struct Fast {
+    // What the one-page paths (mapPageFast, unmapPageFast, iovaToPhys) walk with, computed once:
+    // per level the index shift and mask, and the memory a table descriptor may point into.
+    uint32_t shift[MAX_LEVELS] = {};
+    uint64_t mask[MAX_LEVELS] = {};
+    kj::byte* host = nullptr;  // the PhysMem mapping of memBase
+    PhysAddr memBase = 0;
+    uint64_t tableSpan = 0;    // a table page at memBase + [0, tableSpan] lies inside memory
+    uint64_t* root = nullptr;  // the PGD's entries
+  } fast_;
 };
 
 }  // namespace nb::pt

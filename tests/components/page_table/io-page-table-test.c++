@@ -495,6 +495,152 @@ TEST_CASE("PageTable: 64K granule with 52-bit addresses", "[page_table]") {
   CHECK(t->tablePagesInUse() == 3);
 }
 
+TEST_CASE("PageTable: unmap into a reused result resets it and tags each range",
+          "[page_table]") {
+  PageTableFixture fx;
+  auto t = fx.make(s1Config4K());
+  REQUIRE(mapOne(*t, 0x1000, 0x9000'1000, 0x4000, RW).error == Errno::OK);
+  UnmapResult u;
+  uint64_t reads = t->stats().unmapLastLevelReads;
+  // One page: bytes, one add_page-sized leaf invalidation, one last-level read (facts 1.1).
+  UnmapRange one{0x2000, 0x1000};
+  t->unmap(kj::arrayPtr(&one, 1), u);
+  CHECK(u.error == Errno::OK);
+  CHECK(u.stoppedIndex == nullptr);
+  CHECK(u.bytesUnmapped == 0x1000);
+  INFO("got " << describe(u.invalidations));
+  CHECK(sameInvalidations(u.invalidations, {{0x2000, 0x1000, 0x1000, true}}));
+  CHECK(t->stats().unmapLastLevelReads == reads + 1);
+  CHECK(lookup(*t, 0x2000) == NOT_MAPPED);
+  CHECK(lookup(*t, 0x3000) == 0x9000'3000);
+  // The same result again: what the first call left is gone.
+  one.iova = 0x3000;
+  t->unmap(kj::arrayPtr(&one, 1), u);
+  CHECK(u.bytesUnmapped == 0x1000);
+  CHECK(sameInvalidations(u.invalidations, {{0x3000, 0x1000, 0x1000, true}}));
+  CHECK(u.invalidations[0].range == 0);
+  CHECK(t->stats().unmapLastLevelReads == reads + 2);
+  // A page already unmapped: the hole is read once, nothing is unmapped (WARN_ON(!pte)).
+  t->unmap(kj::arrayPtr(&one, 1), u);
+  CHECK(u.error == Errno::NOENT);
+  CHECK(u.stoppedIndex == size_t(0));
+  CHECK(u.bytesUnmapped == 0);
+  CHECK(u.invalidations.size() == 0);
+  CHECK(t->stats().unmapLastLevelReads == reads + 3);
+  // Two ranges, the second a hole: the first's entry carries range 0, then the stop.
+  UnmapRange two[] = {{0x1000, 0x1000}, {0x2000, 0x1000}};
+  t->unmap(two, u);
+  CHECK(u.error == Errno::NOENT);
+  CHECK(u.stoppedIndex == size_t(1));
+  CHECK(u.bytesUnmapped == 0x1000);
+  CHECK(sameInvalidations(u.invalidations, {{0x1000, 0x1000, 0x1000, true}}));
+  CHECK(u.invalidations[0].range == 0);
+  // A run of pages and a single page: two entries, never merged across ranges though
+  // contiguous, each tagged with its range.
+  REQUIRE(mapOne(*t, 0x10'0000, 0x9010'0000, 0x3000, RW).error == Errno::OK);
+  UnmapRange mixed[] = {{0x10'0000, 0x2000}, {0x10'2000, 0x1000}};
+  t->unmap(mixed, u);
+  CHECK(u.error == Errno::OK);
+  CHECK(u.bytesUnmapped == 0x3000);
+  INFO("got " << describe(u.invalidations));
+  CHECK(sameInvalidations(u.invalidations,
+                          {{0x10'0000, 0x2000, 0x1000, true}, {0x10'2000, 0x1000, 0x1000, true}}));
+  CHECK(u.invalidations[0].range == 0);
+  CHECK(u.invalidations[1].range == 1);
+  // The returning form gives the same as a fresh result.
+  REQUIRE(mapOne(*t, 0x10'0000, 0x9010'0000, 0x3000, RW).error == Errno::OK);
+  auto fresh = t->unmap(mixed);
+  CHECK(fresh.bytesUnmapped == 0x3000);
+  CHECK(sameInvalidations(fresh.invalidations,
+                          {{0x10'0000, 0x2000, 0x1000, true}, {0x10'2000, 0x1000, 0x1000, true}}));
+}
+
+TEST_CASE("PageTable: a table descriptor pointing outside memory is an error, not a read",
+          "[page_table]") {
+  // Tables live in [BASE, BASE + SIZE); a last-level table must fit there whole.
+  const PhysAddr base = PageTableFixture::BASE, end = base + PageTableFixture::SIZE;
+  struct Case {
+    PhysAddr table;
+    bool inside;
+  };
+  const Case cases[] = {
+      {end - 0x1000, true},  // the last page of memory
+      {base, true},          // the first (the PGD: what it holds reads as a level-3 table)
+      {end, false},          // just past the end
+      {base - 0x1000, false},
+      {uint64_t(1) << 40, false},
+  };
+  for (const Case& c : cases) {
+    INFO("table at 0x" << kj::str(kj::hex(c.table)).cStr());
+    PageTableFixture fx;
+    auto t = fx.make(s1Config4K());
+    REQUIRE(mapOne(*t, 0x20'0000, 0x9000'0000, 0x1000, RW).error == Errno::OK);
+    // Rewrite the level-2 descriptor (a table descriptor: address | 3) to point at c.table.
+    auto steps = t->walk(0x20'0000);
+    REQUIRE(steps.size() == 4);
+    REQUIRE(steps[2].level == 2);
+    fx.mem->store64(steps[2].descriptorPa, c.table | 3);
+    const MapRun page{0x20'1000, 0x9000'1000, 0x1000, RW};
+    const UnmapRange range{0x20'0000, 0x1000};
+    if (c.table == base) {
+      CHECK_NOTHROW(t->iovaToPhys(0x20'0000));
+    } else if (c.inside) {
+      fx.mem->zero(c.table, 0x1000);  // an empty table there
+      CHECK(lookup(*t, 0x20'0000) == NOT_MAPPED);
+      CHECK(t->unmap(kj::arrayPtr(&range, 1)).error == Errno::NOENT);
+    } else {
+      CHECK_THROWS(t->iovaToPhys(0x20'0000));
+      CHECK_THROWS(t->map(kj::arrayPtr(&page, 1)));
+      CHECK_THROWS(t->unmap(kj::arrayPtr(&range, 1)));
+    }
+    // Leave a valid tree for the destructor.
+    fx.mem->store64(steps[2].descriptorPa, 0);
+  }
+}
+
+TEST_CASE("PageTable: a table filled whole holds consecutive leaves", "[page_table]") {
+  PageTableFixture fx;
+  SECTION("4K granule, a 2 MiB slot of pages") {
+    auto t = fx.make(s1Config4K());
+    // pa 4K-aligned only: the L2 slot becomes a table of 512 pages, written whole.
+    REQUIRE(mapOne(*t, 2 * MiB, 0x1'2345'6000, 2 * MiB, RW).error == Errno::OK);
+    // Stage 1 READ|WRITE (facts 4.2): nG 0x800 | AF 0x400 | SH outer 0x200 | AP[1] 0x40, then
+    // the address and the page type 3.
+    for (uint64_t i : {0, 1, 255, 511}) {
+      auto steps = t->walk(2 * MiB + i * 0x1000);
+      REQUIRE(steps.size() == 4);
+      CHECK(steps[3].descriptor == ((0x1'2345'6000 + i * 0x1000) | 0xe40 | 3));
+    }
+  }
+  SECTION("64K granule, a 512 MiB slot of pages crossing PA 2^48") {
+    TableConfig config = s1Config4K();
+    config.granule = Granule::SIZE_64K;
+    config.ias = config.oas = 52;
+    auto t = fx.make(config);
+    // 8192 pages of 64K from 2^48 - 256 MiB: the upper half's PA[51:48] = 1 goes into
+    // PTE[15:12] (facts 4.3), the lower half's into nothing.
+    const uint64_t pa = (uint64_t(1) << 48) - 256 * MiB, iova = 8 * TiB;
+    REQUIRE(mapOne(*t, iova, pa, 512 * MiB, RW).error == Errno::OK);
+    struct Leaf {
+      uint64_t page, oa;
+    };
+    const Leaf leaves[] = {
+        {0, 0xffff'f000'0000},       // 2^48 - 256 MiB
+        {4095, 0xffff'ffff'0000},    // the last page below 2^48
+        {4096, 0x1000},              // 2^48: address bits [47:16] zero, PA[51:48] = 1
+        {8191, 0x0fff'0000 | 0x1000},      // 2^48 + 256 MiB - 64K
+    };
+    for (const Leaf& l : leaves) {
+      INFO("page " << l.page);
+      auto steps = t->walk(iova + l.page * 64 * KiB);
+      REQUIRE(steps.size() > 0);
+      CHECK(steps.back().level == 3);
+      CHECK(steps.back().descriptor == (l.oa | 0xe40 | 3));
+      CHECK(lookup(*t, iova + l.page * 64 * KiB + 42) == pa + l.page * 64 * KiB + 42);
+    }
+  }
+}
+
 TEST_CASE("PageTable: stats count descriptor writes and table pages", "[page_table]") {
   PageTableFixture fx;
   auto t = fx.make(s1Config4K());

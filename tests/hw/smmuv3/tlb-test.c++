@@ -7,6 +7,7 @@
 #include "hw/smmuv3/set-cache.h"
 #include <map>
 #include <random>
+#include <vector>
 
 namespace nb::smmu::testing {
 namespace {
@@ -259,6 +260,146 @@ TEST_CASE("Iotlb: a set count that is no power of two indexes by the remainder",
   for (uint64_t i = 1; i < 9; i++) CHECK(has(tlb, 3 * i));
   for (uint64_t p : {1, 2, 4, 5, 7, 8}) put(tlb, p);
   CHECK(tlb.evictions == 1);
+}
+
+// A reference IOTLB for the random test: per set, the keys most recent first (what set-
+// associative LRU keeps, without way numbers), filled and probed as Iotlb's contract says.
+struct ReferenceIotlb {
+  struct Key {
+    uint64_t inBase;
+    uint16_t asid;  // 0 for a global entry
+    uint8_t sizeLog2;
+    bool global;
+    bool operator==(const Key& o) const {
+      return inBase == o.inBase && asid == o.asid && sizeLog2 == o.sizeLog2 && global == o.global;
+    }
+  };
+  struct Way {
+    Key key;
+    uint64_t outBase;
+  };
+  uint32_t sets, ways;
+  std::vector<std::vector<Way>> order;  // [set], most recent first
+  uint64_t evictions = 0;
+
+  ReferenceIotlb(uint32_t entries, uint32_t ways)
+      : sets(entries / ways), ways(ways), order(entries / ways) {}
+  uint32_t setOf(uint64_t addr, uint8_t sizeLog2) const {
+    return uint32_t((addr >> sizeLog2) % sets);
+  }
+  size_t size() const {
+    size_t n = 0;
+    for (auto& s : order) n += s.size();
+    return n;
+  }
+  bool hasSize(uint8_t sizeLog2) const {
+    for (auto& s : order) {
+      for (auto& w : s) {
+        if (w.key.sizeLog2 == sizeLog2) return true;
+      }
+    }
+    return false;
+  }
+  const Way* lookup(uint16_t asid, uint64_t addr) {
+    for (uint8_t sizeLog2 : {12, 21}) {
+      if (!hasSize(sizeLog2)) continue;
+      const uint64_t inBase = addr & ~((uint64_t(1) << sizeLog2) - 1);
+      auto& set = order[setOf(addr, sizeLog2)];
+      for (const Key& want : {Key{inBase, asid, sizeLog2, false}, Key{inBase, 0, sizeLog2, true}}) {
+        for (size_t i = 0; i < set.size(); i++) {
+          if (set[i].key == want) {
+            Way w = set[i];
+            set.erase(set.begin() + i);
+            set.insert(set.begin(), w);
+            return &set.front();
+          }
+        }
+      }
+    }
+    return nullptr;
+  }
+  void insert(uint16_t asid, uint64_t addr, uint8_t sizeLog2, bool global, uint64_t outBase) {
+    const Key key{addr & ~((uint64_t(1) << sizeLog2) - 1), global ? uint16_t(0) : asid,
+                  sizeLog2, global};
+    auto& set = order[setOf(addr, sizeLog2)];
+    for (size_t i = 0; i < set.size(); i++) {
+      if (set[i].key == key) set.erase(set.begin() + i);  // replaced in place
+    }
+    if (set.size() == ways) {
+      set.pop_back();
+      evictions++;
+    }
+    set.insert(set.begin(), Way{key, outBase});
+  }
+  size_t invalidatePage(uint64_t addr) {
+    // Every entry, any ASID, whose block contains addr.
+    size_t n = 0;
+    for (auto& set : order) {
+      for (size_t i = 0; i < set.size();) {
+        const Key& k = set[i].key;
+        if (k.inBase == (addr & ~((uint64_t(1) << k.sizeLog2) - 1))) {
+          set.erase(set.begin() + i);
+          n++;
+        } else {
+          i++;
+        }
+      }
+    }
+    return n;
+  }
+};
+
+TEST_CASE("Iotlb: agrees with a reference LRU under random lookups, fills and invalidations",
+          "[smmuv3][tlb]") {
+  // Organisations with one and two fingerprint words, power-of-two and other set counts; pages
+  // in a small range so that sets overflow; 4K pages only (the one-size paths) or with 2M
+  // blocks and global entries mixed in (the general paths).
+  struct Org {
+    uint32_t entries, ways;
+    bool mixed;
+  };
+  auto org = GENERATE(Org{64, 8, false}, Org{64, 8, true}, Org{32, 4, false}, Org{64, 16, false},
+                      Org{64, 16, true}, Org{24, 8, false}, Org{24, 8, true}, Org{8, 1, false},
+                      Org{8, 2, true});
+  INFO("entries " << org.entries << " ways " << org.ways << (org.mixed ? " mixed" : ""));
+  Iotlb tlb(org.entries, org.ways);
+  ReferenceIotlb ref(org.entries, org.ways);
+  std::mt19937_64 rng(org.entries * 131 + org.ways * 7 + org.mixed);
+  for (int step = 0; step < 20000; step++) {
+    const uint16_t asid = uint16_t(1 + rng() % 2);
+    const bool block = org.mixed && rng() % 8 == 0;
+    const uint8_t sizeLog2 = block ? 21 : 12;
+    const uint64_t addr = block ? (rng() % 4) << 21 : (rng() % 256) << 12 | (rng() & 0xff8);
+    const bool global = org.mixed && rng() % 4 == 0;
+    const uint64_t outBase = 0x1'0000'0000 + (rng() % 1024 << 21);
+    const unsigned op = unsigned(rng() % 10);
+    if (op < 7) {
+      // What the SMMU does: a lookup, and on a miss a fill of the walk's leaf.
+      uint8_t got = 0;
+      const IotlbEntry* e = tlb.lookup(ctx(asid), addr, &got);
+      const ReferenceIotlb::Way* w = ref.lookup(asid, addr);
+      REQUIRE((e != nullptr) == (w != nullptr));
+      if (e != nullptr) {
+        CHECK(e->outBase == w->outBase);
+        CHECK(got == w->key.sizeLog2);
+      } else {
+        tlb.insert(ctx(asid), addr, sizeLog2, global, leafTo(outBase));
+        ref.insert(asid, addr, sizeLog2, global, outBase);
+      }
+    } else if (op < 9) {
+      // A fill without a lookup before it (may replace a present key).
+      tlb.insert(ctx(asid), addr, sizeLog2, global, leafTo(outBase));
+      ref.insert(asid, addr, sizeLog2, global, outBase);
+    } else {
+      IotlbScope page;
+      page.kinds = uint8_t(TranslationKind::S1_ONLY);
+      page.ranged = true;
+      page.addr = addr;
+      CHECK(tlb.invalidate(page) == ref.invalidatePage(addr));
+    }
+    REQUIRE(tlb.size() == ref.size());
+    REQUIRE(tlb.evictions == ref.evictions);
+  }
 }
 
 // SID 1: S1, 4K pages 0x1000.. (count pages), each VA -> data + VA.

@@ -1,0 +1,2 @@
+/* tests/bench/linux-peer: stands in for <linux/iommu.h> (see nb-linux-shim.h). */
+#include "../nb-linux-shim.h"
