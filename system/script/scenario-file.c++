@@ -3,6 +3,7 @@
 #include "system/script/scenario-file.h"
 
 #include "util/suggest.h"
+#include "util/text-bounds.h"
 
 #include <capnp/dynamic.h>
 #include <kj/debug.h>
@@ -104,7 +105,14 @@ public:
       : inner_(kj::mv(inner)), errors_(errors), params_(params), used_(used) {}
   kj::StringPtr getDisplayName() const override { return inner_->getDisplayName(); }
   kj::Array<const char> readContent() const override {
-    return substituteParams(inner_->readContent(), params_, getDisplayName(), errors_, used_);
+    auto text = substituteParams(inner_->readContent(), params_, getDisplayName(), errors_, used_);
+    // The parser recurses per nested bracket: bound the text (parameters substituted) first.
+    KJ_IF_MAYBE(e, textBoundsError(text, MAX_SCENARIO_BYTES, MAX_TEXT_DEPTH)) {
+      errors_.add(ScenarioError{kj::heapString(getDisplayName()), e->line, e->column,
+                                kj::str("scenario text too large to parse: ", e->message)});
+      return kj::heapArray<const char>(0);
+    }
+    return text;
   }
   kj::Maybe<kj::Own<capnp::SchemaFile>> import(kj::StringPtr path) const override {
     return inner_->import(path);
@@ -218,6 +226,11 @@ kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(
   };
   KJ_IF_MAYBE(file, fs_->getRoot().tryOpenFile(fsPath)) {
     (void)cwd;
+    auto bytes = (*file)->stat().size;
+    if (bytes > MAX_SCENARIO_BYTES) {
+      return fileError(kj::str("scenario file too large to parse: ", bytes,
+                               " bytes is more than the limit of ", MAX_SCENARIO_BYTES, " bytes"));
+    }
     auto text = (*file)->readAllText();
     auto parser = kj::heap<capnp::SchemaParser>();
     parser->loadCompiledTypeAndDependencies<rpc::Scenario>();
