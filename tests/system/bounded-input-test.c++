@@ -85,6 +85,7 @@ TEST_CASE("Bounds: 800 nested repeats are a scenario error naming line and colum
   auto column = CONST.size() + 42 * open.size() + 1;
   CHECK(has(r.out, file + ":3:" + std::to_string(column) +
                        ": scenario text too large to parse: brackets nested more than 128 deep"));
+  CHECK(!has(r.out, "does not declare an ID"));   // nothing of the unparsed text's parse
 }
 
 TEST_CASE("Bounds: 20,000 nested parentheses in call arguments are an error, not a crash",
