@@ -24,6 +24,7 @@ void init(int* argc, char*** argv) {
   rootDir = ScenarioLoader::defaultRoot();
   const char* tmp = getenv("TEST_TMPDIR");
   scratchPath = kj::str(tmp != nullptr ? tmp : "/tmp", "/nestbed-fuzz-", getpid(), ".capnp");
+  atexit([]() { unlink(scratchPath.cStr()); });
   kj::UnixEventPort::captureChildExit();
 }
 
