@@ -193,3 +193,48 @@ def nestbed_scenario_test(name, manifest, scenarios, sets = {}, defines = {}, si
         tests.append(":" + test)
     if len(scenarios) > 1:
         native.test_suite(name = name, tests = tests)
+
+def nb_fuzz_target(name, src, corpus, deps = [], data = [], copts = [], size = "small"):
+    """A fuzz target (`LLVMFuzzerTestOneInput`) and the test that replays its seed corpus.
+
+    `name` is a cc_binary: under --config=fuzz a libFuzzer binary (tools/fuzz.sh runs it), in
+    every other build a replayer that runs the input files it is given once each. `name_corpus`
+    is an sh_test running `name` over every file of `corpus`, so the corpus (and every crash
+    found and fixed, kept there) is a regression test of the normal suite.
+
+    Args:
+      name: the target, e.g. "manifest_fuzz".
+      src: its source.
+      corpus: the seed corpus files (a glob of tests/fuzz/corpus/<name>/*).
+      deps: dependencies.
+      data: runtime files (schemas, manifests).
+      copts: extra copts appended to NB_TEST_COPTS.
+      size: Bazel size of the corpus test.
+    """
+    native.cc_binary(
+        name = name,
+        srcs = [src],
+        deps = deps + select({
+            "//tools:fuzz": [],
+            "//conditions:default": ["//tests/fuzz:replay_main"],
+        }),
+        copts = NB_TEST_COPTS + copts + _NB_OPT,
+        linkopts = select({
+            "//tools:fuzz": ["-fsanitize=fuzzer"],
+            "//conditions:default": [],
+        }),
+        data = data,
+        testonly = True,
+    )
+    native.filegroup(
+        name = name + "_seeds",
+        srcs = corpus,
+        testonly = True,
+    )
+    native.sh_test(
+        name = name + "_corpus",
+        srcs = ["//tools:fuzz-replay.sh"],
+        args = ["$(rootpath :%s)" % name, "$(rootpaths :%s_seeds)" % name],
+        data = [":" + name, ":" + name + "_seeds"] + data,
+        size = size,
+    )

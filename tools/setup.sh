@@ -10,6 +10,8 @@ packages=(
   catch2               # Catch2 2.13
   libtomlplusplus-dev  # toml++ 3.3
   g++
+  clang-14             # --config=fuzz: the fuzz targets (tools/fuzz.sh)
+  libclang-rt-14-dev   # libFuzzer and clang's sanitizer runtimes
   graphviz             # `nestbed graph | dot -Tsvg`
   gnuplot-nox          # plots of compare/sweep results
   nginx-light          # tests/remote-cache.sh: an HTTP (WebDAV) remote cache on 127.0.0.1

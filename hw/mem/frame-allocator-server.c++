@@ -5,6 +5,9 @@
 
 #include "util/bits.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace nb {
 namespace {
 
@@ -45,9 +48,19 @@ protected:
 
   kj::Promise<void> free(FreeContext context) override {
     auto runs = context.getParams().getRuns();
-    // Validate everything first so a bad request frees nothing.
+    // Validate everything first so a bad request frees nothing: every run in use, and no two
+    // runs sharing a frame (the second free of a shared frame would be a double free).
     for (auto r : runs) {
       if (!isRun(r.getPa(), r.getBytes()) || !allocator_.isAllocated(r.getPa(), r.getBytes())) {
+        context.getResults().setErrno(rpc::Errno::E_INVAL);
+        return kj::READY_NOW;
+      }
+    }
+    kj::Vector<std::pair<PhysAddr, uint64_t>> sorted(runs.size());
+    for (auto r : runs) sorted.add(r.getPa(), r.getBytes());
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t i = 1; i < sorted.size(); i++) {
+      if (sorted[i].first - sorted[i - 1].first < sorted[i - 1].second) {
         context.getResults().setErrno(rpc::Errno::E_INVAL);
         return kj::READY_NOW;
       }

@@ -178,7 +178,12 @@ private:
   // ---- check
 
   kj::MainFunc checkMain() {
-    kj::MainBuilder b(context_, "nestbed check", "Validates MANIFEST and prints the start plan.");
+    kj::MainBuilder b(context_, "nestbed check",
+                      "Validates MANIFEST and prints the start plan. Besides the manifest's own "
+                      "checks it starts every instance once, inline and in anonymous memory "
+                      "(nothing is written, no process is started), and shuts them down: what "
+                      "only a start finds (a feature combination, memslots that do not fit, a "
+                      "device that is not there) is an error here too, named by file:line.");
     return addSetOption(b)
         .expectArg("<manifest>", KJ_BIND_METHOD(*this, setManifest))
         .callAfterParsing(KJ_BIND_METHOD(*this, check))
@@ -186,10 +191,37 @@ private:
   }
   kj::MainBuilder::Validity check() {
     KJ_IF_MAYBE(plan, load()) {
-      fputs(formatPlan(*plan).cStr(), stdout);
+      auto text = formatPlan(*plan);
+      KJ_IF_MAYBE(error, trialStart(kj::mv(*plan))) {
+        context_.error(kj::str("nestbed check: ", *error));
+        context_.finish(EXIT_FAILED);
+      }
+      fputs(text.cStr(), stdout);
       context_.finish(0);
     }
     context_.finish(EXIT_FAILED);
+  }
+
+  // Starts `plan` as `run` would, but every instance inline, without restarts, and memory
+  // anonymous, then shuts it down: the start's own validation with no side effects. Why it
+  // would not start (file:line of the instance and what it said), or null.
+  kj::Maybe<kj::String> trialStart(Plan plan) {
+    plan.memory.file = nullptr;
+    for (auto& inst : plan.instances) {
+      inst.placement = Placement::INLINE;
+      inst.restart = Restart::NEVER;
+    }
+    kj::UnixEventPort::captureChildExit();
+    auto io = kj::setupAsyncIo();
+    Composer composer(io, config_.registry, kj::mv(plan),
+                      ComposerOptions{kj::str("(no process in a trial start)"),
+                                      [](kj::StringPtr) {}});
+    kj::Maybe<kj::String> error;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
+      error = describeException(*e);
+    }
+    composer.shutdown().wait(io.waitScope);
+    return error;
   }
 
   // ---- graph

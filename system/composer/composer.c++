@@ -260,9 +260,13 @@ kj::Promise<void> Composer::startInstance(Instance& inst) {
       inst.started = true;
     });
   }, [&inst](kj::Exception&& e) -> kj::Promise<void> {
+    // Named where the manifest declares the instance: a start error is a manifest error too.
+    auto& pos = inst.plan.pos;
+    auto where = pos.line == 0 ? kj::str(pos.file, ": ")
+                               : kj::str(pos.file, ":", pos.line, ":", pos.column, ": ");
     return kj::Exception(e.getType(), e.getFile(), e.getLine(),
-                         kj::str("starting '", inst.plan.name, "' (", inst.plan.impl, "): ",
-                                 e.getDescription()));
+                         kj::str(where, "starting '", inst.plan.name, "' (", inst.plan.impl,
+                                 "): ", e.getDescription()));
   });
 }
 

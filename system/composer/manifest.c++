@@ -3,6 +3,7 @@
 #include "system/composer/manifest.h"
 
 #include "system/runtime/sizes.h"
+#include "util/text-bounds.h"
 
 #include <kj/debug.h>
 #include <kj/map.h>
@@ -671,6 +672,17 @@ ManifestResult loadManifest(kj::StringPtr path, const Registry& registry,
                              kj::str("cannot read file: ", strerror(errno))});
     return errors.finish();
   }
+  // Bounded before reading: a manifest is a few KiB of TOML, not an arbitrary file.
+  in.seekg(0, std::ios::end);
+  auto bytes = in.tellg();
+  in.seekg(0, std::ios::beg);
+  if (bytes > std::streamoff(MAX_MANIFEST_BYTES)) {
+    auto errors = kj::heapArrayBuilder<ManifestError>(1);
+    errors.add(ManifestError{SourcePos{kj::heapString(path), 0, 0}, kj::str("manifest"),
+                             kj::str("too large: ", uint64_t(bytes), " bytes is more than the limit of ",
+                                     MAX_MANIFEST_BYTES, " bytes")});
+    return errors.finish();
+  }
   std::stringstream buf;
   buf << in.rdbuf();
   auto text = buf.str();
@@ -697,6 +709,12 @@ ManifestResult loadManifest(kj::StringPtr path, const Registry& registry,
 ManifestResult parseManifest(kj::StringPtr text, kj::StringPtr path, const Registry& registry,
                              kj::ArrayPtr<const Override> overrides) {
   Validator v(path, registry);
+  if (text.size() > MAX_MANIFEST_BYTES) {
+    v.error(SourcePos{kj::heapString(path), 0, 0}, "manifest",
+            kj::str("too large: ", text.size(), " bytes is more than the limit of ",
+                    MAX_MANIFEST_BYTES, " bytes"));
+    return v.errors_.releaseAsArray();
+  }
   toml::table root;
   try {
     root = toml::parse(sv(text), sv(path));

@@ -8,6 +8,7 @@
 #include "system/guest/guest-queue.h"
 #include "system/script/commands.h"
 #include "util/suggest.h"
+#include "util/text-bounds.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize-text.h>
@@ -314,6 +315,19 @@ kj::StringPtr describe(const kj::Exception& e) {
   return d.startsWith(REMOTE) ? d.slice(REMOTE.size()) : d;
 }
 
+// TextCodec::decode, with the text bounded first: its parser recurses per nested bracket, so
+// unbounded text could overflow the stack. Too large or too deep is a plain error naming both.
+void decodeBounded(capnp::TextCodec& codec, kj::StringPtr text, capnp::DynamicStruct::Builder out) {
+  KJ_IF_MAYBE(e, textBoundsError(text, MAX_ARGS_BYTES, MAX_TEXT_DEPTH)) {
+    kj::throwFatalException(kj::Exception(
+        kj::Exception::Type::FAILED, __FILE__, __LINE__,
+        e->line == 0 ? kj::str("argument text too large to parse: ", e->message)
+                     : kj::str("argument text too deep to parse: ", e->message, " at column ",
+                               e->column, e->line > 1 ? kj::str(" of line ", e->line) : kj::str())));
+  }
+  codec.decode(text, out);
+}
+
 kj::Vector<kj::StringPtr> splitPath(kj::StringPtr path) {
   kj::Vector<kj::StringPtr> parts;
   size_t start = 0;
@@ -386,6 +400,8 @@ struct ScenarioRunner::Impl {
   rpc::Root::Client statsRoot;   // where they are read (not traced: the scenario's calls are)
   // check(): a value of each saved name's type, so call arguments parse before anything runs.
   kj::HashMap<kj::String, kj::String> samples;
+  // check(): how many times the enclosing repeats run the steps being checked.
+  uint64_t repeatIterations = 1;
 
   Impl(kj::WaitScope& ws, rpc::Root::Client r, const Registry& registry, kj::Maybe<PhysMem&> memory,
        kj::Maybe<rpc::Root::Client> statsRootOrNull)
@@ -453,6 +469,21 @@ struct ScenarioRunner::Impl {
     kj::Maybe<capnp::Type> resultType;
     switch (step.which()) {
       case rpc::Step::REPEAT: {
+        // Bounded before anything runs: a count past the limit is a typo or a hang.
+        uint64_t count = step.getRepeat().getCount();
+        if (count > MAX_REPEAT_COUNT) {
+          err(kj::str("repeat count ", count, " is more than the limit of ", MAX_REPEAT_COUNT));
+          break;
+        }
+        if (count != 0 && repeatIterations > MAX_REPEAT_ITERATIONS / count) {
+          err(kj::str("repeat count ", count, " inside repeats of ", repeatIterations,
+                      " iterations runs its steps more than the limit of ", MAX_REPEAT_ITERATIONS,
+                      " times"));
+          break;
+        }
+        auto outer = repeatIterations;
+        repeatIterations *= kj::max(count, uint64_t(1));
+        KJ_DEFER(repeatIterations = outer);
         auto counter = kj::heapString(step.getRepeat().getCounter());
         bool shadowed = known.find(counter) != nullptr;
         if (!shadowed) known.insert(kj::heapString(counter), nullptr);
@@ -665,6 +696,14 @@ struct ScenarioRunner::Impl {
   void checkArgs(const CallSpec& call, capnp::InterfaceSchema::Method method, Err& err) {
     kj::Vector<char> text;
     auto args = call.args;
+    KJ_IF_MAYBE(e, textBoundsError(args, MAX_ARGS_BYTES, MAX_TEXT_DEPTH)) {
+      err(kj::str("args of ", method.getProto().getName(), " are too ",
+                  e->line == 0 ? "large" : "deep", " to parse: ", e->message,
+                  e->line == 0 ? kj::str() : kj::str(" at column ", e->column,
+                                                     e->line > 1 ? kj::str(" of line ", e->line)
+                                                                 : kj::str())));
+      return;
+    }
     for (size_t i = 0; i < args.size(); i++) {
       if (args[i] == '$') {
         size_t start = i + 1, end = start;
@@ -684,7 +723,7 @@ struct ScenarioRunner::Impl {
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
       capnp::MallocMessageBuilder scratch;
       auto params = scratch.initRoot<capnp::DynamicStruct>(method.getParamType());
-      codec.decode(literal, params);
+      decodeBounded(codec, literal, params);
     })) {
       err(kj::str("args \"", args, "\" are not parameters of ", method.getProto().getName(), ": ",
                   describe(*e)));
@@ -862,7 +901,7 @@ struct ScenarioRunner::Impl {
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
       auto cap = target(call.target);
       auto req = cap.newRequest(call.method);
-      codec.decode(substitute(call.args), req);
+      decodeBounded(codec, substitute(call.args), req);
       for (auto c : call.capArgs) {
         auto& s = KJ_REQUIRE_NONNULL(saved.find(c.getValue().slice(1)), "name used before it is set");
         req.set(c.getField(), KJ_REQUIRE_NONNULL(s.cap, "named value is not a capability"));
@@ -1107,7 +1146,7 @@ struct ScenarioRunner::Impl {
         case capnp::DynamicValue::STRUCT: {
           capnp::MallocMessageBuilder scratch;
           auto root = scratch.initRoot<capnp::DynamicStruct>(actual.as<capnp::DynamicStruct>().getSchema());
-          codec.decode(expected, root);
+          decodeBounded(codec, expected, root);
           result = codec.encode(root.asReader());
           return;
         }
@@ -1729,7 +1768,7 @@ kj::Maybe<kj::String> ScenarioRunner::checkCall(kj::StringPtr instance, kj::Stri
 kj::String ScenarioRunner::call(kj::StringPtr instance, kj::StringPtr method, kj::StringPtr args) {
   auto cap = impl_->target(instance);
   auto req = cap.newRequest(method);
-  impl_->codec.decode(args, req);
+  decodeBounded(impl_->codec, args, req);
   auto response = req.send().wait(impl_->waitScope);
   // As a report shows results: addresses and registers in hex.
   return display(capnp::DynamicStruct::Reader(response), "", impl_->codec);

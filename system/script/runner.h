@@ -20,6 +20,10 @@
 
 namespace nb {
 
+// Limits check() enforces on `repeat`: its count, and how often nested repeats run a step.
+constexpr uint64_t MAX_REPEAT_COUNT = 1000000;
+constexpr uint64_t MAX_REPEAT_ITERATIONS = 10000000;
+
 class ScenarioRunner {
 public:
   // `registry` maps the interface IDs the root reports to schemas.

@@ -3,6 +3,7 @@
 #include "system/script/scenario-file.h"
 
 #include "util/suggest.h"
+#include "util/text-bounds.h"
 
 #include <capnp/dynamic.h>
 #include <kj/debug.h>
@@ -100,11 +101,21 @@ kj::Array<const char> substituteParams(kj::ArrayPtr<const char> text,
 class CollectingFile final : public capnp::SchemaFile {
 public:
   CollectingFile(kj::Own<capnp::SchemaFile> inner, kj::Vector<ScenarioError>& errors,
-                 kj::ArrayPtr<const ScenarioParam> params, kj::Vector<kj::String>& used)
-      : inner_(kj::mv(inner)), errors_(errors), params_(params), used_(used) {}
+                 kj::ArrayPtr<const ScenarioParam> params, kj::Vector<kj::String>& used,
+                 size_t& refusedAt)
+      : inner_(kj::mv(inner)), errors_(errors), params_(params), used_(used),
+        refusedAt_(refusedAt) {}
   kj::StringPtr getDisplayName() const override { return inner_->getDisplayName(); }
   kj::Array<const char> readContent() const override {
-    return substituteParams(inner_->readContent(), params_, getDisplayName(), errors_, used_);
+    auto text = substituteParams(inner_->readContent(), params_, getDisplayName(), errors_, used_);
+    // The parser recurses per nested bracket: bound the text (parameters substituted) first.
+    KJ_IF_MAYBE(e, textBoundsError(text, MAX_SCENARIO_BYTES, MAX_TEXT_DEPTH)) {
+      errors_.add(ScenarioError{kj::heapString(getDisplayName()), e->line, e->column,
+                                kj::str("scenario text too large to parse: ", e->message)});
+      refusedAt_ = errors_.size();   // what the parser says of the empty text is noise
+      return kj::heapArray<const char>(0);
+    }
+    return text;
   }
   kj::Maybe<kj::Own<capnp::SchemaFile>> import(kj::StringPtr path) const override {
     return inner_->import(path);
@@ -122,6 +133,7 @@ private:
   kj::Vector<ScenarioError>& errors_;
   kj::ArrayPtr<const ScenarioParam> params_;
   kj::Vector<kj::String>& used_;
+  size_t& refusedAt_;
 };
 
 }  // namespace
@@ -218,6 +230,11 @@ kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(
   };
   KJ_IF_MAYBE(file, fs_->getRoot().tryOpenFile(fsPath)) {
     (void)cwd;
+    auto bytes = (*file)->stat().size;
+    if (bytes > MAX_SCENARIO_BYTES) {
+      return fileError(kj::str("scenario file too large to parse: ", bytes,
+                               " bytes is more than the limit of ", MAX_SCENARIO_BYTES, " bytes"));
+    }
     auto text = (*file)->readAllText();
     auto parser = kj::heap<capnp::SchemaParser>();
     parser->loadCompiledTypeAndDependencies<rpc::Scenario>();
@@ -225,11 +242,14 @@ kj::OneOf<LoadedScenario, kj::Array<ScenarioError>> ScenarioLoader::load(
                                                      kj::heapString(path));
     capnp::ParsedSchema parsed;
     kj::Vector<kj::String> used;
+    size_t refusedAt = 0;   // the text was refused unparsed: the errors up to here are all
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-      parsed = parser->parseFile(kj::heap<CollectingFile>(kj::mv(inner), errors, params, used));
+      parsed = parser->parseFile(
+          kj::heap<CollectingFile>(kj::mv(inner), errors, params, used, refusedAt));
     })) {
       if (errors.empty()) return fileError(e->getDescription());
     }
+    if (refusedAt > 0) errors.resize(refusedAt);
     if (!errors.empty()) return errors.releaseAsArray();
 
     KJ_IF_MAYBE(c, parsed.findNested("scenario")) {

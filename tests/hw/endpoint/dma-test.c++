@@ -373,7 +373,8 @@ TEST_CASE("hw/endpoint: an endpoint whose BDF is not an endpoint of the topology
                       ComposerOptions{fixtureHostPath(), [](kj::StringPtr) {}});
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
       INFO(e->getDescription().cStr());
-      CHECK(e->getDescription().startsWith("starting 'ep9' (hw/endpoint)"));
+      CHECK(strstr(e->getDescription().cStr(), ": starting 'ep9' (hw/endpoint)") != nullptr);
+      CHECK(e->getDescription().startsWith("test.toml:"));
       CHECK(strstr(e->getDescription().cStr(), message.cStr()) != nullptr);
     } else {
       FAIL("ep9 started");

@@ -129,6 +129,34 @@ TEST_CASE("FrameAllocator RPC: reserve claims fixed runs all or nothing; free re
   CHECK(frames.freeBytes() == 0x4000);
 }
 
+TEST_CASE("FrameAllocator RPC: a free of overlapping or repeated runs frees nothing (EINVAL)",
+          "[mem]") {
+  auto io = kj::setupAsyncIo();
+  FrameAllocator frames(BASE, 1 << 20);
+  auto rpc = serveFrameAllocator(frames);
+  auto a = KJ_ASSERT_NONNULL(frames.allocFrames(0x4000, 0x4000));
+  auto b = KJ_ASSERT_NONNULL(frames.allocFrames(0x1000, 0x1000));
+  REQUIRE(frames.usedBytes() == 0x5000);
+  auto freeRuns = [&](std::initializer_list<std::pair<uint64_t, uint64_t>> runs) {
+    auto req = rpc.freeRequest();
+    auto list = req.initRuns(runs.size());
+    unsigned i = 0;
+    for (auto& [pa, bytes] : runs) {
+      list[i].setPa(pa);
+      list[i++].setBytes(bytes);
+    }
+    return req.send().wait(io.waitScope).getErrno();
+  };
+  // Each run alone is in use, but together they free a frame twice: nothing is freed.
+  CHECK(freeRuns({{b, 0x1000}, {a, 0x4000}, {a + 0x2000, 0x1000}}) == rpc::Errno::E_INVAL);
+  CHECK(frames.usedBytes() == 0x5000);
+  CHECK(freeRuns({{a, 0x2000}, {a, 0x2000}}) == rpc::Errno::E_INVAL);
+  CHECK(frames.usedBytes() == 0x5000);
+  // Adjacent runs share no frame: both freed.
+  CHECK(freeRuns({{a + 0x2000, 0x2000}, {a, 0x2000}}) == rpc::Errno::OK);
+  CHECK(frames.usedBytes() == 0x1000);
+}
+
 TEST_CASE("FrameAllocator: random alloc/free never overlaps and accounts exactly", "[mem]") {
   FrameAllocator frames(BASE + 0x3000, 4 << 20);  // base aligned only to 4K
   std::mt19937_64 rng(7);

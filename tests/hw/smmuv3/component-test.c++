@@ -95,7 +95,7 @@ TEST_CASE("hw/smmuv3: an impossible feature combination fails the start, naming 
   KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
     auto text = kj::str(e->getDescription());
     INFO(text.cStr());
-    CHECK(text.startsWith("starting 'smmu0' (hw/smmuv3)"));
+    CHECK(text.startsWith("test.toml:5:1: starting 'smmu0' (hw/smmuv3)"));  // [[hw.smmuv3]]
     CHECK(strstr(text.cStr(), "52-bit OAS needs the 64K granule") != nullptr);
   } else {
     FAIL("the SMMU started");
@@ -113,7 +113,7 @@ TEST_CASE("hw/smmuv3: the IOTLB's ways are checked: a range per key, entries a m
   KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
     auto text = kj::str(e->getDescription());
     INFO(text.cStr());
-    CHECK(text.startsWith("starting 'smmu0' (hw/smmuv3)"));
+    CHECK(text.startsWith("test.toml:5:1: starting 'smmu0' (hw/smmuv3)"));  // [[hw.smmuv3]]
     CHECK(strstr(text.cStr(), "iotlb_entries must be a multiple of iotlb_ways") != nullptr);
   } else {
     FAIL("the SMMU started");

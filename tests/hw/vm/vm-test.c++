@@ -650,7 +650,8 @@ TEST_CASE("hw/vm: a VM that cannot claim its memory fails its start, naming the 
                       ComposerOptions{fixtureHostPath(), [](kj::StringPtr) {}});
     KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { composer.start().wait(io.waitScope); })) {
       INFO(e->getDescription().cStr());
-      CHECK(e->getDescription().startsWith("starting 'vm1' (hw/vm)"));
+      CHECK(strstr(e->getDescription().cStr(), ": starting 'vm1' (hw/vm)") != nullptr);
+      CHECK(e->getDescription().startsWith("test.toml:"));
       CHECK(strstr(e->getDescription().cStr(), row.message.cStr()) != nullptr);
     } else {
       FAIL("vm1 started");
