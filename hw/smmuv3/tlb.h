@@ -129,10 +129,11 @@ class Iotlb {
   // by lookup(). Each set keeps its ways' recency order as a stack of 4-bit way numbers, so
   // finding the victim and promoting a way are a few bit operations, not a scan; and a byte of
   // each way's tag hash (0 = invalid), so a lookup compares every way in one word operation
-  // and reads a way's full tag only when its byte matches. With one entry size present and up
-  // to 8 ways (the usual case: 4K pages) lookup and the fill after a miss take straight-line
-  // paths (lookupOneSize, fillAfterMiss) that do the same; an empty or disabled IOTLB costs
-  // its caller one compare.
+  // and reads a way's full tag only when its byte matches. With one entry size present, no
+  // global entries, up to 8 ways and a power-of-two set count (the usual case: 4K pages) lookup
+  // and the fill after its miss take straight-line paths inlined into the caller (lookupFast,
+  // fillAfterFastMiss): the set, tag and fingerprint are computed once, by the lookup, and the
+  // fill reuses them; an empty or disabled IOTLB costs its caller two compares.
 public:
   static constexpr uint32_t MAX_WAYS = 16;
   Iotlb(uint32_t entries, uint32_t ways);
@@ -140,23 +141,26 @@ public:
   // entries must be a multiple of it (sets = entries / ways; KJ_REQUIRE, checked by
   // validateFeatures too).
 
-  const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out) {
-    hint.valid = false;
-    if (sizesPresent == 0) return nullptr;  // empty (or disabled): nothing to compute
-    if ((sizesPresent & (sizesPresent - 1)) == 0 && halves == 1 && setsArePow2) {
-      return lookupOneSize(tag, inputAddr, sizeLog2Out);
+  [[gnu::always_inline]] const IotlbEntry* lookup(const IotlbTag& tag, uint64_t inputAddr,
+                                                  uint8_t* sizeLog2Out) {
+    if (sizesPresent == 0) {
+      hint.state = MissHint::NONE;
+      return nullptr;  // empty (or disabled): nothing to compute
     }
+    if (fastLog2 != 0) return lookupFast(tag, inputAddr, sizeLog2Out);
+    hint.state = MissHint::NONE;
     return lookupGeneral(tag, inputAddr, sizeLog2Out);
   }
   // The entry covering `inputAddr` in `tag`'s context (non-global first, then global for VA
   // space, smallest size first), or null; a returned entry becomes its set's most recently
   // used. Counts nothing: the caller decides whether the entry serves the access.
-  void insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
-              const IotlbEntry& entry) {
+  [[gnu::always_inline]] void insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2,
+                                     bool global, const IotlbEntry& entry) {
     if (sets_ == 0) return;
-    if (hint.valid && !global && halves == 1 && globalCount == 0 &&
-        sizesPresent == (uint64_t(1) << sizeLog2) &&
-        fillAfterMiss(tag, inputAddr, sizeLog2, entry)) {
+    if (hint.state == MissHint::FAST && sizeLog2 == hint.sizeLog2 && !global &&
+        (inputAddr & ~((uint64_t(1) << sizeLog2) - 1)) == hint.inBase &&
+        (contextBase(tag, false) | (uint64_t(sizeLog2) << 32)) == hint.ownContext) {
+      fillAfterFastMiss(entry);
       return;
     }
     insertGeneral(tag, inputAddr, sizeLog2, global, entry);
@@ -193,16 +197,35 @@ private:
     return uint64_t(el2 ? 0 : tag.vmid) | (asid << 16) | (flags << 40) | VALID;
   }
   const IotlbEntry* lookupGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
-  bool fillAfterMiss(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2,
-                     const IotlbEntry& entry);
   void insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
                      const IotlbEntry& entry);
-  const IotlbEntry* lookupOneSize(const IotlbTag& tag, uint64_t inputAddr, uint8_t* sizeLog2Out);
+  [[gnu::always_inline]] inline const IotlbEntry* lookupFast(const IotlbTag& tag,
+                                                             uint64_t inputAddr,
+                                                             uint8_t* sizeLog2Out);
+  [[gnu::always_inline]] inline void fillAfterFastMiss(const IotlbEntry& entry);
+  void updateFast() {
+    // The fast paths' conditions: one entry size present, no global entries, one fingerprint
+    // word per set, a power-of-two set count.
+    const bool oneSize = sizesPresent != 0 && (sizesPresent & (sizesPresent - 1)) == 0;
+    fastLog2 = oneSize && globalCount == 0 && halves == 1 && setsArePow2
+                   ? uint8_t(__builtin_ctzll(sizesPresent))
+                   : 0;
+  }
   [[gnu::always_inline]] inline uint32_t findWay(uint32_t set, uint64_t inBase,
                                                  uint64_t context) const;
   [[gnu::always_inline]] inline void eraseWay(uint32_t set, uint32_t way);
-  [[gnu::always_inline]] inline void promote(uint32_t set, uint32_t way);
-  // `way` becomes the set's most recently used.
+  static void promote(uint64_t& order, uint32_t way) {
+    // `way` becomes the set's most recently used. Its nibble is the lowest zero nibble of
+    // order ^ (way in every nibble): the classic zero-nibble test is exact for the lowest one,
+    // and `way` occurs once among the first `ways_`.
+    constexpr uint64_t ONES = 0x1111'1111'1111'1111ull, HIGHS = 0x8888'8888'8888'8888ull;
+    const uint64_t x = order ^ (ONES * way);
+    const unsigned pos = unsigned(__builtin_ctzll((x - ONES) & ~x & HIGHS)) >> 2;
+    const uint64_t below = order & ((uint64_t(1) << (4 * pos)) - 1);
+    const uint64_t above = order & ~((uint64_t(2) << (4 * pos + 3)) - 1);
+    order = above | (below << 4) | way;
+  }
+  void promote(uint32_t set, uint32_t way) { promote(recency[set], way); }
   static uint64_t fingerprint(uint64_t inBase, uint64_t context) {
     return 0x80 | ((inBase ^ context) * 0x9e3779b97f4a7c15ull) >> 57;
   }
@@ -234,15 +257,80 @@ private:
   uint64_t orderMask = 0;             // the recency nibbles in use
   // What the last lookup() learned on a miss, for the insert() that follows it (after the
   // walk): this set holds neither the own nor the global key, so insert() need not look.
-  // Cleared by every change to the contents.
+  // Cleared by every change to the contents (a hit, which only reorders, leaves it true).
+  // FAST: from lookupFast(), which leaves globalContext unset (no global entries exist) and
+  // keeps the key's fingerprint byte.
   struct MissHint {
-    bool valid = false;
+    enum State : uint8_t { NONE, GENERAL, FAST };
+    State state = NONE;
     uint8_t sizeLog2 = 0;
+    uint8_t fingerprint = 0;
     uint32_t set = 0;
     uint64_t inBase = 0, ownContext = 0, globalContext = 0;
   } hint;
+  uint8_t fastLog2 = 0;        // the one entry size when the fast paths apply (updateFast), else 0
   uint32_t sizeCounts[64] = {};
   uint64_t sizesPresent = 0;   // bit n: some entry has sizeLog2 == n
 };
+
+// =============================================================================================
+// The IOTLB's fast paths, inlined into the translation flow.
+
+inline const IotlbEntry* Iotlb::lookupFast(const IotlbTag& tag, uint64_t inputAddr,
+                                           uint8_t* sizeLog2Out) {
+  // lookup() under updateFast()'s conditions: one probe of one set for the own key.
+  const unsigned sizeLog2 = fastLog2;
+  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
+  const uint32_t set = uint32_t(inputAddr >> sizeLog2) & (sets_ - 1);
+  const uint64_t context = contextBase(tag, false) | (uint64_t(sizeLog2) << 32);
+  const uint64_t fp = fingerprint(inBase, context);
+  constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
+  const uint64_t x = fingerprints[2 * size_t(set)] ^ (fp * ONES);
+  Slot* ways = &slots[size_t(set) * ways_];
+  for (uint64_t m = (x - ONES) & ~x & laneHighs[0]; m != 0; m &= m - 1) {
+    const uint32_t way = unsigned(__builtin_ctzll(m)) >> 3;
+    if (ways[way].inBase == inBase && ways[way].context == context) {
+      promote(recency[set], way);
+      *sizeLog2Out = uint8_t(sizeLog2);
+      return &ways[way].value;
+    }
+  }
+  hint.state = MissHint::FAST;
+  hint.sizeLog2 = uint8_t(sizeLog2);
+  hint.fingerprint = uint8_t(fp);
+  hint.set = set;
+  hint.inBase = inBase;
+  hint.ownContext = context;
+  return nullptr;
+}
+
+inline void Iotlb::fillAfterFastMiss(const IotlbEntry& entry) {
+  // The fill after lookupFast() missed this non-global key (insert() checked that): the key is
+  // not in its set, nothing has changed since, so the fast paths' conditions still hold. Fill
+  // the lowest invalid way or evict the least recently used one; the size and global
+  // accounting cannot change.
+  hint.state = MissHint::NONE;
+  const uint32_t set = hint.set;
+  uint64_t& word = fingerprints[2 * size_t(set)];
+  uint64_t& order = recency[set];
+  constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
+  const uint64_t invalid = (word - ONES) & ~word & laneHighs[0];  // exact for the lowest
+  uint32_t way;
+  if (invalid == 0) {
+    way = uint32_t(order >> (4 * (ways_ - 1))) & 0xf;
+    evictions++;
+    order = ((order << 4) & orderMask) | way;  // the least recent becomes the most recent
+  } else {
+    way = unsigned(__builtin_ctzll(invalid)) >> 3;
+    count++;
+    sizeCounts[hint.sizeLog2]++;
+    promote(order, way);
+  }
+  word = (word & ~(uint64_t(0xff) << (8 * way))) | (uint64_t(hint.fingerprint) << (8 * way));
+  Slot& slot = slots[size_t(set) * ways_ + way];
+  slot.inBase = hint.inBase;
+  slot.context = hint.ownContext;
+  slot.value = entry;
+}
 
 }  // namespace nb::smmu
