@@ -13,6 +13,7 @@
 #include "hw/smmuv3/stream-table.h"
 #include "hw/smmuv3/walk.h"
 #include <cstdint>
+#include <cstring>
 
 namespace nb::smmu {
 
@@ -159,7 +160,7 @@ public:
     if (sets_ == 0) return;
     if (hint.state == MissHint::FAST && sizeLog2 == hint.sizeLog2 && !global &&
         (inputAddr & ~((uint64_t(1) << sizeLog2) - 1)) == hint.inBase &&
-        (contextBase(tag, false) | (uint64_t(sizeLog2) << 32)) == hint.ownContext) {
+        tagBits(tag) == hint.tagBits) {
       fillAfterFastMiss(entry);
       return;
     }
@@ -182,6 +183,15 @@ private:
   // | sizeLog2 << 32 | flags << 40 | VALID (set in every used way, so an invalid way, 0, never
   // matches).
   static constexpr uint64_t VALID = uint64_t(1) << 48;
+  static uint64_t tagBits(const IotlbTag& tag) {
+    // The tag's fields as one word (no padding): equal words, equal tags. Unequal tags may
+    // still share a context word (an EL2 tag's VMID, an IPA-space tag's ASID are not part of
+    // it); a fill then takes the general path, which compares contexts.
+    static_assert(sizeof(IotlbTag) == 6, "IotlbTag is regime, ipaSpace, vmid, asid");
+    uint64_t bits = 0;
+    memcpy(&bits, &tag, sizeof tag);
+    return bits;
+  }
   static IotlbKey unpack(uint64_t inBase, uint64_t context);
   bool inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& entry) const;
   uint32_t setOf(uint64_t inputAddr, uint8_t sizeLog2) const {
@@ -267,6 +277,7 @@ private:
     uint8_t fingerprint = 0;
     uint32_t set = 0;
     uint64_t inBase = 0, ownContext = 0, globalContext = 0;
+    uint64_t tagBits = 0;      // FAST: the lookup's tag (tagBits())
   } hint;
   uint8_t fastLog2 = 0;        // the one entry size when the fast paths apply (updateFast), else 0
   uint32_t sizeCounts[64] = {};
@@ -301,6 +312,7 @@ inline const IotlbEntry* Iotlb::lookupFast(const IotlbTag& tag, uint64_t inputAd
   hint.set = set;
   hint.inBase = inBase;
   hint.ownContext = context;
+  hint.tagBits = tagBits(tag);
   return nullptr;
 }
 
