@@ -64,7 +64,8 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   KJ_REQUIRE(entries % ways_ == 0, "IOTLB entries must be a multiple of its ways", entries, ways_);
   sets_ = entries / ways_;
   setsArePow2 = (sets_ & (sets_ - 1)) == 0;
-  slots = kj::heapArray<Slot>(entries);
+  slots.reset(new Slot[entries]);
+  static_assert(sizeof(Slot) == 32);
   recency = kj::heapArray<uint64_t>(sets_);
   fingerprints = kj::heapArray<uint64_t>(2 * size_t(sets_));
   for (auto& f : fingerprints) f = 0;
@@ -300,7 +301,7 @@ size_t Iotlb::invalidateAll() {
   globalCount = 0;
   for (auto& c : sizeCounts) c = 0;
   sizesPresent = 0;
-  for (auto& w : slots) w.context = 0;
+  for (size_t i = 0; i < capacity(); i++) slots[i].context = 0;
   for (auto& f : fingerprints) f = 0;
   size_t n = count;
   count = 0;

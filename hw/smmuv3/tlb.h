@@ -14,6 +14,7 @@
 #include "hw/smmuv3/walk.h"
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 namespace nb::smmu {
 
@@ -251,14 +252,16 @@ private:
   bool setsArePow2 = true;
   uint32_t count = 0;
   uint32_t globalCount = 0;           // entries with IotlbKey::GLOBAL: none, no global probe
-  struct Slot {
-    // One way: its tag and entry together (32 bytes), so a lookup that compares the tag and
-    // reads the entry, or a fill, touches one place rather than three arrays.
+  struct alignas(32) Slot {
+    // One way: its tag and entry together (32 bytes, aligned to 32 so that no way straddles two
+    // cache lines), so a lookup that compares the tag and reads the entry, or a fill, touches
+    // one cache line rather than three arrays.
     uint64_t inBase = 0;
     uint64_t context = 0;             // 0 = invalid way
     IotlbEntry value;
   };
-  kj::Array<Slot> slots;              // [set * ways + way]
+  std::unique_ptr<Slot[]> slots;      // [set * ways + way]; new[] honours the alignment
+                                      // (kj::heapArray does not)
   kj::Array<uint64_t> recency;        // per set: nibble n = the way n-th most recently used
   kj::Array<uint64_t> fingerprints;   // per set two words: byte w = way (8 * word + w)'s
                                       // fingerprint(), 0 when invalid
