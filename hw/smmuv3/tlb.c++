@@ -77,6 +77,7 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   for (uint32_t w = 0; w < ways_; w++) order |= uint64_t(w) << (4 * (ways_ - 1 - w));
   for (auto& r : recency) r = order;
   orderMask = ways_ == 16 ? ~uint64_t(0) : (uint64_t(1) << (4 * ways_)) - 1;
+  lruShift = 4 * (ways_ - 1);
 }
 
 IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
@@ -155,7 +156,9 @@ void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeL
   // The last lookup missed exactly this key in this set (and nothing changed since): its set is
   // known and the search for the key can be skipped.
   // After lookupFast() no global entries exist, so the global key is not in the set either.
-  if (hint.state == MissHint::FAST) {
+  if (hint.fastSizeLog2 != MissHint::NO_FAST) {
+    hint.state = MissHint::GENERAL;
+    hint.sizeLog2 = hint.fastSizeLog2;
     hint.globalContext = (hint.ownContext >> 40) & IotlbKey::SPACE_IPA
                              ? ~uint64_t(0)
                              : (hint.ownContext & ~(uint64_t(0xffff) << 16)) |
@@ -169,6 +172,7 @@ void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeL
     way = findWay(set, inBase, context);  // replaced in place if present
   }
   hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
   const size_t first = size_t(set) * ways_;
   if (way == MAX_WAYS) {
     const uint64_t fp = fingerprint(inBase, context);
@@ -187,7 +191,7 @@ void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeL
     } else {
       // Evict the least recently used way, overwritten in place. With one entry size present
       // and no global entries, the victim's context need not be read.
-      way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
+      way = uint32_t(recency[set] >> lruShift) & 0xf;
       evictions++;
       evicted = true;
       if (sizesPresent != (uint64_t(1) << sizeLog2) || globalCount != 0) {
@@ -248,6 +252,7 @@ bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEnt
 
 size_t Iotlb::invalidate(const IotlbScope& scope) {
   hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
   if (count == 0) return 0;
   size_t n = 0;
   KJ_DEFER(updateFast());
@@ -297,6 +302,7 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
 
 size_t Iotlb::invalidateAll() {
   hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
   fastLog2 = 0;
   globalCount = 0;
   for (auto& c : sizeCounts) c = 0;

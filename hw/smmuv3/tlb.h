@@ -159,7 +159,7 @@ public:
   [[gnu::always_inline]] void insert(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2,
                                      bool global, const IotlbEntry& entry) {
     if (sets_ == 0) return;
-    if (hint.state == MissHint::FAST && sizeLog2 == hint.sizeLog2 && !global &&
+    if (sizeLog2 == hint.fastSizeLog2 && !global &&
         (inputAddr & ~((uint64_t(1) << sizeLog2) - 1)) == hint.inBase &&
         tagBits(tag) == hint.tagBits) {
       fillAfterFastMiss(entry);
@@ -268,19 +268,25 @@ private:
   uint64_t laneHighs[2] = {0, 0};     // bit 8w+7 for each way the word holds
   unsigned halves = 0;                // fingerprint words in use: 1 up to 8 ways, else 2
   uint64_t orderMask = 0;             // the recency nibbles in use
+  unsigned lruShift = 0;              // 4 * (ways - 1): the least recent way's nibble
   // What the last lookup() learned on a miss, for the insert() that follows it (after the
   // walk): this set holds neither the own nor the global key, so insert() need not look.
   // Cleared by every change to the contents (a hit, which only reorders, leaves it true).
-  // FAST: from lookupFast(), which leaves globalContext unset (no global entries exist) and
-  // keeps the key's fingerprint byte.
+  // lookupFast() records its misses by fastSizeLog2 (the size; NO_FAST otherwise), with state
+  // NONE, sizeLog2 and globalContext unset (no global entries exist), and keeps the key's
+  // fingerprint byte, its ways and its tag's bits for fillAfterFastMiss(). A lookup in any
+  // other mode finds no fast miss pending: the mode changes only with the contents.
   struct MissHint {
-    enum State : uint8_t { NONE, GENERAL, FAST };
+    enum State : uint8_t { NONE, GENERAL };
+    static constexpr uint8_t NO_FAST = 0xff;
     State state = NONE;
     uint8_t sizeLog2 = 0;
+    uint8_t fastSizeLog2 = NO_FAST;
     uint8_t fingerprint = 0;
     uint32_t set = 0;
     uint64_t inBase = 0, ownContext = 0, globalContext = 0;
-    uint64_t tagBits = 0;      // FAST: the lookup's tag (tagBits())
+    uint64_t tagBits = 0;      // fast miss: the lookup's tag (tagBits())
+    Slot* ways = nullptr;      // fast miss: the set's first way
   } hint;
   uint8_t fastLog2 = 0;        // the one entry size when the fast paths apply (updateFast), else 0
   uint32_t sizeCounts[64] = {};
@@ -309,8 +315,8 @@ inline const IotlbEntry* Iotlb::lookupFast(const IotlbTag& tag, uint64_t inputAd
       return &ways[way].value;
     }
   }
-  hint.state = MissHint::FAST;
-  hint.sizeLog2 = uint8_t(sizeLog2);
+  hint.fastSizeLog2 = uint8_t(sizeLog2);  // state stays NONE: nothing else is pending
+  hint.ways = ways;
   hint.fingerprint = uint8_t(fp);
   hint.set = set;
   hint.inBase = inBase;
@@ -324,7 +330,7 @@ inline void Iotlb::fillAfterFastMiss(const IotlbEntry& entry) {
   // not in its set, nothing has changed since, so the fast paths' conditions still hold. Fill
   // the lowest invalid way or evict the least recently used one; the size and global
   // accounting cannot change.
-  hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
   const uint32_t set = hint.set;
   uint64_t& word = fingerprints[2 * size_t(set)];
   uint64_t& order = recency[set];
@@ -332,17 +338,17 @@ inline void Iotlb::fillAfterFastMiss(const IotlbEntry& entry) {
   const uint64_t invalid = (word - ONES) & ~word & laneHighs[0];  // exact for the lowest
   uint32_t way;
   if (invalid == 0) {
-    way = uint32_t(order >> (4 * (ways_ - 1))) & 0xf;
+    way = uint32_t(order >> lruShift) & 0xf;
     evictions++;
     order = ((order << 4) & orderMask) | way;  // the least recent becomes the most recent
   } else {
     way = unsigned(__builtin_ctzll(invalid)) >> 3;
     count++;
-    sizeCounts[hint.sizeLog2]++;
+    sizeCounts[fastLog2]++;
     promote(order, way);
   }
   word = (word & ~(uint64_t(0xff) << (8 * way))) | (uint64_t(hint.fingerprint) << (8 * way));
-  Slot& slot = slots[size_t(set) * ways_ + way];
+  Slot& slot = hint.ways[way];
   slot.inBase = hint.inBase;
   slot.context = hint.ownContext;
   slot.value = entry;
