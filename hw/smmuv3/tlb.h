@@ -135,7 +135,7 @@ class Iotlb {
   // global entries, up to 8 ways and a power-of-two set count (the usual case: 4K pages) lookup
   // and the fill after its miss take straight-line paths inlined into the caller (lookupFast,
   // fillAfterFastMiss): the set, tag and fingerprint are computed once, by the lookup, and the
-  // fill reuses them; an empty or disabled IOTLB costs its caller two compares.
+  // fill reuses them; an empty or disabled IOTLB costs its caller one compare in each.
 public:
   static constexpr uint32_t MAX_WAYS = 16;
   Iotlb(uint32_t entries, uint32_t ways);
