@@ -64,7 +64,8 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   KJ_REQUIRE(entries % ways_ == 0, "IOTLB entries must be a multiple of its ways", entries, ways_);
   sets_ = entries / ways_;
   setsArePow2 = (sets_ & (sets_ - 1)) == 0;
-  slots = kj::heapArray<Slot>(entries);
+  slots.reset(new Slot[entries]);
+  static_assert(sizeof(Slot) == 32);
   recency = kj::heapArray<uint64_t>(sets_);
   fingerprints = kj::heapArray<uint64_t>(2 * size_t(sets_));
   for (auto& f : fingerprints) f = 0;
@@ -76,18 +77,7 @@ Iotlb::Iotlb(uint32_t entries, uint32_t ways) {
   for (uint32_t w = 0; w < ways_; w++) order |= uint64_t(w) << (4 * (ways_ - 1 - w));
   for (auto& r : recency) r = order;
   orderMask = ways_ == 16 ? ~uint64_t(0) : (uint64_t(1) << (4 * ways_)) - 1;
-}
-
-inline void Iotlb::promote(uint32_t set, uint32_t way) {
-  // Find `way`'s nibble: the lowest zero nibble of order ^ (way in every nibble). The classic
-  // zero-nibble test is exact for the lowest one, and `way` occurs once among the first `ways_`.
-  constexpr uint64_t ONES = 0x1111'1111'1111'1111ull, HIGHS = 0x8888'8888'8888'8888ull;
-  uint64_t& order = recency[set];
-  const uint64_t x = order ^ (ONES * way);
-  const unsigned pos = unsigned(__builtin_ctzll((x - ONES) & ~x & HIGHS)) >> 2;
-  const uint64_t below = order & ((uint64_t(1) << (4 * pos)) - 1);
-  const uint64_t above = order & ~((uint64_t(2) << (4 * pos + 3)) - 1);
-  order = above | (below << 4) | way;
+  lruShift = 4 * (ways_ - 1);
 }
 
 IotlbKey Iotlb::unpack(uint64_t inBase, uint64_t context) {
@@ -126,44 +116,6 @@ inline uint32_t Iotlb::findWay(uint32_t set, uint64_t inBase, uint64_t context) 
   return MAX_WAYS;
 }
 
-const IotlbEntry* Iotlb::lookupOneSize(const IotlbTag& tag, uint64_t inputAddr,
-                                       uint8_t* sizeLog2Out) {
-  // lookup() when every entry has one size and a set is one fingerprint word with a
-  // power-of-two set count (every organisation of up to 8 ways, with one page size in use):
-  // the same probes without the loops over sizes and words.
-  const uint8_t sizeLog2 = uint8_t(__builtin_ctzll(sizesPresent));
-  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
-  const uint32_t set = uint32_t(inputAddr >> sizeLog2) & (sets_ - 1);
-  const Slot* ways = &slots[size_t(set) * ways_];
-  const uint64_t word = fingerprints[2 * size_t(set)];
-  const uint64_t ownContext = contextBase(tag, false) | (uint64_t(sizeLog2) << 32);
-  const uint64_t globalContext =
-      tag.ipaSpace ? ~uint64_t(0) : contextBase(tag, true) | (uint64_t(sizeLog2) << 32);
-  constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
-  auto probe = [&](uint64_t context) -> uint32_t {
-    const uint64_t x = word ^ (fingerprint(inBase, context) * ONES);
-    for (uint64_t m = (x - ONES) & ~x & laneHighs[0]; m != 0; m &= m - 1) {
-      const uint32_t way = unsigned(__builtin_ctzll(m)) >> 3;
-      if (ways[way].inBase == inBase && ways[way].context == context) return way;
-    }
-    return MAX_WAYS;
-  };
-  uint32_t way = count != globalCount ? probe(ownContext) : MAX_WAYS;
-  if (way == MAX_WAYS && globalCount != 0) way = probe(globalContext);
-  if (way != MAX_WAYS) {
-    promote(set, way);
-    *sizeLog2Out = sizeLog2;
-    return &slots[size_t(set) * ways_ + way].value;
-  }
-  hint.valid = true;
-  hint.sizeLog2 = sizeLog2;
-  hint.set = set;
-  hint.inBase = inBase;
-  hint.ownContext = ownContext;
-  hint.globalContext = globalContext;
-  return nullptr;
-}
-
 const IotlbEntry* Iotlb::lookupGeneral(const IotlbTag& tag, uint64_t inputAddr,
                                        uint8_t* sizeLog2Out) {
   const uint64_t ownBase = contextBase(tag, false);
@@ -184,7 +136,7 @@ const IotlbEntry* Iotlb::lookupGeneral(const IotlbTag& tag, uint64_t inputAddr,
       *sizeLog2Out = sizeLog2;
       return &slots[size_t(set) * ways_ + way].value;
     }
-    hint.valid = true;
+    hint.state = MissHint::GENERAL;
     hint.sizeLog2 = sizeLog2;
     hint.set = set;
     hint.inBase = inBase;
@@ -192,41 +144,6 @@ const IotlbEntry* Iotlb::lookupGeneral(const IotlbTag& tag, uint64_t inputAddr,
     hint.globalContext = globalContext;
   }
   return nullptr;
-}
-
-bool Iotlb::fillAfterMiss(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2,
-                          const IotlbEntry& entry) {
-  // The fill after lookupOneSize() missed this non-global key, with no global entries and one
-  // size present (the caller checked those): the key is not in its set, so fill the lowest
-  // invalid way or evict the least recently used one; the size and global accounting cannot
-  // change. False, having changed nothing, when the last miss was not this key.
-  const uint64_t inBase = inputAddr & ~((uint64_t(1) << sizeLog2) - 1);
-  const uint64_t context = contextBase(tag, false) | (uint64_t(sizeLog2) << 32);
-  if (hint.inBase != inBase || hint.ownContext != context || hint.sizeLog2 != sizeLog2) {
-    return false;
-  }
-  hint.valid = false;
-  const uint32_t set = hint.set;
-  uint64_t& word = fingerprints[2 * size_t(set)];
-  constexpr uint64_t ONES = 0x0101'0101'0101'0101ull;
-  const uint64_t invalid = (word - ONES) & ~word & laneHighs[0];  // exact for the lowest
-  uint32_t way;
-  if (invalid != 0) {
-    way = unsigned(__builtin_ctzll(invalid)) >> 3;
-    count++;
-    sizeCounts[sizeLog2]++;
-    promote(set, way);
-  } else {
-    way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
-    evictions++;
-    recency[set] = ((recency[set] << 4) & orderMask) | way;
-  }
-  word = (word & ~(uint64_t(0xff) << (8 * way))) | (fingerprint(inBase, context) << (8 * way));
-  Slot& slot = slots[size_t(set) * ways_ + way];
-  slot.inBase = inBase;
-  slot.context = context;
-  slot.value = entry;
-  return true;
 }
 
 void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeLog2, bool global,
@@ -238,14 +155,24 @@ void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeL
   bool evicted = false;
   // The last lookup missed exactly this key in this set (and nothing changed since): its set is
   // known and the search for the key can be skipped.
-  if (hint.valid && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
+  // After lookupFast() no global entries exist, so the global key is not in the set either.
+  if (hint.fastSizeLog2 != MissHint::NO_FAST) {
+    hint.state = MissHint::GENERAL;
+    hint.sizeLog2 = hint.fastSizeLog2;
+    hint.globalContext = (hint.ownContext >> 40) & IotlbKey::SPACE_IPA
+                             ? ~uint64_t(0)
+                             : (hint.ownContext & ~(uint64_t(0xffff) << 16)) |
+                                   (uint64_t(IotlbKey::GLOBAL) << 40);
+  }
+  if (hint.state != MissHint::NONE && hint.sizeLog2 == sizeLog2 && hint.inBase == inBase &&
       (hint.ownContext == context || hint.globalContext == context)) {
     set = hint.set;
   } else {
     set = setOf(inputAddr, sizeLog2);
     way = findWay(set, inBase, context);  // replaced in place if present
   }
-  hint.valid = false;
+  hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
   const size_t first = size_t(set) * ways_;
   if (way == MAX_WAYS) {
     const uint64_t fp = fingerprint(inBase, context);
@@ -264,7 +191,7 @@ void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeL
     } else {
       // Evict the least recently used way, overwritten in place. With one entry size present
       // and no global entries, the victim's context need not be read.
-      way = uint32_t(recency[set] >> (4 * (ways_ - 1))) & 0xf;
+      way = uint32_t(recency[set] >> lruShift) & 0xf;
       evictions++;
       evicted = true;
       if (sizesPresent != (uint64_t(1) << sizeLog2) || globalCount != 0) {
@@ -290,6 +217,7 @@ void Iotlb::insertGeneral(const IotlbTag& tag, uint64_t inputAddr, uint8_t sizeL
   } else {
     promote(set, way);
   }
+  updateFast();
 }
 
 bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEntry& e) const {
@@ -323,9 +251,11 @@ bool Iotlb::inScope(const IotlbScope& scope, const IotlbKey& key, const IotlbEnt
 }
 
 size_t Iotlb::invalidate(const IotlbScope& scope) {
-  hint.valid = false;
+  hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
   if (count == 0) return 0;
   size_t n = 0;
+  KJ_DEFER(updateFast());
   auto consider = [&](uint32_t set, uint32_t way) {
     const size_t i = size_t(set) * ways_ + way;
     if (slots[i].context == 0) return;
@@ -371,11 +301,13 @@ size_t Iotlb::invalidate(const IotlbScope& scope) {
 }
 
 size_t Iotlb::invalidateAll() {
-  hint.valid = false;
+  hint.state = MissHint::NONE;
+  hint.fastSizeLog2 = MissHint::NO_FAST;
+  fastLog2 = 0;
   globalCount = 0;
   for (auto& c : sizeCounts) c = 0;
   sizesPresent = 0;
-  for (auto& w : slots) w.context = 0;
+  for (size_t i = 0; i < capacity(); i++) slots[i].context = 0;
   for (auto& f : fingerprints) f = 0;
   size_t n = count;
   count = 0;
